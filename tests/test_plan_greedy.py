@@ -1,0 +1,142 @@
+"""Greedy strategies, skipped guests, unplaced reasons and the Layout JSON."""
+
+from __future__ import annotations
+
+import json
+
+from xenfab.plan import Policy, plan, policy_from_dict
+from xenfab.snapshot import Domain, Guest, Host, Snapshot
+
+
+def snap(hosts, guests):
+    return Snapshot("test", "2026-01-01T00:00:00Z", "xen01", True, hosts, guests)
+
+
+def host(name, free, total=None, cpus=8, **kw):
+    return Host(
+        name, total_mib=total if total is not None else free, free_mib=free, cpus=cpus, **kw
+    )
+
+
+def guest(name, mem, state="disabled", **kw):
+    return Guest(name, memory_mib=mem, state=state, **kw)
+
+
+def where(layout):
+    return {a.guest: a.host for a in layout.assignments}
+
+
+def test_round_robin_rotates_over_hosts_largest_first():
+    s = snap(
+        [host("xen01", 8000, 16000), host("xen02", 8000, 32000), host("xen03", 8000, 16000)],
+        [guest(f"g{i}", 1000) for i in range(4)],
+    )
+    layout = plan(s, Policy(prefer_last_owner=False))
+    # Order by total RAM (xen02 first), then by name; guest i starts at host i mod 3.
+    assert where(layout) == {"g0": "xen02", "g1": "xen01", "g2": "xen03", "g3": "xen02"}
+    assert layout.complete and layout.method == "greedy" and layout.proven_optimal is True
+    assert layout.assignments[0].why.startswith("round-robin: first host with room in rotation")
+
+
+def test_round_robin_compares_numbers_not_strings():
+    # The seed compared "900" > "10000" as strings; 900 MiB must not fit a 10000 MiB guest check.
+    s = snap([host("xen01", 900), host("xen02", 10000)], [guest("big", 5000)])
+    assert where(plan(s, Policy())) == {"big": "xen02"}
+
+
+def test_round_robin_tries_every_host_in_turn():
+    s = snap(
+        [host("xen01", 1000), host("xen02", 1000), host("xen03", 6000)],
+        [guest("a", 500), guest("b", 4000)],
+    )
+    got = where(plan(s, Policy()))
+    assert got["b"] == "xen03"
+
+
+def test_most_free_picks_the_roomiest_host():
+    s = snap(
+        [host("xen01", 4000), host("xen02", 9000), host("xen03", 6000)],
+        [guest("a", 2000), guest("b", 2000), guest("c", 2000)],
+    )
+    layout = plan(s, policy_from_dict({"strategy": "most-free"}))
+    assert where(layout) == {"a": "xen02", "b": "xen02", "c": "xen03"}
+    assert layout.assignments[0].why == (
+        "most-free: most free RAM of the hosts that fit (9000 free >= 2000 needed)"
+    )
+
+
+def test_most_free_ties_broken_by_name():
+    s = snap([host("xen02", 4000), host("xen01", 4000)], [guest("a", 1000)])
+    assert where(plan(s, policy_from_dict({"strategy": "most-free"}))) == {"a": "xen01"}
+
+
+def test_skipped_guests_and_reasons():
+    s = snap(
+        [host("xen01", 8000, domains=[Domain("ghost", 1024, 1)]), host("xen02", 8000)],
+        [
+            guest("up", 1000, state="started", owner="xen02"),
+            guest("boot", 1000, state="starting", owner="xen01"),
+            guest("twice", 1000, running_on=["xen02"]),
+            guest("ghost", 1024),  # rgmanager says disabled but xl list shows it on xen01
+            guest("broken", 1000, plannable=False, reason="no config file"),
+            guest("stopped", 1000, state="stopped"),
+            guest("nomem", 0),
+            guest("down", 1000),
+        ],
+    )
+    layout = plan(s, Policy())
+    reasons = {k.guest: k.reason for k in layout.skipped}
+    assert reasons == {
+        "up": "already started on xen02",
+        "boot": "starting on xen01",
+        "twice": "domain running on xen02",
+        "ghost": "domain running on xen01",
+        "broken": "not plannable: no config file",
+        "stopped": "state stopped: only disabled or failed guests are started",
+        "nomem": "not plannable: memory size unknown",
+    }
+    assert [a.guest for a in layout.assignments] == ["down"]
+
+
+def test_unplaced_reason_and_per_host():
+    s = snap(
+        [host("xen01", 8192), host("xen02", 4096), host("xen03", 1, reachable=False)],
+        [guest("huge", 16384)],
+    )
+    layout = plan(s, Policy())
+    assert not layout.complete
+    (u,) = layout.unplaced
+    assert u.reason == (
+        "Need SA intervention: no host has room (largest free 8192 MiB < 16384 MiB needed)"
+    )
+    assert u.per_host == {
+        "xen01": "RAM: 8192 free < 16384 needed",
+        "xen02": "RAM: 4096 free < 16384 needed",
+        "xen03": "unreachable",
+    }
+
+
+def test_unreachable_host_never_used():
+    s = snap([host("xen01", 64000, reachable=False), host("xen02", 4000)], [guest("a", 1000)])
+    layout = plan(s, Policy())
+    assert where(layout) == {"a": "xen02"}
+
+
+def test_to_dict_is_json_with_documented_keys():
+    s = snap([host("xen01", 4000)], [guest("a", 1000), guest("b", 9000), guest("c", 1, "started")])
+    data = json.loads(json.dumps(plan(s, Policy()).to_dict()))
+    for key in ("assignments", "skipped", "unplaced", "hosts", "strategy", "method"):
+        assert key in data
+    assert {"proven_optimal", "warnings"} <= set(data)
+    assert set(data["assignments"][0]) == {"guest", "host", "memory_mib", "vcpus", "tier", "why"}
+    assert {"guest", "state", "reason"} == set(data["skipped"][0])
+    assert {"guest", "memory_mib", "reason", "per_host"} <= set(data["unplaced"][0])
+    assert {"name", "free_mib_before", "free_mib_after"} <= set(data["hosts"][0])
+    assert data["hosts"][0]["free_mib_after"] == 3000
+
+
+def test_for_host():
+    s = snap([host("xen01", 4000), host("xen02", 4000)], [guest("a", 1000), guest("b", 1000)])
+    layout = plan(s, Policy())
+    assert [a.guest for a in layout.for_host("xen01")] == ["a"]
+    assert [a.guest for a in layout.for_host("xen02")] == ["b"]

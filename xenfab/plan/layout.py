@@ -1,0 +1,96 @@
+"""The planner's result: which guest goes where, what was skipped or left down, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Assignment:
+    """One guest to start on one host, with the reason this host was chosen."""
+
+    guest: str
+    host: str
+    memory_mib: int
+    vcpus: int
+    tier: int
+    why: str
+
+
+@dataclass
+class Skipped:
+    """A guest the planner did not consider, e.g. already started or running somewhere."""
+
+    guest: str
+    state: str
+    reason: str
+
+
+@dataclass
+class Unplaced:
+    """A guest to start for which no host was found; ``per_host`` says which limit failed where."""
+
+    guest: str
+    memory_mib: int
+    reason: str
+    per_host: dict[str, str] = field(default_factory=dict)
+    tier: int = 0
+    vcpus: int = 0
+
+
+@dataclass
+class HostUse:
+    """One host's room before and after the plan (free RAM as measured, before any reserve)."""
+
+    name: str
+    status: str
+    free_mib_before: int
+    free_mib_after: int
+    vcpus_before: int
+    vcpus_after: int
+    vcpu_cap: float | None
+    guests: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Layout:
+    """A placement of the guests to start; ``complete`` when every one of them has a host."""
+
+    assignments: list[Assignment] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    unplaced: list[Unplaced] = field(default_factory=list)
+    hosts: list[HostUse] = field(default_factory=list)
+    strategy: str = "round-robin"
+    method: str = "greedy"
+    proven_optimal: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    without: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every guest to start got a host."""
+        return not self.unplaced
+
+    def for_host(self, name: str) -> list[Assignment]:
+        """The assignments to host ``name``, in plan order."""
+        return [a for a in self.assignments if a.host == name]
+
+    def assignment(self, guest: str) -> Assignment | None:
+        """The assignment of ``guest``, or None."""
+        return next((a for a in self.assignments if a.guest == guest), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The layout as the documented JSON object."""
+        return {
+            "assignments": [asdict(a) for a in self.assignments],
+            "skipped": [asdict(s) for s in self.skipped],
+            "unplaced": [asdict(u) for u in self.unplaced],
+            "hosts": [asdict(h) for h in self.hosts],
+            "strategy": self.strategy,
+            "method": self.method,
+            "complete": self.complete,
+            "proven_optimal": self.proven_optimal,
+            "warnings": list(self.warnings),
+            "without": list(self.without),
+        }

@@ -1,0 +1,394 @@
+"""The planning problem in plain arrays: which guests to place, on which hosts, under which limits.
+
+Built once from a Snapshot and a Policy; the greedy strategies, the repair moves and the exact
+search all read the same model and mutate only a :class:`State`, so they agree on every rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..snapshot import Guest, Snapshot
+from .layout import Skipped
+from .policy import Policy, host_matches
+
+# rgmanager states in which a service occupies its owner; on a failed host (what-if) they are down.
+RUNNING_STATES = frozenset({"started", "starting", "recovering"})
+
+UNREACHABLE = "unreachable"
+FAILED = "failed host (what-if)"
+EXCLUDED = "excluded"
+NOT_PINNED = "not in pin list"
+AVOIDED = "avoided after failed start"
+
+
+@dataclass
+class PGuest:
+    """A guest to place, with its charged size and the hosts its static rules allow."""
+
+    idx: int
+    name: str
+    guest: Guest
+    mem: int
+    vcpus: int
+    tier: int
+    classes: tuple[int, ...] = ()
+    # None = every usable host; otherwise the usable hosts passing pin (before avoid).
+    pinned: frozenset[int] | None = None
+    avoided: frozenset[int] = frozenset()
+    prefer: tuple[int, ...] = ()
+    last_owner: int | None = None
+    order: int = 0
+
+    def ok(self, h: int) -> bool:
+        """True when pin and avoid allow usable host ``h``."""
+        return (self.pinned is None or h in self.pinned) and h not in self.avoided
+
+
+@dataclass
+class AClass:
+    """An anti-affinity class resolved against the snapshot."""
+
+    name: str
+    spread: str
+    limit: int
+    unit_of: list[int]  # host index -> unit index (host or failure domain)
+    unit_names: list[str]
+    running: list[list[str]]  # unit index -> members already running there
+
+
+@dataclass
+class Model:
+    """Hosts, guests and limits of one planning problem."""
+
+    snapshot: Snapshot
+    policy: Policy
+    status: list[str | None]  # host index -> None when usable, else why not
+    usable: list[int]
+    cap: list[int]  # RAM a host can still take: measured free - reserve
+    vcap: list[float | None]
+    vused0: list[int]
+    size: list[int]
+    rank: list[int]  # host index -> position in name order (stable tie-break)
+    guests: list[PGuest] = field(default_factory=list)
+    classes: list[AClass] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    without: list[str] = field(default_factory=list)
+
+    def host_name(self, h: int) -> str:
+        """The name of host index ``h``."""
+        return self.snapshot.hosts[h].name
+
+    def weights(self) -> dict[int, int]:
+        """Tier -> weight such that one guest of a tier outweighs all guests of later tiers."""
+        tiers = sorted({g.tier for g in self.guests}, reverse=True)
+        out: dict[int, int] = {}
+        below = 0  # total weight of every guest in less important tiers
+        for t in tiers:
+            out[t] = below + 1
+            below += out[t] * sum(1 for g in self.guests if g.tier == t)
+        return out
+
+
+class State:
+    """Mutable placement state: remaining RAM/vCPU per host and class members per unit."""
+
+    __slots__ = ("m", "rem", "vused", "count", "where", "relaxed")
+
+    def __init__(self, m: Model) -> None:
+        self.m = m
+        self.rem = list(m.cap)
+        self.vused = list(m.vused0)
+        self.count = [[len(r) for r in c.running] for c in m.classes]
+        self.where: list[int | None] = [None] * len(m.guests)
+        self.relaxed: set[int] = set()
+
+    def copy(self) -> State:
+        """An independent copy."""
+        s = State.__new__(State)
+        s.m = self.m
+        s.rem = list(self.rem)
+        s.vused = list(self.vused)
+        s.count = [list(c) for c in self.count]
+        s.where = list(self.where)
+        s.relaxed = set(self.relaxed)
+        return s
+
+    def fits(self, g: PGuest, h: int) -> bool:
+        """True when guest ``g`` may go on usable host ``h`` now (every rule)."""
+        if self.rem[h] < g.mem or not g.ok(h):
+            return False
+        cap = self.m.vcap[h]
+        if cap is not None and self.vused[h] + g.vcpus > cap:
+            return False
+        if g.classes and g.idx not in self.relaxed:
+            classes = self.m.classes
+            for c in g.classes:
+                cl = classes[c]
+                if self.count[c][cl.unit_of[h]] >= cl.limit:
+                    return False
+        return True
+
+    def breaks_class(self, g: PGuest, h: int) -> list[int]:
+        """The classes ``g`` would break on ``h`` (used to explain a soft violation)."""
+        out = []
+        for c in g.classes:
+            cl = self.m.classes[c]
+            if self.count[c][cl.unit_of[h]] >= cl.limit:
+                out.append(c)
+        return out
+
+    def place(self, g: PGuest, h: int) -> None:
+        """Charge ``g`` to ``h``."""
+        self.rem[h] -= g.mem
+        self.vused[h] += g.vcpus
+        for c in g.classes:
+            self.count[c][self.m.classes[c].unit_of[h]] += 1
+        self.where[g.idx] = h
+
+    def remove(self, g: PGuest) -> int:
+        """Take ``g`` off its host and return that host."""
+        h = self.where[g.idx]
+        assert h is not None
+        self.rem[h] += g.mem
+        self.vused[h] -= g.vcpus
+        for c in g.classes:
+            self.count[c][self.m.classes[c].unit_of[h]] -= 1
+        self.where[g.idx] = None
+        return h
+
+    def members_at(self, c: int, h: int) -> list[str]:
+        """Names of class ``c`` members on the unit of host ``h`` (running and planned)."""
+        cl = self.m.classes[c]
+        u = cl.unit_of[h]
+        names = list(cl.running[u])
+        for g in self.m.guests:
+            w = self.where[g.idx]
+            if w is not None and c in g.classes and cl.unit_of[w] == u:
+                names.append(g.name)
+        return sorted(names)
+
+
+def build_model(
+    snapshot: Snapshot,
+    policy: Policy,
+    without: Iterable[str] = (),
+    avoid: Mapping[str, Collection[str]] | None = None,
+) -> Model:
+    """Resolve snapshot + policy into a Model: usable hosts, guests to place, class limits."""
+    hosts = snapshot.hosts
+    names = [h.name for h in hosts]
+    without = list(dict.fromkeys(without))
+    for w in without:
+        if w not in names:
+            raise ConfigError(f"without: {w!r} is not a host of this snapshot")
+    failed = set(without)
+    warnings: list[str] = []
+    for pattern in policy.exclude:
+        if not any(host_matches(n, [pattern]) for n in names):
+            warnings.append(f"exclude: {pattern} matches no host")
+
+    status: list[str | None] = []
+    for h in hosts:
+        if h.name in failed:
+            status.append(FAILED)
+        elif not h.reachable:
+            status.append(UNREACHABLE)
+        elif host_matches(h.name, policy.exclude):
+            status.append(EXCLUDED)
+        else:
+            status.append(None)
+    usable = [i for i, s in enumerate(status) if s is None]
+    ratio = policy.vcpu_ratio
+    vcap: list[float | None] = []
+    for i, h in enumerate(hosts):
+        if ratio is None:
+            vcap.append(None)
+        elif h.cpus <= 0:
+            # Unknown CPU count: a cap of 0 would refuse everything on a host that may be fine.
+            vcap.append(None)
+            if status[i] is None:
+                warnings.append(f"{h.name}: CPU count unknown, vCPU cap not applied")
+        else:
+            vcap.append(ratio * h.cpus)
+    by_name = sorted(range(len(hosts)), key=lambda i: names[i])
+    rank = [0] * len(hosts)
+    for r, i in enumerate(by_name):
+        rank[i] = r
+    cap = [h.free_mib - policy.reserve_mib for h in hosts]
+    m = Model(
+        snapshot=snapshot,
+        policy=policy,
+        status=status,
+        usable=usable,
+        cap=cap,
+        vcap=vcap,
+        vused0=[h.vcpus_used for h in hosts],
+        size=[max(h.total_mib, h.free_mib, 1) for h in hosts],
+        rank=rank,
+        warnings=warnings,
+        without=without,
+    )
+    _select_guests(m, failed, avoid or {})
+    _resolve_classes(m, failed)
+    return m
+
+
+def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[str]]) -> None:
+    snap, policy = m.snapshot, m.policy
+    hosts = snap.hosts
+    index = {h.name: i for i, h in enumerate(hosts)}
+    # Domains seen in xl list on live hosts: a guest found there must never be started again.
+    seen: dict[str, list[str]] = {}
+    for h in hosts:
+        if h.reachable and h.name not in failed:
+            for d in h.domains:
+                seen.setdefault(d.name, []).append(h.name)
+    managed = {g.name for g in snap.guests}
+    for w in m.without:
+        doms = hosts[index[w]].domains
+        others = sorted(d.name for d in doms if d.name != "Domain-0" and d.name not in managed)
+        if others:
+            m.warnings.append(
+                f"what-if: {w} also runs {', '.join(others)} (not cluster services): not replanned"
+            )
+    usable = set(m.usable)
+    pin_warned: set[str] = set()
+    for g in snap.guests:
+        lost = g.state in RUNNING_STATES and g.owner in failed
+        if not (g.startable or lost):
+            m.skipped.append(Skipped(g.name, g.state, _skip_reason(g)))
+            continue
+        if not g.plannable:
+            m.skipped.append(Skipped(g.name, g.state, f"not plannable: {g.reason or 'no reason'}"))
+            continue
+        running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
+        running = [h for h in running if h not in failed]
+        if running:
+            m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
+            continue
+        if g.memory_mib <= 0:
+            m.skipped.append(Skipped(g.name, g.state, "not plannable: memory size unknown"))
+            continue
+        pinned: frozenset[int] | None = None
+        entries = policy.pin_entries(g.name)
+        if entries:
+            ok = {i for i in usable if all(host_matches(hosts[i].name, e) for e in entries)}
+            pinned = frozenset(ok)
+            for e in entries:
+                for p in e:
+                    if p not in pin_warned and not any(host_matches(h.name, [p]) for h in hosts):
+                        pin_warned.add(p)
+                        m.warnings.append(f"pin: {p} matches no host")
+        avoided = frozenset(index[n] for n in avoid.get(g.name, ()) if n in index)
+        prefer: list[int] = []
+        for p in policy.preferred_hosts(g.name):
+            for i in sorted(usable, key=lambda i: m.rank[i]):
+                if host_matches(hosts[i].name, [p]) and i not in prefer:
+                    prefer.append(i)
+        last = index.get(g.last_owner or "") if policy.prefer_last_owner else None
+        m.guests.append(
+            PGuest(
+                idx=len(m.guests),
+                name=g.name,
+                guest=g,
+                mem=g.memory_mib + policy.overhead_mib,
+                vcpus=max(g.vcpus, 0),
+                tier=policy.tier_of(g.name),
+                pinned=pinned,
+                avoided=avoided,
+                prefer=tuple(prefer),
+                last_owner=last if last is not None and last in usable else None,
+            )
+        )
+
+
+def _skip_reason(g: Guest) -> str:
+    where = g.owner or "an unknown host"
+    if g.state == "started":
+        return f"already started on {where}"
+    if g.state == "starting":
+        return f"starting on {where}"
+    if g.state in RUNNING_STATES:
+        return f"{g.state} on {where}"
+    return f"state {g.state}: only disabled or failed guests are started"
+
+
+def _resolve_classes(m: Model, failed: set[str]) -> None:
+    hosts = m.snapshot.hosts
+    usable = set(m.usable)
+    to_place = {g.name: g for g in m.guests}
+    # Members already running, per host: xl list names plus rgmanager's started owner.
+    on_host: list[set[str]] = [set() for _ in hosts]
+    index = {h.name: i for i, h in enumerate(hosts)}
+    for i, h in enumerate(hosts):
+        if h.reachable and h.name not in failed:
+            on_host[i].update(d.name for d in h.domains if d.name != "Domain-0")
+    for g in m.snapshot.guests:
+        if g.name in to_place:
+            continue
+        for where in [g.owner if g.state in RUNNING_STATES else None, *g.running_on]:
+            i = index.get(where or "")
+            if i is not None and hosts[i].reachable and hosts[i].name not in failed:
+                on_host[i].add(g.name)
+    for name, spec in m.policy.anti_affinity.items():
+        unit_names: list[str] = []
+        unit_index: dict[str, int] = {}
+        unit_of: list[int] = []
+        missing = []
+        for h in hosts:
+            key = h.name
+            if spec.spread == "domain":
+                if h.domain:
+                    key = h.domain
+                elif index[h.name] in usable:
+                    missing.append(h.name)
+            if key not in unit_index:
+                unit_index[key] = len(unit_names)
+                unit_names.append(key)
+            unit_of.append(unit_index[key])
+        if missing:
+            m.warnings.append(
+                f"class {name}: spread domain but {', '.join(missing)} has no failure domain; "
+                "each counts as its own"
+            )
+        usable_units = {unit_of[i] for i in usable}
+        running: list[list[str]] = [[] for _ in unit_names]
+        for i in range(len(hosts)):
+            for gname in sorted(on_host[i]):
+                if spec.matches(gname) and gname not in running[unit_of[i]]:
+                    running[unit_of[i]].append(gname)
+        c = len(m.classes)
+        members = 0
+        for g in m.guests:
+            if spec.matches(g.name):
+                g.classes = (*g.classes, c)
+                members += 1
+        members += sum(len(running[u]) for u in usable_units)
+        units = len(usable_units)
+        limit = 1 if members <= units or units == 0 else math.ceil(members / units)
+        what = "failure domains" if spec.spread == "domain" else "usable hosts"
+        per = "domain" if spec.spread == "domain" else "host"
+        if members > units > 0:
+            m.warnings.append(
+                f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
+            )
+        for u in sorted(usable_units):
+            if len(running[u]) > limit:
+                m.warnings.append(
+                    f"class {name}: {', '.join(running[u])} already share {unit_names[u]}"
+                )
+        m.classes.append(
+            AClass(
+                name=name,
+                spread=spec.spread,
+                limit=limit,
+                unit_of=unit_of,
+                unit_names=unit_names,
+                running=running,
+            )
+        )

@@ -1,0 +1,87 @@
+"""plan(): snapshot + policy -> Layout; greedy first, then repair and exact search."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Mapping
+
+from ..snapshot import Snapshot
+from .explain import explain_unplaced
+from .greedy import guest_order, place_greedy
+from .layout import Assignment, HostUse, Layout, Unplaced
+from .model import Model, State, build_model
+from .policy import Policy
+
+
+def plan(
+    snapshot: Snapshot,
+    policy: Policy,
+    *,
+    without: Iterable[str] = (),
+    avoid: Mapping[str, Collection[str]] | None = None,
+    time_budget_s: float | None = None,
+) -> Layout:
+    """Place every disabled/failed guest on a host, or say per host why it cannot be placed."""
+    started = time.monotonic()
+    budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
+    deadline = started + budget
+    m = build_model(snapshot, policy, without, avoid)
+    st = State(m)
+    why: dict[int, str] = {}
+    order = guest_order(m)
+    place_greedy(m, st, order, why)
+    method = "greedy"
+    proven: bool | None = True
+    if any(st.where[g.idx] is None for g in m.guests):
+        proven = None
+        from .search import improve  # local: the search is only needed when greedy falls short
+
+        st, method, proven = improve(m, st, why, order, deadline)
+    return _layout(m, st, why, order, method, proven)
+
+
+def _layout(
+    m: Model,
+    st: State,
+    why: dict[int, str],
+    order: list,
+    method: str,
+    proven: bool | None,
+) -> Layout:
+    out = Layout(
+        strategy=m.policy.strategy,
+        method=method,
+        proven_optimal=proven,
+        skipped=list(m.skipped),
+        warnings=list(m.warnings),
+        without=list(m.without),
+    )
+    rank = {g.idx: i for i, g in enumerate(order)}
+    placed_on: dict[int, list[str]] = {}
+    for g in sorted(m.guests, key=lambda g: (g.tier, rank[g.idx])):
+        h = st.where[g.idx]
+        if h is None:
+            reason, per_host = explain_unplaced(m, st, g, proven)
+            out.unplaced.append(
+                Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus)
+            )
+            continue
+        placed_on.setdefault(h, []).append(g.name)
+        out.assignments.append(
+            Assignment(g.name, m.host_name(h), g.guest.memory_mib, g.vcpus, g.tier, why[g.idx])
+        )
+    for h, host in enumerate(m.snapshot.hosts):
+        charged = host.free_mib - m.policy.reserve_mib - st.rem[h]
+        out.hosts.append(
+            HostUse(
+                name=host.name,
+                status=m.status[h] or "ok",
+                free_mib_before=host.free_mib,
+                free_mib_after=host.free_mib - charged,
+                vcpus_before=m.vused0[h],
+                vcpus_after=st.vused[h],
+                vcpu_cap=m.vcap[h],
+                guests=placed_on.get(h, []),
+            )
+        )
+    return out
