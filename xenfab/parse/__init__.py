@@ -1,0 +1,47 @@
+"""Pure parsers for the text the Xen toolstacks and rgmanager print (standard library only).
+
+Every parser takes the command's text (str) and a keyword ``source`` naming where it came
+from (host, command or file), returns frozen records that also read like mappings, and
+raises only :class:`ParseError` on input it cannot trust.
+"""
+
+from xenfab.parse.clustat import parse_clustat
+from xenfab.parse.clusvcadm import parse_clusvcadm
+from xenfab.parse.errors import ParseError
+from xenfab.parse.guestcfg import parse_guest_config
+from xenfab.parse.records import (
+    Clustat,
+    ClusvcadmResult,
+    GuestConfig,
+    HostInfo,
+    ListedDomain,
+    Member,
+    RecordMixin,
+    Service,
+    Xentop,
+    XentopDomain,
+)
+from xenfab.parse.xentop import parse_xentop
+from xenfab.parse.xlinfo import parse_xl_info
+from xenfab.parse.xllist import domain_flags, parse_xl_list
+
+__all__ = [
+    "Clustat",
+    "ClusvcadmResult",
+    "GuestConfig",
+    "HostInfo",
+    "ListedDomain",
+    "Member",
+    "ParseError",
+    "RecordMixin",
+    "Service",
+    "Xentop",
+    "XentopDomain",
+    "domain_flags",
+    "parse_clustat",
+    "parse_clusvcadm",
+    "parse_guest_config",
+    "parse_xentop",
+    "parse_xl_info",
+    "parse_xl_list",
+]
