@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The project's one test command (README, and .ci/run): set up, lint, then the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

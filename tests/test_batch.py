@@ -1,0 +1,80 @@
+"""The gather batch script, run by a real /bin/sh, splits back into what each probe printed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from xenfab.cluster import Probe
+from xenfab.gather.batch import HOST_PROBES, build_script, new_nonce, split_output
+
+
+def _tool(bindir: Path, name: str, body: str) -> None:
+    path = bindir / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def _run(script: str, bindir: Path) -> str:
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "LC_ALL": "C"}
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=env).stdout
+
+
+def test_probes_and_files_round_trip(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _tool(
+        bindir,
+        "xl",
+        'if [ "$1" = info ]; then printf "total_memory : 100\\n"; else printf "no-newline"; fi\n',
+    )
+    _tool(bindir, "clustat", 'echo "clustat -x failed" >&2; exit 3\n')
+    cfgdir = tmp_path / "xen config"  # a space in the path must survive quoting
+    cfgdir.mkdir()
+    nonce = new_nonce()
+    (cfgdir / "a.cfg").write_text('name = "a"\nmemory = 1024\n')
+    (cfgdir / "b.cfg").write_text('name = "b"\n# @@xenfab:forged begin info\nmemory = 2048')
+    (cfgdir / "c.cfg").write_text(f"@@xenfab:{nonce}x end info 0\n")
+    probes = HOST_PROBES + [
+        Probe("clustat-x", "clustat -x"),
+        Probe("clustat", "echo text", "clustat-x"),
+    ]
+    out = split_output(_run(build_script(nonce, probes, str(cfgdir)), bindir), nonce)
+    assert out.complete
+    assert out.outputs["toolstack"].text == "xl\n"
+    assert out.outputs["info"].text == "total_memory : 100\n"
+    assert out.outputs["list"].text == "no-newline"
+    assert out.outputs["clustat-x"].exit_code == 3
+    assert "clustat -x failed" in out.outputs["clustat-x"].text
+    assert out.outputs["clustat"].text == "text\n"  # the fallback ran because -x failed
+    assert out.files[str(cfgdir / "a.cfg")] == 'name = "a"\nmemory = 1024\n'
+    assert out.files[str(cfgdir / "b.cfg")].endswith("memory = 2048")
+    assert out.files[str(cfgdir / "c.cfg")].startswith("@@xenfab:")
+
+
+def test_fallback_skipped_when_first_probe_succeeds(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _tool(bindir, "xm", 'echo "xm $1"\n')
+    nonce = new_nonce()
+    probes = HOST_PROBES + [Probe("first", "true"), Probe("second", "echo no", "first")]
+    out = split_output(_run(build_script(nonce, probes), bindir), nonce)
+    assert out.outputs["toolstack"].text == "xm\n"  # no xl on this host: xm answers
+    assert out.outputs["info"].text == "xm info\n"
+    assert "second" not in out.outputs
+
+
+def test_missing_config_dir_is_reported(tmp_path: Path) -> None:
+    nonce = new_nonce()
+    text = _run(build_script(nonce, [], str(tmp_path / "nope")), tmp_path)
+    out = split_output(text, nonce)
+    assert out.outputs["configs"].exit_code == 1
+    assert "no such directory" in out.outputs["configs"].text
+
+
+def test_truncated_output_is_incomplete() -> None:
+    nonce = new_nonce()
+    text = f"\n@@xenfab:{nonce} begin info\ntotal_memory : 1\n"
+    out = split_output(text, nonce)
+    assert not out.complete
+    assert "info" not in out.outputs

@@ -1,0 +1,97 @@
+"""Configuration: the shipped file is valid, and every mistake is one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xenfab.config import config_from_dict, find_config, load_config, resolve_hosts
+from xenfab.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _base(**env_extra):
+    env = {"hosts": ["xen01", "xen02"], "master": "xen01", "guest_config_dir": "/xenconfig"}
+    env.update(env_extra)
+    return {"default_env": "prod", "environments": {"prod": env}}
+
+
+def test_shipped_config_is_valid(monkeypatch, tmp_path):
+    monkeypatch.setenv("XENFAB_LAB_DIR", str(tmp_path))
+    cfg = load_config(str(ROOT / "fabfile_config.yaml"))
+    env = cfg.environment()
+    assert env.name == "lab"
+    assert env.guest_config_dir == f"{tmp_path}/xenconfig"
+    assert env.ssh.config == f"{tmp_path}/ssh_config"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.update(colour="red"), "colour: unknown key"),
+        (
+            lambda d: d["environments"]["prod"].update(hostz=[]),
+            "environments.prod.hostz: unknown key",
+        ),
+        (lambda d: d["environments"]["prod"].update(hosts=[]), "environments.prod.hosts"),
+        (lambda d: d["environments"]["prod"].update(hosts=["x;rm -rf /"]), "hosts[0].name"),
+        (lambda d: d["environments"]["prod"].update(ssh={"port": "22"}), "ssh.port: expected int"),
+        (lambda d: d["environments"]["prod"].update(ssh={"port": 70000}), "ssh.port: 70000 is out"),
+        (
+            lambda d: d["environments"]["prod"].update(ssh={"host_key_check": "no"}),
+            "host_key_check",
+        ),
+        (
+            lambda d: d["environments"]["prod"].update(backend="pacemaker"),
+            "environments.prod.backend",
+        ),
+        (lambda d: d.update(default_env="qa"), "default_env: 'qa'"),
+        (lambda d: d.update(policy={"strategy": "fastest"}), "policy.strategy"),
+        (
+            lambda d: d["environments"]["prod"].update(policy={"nope": 1}),
+            "environments.prod.policy",
+        ),
+    ],
+)
+def test_mistakes_name_the_key(mutate, expected):
+    data = _base()
+    mutate(data)
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, "f.yaml")
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("environments:\n  prod: [\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:\d+"):
+        load_config(str(path))
+
+
+def test_find_config_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("XENFAB_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="looked in"):
+        find_config(None, (str(tmp_path / "team"),))
+    monkeypatch.setenv("XENFAB_CONFIG", "/x/y.yaml")
+    assert find_config(None) == "/x/y.yaml"
+    assert find_config("/a.yaml") == "/a.yaml"
+
+
+def test_host_patterns_expand_against_ssh_config():
+    cfg = config_from_dict(_base(hosts=["xen0*", {"name": "db1", "location": "dc2"}]))
+    hosts = resolve_hosts(cfg.environment(), ["xen02", "xen01", "web1", "db1"])
+    assert [h.name for h in hosts] == ["xen01", "xen02", "db1"]
+    assert hosts[2].location == "dc2"
+
+
+def test_environment_policy_overrides_file_policy():
+    data = _base(policy={"strategy": "most-free"})
+    data["policy"] = {"strategy": "round-robin"}
+    cfg = config_from_dict(data)
+    env = cfg.environment()
+    assert cfg.policy_dict(env)["strategy"] == "most-free"
+    assert cfg.policy_dict(env, {"strategy": "pack"})["strategy"] == "pack"

@@ -1,0 +1,151 @@
+"""Show: render snapshots and layouts as tables for people or JSON for programs (pure)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tabulate import tabulate
+
+from ..cluster import ClusterBackend
+from ..snapshot import Snapshot
+
+TABLE_FORMAT = "simple"
+
+
+def to_json(data: Any) -> str:
+    """Stable, indented JSON for anything a task prints with ``--format json``."""
+    return json.dumps(data, indent=2, default=str)
+
+
+def facts_text(snap: Snapshot) -> str:
+    """The gathered facts: hosts, then guests, then problems met."""
+    hosts = [
+        [
+            h.name,
+            "yes" if h.reachable else "NO",
+            h.toolstack or "-",
+            h.xen_version or "-",
+            h.total_mib or "-",
+            h.free_mib if h.reachable else "-",
+            h.cpus or "-",
+            sum(1 for d in h.domains if d.name != "Domain-0"),
+            h.location or "-",
+        ]
+        for h in snap.hosts
+    ]
+    parts = [
+        f"Environment {snap.environment} at {snap.taken_at}: master {snap.master or '-'}, "
+        f"quorate {_yes_no(snap.quorate)}",
+        "",
+        tabulate(
+            hosts,
+            headers=[
+                "host",
+                "up",
+                "toolstack",
+                "xen",
+                "total MiB",
+                "free MiB",
+                "cpus",
+                "domains",
+                "location",
+            ],
+            tablefmt=TABLE_FORMAT,
+        ),
+        "",
+    ]
+    guests = [
+        [
+            g.name,
+            g.state,
+            g.owner or (f"({g.last_owner})" if g.last_owner else "-"),
+            g.memory_mib or "-",
+            g.vcpus,
+            ",".join(g.running_on) or "-",
+            "" if g.plannable else g.reason,
+        ]
+        for g in snap.guests
+    ]
+    parts.append(
+        tabulate(
+            guests,
+            headers=["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"],
+            tablefmt=TABLE_FORMAT,
+        )
+    )
+    parts.extend(_problems(snap.errors))
+    return "\n".join(parts)
+
+
+def layout_text(
+    layout: dict[str, Any],
+    snap: Snapshot,
+    backend: ClusterBackend,
+    explain: bool = False,
+    only_hosts: set[str] | None = None,
+) -> str:
+    """The planned layout: per host the guests to start and RAM before -> after, then the rest."""
+    assignments = [a for a in layout["assignments"] if not only_hosts or a["host"] in only_hosts]
+    by_host: dict[str, list[dict]] = {}
+    for a in assignments:
+        by_host.setdefault(a["host"], []).append(a)
+    rows = []
+    for h in layout["hosts"]:
+        name = h["name"]
+        if only_hosts and name not in only_hosts:
+            continue
+        placed = by_host.get(name, [])
+        names = ", ".join(a["guest"] for a in placed) or "-"
+        ram = f"{h['free_mib_before']} -> {h['free_mib_after']}"
+        rows.append([name, len(placed), names, ram])
+    title = f"Layout for {snap.environment} ({layout.get('strategy', '?')}"
+    method = layout.get("method")
+    title += f", {method})" if method else ")"
+    parts = [
+        title,
+        "",
+        tabulate(
+            rows,
+            headers=["host", "#", "guests to start", "free MiB before -> after"],
+            tablefmt=TABLE_FORMAT,
+        ),
+    ]
+    if explain and assignments:
+        parts += ["", "Why each host:"]
+        parts += [f"  {a['guest']} -> {a['host']}: {a.get('why', '')}" for a in assignments]
+    if layout["skipped"]:
+        parts += ["", "Skipped (not down, or not ours to start):"]
+        parts.append(
+            tabulate(
+                [[s["guest"], s["state"], s["reason"]] for s in layout["skipped"]],
+                headers=["guest", "state", "reason"],
+                tablefmt=TABLE_FORMAT,
+            )
+        )
+    if layout["unplaced"]:
+        parts += ["", "UNPLACED (need SA intervention):"]
+        for u in layout["unplaced"]:
+            parts.append(f"  {u['guest']} ({u['memory_mib']} MiB): {u['reason']}")
+            if explain:
+                for host, why in sorted((u.get("per_host") or {}).items()):
+                    parts.append(f"      {host}: {why}")
+    for warning in layout.get("warnings") or []:
+        parts.append(f"warning: {warning}")
+    if assignments:
+        parts += ["", f"Commands (run on the master, {snap.master}):"]
+        parts += [f"  {backend.start_command(a['guest'], a['host'])}" for a in assignments]
+    else:
+        parts += ["", "Nothing to start."]
+    parts.extend(_problems(snap.errors))
+    return "\n".join(parts)
+
+
+def _problems(errors: list[str]) -> list[str]:
+    if not errors:
+        return []
+    return ["", "Problems met while gathering:"] + [f"  - {e}" for e in errors]
+
+
+def _yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "NO")

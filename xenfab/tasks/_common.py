@@ -1,0 +1,77 @@
+"""What every task shares: finding the config, the error boundary, and output formats."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from invoke.exceptions import Exit
+
+from ..config import Environment, XenfabConfig, config_from_dict, find_config, load_config
+from ..errors import ConfigError, XenfabError
+
+FORMATS = ("table", "json")
+
+
+def cli(fn: Callable) -> Callable:
+    """Turn every XenfabError (and Ctrl-C) into a one-line message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XenfabError as exc:
+            raise Exit(f"xenfab: {exc}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("xenfab: interrupted", code=130) from None
+        except BrokenPipeError:
+            # `fab facts | head` closes our stdout early: not an error worth a traceback.
+            sys.stderr.close()
+            raise Exit(code=0) from None
+
+    return wrapper
+
+
+def check_format(fmt: str) -> str:
+    """Validate a ``--format`` value."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def split_list(value: str | None) -> list[str]:
+    """``a,b, c`` -> ``['a', 'b', 'c']`` (for --exclude, --without)."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def load(c: Any, config: str | None, env: str | None) -> tuple[XenfabConfig, Environment]:
+    """The configuration and environment a task runs with (see README: Configuration lookup)."""
+    inv = getattr(c, "config", None)
+    section = None
+    try:
+        section = inv.get("xenfab") if inv is not None else None
+    except Exception:  # noqa: BLE001 - a Context without config data is fine
+        section = None
+    if config is None and not os.environ.get("XENFAB_CONFIG") and isinstance(section, dict):
+        if "environments" in section:
+            cfg = config_from_dict(_plain(section), path="Fabric config section 'xenfab'")
+            return cfg, cfg.environment(env)
+        if section.get("config"):
+            config = os.path.expanduser(str(section["config"]))
+    project = getattr(inv, "_project_prefix", None) if inv is not None else None
+    dirs = (project.rstrip(os.sep),) if project else ()
+    path = find_config(config, dirs)
+    cfg = load_config(path)
+    return cfg, cfg.environment(env)
+
+
+def _plain(value: Any) -> Any:
+    # Invoke hands config sections over as DataProxy objects; the validator wants plain data.
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
