@@ -104,8 +104,12 @@ class ClusterBackend(ABC):
         """Turn the probes' outputs into a ClusterState; never raises on bad output."""
 
     @abstractmethod
-    def start_command(self, guest: str, host: str) -> str:
-        """The shell command that starts ``guest`` on ``host`` (names validated and quoted)."""
+    def start_command(self, guest: str, host: str, state: str | None = None) -> str:
+        """The shell command that starts ``guest`` (now in ``state``) on ``host``, names quoted.
+
+        Pass the state the guest was just re-read in: some managers need a different command for
+        a failed service (rgmanager must disable it before it can be enabled again).
+        """
 
     @abstractmethod
     def parse_start(self, guest: str, host: str, output: Output) -> StartOutcome:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from ..parse import ParseError, parse_clustat, parse_clusvcadm
 from .base import (
     ClusterBackend,
@@ -58,14 +60,36 @@ class RgmanagerBackend(ClusterBackend):
             return ClusterState(parsed.quorate, members, services, probe, error)
         return ClusterState(None, source="", error="; ".join(errors) or "no clustat output")
 
-    def start_command(self, guest: str, host: str) -> str:
-        """``clusvcadm -e vm:NAME -m HOST``: always the vm: prefix (clusvcadm adds service:)."""
-        return f"clusvcadm -e {safe_guest(VM_PREFIX + guest)} -m {safe_host(host)}"
+    def start_command(self, guest: str, host: str, state: str | None = None) -> str:
+        """``clusvcadm -e vm:NAME -m HOST``; a failed service is disabled first, as rgmanager asks.
+
+        Always the vm: prefix: clusvcadm would otherwise add ``service:``.
+        """
+        safe_guest(guest)
+        service = shlex.quote(VM_PREFIX + guest)
+        enable = f"clusvcadm -e {service} -m {safe_host(host)}"
+        if state == "failed":
+            # rgmanager refuses to enable a failed service; -d clears it. Only ever for a guest
+            # just re-read as failed and absent from every host's xl list: -d on a running
+            # service would stop it.
+            return f"clusvcadm -d {service} && {enable}"
+        return enable
 
     def parse_start(self, guest: str, host: str, output: Output) -> StartOutcome:
         """Success only when clusvcadm says so and acted on the member we asked for."""
+        text = output.text
+        lines = text.splitlines(keepends=True)
+        enable_at = [i for i, line in enumerate(lines) if "trying to enable" in line]
+        if enable_at:
+            # After a chained `clusvcadm -d`, only the enable's report says what happened.
+            start = enable_at[-1]
+            while start > 0 and (
+                "not in membership list" in lines[start - 1] or "Closest match" in lines[start - 1]
+            ):
+                start -= 1
+            text = "".join(lines[start:])
         try:
-            res = parse_clusvcadm(output.text, output.exit_code, source=f"clusvcadm on {host}")
+            res = parse_clusvcadm(text, output.exit_code, source=f"clusvcadm on {host}")
         except ParseError as exc:
             return StartOutcome(guest, host, False, str(exc), output.exit_code)
         acted = res.member

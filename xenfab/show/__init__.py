@@ -134,7 +134,11 @@ def layout_text(
         parts.append(f"warning: {warning}")
     if assignments:
         parts += ["", f"Commands (run on the master, {snap.master}):"]
-        parts += [f"  {backend.start_command(a['guest'], a['host'])}" for a in assignments]
+        states = {g.name: g.state for g in snap.guests}
+        parts += [
+            f"  {backend.start_command(a['guest'], a['host'], states.get(a['guest']))}"
+            for a in assignments
+        ]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors))

@@ -80,7 +80,10 @@ def show_layout(
     backend = get_backend(snap.backend or environment.backend)
     if format == "json":
         data = layout.to_dict()
-        data["commands"] = [backend.start_command(a.guest, a.host) for a in layout.assignments]
+        states = {g.name: g.state for g in snap.guests}
+        data["commands"] = [
+            backend.start_command(a.guest, a.host, states.get(a.guest)) for a in layout.assignments
+        ]
         print(show.to_json(data))
     else:
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
