@@ -1,17 +1,386 @@
-"""Search beyond greedy: repair moves, then an exact branch and bound within a time budget."""
+"""Search beyond greedy: repair moves, then an exact branch and bound within a time budget.
+
+The objective is lexicographic by tier: one more tier-1 guest placed beats any number of tier-2
+guests (see Model.weights). Among layouts placing equally well, the search keeps as many guests as
+it can on the host the greedy pass (the chosen strategy) gave them.
+"""
 
 from __future__ import annotations
 
-from .greedy import place_greedy
+import time
+
+from .greedy import fit_text, place_greedy, soft_text
 from .model import Model, PGuest, State
+
+# Exact search checks the clock every this many nodes: cheap, and overshoots the budget by
+# well under a millisecond.
+_CLOCK_EVERY = 64
 
 
 def improve(
     m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
 ) -> tuple[State, str, bool | None]:
     """Try to place the guests greedy left down; returns the state, method and proof flag."""
-    method = "greedy"
-    if m.policy.anti_affinity_mode == "soft" and m.classes:
-        st.relaxed = {g.idx for g in m.guests if st.where[g.idx] is None}
-        place_greedy(m, st, order, why)
-    return st, method, None
+    method, proven = "greedy", None
+    soft = m.policy.anti_affinity_mode == "soft" and bool(m.classes)
+    hard_where = list(st.where)
+    for relax in (False, True) if soft else (False,):
+        if relax:
+            if all(st.where[g.idx] is not None for g in m.guests):
+                break
+            # Soft rules: only the guests that would otherwise stay down may break a class.
+            hard_where = list(st.where)
+            st.relaxed = {g.idx for g in m.guests if st.where[g.idx] is None}
+            place_greedy(m, st, order, why)
+            if all(st.where[g.idx] is not None for g in m.guests):
+                return st, method, True
+            # For the search, every guest may break a class: that is the true soft optimum.
+            st.relaxed = {g.idx for g in m.guests}
+        now = time.monotonic()
+        # Repair is cheap and keeps the greedy layout; give it a share, the rest to the search.
+        if now < deadline and repair(m, st, why, order, now + (deadline - now) / 4):
+            method = "greedy+repair"
+        if all(st.where[g.idx] is not None for g in m.guests):
+            proven = True
+            continue
+        result = exact(m, st, deadline)
+        proven = result.proven
+        if result.where is not None:
+            _adopt(m, st, why, result.where)
+            method = "exact"
+    if soft:
+        _note_soft(m, st, why, hard_where)
+    return st, method, proven
+
+
+def _adopt(m: Model, st: State, why: dict[int, str], where: list[int | None]) -> None:
+    """Switch ``st`` to the exact layout ``where`` and rewrite the reasons that changed."""
+    before = list(st.where)
+    for g in m.guests:
+        if st.where[g.idx] is not None:
+            st.remove(g)
+    for g in m.guests:
+        h = where[g.idx]
+        if h is not None:
+            st.place(g, h)
+    # Settle: the strategy still decides among equally good layouts, so every guest the search
+    # moved goes back to its greedy host when that host has room again.
+    for g in m.guests:
+        h, old = st.where[g.idx], before[g.idx]
+        if h is not None and old is not None and h != old:
+            st.remove(g)
+            st.place(g, old if st.fits(g, old) else h)
+    for g in m.guests:
+        h, old = st.where[g.idx], before[g.idx]
+        if h is None or h == old:
+            continue
+        left = f"{st.rem[h]} MiB left free on {m.host_name(h)}"
+        if old is None:
+            why[g.idx] = f"exact search: greedy left it down; this layout fits it ({left})"
+        else:
+            why[g.idx] = (
+                f"exact search: moved from {m.host_name(old)} so more guests fit "
+                f"({g.mem} needed, {left})"
+            )
+
+
+def _note_soft(m: Model, st: State, why: dict[int, str], hard_where: list[int | None]) -> None:
+    # A guest placed or moved after the rules were relaxed, now sharing its host (or domain)
+    # beyond the class limit, says so in `why`.
+    for g in m.guests:
+        h = st.where[g.idx]
+        if h is None or h == hard_where[g.idx] or "soft anti-affinity" in why.get(g.idx, ""):
+            continue
+        st.remove(g)
+        broken = st.breaks_class(g, h)
+        if broken:
+            why[g.idx] = why.get(g.idx, "") + "; " + soft_text(m, st, g, h, broken)
+        st.place(g, h)
+
+
+# --- repair ------------------------------------------------------------------------------------
+
+
+class _Repair:
+    """Ejection chains: place a guest by moving one planned guest (which may move one more)."""
+
+    def __init__(self, m: Model, st: State, deadline: float) -> None:
+        self.m, self.st, self.deadline = m, st, deadline
+        self.on: dict[int, set[int]] = {h: set() for h in m.usable}
+        for g in m.guests:
+            h = st.where[g.idx]
+            if h is not None:
+                self.on[h].add(g.idx)
+        self.log: list[tuple[str, PGuest, int]] = []
+        self.fit: dict[int, str] = {}  # guest -> RAM fit at the moment it was placed
+        self.ejected: dict[int, tuple[PGuest, int]] = {}  # guest -> (moved guest, its new host)
+
+    def place(self, g: PGuest, h: int) -> None:
+        """Place and remember how to undo."""
+        self.fit[g.idx] = fit_text(self.st, g, h)
+        self.st.place(g, h)
+        self.on[h].add(g.idx)
+        self.log.append(("place", g, h))
+
+    def remove(self, g: PGuest) -> int:
+        """Remove and remember how to undo."""
+        h = self.st.remove(g)
+        self.on[h].discard(g.idx)
+        self.log.append(("remove", g, h))
+        return h
+
+    def undo(self, mark: int) -> None:
+        """Roll back to log position ``mark``."""
+        while len(self.log) > mark:
+            op, g, h = self.log.pop()
+            if op == "place":
+                self.st.remove(g)
+                self.on[h].discard(g.idx)
+            else:
+                self.st.place(g, h)
+                self.on[h].add(g.idx)
+
+    def insert(self, g: PGuest, depth: int, frozen: frozenset[int], moved: set[int]) -> int | None:
+        """Place ``g``, moving at most ``depth`` other guests in a chain; None when impossible."""
+        st, m = self.st, self.m
+        self.ejected.pop(g.idx, None)
+        hosts = [h for h in m.usable if h not in frozen and g.ok(h)]
+        hosts.sort(key=lambda h: (-st.rem[h], m.rank[h]))
+        for h in hosts:
+            if st.fits(g, h):
+                self.place(g, h)
+                return h
+        if depth == 0:
+            return None
+        for h in hosts:
+            if time.monotonic() > self.deadline:
+                return None
+            if m.cap[h] < g.mem:
+                continue  # even emptied of planned guests this host is too small
+            # Move the least important, smallest guests first: cheapest to relocate.
+            victims = sorted(
+                (m.guests[i] for i in self.on[h] if i not in moved),
+                key=lambda p: (-p.tier, p.mem, p.name),
+            )
+            for p in victims:
+                if st.rem[h] + p.mem < g.mem:
+                    continue
+                mark = len(self.log)
+                self.remove(p)
+                if st.fits(g, h):
+                    self.place(g, h)
+                    h2 = self.insert(p, depth - 1, frozen | {h}, moved | {g.idx, p.idx})
+                    if h2 is not None:
+                        self.ejected[g.idx] = (p, h2)
+                        return h
+                self.undo(mark)
+        return None
+
+    def explain(self, root: PGuest, why: dict[int, str]) -> None:
+        """Write the reasons along the successful chain starting at ``root``."""
+        m = self.m
+        g, made_room_for = root, None
+        while True:
+            text = self.fit[g.idx]
+            move = self.ejected.get(g.idx)
+            if move is not None:
+                text = f"after moving {move[0].name} to {m.host_name(move[1])}; {text}"
+            if made_room_for is None:
+                why[g.idx] = f"repair: placed {text}" if move else f"repair: placed ({text})"
+            else:
+                why[g.idx] = f"moved by repair to make room for {made_room_for.name} ({text})"
+            if move is None:
+                return
+            g, made_room_for = move[0], g
+
+
+def repair(m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float) -> int:
+    """Place guests greedy left down by moving planned guests; returns how many it placed."""
+    r = _Repair(m, st, deadline)
+    placed = 0
+    for g in order:
+        if st.where[g.idx] is not None:
+            continue
+        if time.monotonic() > deadline:
+            break
+        r.log.clear()
+        if r.insert(g, 2, frozenset(), {g.idx}) is not None:
+            placed += 1
+            r.explain(g, why)
+    return placed
+
+
+# --- exact search ------------------------------------------------------------------------------
+
+
+class ExactResult:
+    """Outcome of the exact search: a better layout (or None) and whether the best is proven."""
+
+    def __init__(self, where: list[int | None] | None, proven: bool, nodes: int) -> None:
+        self.where = where
+        self.proven = proven
+        self.nodes = nodes
+
+
+def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
+    """Branch and bound over guests (largest first per tier), within ``deadline``.
+
+    Returns a layout only when it places strictly more (tier-weighted) than ``incumbent``;
+    ``proven`` is True when no layout can place more than the best one known.
+    """
+    guests = sorted(m.guests, key=lambda g: (g.tier, -g.mem, -g.vcpus, g.name))
+    n = len(guests)
+    weights = m.weights()
+    w = [weights[g.tier] for g in guests]
+    inc = list(incumbent.where)
+    best_primary = sum(w[i] for i, g in enumerate(guests) if inc[g.idx] is not None)
+    best_where: list[int | None] | None = None
+    # Tier blocks: bound() walks each remaining block smallest first.
+    block_end = [0] * n
+    i = 0
+    while i < n:
+        j = i
+        while j < n and guests[j].tier == guests[i].tier:
+            j += 1
+        for k in range(i, j):
+            block_end[k] = j
+        i = j
+    usable = m.usable
+    st = State(m)
+    st.relaxed = set(incumbent.relaxed)
+    sig_static = _static_signatures(m, guests)
+    host_classes = [c for c, cl in enumerate(m.classes) if cl.spread == "host"]
+
+    # Smallest guest size from each position on: room smaller than that is wasted.
+    suffix_min = [0] * (n + 1)
+    suffix_min[n] = 1 << 62
+    for k in range(n - 1, -1, -1):
+        suffix_min[k] = min(suffix_min[k + 1], guests[k].mem)
+
+    def bound(lvl: int) -> int:
+        # Relaxation: the hosts' usable room as one bin; per tier, smallest guests first (exact
+        # for lexicographic weights on one bin), each no bigger than the roomiest host. Room on a
+        # host that is smaller than every remaining guest can never be used, so it is not counted.
+        smallest = suffix_min[lvl]
+        r = 0
+        largest = 0
+        for h in usable:
+            x = st.rem[h]
+            if x >= smallest:
+                r += x
+                if x > largest:
+                    largest = x
+        ub = 0
+        k = lvl
+        while k < n:
+            e = block_end[k]
+            for j in range(e - 1, k - 1, -1):
+                mem = guests[j].mem
+                if mem > largest or mem > r:
+                    break
+                r -= mem
+                ub += w[j]
+            k = e
+        return ub
+
+    # Identical guests are interchangeable: the later one never takes a host ranked before the
+    # earlier one's, and is left down whenever the earlier one is.
+    twin_of: dict[tuple, int] = {}
+    prev_twin = [-1] * n
+    for k, g in enumerate(guests):
+        key = (g.mem, g.vcpus, g.tier, g.classes, g.pinned, g.avoided)
+        prev_twin[k] = twin_of.get(key, -1)
+        twin_of[key] = k
+
+    def candidates(lvl: int) -> list[int]:
+        g = guests[lvl]
+        seen = set()
+        out = []
+        floor = -1
+        if prev_twin[lvl] >= 0:
+            hp = st.where[guests[prev_twin[lvl]].idx]
+            if hp is None:
+                return [-1]
+            floor = m.rank[hp]
+        # Best fit first: the first dive is best-fit decreasing, which packs far better than the
+        # seed strategies; settle() afterwards moves guests back to their greedy hosts.
+        hosts = sorted(
+            (h for h in usable if m.rank[h] >= floor and st.fits(g, h)),
+            key=lambda h: (st.rem[h], m.rank[h]),
+        )
+        for h in hosts:
+            # Hosts in the same state with the same static rules are interchangeable.
+            sig = (
+                sig_static[h],
+                st.rem[h],
+                st.vused[h],
+                tuple(st.count[c][m.classes[c].unit_of[h]] for c in host_classes),
+            )
+            if sig in seen:
+                continue
+            seen.add(sig)
+            out.append(h)
+        out.append(-1)  # leave the guest down
+        return out
+
+    root_ub = bound(0)
+    if best_primary >= root_ub:
+        return ExactResult(None, True, 0)
+    nodes = 0
+    timed_out = False
+    cur_primary = 0
+    frames: list[list] = [[candidates(0), 0, None]]
+    while frames:
+        nodes += 1
+        if nodes % _CLOCK_EVERY == 0 and time.monotonic() > deadline:
+            timed_out = True
+            break
+        lvl = len(frames) - 1
+        frame = frames[-1]
+        g = guests[lvl]
+        if frame[2] is not None and frame[2] >= 0:
+            st.remove(g)
+            cur_primary -= w[lvl]
+        frame[2] = None
+        if frame[1] >= len(frame[0]):
+            frames.pop()
+            continue
+        h = frame[0][frame[1]]
+        frame[1] += 1
+        frame[2] = h
+        if h >= 0:
+            st.place(g, h)
+            cur_primary += w[lvl]
+        nxt = lvl + 1
+        if nxt == n:
+            if cur_primary > best_primary:
+                best_primary = cur_primary
+                best_where = list(st.where)
+                if best_primary >= root_ub:
+                    break
+            continue
+        # Prune on the tier-weighted count only: the secondary wish (keep greedy hosts) is
+        # served by trying the greedy host first and by settle() afterwards, not by search.
+        if cur_primary + bound(nxt) <= best_primary:
+            continue
+        frames.append([candidates(nxt), 0, None])
+    proven = not timed_out or best_primary >= root_ub
+    return ExactResult(best_where if best_where is not None else None, proven, nodes)
+
+
+def _static_signatures(m: Model, guests: list[PGuest]) -> dict[int, int]:
+    # Two hosts are interchangeable for the search when every guest's pin/avoid treats them
+    # alike, they have the same vCPU cap and sit in the same failure domain for every
+    # domain-spread class.
+    dom_classes = [c for c, cl in enumerate(m.classes) if cl.spread == "domain"]
+    ids: dict[tuple, int] = {}
+    out: dict[int, int] = {}
+    restricted = [g for g in guests if g.pinned is not None or g.avoided]
+    for h in m.usable:
+        key = (
+            m.vcap[h],
+            tuple(m.classes[c].unit_of[h] for c in dom_classes),
+            frozenset(g.idx for g in restricted if not g.ok(h)),
+        )
+        out[h] = ids.setdefault(key, len(ids))
+    return out
