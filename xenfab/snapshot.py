@@ -95,6 +95,7 @@ class Snapshot:
     guests: list[Guest] = field(default_factory=list)
     backend: str = "rgmanager"
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def host(self, name: str) -> Host | None:
         """The host named ``name``, or None."""
@@ -121,7 +122,7 @@ class Snapshot:
             raise SnapshotError(f"{source}: not a xenfab snapshot (key xenfab_snapshot != 1)")
         try:
             hosts = [_build(Host, h, source) for h in data.get("hosts", [])]
-            for h, raw in zip(hosts, data.get("hosts", [])):
+            for h, raw in zip(hosts, data.get("hosts", []), strict=True):
                 h.domains = [_build(Domain, d, source) for d in raw.get("domains", [])]
             guests = [_build(Guest, g, source) for g in data.get("guests", [])]
             return cls(
@@ -133,6 +134,7 @@ class Snapshot:
                 guests=guests,
                 backend=str(data.get("backend", "rgmanager")),
                 errors=list(data.get("errors", [])),
+                warnings=list(data.get("warnings", [])),
             )
         except (TypeError, AttributeError, KeyError) as exc:
             raise SnapshotError(f"{source}: malformed snapshot: {exc}") from None

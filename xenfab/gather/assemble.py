@@ -67,7 +67,7 @@ def guests_from(
         try:
             cfg = parse_guest_config(files[path], source=path)
         except ParseError as exc:
-            broken[_stem(path)] = exc
+            broken[os.path.basename(path)] = exc
             continue
         if cfg.name in configs:
             errors.append(f"{path}: guest {cfg.name} is also defined in {configs[cfg.name][0]}")
@@ -93,11 +93,15 @@ def guests_from(
             # Charge maxmem, as the seed did: a guest may balloon up to it.
             guest.memory_mib = max(cfg.memory_mib, cfg.maxmem_mib)
             guest.vcpus = cfg.vcpus
-        elif name in broken:
-            guest.plannable, guest.reason = False, f"config unreadable: {broken.pop(name)}"
+        elif _broken_for(name, broken):
+            exc = broken.pop(_broken_for(name, broken))
+            guest.plannable, guest.reason = False, f"config unreadable: {exc}"
         elif svc is not None:
             guest.plannable = False
             guest.reason = f"no config file with name = {name!r} in {config_dir}"
+            if broken:
+                # The file may be this guest's, under another name: point the admin at it.
+                guest.reason += f" (unreadable there: {', '.join(sorted(broken))})"
         guests.append(guest)
     errors.extend(f"{exc} (guest config skipped)" for exc in broken.values())
     return guests, errors
@@ -138,13 +142,14 @@ def assemble(
         hosts=hosts,
         guests=guests,
         backend=backend.name,
-        errors=errors + guest_errors,
+        errors=errors,
+        warnings=guest_errors,
     )
 
 
-def _stem(path: str) -> str:
-    base = os.path.basename(path)
-    for ext in (".cfg", ".conf", ".xl", ".hvm"):
-        if base.endswith(ext):
-            return base[: -len(ext)]
-    return base
+def _broken_for(name: str, broken: dict[str, ParseError]) -> str | None:
+    """The unreadable config file named after guest ``name`` (``name``, ``name.cfg``...)."""
+    for ext in ("", ".cfg", ".conf", ".xl", ".hvm"):
+        if name + ext in broken:
+            return name + ext
+    return None

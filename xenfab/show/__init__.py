@@ -74,7 +74,7 @@ def facts_text(snap: Snapshot) -> str:
             tablefmt=TABLE_FORMAT,
         )
     )
-    parts.extend(_problems(snap.errors))
+    parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
 
 
@@ -141,14 +141,17 @@ def layout_text(
         ]
     else:
         parts += ["", "Nothing to start."]
-    parts.extend(_problems(snap.errors))
+    parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
 
 
-def _problems(errors: list[str]) -> list[str]:
-    if not errors:
-        return []
-    return ["", "Problems met while gathering:"] + [f"  - {e}" for e in errors]
+def _problems(errors: list[str], warnings: list[str]) -> list[str]:
+    out = []
+    if errors:
+        out += ["", "Problems met while gathering:"] + [f"  - {e}" for e in errors]
+    if warnings:
+        out += ["", "Warnings:"] + [f"  - {w}" for w in warnings]
+    return out
 
 
 def _yes_no(value: bool | None) -> str:
