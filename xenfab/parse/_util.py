@@ -10,10 +10,12 @@ from xenfab.parse.errors import ParseError
 _MAX_DIGITS = 40
 
 _DEC_RE = re.compile(r"[0-9]+")
+# Terminal control sequences (clustat -i clears the screen; captured xl top has colours).
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 
-def normalize_text(text: object, source: str | None) -> str:
-    """Return ``text`` as str with CRLF/CR line ends made LF and a leading BOM removed."""
+def normalize_text(text: object, source: str | None, *, terminal: bool = True) -> str:
+    """Return ``text`` as str with LF line ends, no BOM and (for command output) no ANSI codes."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
     if not isinstance(text, str):
@@ -22,6 +24,8 @@ def normalize_text(text: object, source: str | None) -> str:
         text = text[1:]
     # NUL bytes are never meaningful in these outputs and upset the XML parser.
     text = text.replace("\x00", "")
+    if terminal:
+        text = _ANSI_RE.sub("", text)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

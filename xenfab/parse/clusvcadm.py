@@ -95,28 +95,27 @@ def parse_clusvcadm(text: str, exit_code: int, source: str | None = None) -> Clu
 
     if result:
         message = result
-    elif action_line is None and other:
-        # Nothing was attempted: "Could not connect ...", "No matches for ...", usage.
+    elif action_line is not None:
+        message = f"{action_line} [no result printed]"
+    elif other:
+        # Nothing was attempted: "Could not connect ...", "No matches for ...", usage text.
         message = other[-1] if exit_code != 0 else " ".join(other)
     else:
         message = ""
-    if not result:
-        meaning = _describe(exit_code)
-        if meaning is not None:
-            shown = action_line or message
-            what = f"{shown} " if shown else ""
-            message = f"{what}(no result printed; exit {exit_code} = {meaning})"
+    meaning = None if result or exit_code == 0 else _describe(exit_code)
+    if meaning is not None:
+        explained = f"exit {exit_code} = {meaning}"
+        message = f"{message} ({explained})" if message else explained
 
     lowered = (result or "").lower()
     already = lowered == _ALREADY_RUNNING
-    ok = exit_code == 0 and lowered not in _FAILURE_TEXTS
-    if action_line is not None and not result and exit_code == 0:
-        # A request that printed no result cannot be called a success.
+    if exit_code != 0:
         ok = False
-    if exit_code == 0 and not lines:
-        # `clusvcadm -q` closes stdout: the exit status is all there is.
-        ok = True
-    if exit_code == 0 and action_line is None and other and not result:
+    elif result:
+        ok = lowered not in _FAILURE_TEXTS
+    else:
+        # Exit 0 is printed only after success (or with -q, which prints nothing): trust it
+        # unless the output carries a failure line of its own.
         ok = not any(t.lower() in _FAILURE_TEXTS for t in other)
     return ClusvcadmResult(
         ok=ok,

@@ -105,7 +105,8 @@ def _lex(text: str) -> list[tuple[str, str, int]]:
         elif c in "'\"":
             j = i + 1
             while j < n and text[j] != c:
-                if text[j] == "\n":
+                # libxlu's string pattern cannot span lines, not even after a backslash.
+                if text[j] == "\n" or (text[j] == "\\" and text[j + 1 : j + 2] == "\n"):
                     raise _GrammarError("newline inside a string", line)
                 j += 2 if text[j] == "\\" else 1
             if j >= n:
@@ -207,6 +208,19 @@ class _XlParser:
 # ---------------------------------------------------------------------------
 
 
+def _target_names(target: ast.expr) -> list[ast.Name]:
+    if isinstance(target, ast.Name):
+        return [target]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in _target_names(elt)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+_UNSET = object()
+
+
 def _from_python_ast(text: str, source: str | None) -> dict[str, _Setting] | None:
     """Read the four keys from top-level literal assignments; None if not valid Python 3."""
     try:
@@ -214,50 +228,63 @@ def _from_python_ast(text: str, source: str | None) -> dict[str, _Setting] | Non
     except Exception:  # noqa: BLE001 - any failure just means "try the line-based reader"
         return None
     found: dict[str, _Setting] = {}
+    # Top-level variables bound to literals, so `maxmem = memory` or `name = vmname` resolve.
+    env: dict[str, object] = {}
 
-    def target_names(target: ast.expr) -> list[ast.Name]:
-        if isinstance(target, ast.Name):
-            return [target]
-        if isinstance(target, (ast.Tuple, ast.List)):
-            return [n for elt in target.elts for n in target_names(elt)]
-        if isinstance(target, ast.Starred):
-            return target_names(target.value)
-        return []
+    def literal(value: ast.expr) -> object:
+        if isinstance(value, ast.Name):
+            return env.get(value.id, _UNSET)
+        try:
+            return ast.literal_eval(value)
+        except Exception:  # noqa: BLE001 - not a literal, whatever the reason
+            return _UNSET
+
+    def assign(node: ast.stmt, targets: list[ast.expr], conditional: bool) -> None:
+        simple = isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in targets)
+        value = _UNSET
+        if simple and not conditional:
+            value = literal(node.value)  # type: ignore[attr-defined]
+        for target in targets:
+            for name in _target_names(target):
+                env.pop(name.id, None)
+                if value is not _UNSET:
+                    env[name.id] = value
+                if name.id not in _KEYS:
+                    continue
+                if conditional or not simple:
+                    raise ParseError(
+                        f"{name.id} is not set by a plain top-level assignment",
+                        source,
+                        node.lineno,
+                    )
+                if value is _UNSET:
+                    raise ParseError(
+                        f"{name.id} is computed, not a literal; cannot read it"
+                        " without running the config",
+                        source,
+                        node.lineno,
+                    )
+                if isinstance(value, bool) or not isinstance(value, (str, int)):
+                    raise ParseError(
+                        f"{name.id} must be a string or integer, got {type(value).__name__}",
+                        source,
+                        node.lineno,
+                    )
+                found[name.id] = _Setting(_Atom(str(value), node.lineno), node.lineno)
 
     def visit(body: list[ast.stmt], conditional: bool) -> None:
         for node in body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                env.pop(node.name, None)
                 continue  # assignments in there are local, not config settings
-            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    for name in target_names(target):
-                        if name.id not in _KEYS:
-                            continue
-                        simple = isinstance(target, ast.Name) and isinstance(node, ast.Assign)
-                        if conditional or not simple:
-                            raise ParseError(
-                                f"{name.id} is not set by a plain top-level assignment",
-                                source,
-                                node.lineno,
-                            )
-                        try:
-                            value = ast.literal_eval(node.value)
-                        except Exception:  # noqa: BLE001 - not a literal, whatever the reason
-                            raise ParseError(
-                                f"{name.id} is computed, not a literal; cannot read it"
-                                " without running the config",
-                                source,
-                                node.lineno,
-                            ) from None
-                        if isinstance(value, bool) or not isinstance(value, (str, int)):
-                            raise ParseError(
-                                f"{name.id} must be a string or integer, got {value!r}"[:200],
-                                source,
-                                node.lineno,
-                            )
-                        found[name.id] = _Setting(_Atom(str(value), node.lineno), node.lineno)
+            if isinstance(node, ast.Assign):
+                assign(node, node.targets, conditional)
                 continue
+            if isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                assign(node, [node.target], conditional)
+                continue
+            if isinstance(node, (ast.For, ast.AsyncFor)):
+                assign(node, [node.target], True)
             for attr in ("body", "orelse", "finalbody", "handlers", "cases"):
                 sub = getattr(node, attr, None)
                 if isinstance(sub, list):
@@ -351,7 +378,7 @@ def _build(settings: dict[str, _Setting], source: str | None) -> GuestConfig:
 
 def parse_guest_config(text: str, source: str | None = None) -> GuestConfig:
     """Read name, memory, maxmem (MiB) and vcpus from an xl or xm guest config, never running it."""
-    text = normalize_text(text, source)
+    text = normalize_text(text, source, terminal=False)
     try:
         settings = _XlParser(text).parse()
     except _GrammarError:
