@@ -1,0 +1,731 @@
+"""Start, stop, inspect and break the rehearsal lab: real sshd processes on loopback addresses.
+
+Layout of a lab directory::
+
+    lab.json                 port, sshd groups and their PIDs (what ``down`` stops)
+    ssh_config known_hosts   for ``ssh -F`` / Fabric: xen01 -> 127.0.0.11:PORT ...
+    id_ed25519[.pub]         client key (authorized_keys holds its public half)
+    sshd/                    host key, one sshd_config/pid/log per group of <= 16 addresses
+    bin/labsh                sshd's ForceCommand: picks the host from the dialled address
+    hosts/<name>/bin/        that host's tools (xl or xm, xentop, clustat, clusvcadm, hostname)
+    state.db                 the shared SQLite state (see emulator.SCHEMA)
+    xenconfig/               guest configs, shared by all hosts like /xenconfig on a SAN
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import pwd
+import random
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import LabError
+from . import emulator, scenario
+
+SSHD = "/usr/sbin/sshd"
+GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
+TOOLS_XL = ("xl", "xentop", "clustat", "clusvcadm")
+TOOLS_XM = ("xm", "xentop", "clustat", "clusvcadm")
+EMULATOR = Path(emulator.__file__).resolve()
+
+
+def default_lab_dir() -> Path:
+    """The lab directory: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab."""
+    env = os.environ.get("XENFAB_LAB_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "xenfab" / "lab"
+
+
+def _dir(lab_dir: str | os.PathLike | None) -> Path:
+    return (Path(lab_dir).expanduser() if lab_dir else default_lab_dir()).resolve()
+
+
+@contextlib.contextmanager
+def _locked(lab: Path) -> Iterator[None]:
+    # One control operation at a time per lab (two `inject`s must not rewrite configs together)
+    lab.mkdir(parents=True, exist_ok=True)
+    with open(lab / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _read_info(lab: Path) -> dict | None:
+    try:
+        return json.loads((lab / "lab.json").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{lab}/lab.json is unreadable: {exc}") from None
+
+
+def _write_info(lab: Path, info: dict) -> None:
+    tmp = lab / "lab.json.tmp"
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, lab / "lab.json")
+
+
+def _is_our_sshd(pid: int, config: str) -> bool:
+    """True if pid is alive and is the sshd started with this config (not a recycled PID)."""
+    if not pid:
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    # sshd rewrites its title ("sshd: /usr/sbin/sshd -f CONFIG ... [listener]"), NULs or not
+    words = raw.replace(b"\0", b" ").decode(errors="replace").split()
+    return config in words
+
+
+def _alive_pids(info: dict | None) -> list[int]:
+    if not info:
+        return []
+    return [g["pid"] for g in info.get("groups", []) if _is_our_sshd(g.get("pid", 0), g["config"])]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _keygen(path: Path, comment: str) -> None:
+    if path.exists() and path.with_suffix(".pub").exists():
+        return
+    for p in (path, path.with_suffix(".pub")):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    try:
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    except FileNotFoundError:
+        raise LabError("ssh-keygen not found: install openssh-client") from None
+    except subprocess.CalledProcessError as exc:
+        raise LabError(f"ssh-keygen failed: {exc.stderr.strip() or exc}") from None
+
+
+def _user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _host_rows(lab: Path) -> list[dict]:
+    db = emulator.connect(str(lab))
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM hosts ORDER BY nodeid")]
+    finally:
+        db.close()
+
+
+def _write_tools(lab: Path, hosts: list[dict]) -> None:
+    """labsh and one bin/ per host with wrappers for the tools of its toolstack."""
+    (lab / "bin").mkdir(exist_ok=True)
+    cases = "\n".join(f"{h['address']}) XENFAB_LAB_HOST={h['name']} ;;" for h in hosts)
+    labsh = f"""#!/bin/sh
+# xenfab lab: sshd's ForceCommand for every simulated host. The address the client dialled
+# (3rd field of SSH_CONNECTION) says which host this is; its tools come first on PATH.
+set -f
+set -- $SSH_CONNECTION
+set +f
+case "$3" in
+{cases}
+*) echo "labsh: no lab host listens on ${{3:-?}}" >&2; exit 255 ;;
+esac
+XENFAB_LAB_DIR={shlex.quote(str(lab))}
+PATH="$XENFAB_LAB_DIR/hosts/$XENFAB_LAB_HOST/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOSTNAME=$XENFAB_LAB_HOST
+export XENFAB_LAB_HOST XENFAB_LAB_DIR PATH HOSTNAME
+if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
+    exec /bin/sh
+fi
+exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
+"""
+    _write_exec(lab / "bin" / "labsh", labsh)
+    hosts_dir = lab / "hosts"
+    names = {h["name"] for h in hosts}
+    if hosts_dir.exists():
+        for old in hosts_dir.iterdir():
+            if old.name not in names:
+                shutil.rmtree(old)
+    py, emu, q = shlex.quote(sys.executable), shlex.quote(str(EMULATOR)), shlex.quote(str(lab))
+    for h in hosts:
+        bin_dir = hosts_dir / h["name"] / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        tools = TOOLS_XM if h["toolstack"] == "xm" else TOOLS_XL
+        for stale in set(TOOLS_XL + TOOLS_XM) - set(tools):
+            with contextlib.suppress(FileNotFoundError):
+                (bin_dir / stale).unlink()
+        for tool in tools:
+            _write_exec(
+                bin_dir / tool,
+                f'#!/bin/sh\nexec {py} -S -E {emu} {q} {shlex.quote(h["name"])} {tool} "$@"\n',
+            )
+        _write_exec(bin_dir / "hostname", f"#!/bin/sh\necho {shlex.quote(h['name'])}\n")
+
+
+def _write_exec(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+
+
+def _write_client_files(lab: Path, hosts: list[dict], port: int) -> None:
+    user = _user()
+    host_pub = (lab / "sshd" / "ssh_host_ed25519_key.pub").read_text().split()
+    key = f"{host_pub[0]} {host_pub[1]}"
+    blocks, known = [], []
+    for h in hosts:
+        blocks.append(
+            f"Host {h['name']}\n"
+            f"    HostName {h['address']}\n"
+            f"    Port {port}\n"
+            f"    User {user}\n"
+            f"    IdentityFile {lab / 'id_ed25519'}\n"
+            f"    IdentitiesOnly yes\n"
+            f"    UserKnownHostsFile {lab / 'known_hosts'}\n"
+            f"    StrictHostKeyChecking yes\n"
+            f"    BatchMode yes\n"
+            f"    ConnectTimeout 10\n"
+        )
+        known.append(f"{h['name']},[{h['name']}]:{port},[{h['address']}]:{port} {key}")
+    header = f"# xenfab rehearsal lab in {lab} (generated; `fab lab.up` rewrites it)\n\n"
+    (lab / "ssh_config").write_text(header + "\n".join(blocks))
+    (lab / "known_hosts").write_text("\n".join(known) + "\n")
+    pub = (lab / "id_ed25519.pub").read_text().strip()
+    (lab / "authorized_keys").write_text(pub + "\n")
+
+
+def _sshd_config(lab: Path, index: int, addresses: list[str], port: int) -> str:
+    sd = lab / "sshd"
+    listen = "".join(f"ListenAddress {a}\n" for a in addresses)
+    return (
+        f"# xenfab lab sshd group {index} (generated)\n"
+        f"Port {port}\n"
+        f"{listen}"
+        "AddressFamily inet\n"
+        f"HostKey {sd / 'ssh_host_ed25519_key'}\n"
+        f"PidFile {sd / f'sshd-{index}.pid'}\n"
+        f"AuthorizedKeysFile {lab / 'authorized_keys'}\n"
+        f"AllowUsers {_user()}\n"
+        "PubkeyAuthentication yes\n"
+        "PasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\n"
+        "PermitRootLogin prohibit-password\n"
+        "UsePAM no\n"
+        "StrictModes no\n"
+        "UseDNS no\n"
+        "MaxStartups 500\n"
+        "MaxSessions 100\n"
+        "MaxAuthTries 6\n"
+        "LoginGraceTime 30\n"
+        "X11Forwarding no\n"
+        "AllowTcpForwarding no\n"
+        "AllowAgentForwarding no\n"
+        "PermitTTY yes\n"
+        "PrintMotd no\n"
+        "PrintLastLog no\n"
+        "LogLevel ERROR\n"
+        "AcceptEnv LANG LC_*\n"
+        f"ForceCommand {lab / 'bin' / 'labsh'}\n"
+    )
+
+
+# --------------------------------------------------------------------------- sshd
+
+
+def _port_free(port: int, addresses: list[str]) -> bool:
+    for a in addresses:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((a, port))
+            except OSError:
+                return False
+    return True
+
+
+def _pick_port(addresses: list[str], avoid: set[int]) -> int:
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(20000, 59999)
+        if port not in avoid and _port_free(port, addresses):
+            return port
+    raise LabError("no free TCP port found on the lab's loopback addresses")
+
+
+def _banner(address: str, port: int, timeout: float = 2.0) -> bool:
+    """True once an SSH server answers on address:port (its banner has been read)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            ok = s.recv(64).startswith(b"SSH-")
+            # say hello back, or sshd logs every probe as a kex_exchange_identification error
+            s.sendall(b"SSH-2.0-xenfab-lab-probe\r\n")
+            return ok
+    except OSError:
+        return False
+
+
+def _refused(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ECONNREFUSED
+
+
+def _wait(pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not pred():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
+def _log_errors(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "; ".join(line.strip() for line in lines if line.strip())[-300:]
+
+
+def _start_group(lab: Path, group: dict, port: int) -> int:
+    """Start one sshd for the group's addresses; returns its PID once it listens."""
+    config = Path(group["config"])
+    pidfile = lab / "sshd" / f"sshd-{group['index']}.pid"
+    log = lab / "sshd" / f"sshd-{group['index']}.log"
+    with contextlib.suppress(FileNotFoundError):
+        pidfile.unlink()
+    log.write_text("")
+    try:
+        res = subprocess.run(
+            [SSHD, "-f", str(config), "-E", str(log)], capture_output=True, text=True, timeout=30
+        )
+    except FileNotFoundError:
+        raise LabError(f"{SSHD} not found: install openssh-server") from None
+    if res.returncode != 0:
+        detail = (res.stderr.strip() or _log_errors(log)).replace("\n", "; ")
+        raise LabError(f"sshd for {', '.join(group['up'])} did not start: {detail}")
+    try:
+        _wait(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit(), 10, "sshd pid")
+    except LabError:
+        raise LabError(f"sshd group {group['index']} did not start: {_log_errors(log)}") from None
+    pid = int(pidfile.read_text().strip())
+    if "Bind to port" in _log_errors(log) or "Cannot bind" in _log_errors(log):
+        _kill(pid, str(config))
+        raise _PortBusy(_log_errors(log))
+    return pid
+
+
+class _PortBusy(LabError):
+    """Another process took the port between our check and sshd's bind."""
+
+
+def _kill(pid: int, config: str, timeout: float = 5.0) -> bool:
+    if not _is_our_sshd(pid, config):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_our_sshd(pid, config) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+    if _is_our_sshd(pid, config):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+    return True
+
+
+def _group_up_addresses(group: dict, hosts: list[dict]) -> list[str]:
+    up = {h["address"] for h in hosts if h["up"]}
+    return [a for a in group["addresses"] if a in up]
+
+
+def _apply_group(lab: Path, info: dict, group: dict, hosts: list[dict]) -> None:
+    """Make a group's sshd listen on exactly the addresses of its hosts that are up."""
+    port = info["port"]
+    wanted = _group_up_addresses(group, hosts)
+    running = _is_our_sshd(group.get("pid", 0), group["config"])
+    if wanted == group.get("up") and (running or not wanted):
+        return
+    gone = [a for a in group.get("up", []) if a not in wanted]
+    group["up"] = wanted
+    if not wanted:
+        # an sshd_config without ListenAddress would listen on every address: stop it instead
+        if running:
+            _kill(group["pid"], group["config"])
+        group["pid"] = 0
+    else:
+        Path(group["config"]).write_text(_sshd_config(lab, group["index"], wanted, port))
+        if running:
+            # SIGHUP: sshd re-executes itself and binds the new address list, same PID
+            os.kill(group["pid"], signal.SIGHUP)
+        else:
+            group["pid"] = _start_group(lab, group, port)
+    _write_info(lab, info)
+    for a in gone:
+        _wait(lambda a=a: _refused(a, port), 10, f"{a}:{port} to refuse connections")
+    for a in wanted:
+        _wait(lambda a=a: _banner(a, port), 10, f"sshd on {a}:{port}")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def up(
+    lab_dir: str | os.PathLike | None = None,
+    hosts: int = 6,
+    guests: int = 30,
+    seed: int = 1,
+    latency_ms: int = 0,
+    boot_s: float = 2,
+) -> dict:
+    """Start a lab (restarting it if it runs) and return its status once every host answers."""
+    _check_int("hosts", hosts, 1, scenario.MAX_HOSTS)
+    _check_int("guests", guests, 0, 5000)
+    _check_int("latency_ms", latency_ms, 0, 600_000)
+    if not isinstance(seed, int):
+        raise LabError(f"seed must be an integer, not {seed!r}")
+    if not isinstance(boot_s, (int, float)) or boot_s < 0:
+        raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
+    if not os.path.exists(SSHD):
+        raise LabError(f"{SSHD} not found: install openssh-server")
+    lab = _dir(lab_dir)
+    t0 = time.monotonic()
+    with _locked(lab):
+        old = _read_info(lab)
+        restarted = bool(_alive_pids(old))
+        _stop_all(lab, old)
+        _prepare_privsep()
+        (lab / "sshd").mkdir(parents=True, exist_ok=True)
+        for f in ("state.db", "state.db-wal", "state.db-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                (lab / f).unlink()
+        scenario.write_state(lab, hosts, guests, seed, boot_s, latency_ms)
+        _keygen(lab / "sshd" / "ssh_host_ed25519_key", "xenfab-lab-host")
+        _keygen(lab / "id_ed25519", "xenfab-lab-client")
+        host_rows = _host_rows(lab)
+        _write_tools(lab, host_rows)
+        addresses = [h["address"] for h in host_rows]
+        tried: set[int] = set()
+        for attempt in range(5):
+            port = _pick_port(addresses, tried)
+            tried.add(port)
+            info = _new_info(lab, host_rows, port)
+            _write_client_files(lab, host_rows, port)
+            try:
+                for group in info["groups"]:
+                    Path(group["config"]).write_text(
+                        _sshd_config(lab, group["index"], group["up"], port)
+                    )
+                    group["pid"] = _start_group(lab, group, port)
+                    _write_info(lab, info)
+                break
+            except _PortBusy:
+                _stop_all(lab, info)
+                if attempt == 4:
+                    raise LabError("could not bind a free port for sshd after 5 tries") from None
+        for a in addresses:
+            _wait(lambda a=a: _banner(a, port), 20, f"sshd on {a}:{port}")
+        info["started"] = time.time()
+        _write_info(lab, info)
+    result = status(lab)
+    result["restarted"] = restarted
+    result["up_seconds"] = round(time.monotonic() - t0, 3)
+    return result
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise LabError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
+
+
+def _prepare_privsep() -> None:
+    # Debian's sshd wants its privilege-separation directory; /run is a tmpfs
+    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+
+
+def _new_info(lab: Path, host_rows: list[dict], port: int) -> dict:
+    addresses = [h["address"] for h in host_rows]
+    groups = []
+    for i in range(0, len(addresses), GROUP_SIZE):
+        chunk = addresses[i : i + GROUP_SIZE]
+        index = i // GROUP_SIZE
+        groups.append(
+            {
+                "index": index,
+                "addresses": chunk,
+                "up": list(chunk),
+                "config": str(lab / "sshd" / f"sshd_config.{index}"),
+                "pid": 0,
+            }
+        )
+    return {"lab_dir": str(lab), "port": port, "hosts": len(host_rows), "groups": groups}
+
+
+def _stop_all(lab: Path, info: dict | None) -> list[int]:
+    stopped = []
+    if info:
+        for g in info.get("groups", []):
+            if _kill(g.get("pid", 0), g["config"]):
+                stopped.append(g["pid"])
+            g["pid"] = 0
+    # PIDs from pid files too, in case lab.json was lost mid-way
+    for pidfile in (lab / "sshd").glob("sshd-*.pid") if (lab / "sshd").is_dir() else []:
+        index = pidfile.stem.split("-", 1)[1]
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text().strip())
+            if _kill(pid, str(lab / "sshd" / f"sshd_config.{index}")):
+                stopped.append(pid)
+        with contextlib.suppress(FileNotFoundError):
+            pidfile.unlink()
+    return stopped
+
+
+def down(lab_dir: str | os.PathLike | None = None) -> dict:
+    """Stop the lab's sshd processes (by their recorded PIDs); safe to call twice."""
+    lab = _dir(lab_dir)
+    if not lab.exists():
+        return {"lab_dir": str(lab), "stopped": []}
+    with _locked(lab):
+        info = _read_info(lab)
+        stopped = _stop_all(lab, info)
+        if info:
+            info.pop("started", None)
+            _write_info(lab, info)
+    return {"lab_dir": str(lab), "stopped": stopped}
+
+
+def status(lab_dir: str | os.PathLike | None = None) -> dict:
+    """Hosts, services, quorum, recorded starts and the sshd processes of a lab."""
+    lab = _dir(lab_dir)
+    info = _read_info(lab)
+    if info is None or not (lab / "state.db").exists():
+        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    pids = _alive_pids(info)
+    db = emulator.connect(str(lab))
+    try:
+        now = time.time()
+        hosts = [
+            {
+                "name": h["name"],
+                "address": h["address"],
+                "up": bool(h["up"]),
+                "total_mib": h["total_mib"],
+                "free_mib": emulator.host_free_mib(db, h["name"]),
+                "cpus": h["cpus"],
+                "toolstack": h["toolstack"],
+            }
+            for h in db.execute("SELECT * FROM hosts ORDER BY nodeid")
+        ]
+        services = [
+            {
+                "name": s["name"],
+                "state": s["state"],
+                "owner": s["owner"],
+                "last_owner": s["last_owner"],
+            }
+            for s in emulator.services(db, now)
+        ]
+        quorate = emulator.meta(db, "quorate", "1") == "1"
+        starts = [
+            {
+                "guest": r["guest"],
+                "host": r["host"],
+                "began": r["began"],
+                "ended": r["ended"],
+                "ok": bool(r["ok"]),
+            }
+            for r in db.execute("SELECT * FROM starts ORDER BY id")
+        ]
+    finally:
+        db.close()
+    return {
+        "hosts": hosts,
+        "services": services,
+        "quorate": quorate,
+        "starts": starts,
+        "running": bool(pids),
+        "port": info["port"],
+        "pids": pids,
+        "lab_dir": str(lab),
+    }
+
+
+INJECT_KINDS = {
+    "host-down": ("HOST",),
+    "host-up": ("HOST",),
+    "slow": ("HOST", "MS"),
+    "command-fails": ("HOST",),
+    "command-ok": ("HOST",),
+    "inquorate": (),
+    "quorate": (),
+    "start-behind": ("GUEST", "HOST"),
+    "start-fails": ("GUEST",),
+    "start-ok": ("GUEST",),
+}
+
+
+def inject(lab_dir: str | os.PathLike | None, kind: str, *args: str) -> dict:
+    """Inject a fault (host-down HOST, slow HOST MS, inquorate, start-behind GUEST HOST, ...)."""
+    if kind not in INJECT_KINDS:
+        raise LabError(f"unknown fault {kind!r}; one of: {', '.join(INJECT_KINDS)}")
+    spec = INJECT_KINDS[kind]
+    args = tuple(str(a) for a in args)
+    if len(args) != len(spec):
+        usage = " ".join([kind, *spec])
+        raise LabError(f"{kind} takes {len(spec)} argument(s): {usage}")
+    lab = _dir(lab_dir)
+    info = _read_info(lab)
+    if info is None or not (lab / "state.db").exists():
+        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    with _locked(lab):
+        db = emulator.connect(str(lab))
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                values = _resolve_args(db, kind, spec, args)
+                _inject_db(lab, db, kind, values)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            host_rows = [dict(r) for r in db.execute("SELECT * FROM hosts ORDER BY nodeid")]
+        finally:
+            db.close()
+        if kind in ("host-down", "host-up"):
+            for group in info["groups"]:
+                _apply_group(lab, info, group, host_rows)
+    return {"kind": kind, "args": list(args), "lab_dir": str(lab)}
+
+
+def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -> dict:
+    values: dict = {}
+    for name, arg in zip(spec, args, strict=True):
+        if name == "HOST":
+            if not db.execute("SELECT 1 FROM hosts WHERE name = ?", (arg,)).fetchone():
+                raise LabError(f"{kind}: no host {arg!r} in the lab")
+            values["host"] = arg
+        elif name == "GUEST":
+            svc = arg if arg.startswith("vm:") else "vm:" + arg
+            if not db.execute("SELECT 1 FROM services WHERE name = ?", (svc,)).fetchone():
+                raise LabError(f"{kind}: no guest {arg!r} in the lab")
+            values["svc"] = svc
+        elif name == "MS":
+            if not arg.isdigit() or int(arg) > 600_000:
+                raise LabError(f"{kind}: MS must be a whole number of milliseconds, not {arg!r}")
+            values["ms"] = int(arg)
+    return values
+
+
+def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
+    now = time.time()
+    if kind == "host-down":
+        db.execute("UPDATE hosts SET up = 0 WHERE name = ?", (v["host"],))
+    elif kind == "host-up":
+        db.execute("UPDATE hosts SET up = 1 WHERE name = ?", (v["host"],))
+    elif kind == "slow":
+        db.execute("UPDATE hosts SET slow_ms = ? WHERE name = ?", (v["ms"], v["host"]))
+    elif kind in ("command-fails", "command-ok"):
+        db.execute(
+            "UPDATE hosts SET fails = ? WHERE name = ?", (kind == "command-fails", v["host"])
+        )
+    elif kind in ("inquorate", "quorate"):
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('quorate', ?)",
+            ("1" if kind == "quorate" else "0",),
+        )
+    elif kind in ("start-fails", "start-ok"):
+        db.execute(
+            "UPDATE services SET start_fails = ? WHERE name = ?", (kind == "start-fails", v["svc"])
+        )
+    elif kind == "start-behind":
+        _start_behind(lab, db, v["svc"], v["host"], now)
+
+
+def _start_behind(lab: Path, db, svc: str, host: str, now: float) -> None:
+    """Someone else started the guest on host just now (behind xenfab's back)."""
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
+    guest = svc.split(":", 1)[1]
+    try:
+        cfg = emulator.read_cfg(str(lab / "xenconfig" / row["cfg"]))
+    except (OSError, ValueError, KeyError):
+        cfg = {"name": guest, "memory": 1024, "maxmem": 1024, "vcpus": 1}
+    if not db.execute(
+        "SELECT 1 FROM domains WHERE host = ? AND name = ?", (host, cfg["name"])
+    ).fetchone():
+        domid = db.execute("SELECT next_domid FROM hosts WHERE name = ?", (host,)).fetchone()[0]
+        db.execute("UPDATE hosts SET next_domid = next_domid + 1 WHERE name = ?", (host,))
+        db.execute(
+            "INSERT INTO domains(name, host, mem_mib, maxmem_mib, vcpus, domid, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cfg["name"], host, cfg["memory"], cfg["maxmem"], cfg["vcpus"], domid, now),
+        )
+    last = row["owner"] if row["state"] in emulator.RUNNING_STATES else row["last_owner"]
+    db.execute(
+        "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ? "
+        "WHERE name = ?",
+        (host, last, now, svc),
+    )
+
+
+def reseed(
+    lab_dir: str | os.PathLike | None = None,
+    guests: int | None = None,
+    seed: int | None = None,
+    boot_s: float | None = None,
+    latency_ms: int | None = None,
+) -> dict:
+    """A fresh scenario (state and configs) while sshd keeps running; every host reachable again."""
+    lab = _dir(lab_dir)
+    info = _read_info(lab)
+    if info is None or not (lab / "state.db").exists():
+        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    with _locked(lab):
+        db = emulator.connect(str(lab))
+        try:
+            old = {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM meta")}
+            n_guests = db.execute("SELECT COUNT(*) FROM services").fetchone()[0]
+        finally:
+            db.close()
+        guests = n_guests if guests is None else guests
+        seed = int(old.get("seed", 1)) if seed is None else seed
+        boot_s = float(old.get("boot_s", 2)) if boot_s is None else boot_s
+        latency_ms = int(old.get("latency_ms", 0)) if latency_ms is None else latency_ms
+        _check_int("guests", guests, 0, 5000)
+        _check_int("latency_ms", latency_ms, 0, 600_000)
+        if not isinstance(seed, int):
+            raise LabError(f"seed must be an integer, not {seed!r}")
+        if not isinstance(boot_s, (int, float)) or boot_s < 0:
+            raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
+        scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
+        host_rows = _host_rows(lab)
+        _write_tools(lab, host_rows)
+        if _alive_pids(info):
+            for group in info["groups"]:
+                _apply_group(lab, info, group, host_rows)
+    return status(lab)

@@ -1,0 +1,1214 @@
+"""The lab's emulated Xen and rgmanager tools: xl, xm, xentop, clustat, clusvcadm.
+
+This file is executed by path (``python3 -S -E emulator.py LAB_DIR HOST TOOL ARGS...``) from the
+per-host wrappers that ``labsh`` puts first on PATH, once per command, up to hundreds at a time:
+it must start fast, so it uses the standard library only and never imports the xenfab package
+(xenfab's parsers are tested against this output; sharing code would let them agree with
+themselves). ``xenfab.lab.control`` imports it for the schema and the state helpers.
+
+Output follows the printf formats of xl/xm/xentop (Xen) and clustat/clusvcadm (rgmanager 3.0,
+RHEL 6), as described in the project's FORMATS reference.
+"""
+
+# The tools are C programs: their printf formats are reproduced with "%" on purpose.
+# ruff: noqa: UP031
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts(
+    name TEXT PRIMARY KEY, nodeid INTEGER NOT NULL, address TEXT NOT NULL,
+    total_mib INTEGER NOT NULL, dom0_mib INTEGER NOT NULL, cpus INTEGER NOT NULL,
+    cpu_mhz INTEGER NOT NULL, toolstack TEXT NOT NULL, xen_version TEXT NOT NULL,
+    up INTEGER NOT NULL DEFAULT 1, slow_ms INTEGER NOT NULL DEFAULT 0,
+    fails INTEGER NOT NULL DEFAULT 0, next_domid INTEGER NOT NULL DEFAULT 1,
+    booted REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS domains(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, mem_mib INTEGER NOT NULL,
+    maxmem_mib INTEGER NOT NULL, vcpus INTEGER NOT NULL, domid INTEGER NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS services(
+    name TEXT PRIMARY KEY, state TEXT NOT NULL, owner TEXT, last_owner TEXT,
+    transition REAL NOT NULL DEFAULT 0, restarts INTEGER NOT NULL DEFAULT 0,
+    cfg TEXT NOT NULL, start_fails INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS starts(
+    id INTEGER PRIMARY KEY, guest TEXT NOT NULL, host TEXT NOT NULL, began REAL NOT NULL,
+    ended REAL NOT NULL, ok INTEGER NOT NULL);
+"""
+
+# rgmanager's state numbers (clustat -x state="...")
+STATE_CODES = {
+    "stopped": 110,
+    "starting": 111,
+    "started": 112,
+    "stopping": 113,
+    "failed": 114,
+    "uninitialized": 115,
+    "checking": 116,
+    "recoverable": 117,
+    "recovering": 118,
+    "disabled": 119,
+    "migrating": 120,
+}
+# clustat shows the last owner, in parentheses, for these states
+LAST_OWNER_STATES = ("stopped", "disabled", "failed", "recoverable")
+RUNNING_STATES = ("starting", "started", "stopping", "checking", "migrating", "recovering")
+
+# rgmanager return codes (negative RG_E* values; the shell sees them modulo 256)
+RG_SUCCESS, RG_EFAIL, RG_ENOSERVICE, RG_EQUORUM, RG_ENODE, RG_ERUN = 0, -1, -4, -9, -12, 1
+RG_MESSAGES = {
+    RG_SUCCESS: "Success",
+    RG_EFAIL: "Failure",
+    RG_ENOSERVICE: "Service does not exist",
+    RG_EQUORUM: "Operation requires quorum",
+    RG_ENODE: "Target node dead / nonexistent",
+    RG_ERUN: "Service is already running",
+}
+
+CLUSTER_NAME = "xenlab"
+
+
+# --------------------------------------------------------------------------- state
+
+
+def connect(lab_dir: str, timeout: float = 60.0) -> sqlite3.Connection:
+    """Open the lab's state database (autocommit; callers use BEGIN IMMEDIATE to write)."""
+    db = sqlite3.connect(os.path.join(lab_dir, "state.db"), timeout=timeout, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
+    return db
+
+
+def init_db(db: sqlite3.Connection) -> None:
+    """Create the schema in WAL mode, so readers never wait for a start in progress."""
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(SCHEMA)
+
+
+def meta(db: sqlite3.Connection, key: str, default: str = "") -> str:
+    """One value of the meta table."""
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def effective_state(state: str, transition: float, boot_s: float, now: float) -> str:
+    """A ``starting`` service reads ``started`` once boot_s seconds have passed (no daemon)."""
+    if state == "starting" and now >= transition + boot_s:
+        return "started"
+    return state
+
+
+def host_free_mib(db: sqlite3.Connection, host: str) -> int:
+    """Free RAM of a host: total - dom0 - every domain it runs."""
+    row = db.execute("SELECT total_mib, dom0_mib FROM hosts WHERE name = ?", (host,)).fetchone()
+    used = db.execute(
+        "SELECT COALESCE(SUM(mem_mib), 0) FROM domains WHERE host = ?", (host,)
+    ).fetchone()[0]
+    return int(row["total_mib"] - row["dom0_mib"] - used)
+
+
+def services(db: sqlite3.Connection, now: float | None = None) -> list[dict]:
+    """All services, sorted by name, with the lazily computed state."""
+    now = time.time() if now is None else now
+    boot_s = float(meta(db, "boot_s", "2"))
+    out = []
+    for r in db.execute("SELECT * FROM services ORDER BY name"):
+        d = dict(r)
+        d["state"] = effective_state(r["state"], r["transition"], boot_s, now)
+        if r["state"] == "starting" and d["state"] == "started":
+            d["transition"] = r["transition"] + boot_s
+        out.append(d)
+    return out
+
+
+# --------------------------------------------------------------------------- guest configs
+
+
+def _statements(text: str) -> list[str]:
+    """Split an xl config into statements: newline or ';' ends one, but not inside [] or quotes."""
+    stmts, cur, depth, quote, i = [], [], 0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            cur.append(ch)
+            if ch == "\\" and i + 1 < len(text):
+                cur.append(text[i + 1])
+                i += 1
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            cur.append(ch)
+        elif ch == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        elif ch == "[":
+            depth += 1
+            cur.append(ch)
+        elif ch == "]":
+            depth -= 1
+            cur.append(ch)
+        elif ch in ";\n" and depth <= 0:
+            stmts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    stmts.append("".join(cur).strip())
+    return [s for s in stmts if s]
+
+
+def _number(value: str) -> int:
+    """xl reads numbers with strtol(..., 0): quoted or not, 0x is hex, a leading 0 is octal."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        v = v[1:-1].strip()
+    if v.lower().startswith("0x"):
+        return int(v, 16)
+    if len(v) > 1 and v.startswith("0"):
+        return int(v, 8)
+    return int(v)
+
+
+def read_cfg(path: str) -> dict:
+    """name/memory/maxmem/vcpus of an xl-syntax guest config; ValueError if xl would reject it."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    values = {}
+    for stmt in _statements(text):
+        key, sep, value = stmt.partition("=")
+        key = key.strip().rstrip("+").strip()
+        if not sep or not key or not (key[0].isalpha() and key.replace("_", "").isalnum()):
+            raise ValueError("syntax error near %r" % stmt[:40])
+        values[key] = value.strip()
+    if "name" not in values:
+        raise ValueError("Domain name must be specified.")
+    name = values["name"]
+    if not (len(name) >= 2 and name[0] == name[-1] and name[0] in "'\""):
+        raise ValueError("name is not a string")
+    memory = _number(values["memory"]) if "memory" in values else None
+    maxmem = _number(values["maxmem"]) if "maxmem" in values else None
+    if memory is None and maxmem is None:
+        memory = maxmem = 32
+    memory = memory if memory is not None else maxmem
+    maxmem = maxmem if maxmem is not None else memory
+    vcpus = _number(values["vcpus"]) if "vcpus" in values else 1
+    return {"name": name[1:-1], "memory": memory, "maxmem": maxmem, "vcpus": vcpus}
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class Ctx:
+    """What a tool invocation knows: the database, the host it runs on, the clock."""
+
+    def __init__(self, lab_dir: str, host: str) -> None:
+        self.lab_dir = lab_dir
+        self.db = connect(lab_dir)
+        self.host = host
+        self.now = time.time()
+        row = self.db.execute("SELECT * FROM hosts WHERE name = ?", (host,)).fetchone()
+        if row is None:
+            raise SystemExit("lab: unknown host %s" % host)
+        self.h = row
+
+    def out(self, text: str) -> None:
+        sys.stdout.write(text)
+
+    def err(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def domains(self) -> list:
+        return self.db.execute(
+            "SELECT * FROM domains WHERE host = ? ORDER BY domid", (self.host,)
+        ).fetchall()
+
+    def free_mib(self) -> int:
+        return host_free_mib(self.db, self.host)
+
+
+def _version_parts(version: str) -> tuple[str, str, str]:
+    major, minor, rest = version.split(".", 2)
+    return major, minor, "." + rest
+
+
+def _mhz(ctx: Ctx, decimals: bool) -> str:
+    mhz = ctx.h["cpu_mhz"]
+    if decimals:
+        # Xen >= 4.11 prints "%d.%03d"
+        return "%d.%03d" % (mhz, (mhz * 37) % 1000)
+    return str(mhz)
+
+
+def _topology(ctx: Ctx) -> tuple[int, int, int]:
+    cpus = ctx.h["cpus"]
+    nodes = 2 if cpus >= 24 else 1
+    threads = 2 if cpus % 2 == 0 else 1
+    cores = max(1, cpus // (nodes * threads))
+    return nodes, cores, threads
+
+
+def _info_lines(ctx: Ctx, xm: bool) -> list[tuple[str, str]]:
+    h = ctx.h
+    version = h["xen_version"]
+    major, minor, extra = _version_parts(version)
+    nodes, cores, threads = _topology(ctx)
+    free = ctx.free_mib()
+    old = int(major) < 4 or (int(major) == 4 and int(minor) < 11)
+    if xm:
+        release, kversion = "2.6.32-5-xen-amd64", "#1 SMP Sun May 6 08:57:29 UTC 2012"
+        compiler = "gcc version 4.4.5 (Debian 4.4.5-8) "
+    else:
+        release, kversion = "4.19.0-27-amd64", "#1 SMP Debian 4.19.316-1 (2024-06-25)"
+        compiler = "gcc (Debian 8.3.0-6) 8.3.0"
+    per_node_cpus = h["cpus"] // nodes
+    node_cpu = " ".join(
+        "node%d:%d-%d" % (n, n * per_node_cpus, (n + 1) * per_node_cpus - 1) for n in range(nodes)
+    )
+    node_mem = " ".join("node%d:%d" % (n, free // nodes) for n in range(nodes))
+    lines = [
+        ("host", h["name"]),
+        ("release", release),
+        ("version", kversion),
+        ("machine", "x86_64"),
+        ("nr_cpus", str(h["cpus"])),
+    ]
+    if not xm:
+        lines.append(("max_cpu_id", str(max(h["cpus"] * 2, 63) - 1)))
+    lines += [
+        ("nr_nodes", str(nodes)),
+        ("cores_per_socket", str(cores)),
+        ("threads_per_core", str(threads)),
+        ("cpu_mhz", _mhz(ctx, decimals=not old)),
+        ("hw_caps", "bfebfbff:77fef3ff:2c100800:00000121:0000000f:009c6fbb:00000000:00000100"),
+        ("virt_caps", "" if xm else "hvm hvm_directio"),
+        ("total_memory", str(h["total_mib"])),
+        ("free_memory", str(free)),
+    ]
+    if xm:
+        lines += [
+            ("node_to_cpu", node_cpu),
+            ("node_to_memory", node_mem),
+            (
+                "node_to_dma32_mem",
+                " ".join("node%d:%d" % (n, 2985 * (n == 0)) for n in range(nodes)),
+            ),
+            ("max_node_id", str(nodes - 1)),
+        ]
+    else:
+        lines += [
+            ("sharing_freed_memory", "0"),
+            ("sharing_used_memory", "0"),
+            ("outstanding_claims", "0"),
+            ("free_cpus", "0"),
+        ]
+    lines += [("xen_major", major), ("xen_minor", minor), ("xen_extra", extra)]
+    if not xm:
+        lines.append(("xen_version", version))
+    lines += [
+        (
+            "xen_caps",
+            "xen-3.0-x86_64 xen-3.0-x86_32p hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ",
+        ),  # noqa: E501
+        ("xen_scheduler", "credit"),
+        ("xen_pagesize", "4096"),
+        ("platform_params", "virt_start=0xffff800000000000"),
+        ("xen_changeset", "unavailable" if xm else ""),
+        (
+            "xen_commandline",
+            "placeholder dom0_mem=%dM,max:%dM dom0_max_vcpus=4 dom0_vcpus_pin"
+            % (h["dom0_mib"], h["dom0_mib"]),
+        ),
+        ("cc_compiler", compiler),
+        ("cc_compile_by", "pkg-xen-devel" if not xm else "waldi"),
+        ("cc_compile_domain", "lists.alioth.debian.org" if not xm else "debian.org"),
+        (
+            "cc_compile_date",
+            "Thu Jun 21 06:44:56 UTC 2012" if xm else "Fri Jun 14 11:08:45 UTC 2024",
+        ),
+    ]
+    if not xm:
+        lines.append(("build_id", "8f6fbd5bc2bb1c4df27bbb8a3fd70f1d3b5cc5e1"))
+    lines.append(("xend_config_format", "4"))
+    return lines
+
+
+def _print_info(ctx: Ctx, xm: bool, key: str | None = None) -> int:
+    lines = _info_lines(ctx, xm)
+    if key is not None:
+        for k, v in lines:
+            if k == key:
+                ctx.out(v + "\n")
+                return 0
+        ctx.err("xl: info: unknown key '%s'\n" % key)
+        return 1
+    ctx.out("".join("%-23s: %s\n" % kv for kv in lines))
+    return 0
+
+
+def _cpu_seconds(ctx: Ctx, since: float, vcpus: int, dom0: bool = False) -> float:
+    """CPU time used since a domain started: dom0 works harder than the idle-ish guests."""
+    return max(0.1, (ctx.now - since) * (0.09 if dom0 else 0.02) * vcpus)
+
+
+def _list_rows(ctx: Ctx) -> list[tuple[str, int, int, int, str, float]]:
+    h = ctx.h
+    rows = [
+        (
+            "Domain-0",
+            0,
+            h["dom0_mib"],
+            min(4, h["cpus"]),
+            "r-----",
+            _cpu_seconds(ctx, h["booted"], min(4, h["cpus"]), dom0=True),
+        )
+    ]
+    for d in ctx.domains():
+        rows.append(
+            (
+                d["name"],
+                d["domid"],
+                d["mem_mib"],
+                d["vcpus"],
+                "-b----",
+                _cpu_seconds(ctx, d["created"], d["vcpus"]),
+            )
+        )
+    return rows
+
+
+def _print_list(ctx: Ctx, tool: str, names: list[str]) -> int:
+    rows = _list_rows(ctx)
+    if names:
+        wanted = []
+        for n in names:
+            match = [r for r in rows if r[0] == n or (n.isdigit() and r[1] == int(n))]
+            if not match:
+                if tool == "xl":
+                    ctx.err("%s is an invalid domain identifier (rc=-6)\n" % n)
+                else:
+                    ctx.err("Error: Domain '%s' does not exist.\n" % n)
+                return 1
+            wanted += match
+        rows = wanted
+    if tool == "xl":
+        # xl's header has real TABs before State and Time(s)
+        ctx.out("Name                                        ID   Mem VCPUs\tState\tTime(s)\n")
+        for name, domid, mem, vcpus, state, t in rows:
+            ctx.out("%-40s %5d %5d %5d     %s  %8.1f\n" % (name, domid, mem, vcpus, state, t))
+    else:
+        ctx.out("Name                                        ID   Mem VCPUs      State   Time(s)\n")
+        for name, domid, mem, vcpus, state, t in rows:
+            ctx.out("%-40s %5d %5d %5d %10s %8.1f\n" % (name, domid, mem, vcpus, state, t))
+    return 0
+
+
+XL_USAGE = """Usage xl [-vfNtT] <subcommand> [args]
+
+xl full list of subcommands:
+
+ create              Create a domain from config file <filename>
+ destroy             Terminate a domain immediately
+ list                List information about all/some domains
+ info                Get information about Xen host
+ top                 Monitor a host and the domains in real time
+ uptime              Print uptime for all/some domains
+"""
+
+XM_USAGE = """Usage: xm <subcommand> [args]
+
+Control, list, and manipulate Xen guest instances.
+
+Common 'xm' commands:
+
+ create                        Create a domain based on <ConfigFile>.
+ destroy                       Terminate a domain immediately.
+ info                          Get information about Xen host.
+ list                          List information about all/some domains.
+ top                           Monitor a host and the domains in real time.
+ uptime                        Print uptime for all/some domains.
+
+<Domain> can either be the Domain Name or Id.
+For more help on 'xm' see the xm(1) man page.
+For more help on 'xm create' see the xmdomain.cfg(5)  man page.
+"""
+
+
+def _destroy(ctx: Ctx, tool: str, args: list[str]) -> int:
+    if len(args) != 1:
+        ctx.err("'%s destroy' requires 1 argument.\n" % tool)
+        return 1
+    name = args[0]
+    db = ctx.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT id FROM domains WHERE host = ? AND (name = ? OR CAST(domid AS TEXT) = ?)",
+            (ctx.host, name, name),
+        ).fetchone()
+        if row is None:
+            db.execute("ROLLBACK")
+            if tool == "xl":
+                ctx.err("%s is an invalid domain identifier (rc=-6)\n" % name)
+            else:
+                ctx.err("Error: Domain '%s' does not exist.\n" % name)
+            return 1
+        db.execute("DELETE FROM domains WHERE id = ?", (row["id"],))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return 0
+
+
+def tool_xen(ctx: Ctx, tool: str, args: list[str]) -> int:
+    """xl / xm: info, list, uptime, destroy."""
+    if not args or args[0] in ("help", "-h", "--help"):
+        ctx.err(XL_USAGE if tool == "xl" else XM_USAGE)
+        return 1 if not args else 0
+    sub, rest = args[0], args[1:]
+    if sub == "info":
+        opts = [a for a in rest if a.startswith("-")]
+        keys = [a for a in rest if not a.startswith("-")]
+        if [o for o in opts if o not in ("-n", "--numa")] or (tool == "xm" and keys):
+            ctx.err("Usage: %s info [-n]\n\nGet information about Xen host.\n" % tool)
+            return 1
+        return _print_info(ctx, tool == "xm", keys[0] if keys else None)
+    if sub == "list":
+        opts = [a for a in rest if a.startswith("-")]
+        if opts:
+            ctx.err(
+                "%s: unrecognized option '%s'\nUsage: %s list [options] [Domain]\n\n"
+                "List information about all/some domains.\n" % (tool, opts[0], tool)
+            )
+            return 1
+        return _print_list(ctx, tool, rest)
+    if sub == "destroy":
+        return _destroy(ctx, tool, rest)
+    if tool == "xl":
+        ctx.err("command not implemented\n" + XL_USAGE)
+    else:
+        ctx.err("Error: Subcommand %s not found!\n\n%s" % (sub, XM_USAGE))
+    return 1
+
+
+XENTOP_FIELDS = [
+    ("NAME", 10),
+    ("STATE", 6),
+    ("CPU(sec)", 10),
+    ("CPU(%)", 6),
+    ("MEM(k)", 10),
+    ("MEM(%)", 6),
+    ("MAXMEM(k)", 10),
+    ("MAXMEM(%)", 9),
+    ("VCPUS", 5),
+    ("NETS", 4),
+    ("NETTX(k)", 8),
+    ("NETRX(k)", 8),
+    ("VBDS", 4),
+    ("VBD_OO", 8),
+    ("VBD_RD", 8),
+    ("VBD_WR", 8),
+    ("VBD_RSECT", 10),
+    ("VBD_WSECT", 10),
+    ("SSID", 4),
+]
+
+XENTOP_USAGE = """Usage: xentop [OPTION]
+Displays ongoing information about xen vm resources
+
+-h, --help           display this help and exit
+-V, --version        output version information and exit
+-d, --delay=SECONDS  seconds between updates (default 3)
+-n, --networks       output vif network data
+-x, --vbds           output vbd block device data
+-r, --repeat-header  repeat table header before each domain
+-v, --vcpus          output vcpu data
+-b, --batch	     output in batch mode, no user input accepted
+-i, --iterations     number of iterations before exiting
+-f, --full-name      output the full domain name (not truncated)
+
+Report bugs to <xen-devel@lists.xen.org>.
+"""
+
+
+def tool_xentop(ctx: Ctx, args: list[str]) -> int:
+    """xentop: batch mode only (interactive needs a terminal, as over a plain ssh command)."""
+    batch, full, repeat, iterations, delay = False, False, False, 0, 3.0
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-b", "--batch"):
+            batch = True
+        elif a in ("-f", "--full-name"):
+            full = True
+        elif a in ("-r", "--repeat-header"):
+            repeat = True
+        elif a in ("-n", "--networks", "-x", "--vbds", "-v", "--vcpus"):
+            pass
+        elif a in ("-h", "--help"):
+            ctx.out(XENTOP_USAGE)
+            return 0
+        elif a in ("-i", "--iterations", "-d", "--delay") or a.startswith(
+            ("-i", "-d", "--it", "--de")
+        ):
+            if "=" in a:
+                opt, val = a.split("=", 1)
+            elif a in ("-i", "--iterations", "-d", "--delay"):
+                if i + 1 >= len(args):
+                    ctx.err("xentop: option requires an argument -- '%s'\n" % a.lstrip("-")[0])
+                    ctx.out(XENTOP_USAGE)
+                    return 1
+                opt, val = a, args[i + 1]
+                i += 1
+            else:
+                opt, val = a[:2], a[2:]
+            try:
+                num = int(val)
+            except ValueError:
+                num = 0
+            if opt.startswith(("-i", "--it")):
+                iterations = num
+            else:
+                delay = float(num)
+        else:
+            ctx.err("xentop: invalid option -- '%s'\n" % a.lstrip("-")[:1])
+            ctx.out(XENTOP_USAGE)
+            return 1
+        i += 1
+    if not batch:
+        ctx.err("Error opening terminal: unknown.\n")
+        return 1
+    total_kb = ctx.h["total_mib"] * 1024
+    count = iterations if iterations > 0 else 1
+    for it in range(count):
+        if it:
+            sys.stdout.flush()
+            time.sleep(max(0.0, delay))
+            ctx.now = time.time()
+        rows = _xentop_rows(ctx, total_kb, first=(it == 0))
+        name_w = 10
+        if full:
+            name_w = max([10] + [len(r[0]) for r in rows])
+        header = " ".join("%*s" % (name_w if n == "NAME" else w, n) for n, w in XENTOP_FIELDS)
+        for j, r in enumerate(rows):
+            if j == 0 or repeat:
+                ctx.out(header + "\n")
+            name = ("%*s" % (name_w, r[0])) if full else ("%10.10s" % r[0])
+            ctx.out(name + " " + r[1] + "\n")
+    return 0
+
+
+def _xentop_rows(ctx: Ctx, total_kb: int, first: bool) -> list[tuple[str, str]]:
+    h = ctx.h
+    out = []
+    doms = [("Domain-0", 0, h["dom0_mib"], None, min(4, h["cpus"]), h["booted"])]
+    for d in ctx.domains():
+        doms.append(
+            (d["name"], d["domid"], d["mem_mib"], d["maxmem_mib"], d["vcpus"], d["created"])
+        )
+    for name, domid, mem, maxmem, vcpus, since in doms:
+        cpu_s = int(_cpu_seconds(ctx, since, vcpus, dom0=(domid == 0)))
+        # CPU(%) needs a previous sample: 0.0 on the first iteration, as in xentop
+        pct = 0.0 if first else (9.0 if domid == 0 else 2.0) * vcpus
+        mem_kb = mem * 1024
+        if maxmem is None:
+            maxmem_s, maxpct_s = "%10s" % "no limit", "%9s" % "n/a"
+        else:
+            # libxl adds LIBXL_MAXMEM_CONSTANT (1 MiB) of slack to the hypervisor limit
+            max_kb = maxmem * 1024 + 1024
+            maxmem_s, maxpct_s = "%10d" % max_kb, "%9.1f" % (max_kb * 100.0 / total_kb)
+        age = max(1, int(ctx.now - since))
+        nets, vbds = (0, 0) if domid == 0 else (1, 2 if mem >= 4096 else 1)
+        tx = age * 3 * nets
+        rx = age * 5 * nets
+        rd, wr = age * 2 * vbds, age * vbds
+        fields = [
+            "-----r" if domid == 0 else "--b---",
+            "%10d" % cpu_s,
+            "%6.1f" % pct,
+            "%10d" % mem_kb,
+            "%6.1f" % (mem_kb * 100.0 / total_kb),
+            maxmem_s,
+            maxpct_s,
+            "%5d" % vcpus,
+            "%4d" % nets,
+            "%8d" % tx,
+            "%8d" % rx,
+            "%4d" % vbds,
+            "%8d" % 0,
+            "%8d" % rd,
+            "%8d" % wr,
+            "%10d" % (rd * 8),
+            "%10d" % (wr * 8),
+            "%4d" % 0,
+        ]
+        out.append((name, " ".join(fields)))
+    return out
+
+
+# --------------------------------------------------------------------------- rgmanager
+
+
+def _members(ctx: Ctx) -> list:
+    return ctx.db.execute("SELECT name, nodeid, up FROM hosts ORDER BY nodeid").fetchall()
+
+
+def _xml_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+CLUSTAT_USAGE = """usage: %s <options>
+    -i <interval>      Refresh every <interval> seconds.  May not be used
+                       with -x.
+    -I                 Display local node ID and exit
+    -m <member>        Display status of <member> and exit
+    -s <service>       Display status of <service> and exit
+    -v                 Display version & cluster plugin and exit
+    -x                 Dump information as XML
+    -Q\t\t\tReturn 0 if quorate, 1 if not (no output)
+    -f\t\t\tEnable fast clustat reports
+    -l\t\t\tUse long format for services
+
+"""
+
+
+def _getopt(args: list[str], spec: str) -> tuple[list[tuple[str, str]], list[str], str]:
+    """POSIX getopt: returns (options, operands, error message or '')."""
+    opts, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return opts, args[i + 1 :], ""
+        if not a.startswith("-") or a == "-":
+            return opts, args[i:], ""
+        j = 1
+        while j < len(a):
+            c = a[j]
+            pos = spec.find(c)
+            if pos < 0 or c == ":":
+                return opts, [], "invalid option -- '%s'" % c
+            if pos + 1 < len(spec) and spec[pos + 1] == ":":
+                if j + 1 < len(a):
+                    opts.append((c, a[j + 1 :]))
+                elif i + 1 < len(args):
+                    i += 1
+                    opts.append((c, args[i]))
+                else:
+                    return opts, [], "option requires an argument -- '%s'" % c
+                break
+            opts.append((c, ""))
+            j += 1
+        i += 1
+    return opts, [], ""
+
+
+def tool_clustat(ctx: Ctx, args: list[str]) -> int:
+    """clustat: text (80 columns, as when stdout is not a tty), -x, -Q, -s, -m, -l, -v, -I."""
+    opts, _operands, error = _getopt(args, "fIls:m:i:xvQh?")
+    if error:
+        ctx.err("clustat: %s\n" % error)
+        ctx.out(CLUSTAT_USAGE % "clustat")
+        return 1
+    xml = long_ = False
+    member = svc = None
+    runtype = ""
+    for o, v in opts:
+        if o in "h?":
+            ctx.out(CLUSTAT_USAGE % "clustat")
+            return 0
+        if o == "x":
+            xml = True
+        elif o == "l":
+            long_ = True
+        elif o == "m":
+            member = v
+        elif o == "s":
+            svc = v if ":" in v else "service:" + v
+        elif o in "QvI":
+            runtype = o
+    quorate = meta(ctx.db, "quorate", "1") == "1"
+    members = _members(ctx)
+    if runtype == "Q":
+        return 0 if quorate else 1
+    if runtype == "v":
+        ctx.out("clustat version 3.0.12.1\nConnected via: CMAN/SAM\n")
+        return 0
+    if runtype == "I":
+        ctx.out("0x%08x\n" % ctx.h["nodeid"])
+        return 0
+    svcs = services(ctx.db, ctx.now)
+    if xml:
+        return _clustat_xml(ctx, quorate, members, svcs, member, svc)
+    return _clustat_text(ctx, quorate, members, svcs, member, svc, long_)
+
+
+def _member_flags(ctx: Ctx, m) -> str:
+    s = "Online" if m["up"] else "Offline"
+    if m["name"] == ctx.host:
+        s += ", Local"
+    if m["up"]:
+        s += ", rgmanager"
+    return s
+
+
+def _svc_ret(state: str) -> int:
+    return 0 if state in ("starting", "started", "stopping") else STATE_CODES[state]
+
+
+def _clustat_text(ctx: Ctx, quorate, members, svcs, member, svc, long_) -> int:
+    out = []
+    ret = 0
+    cols = 80
+    nodesize = cols // 2
+    if not member and not svc:
+        out.append("Cluster Status for %s @ %s\n" % (CLUSTER_NAME, time.ctime(ctx.now)))
+        out.append("Member Status: %s\n\n" % ("Quorate" if quorate else "Inquorate"))
+    if not svc or (member and svc):
+        out.append(
+            " %-*.*s" % (nodesize, nodesize, "Member Name") + "%-4.4s %s\n" % ("ID", "Status")
+        )
+        out.append(
+            " %-*.*s" % (nodesize, nodesize, "------ ----") + "%-4.4s %s\n" % ("----", "------")
+        )
+        found = member is None
+        for m in members:
+            if member and m["name"] != member:
+                continue
+            found = True
+            out.append(
+                " %-*.*s %4d %s\n"
+                % (nodesize, nodesize, m["name"], m["nodeid"], _member_flags(ctx, m))
+            )
+            ret = 0 if m["up"] else 1
+        out.append("\n")
+        if not found:
+            ret = 1
+        if member and not svc:
+            ctx.out("".join(out))
+            return ret
+    svcsize = (cols - 20) // 2
+    if long_:
+        out.append("Service Information\n------- -----------\n\n")
+    else:
+        out.append(
+            " %-*.*s %-*.*s %-14.14s\n"
+            % (svcsize, svcsize, "Service Name", svcsize, svcsize, "Owner (Last)", "State")
+        )
+        out.append(
+            " %-*.*s %-*.*s %-14.14s\n"
+            % (svcsize, svcsize, "------- ----", svcsize, svcsize, "----- ------", "-----")
+        )
+    if svc:
+        ret = -1
+    for s in svcs:
+        if svc and s["name"] != svc:
+            continue
+        owner_name = s["owner"] or "none"
+        last_name = s["last_owner"] or "none"
+        if long_:
+            out.append("Service Name      : %s\n" % s["name"])
+            out.append("  Current State   : %s (%d)\n" % (s["state"], STATE_CODES[s["state"]]))
+            out.append("  Owner           : %s\n" % owner_name)
+            out.append("  Last Owner      : %s\n" % last_name)
+            out.append("  Last Transition : %s\n\n" % time.ctime(s["transition"]))
+        else:
+            if s["state"] in LAST_OWNER_STATES:
+                owner = "(%-.*s)" % (svcsize - 2, last_name)
+            else:
+                owner = "%-.*s" % (svcsize, owner_name)
+            out.append(
+                " %-*.*s %-*.*s %-14.14s\n"
+                % (svcsize, svcsize, s["name"], svcsize, svcsize, owner, s["state"])
+            )
+        if svc:
+            ret = _svc_ret(s["state"])
+    ctx.out("".join(out))
+    return ret & 0xFF
+
+
+def _clustat_xml(ctx: Ctx, quorate, members, svcs, member, svc) -> int:
+    out = ['<?xml version="1.0"?>\n', '<clustat version="4.1.1">\n']
+    if not member and not svc:
+        out.append(
+            '  <cluster name="%s" id="%d" generation="%d"/>\n'
+            % (
+                CLUSTER_NAME,
+                int(meta(ctx.db, "cluster_id", "4242")),
+                int(meta(ctx.db, "generation", "1")),
+            )
+        )
+        # rgmanager prints a newline inside the tag when inquorate
+        out.append(
+            '  <quorum %s groupmember="%d"/>\n'
+            % ('quorate="1"' if quorate else 'quorate="0"\n', 1 if quorate else 0)
+        )
+    ret1 = ret2 = 0
+    if not svc or (member and svc):
+        out.append("  <nodes>\n")
+        for m in members:
+            if member and m["name"] != member:
+                continue
+            out.append(
+                '    <node name="%s" state="%d" local="%d" estranged="0" rgmanager="%d" '
+                'rgmanager_master="0" qdisk="0" nodeid="0x%08x"/>\n'
+                % (
+                    _xml_escape(m["name"]),
+                    1 if m["up"] else 0,
+                    1 if m["name"] == ctx.host else 0,
+                    1 if m["up"] else 0,
+                    m["nodeid"],
+                )
+            )
+            if member:
+                ret1 = 0 if m["up"] else 1
+        out.append("  </nodes>\n")
+    if not member or (member and svc):
+        out.append("  <groups>\n")
+        for s in svcs:
+            if svc and s["name"] != svc:
+                continue
+            t = int(s["transition"])
+            out.append(
+                '    <group name="%s" state="%d" state_str="%s" flags="0" flags_str="" '
+                'owner="%s" last_owner="%s" restarts="%d" last_transition="%d" '
+                'last_transition_str="%s"/>\n'
+                % (
+                    _xml_escape(s["name"]),
+                    STATE_CODES[s["state"]],
+                    s["state"],
+                    _xml_escape(s["owner"] or "none"),
+                    _xml_escape(s["last_owner"] or "none"),
+                    s["restarts"],
+                    t,
+                    time.ctime(t),
+                )
+            )
+            if svc:
+                ret2 = _svc_ret(s["state"])
+        out.append("  </groups>\n")
+    out.append("</clustat>\n")
+    ctx.out("".join(out))
+    if member and ret1:
+        return ret1
+    return ret2 & 0xFF
+
+
+CLUSVCADM_USAGE = """usage: %s [command]
+
+Resource Group Control Commands:
+  -v                     Display version and exit
+  -d <group>             Disable <group>.  This stops a group
+                         until an administrator enables it again,
+                         the cluster loses and regains quorum, or
+                         an administrator-defined event script
+                         explicitly enables it again.
+  -e <group>             Enable <group>
+  -e <group> -F          Enable <group> according to failover
+                         domain rules (deprecated; always the
+                         case when using central processing)
+  -e <group> -m <member> Enable <group> on <member>
+  -r <group> -m <member> Relocate <group> [to <member>]
+                         Stops a group and starts it on another
+                         cluster member.
+  -M <group> -m <member> Migrate <group> to <member>
+                         (e.g. for live migration of VMs)
+  -q                     Quiet operation
+  -R <group>             Restart a group in place.
+  -s <group>             Stop <group>.  This temporarily stops
+                         a group.  After the next group or
+                         or cluster member transition, the group
+                         will be restarted (if possible).
+  -Z <group>             Freeze resource group.  This prevents
+                         transitions and status checks, and is
+                         useful if an administrator needs to
+                         administer part of a service without
+                         stopping the whole service.
+  -U <group>             Unfreeze (thaw) resource group.  Restores
+                         a group to normal operation.
+  -c <group>             Convalesce (repair, fix) resource group.
+                         Attempts to start failed, non-critical
+                         resources within a resource group.
+Resource Group Locking (for cluster Shutdown / Debugging):
+  -l                     Lock local resource group managers.
+                         This prevents resource groups from
+                         starting.
+  -S                     Show lock state
+  -u                     Unlock resource group managers.
+                         This allows resource groups to start.
+"""
+
+
+def _closest_node(ctx: Ctx, members, name: str) -> str | None:
+    """rgmanager's find_closest_node: the longest common prefix wins; a tie is ambiguous."""
+    c = cl = ncl = 0
+    for x, m in enumerate(members):
+        cur = 0
+        mn = m["name"]
+        while cur < len(mn) and cur < len(name) and mn[cur] == name[cur]:
+            cur += 1
+        if not cur:
+            continue
+        if cur >= cl:
+            ncl = cl
+            cl = cur
+            c = x
+    if not cl:
+        ctx.out("No matches for '%s' found\n" % name)
+        return None
+    if ncl == cl:
+        ctx.out("More than one possible match for '%s' found\n" % name)
+        return None
+    ctx.out("Closest match: '%s'\n" % members[c]["name"])
+    return members[c]["name"]
+
+
+def tool_clusvcadm(ctx: Ctx, args: list[str]) -> int:
+    """clusvcadm -e SVC [-m MEMBER] and -d SVC: messages and exit codes of rgmanager 3.0."""
+    opts, _operands, error = _getopt(args, "lSue:M:d:r:n:m:FvR:s:Z:U:qh?")
+    if error:
+        ctx.err("clusvcadm: %s\n" % error)
+        ctx.out(CLUSVCADM_USAGE % "clusvcadm")
+        return 1
+    action = svc = node = None
+    quiet = False
+    for o, v in opts:
+        if o == "v":
+            ctx.out("3.0.12.1\n")
+            return 0
+        if o in "h?":
+            ctx.out(CLUSVCADM_USAGE % "clusvcadm")
+            return 1
+        if o in "lSu":
+            ctx.out("Resource groups locked\n" if o == "S" else "Done\n")
+            return 0
+        if o in "eMdrRsZU":
+            action, svc = o, v
+        elif o in "mn":
+            node = v
+        elif o == "q":
+            quiet = True
+    if not svc:
+        ctx.out(CLUSVCADM_USAGE % "clusvcadm")
+        return 1
+    if action == "M" and not node:
+        ctx.out("Migration requires a target cluster member\n")
+        return 1
+    if action not in ("e", "d"):
+        # the lab's cluster only knows how to enable and disable
+        ctx.out(
+            "Trying to %s %s...Invalid operation for resource\n"
+            % ({"M": "migrate", "r": "relocate"}.get(action, "act on"), svc)
+        )
+        return 248
+    if quiet:
+        ctx.out = lambda text: None  # type: ignore[method-assign]
+    if ":" not in svc:
+        svc = "service:" + svc
+    members = _members(ctx)
+    target = None
+    if node is not None:
+        names = [m["name"] for m in members]
+        if node in names:
+            target = node
+        else:
+            ctx.out("'%s' not in membership list\n" % node)
+            target = _closest_node(ctx, members, node)
+            if target is None:
+                return 1
+    verb = "trying to enable" if action == "e" else "disabling"
+    who = ("Member %s" % target) if target else "Local machine"
+    ctx.out("%s %s %s..." % (who, verb, svc))
+    sys.stdout.flush()
+    if action == "e":
+        rc, owner = _enable(ctx, svc, target or ctx.host)
+    else:
+        rc, owner = _disable(ctx, svc), None
+    ctx.out(RG_MESSAGES[rc] + "\n")
+    if rc == RG_ERUN:
+        return 0
+    if rc == RG_SUCCESS and action == "e":
+        ctx.out(
+            "%s%s is now running on %s\n"
+            % ("" if not target or owner == target else "Warning: ", svc, owner)
+        )
+    return rc & 0xFF
+
+
+def _enable(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
+    db = ctx.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        rc, owner = _enable_locked(ctx, svc, target)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return rc, owner
+
+
+def _record_start(ctx: Ctx, guest: str, host: str, began: float, ended: float, ok: bool) -> None:
+    ctx.db.execute(
+        "INSERT INTO starts(guest, host, began, ended, ok) VALUES (?, ?, ?, ?, ?)",
+        (guest, host, began, ended, 1 if ok else 0),
+    )
+
+
+def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
+    db = ctx.db
+    now = time.time()
+    boot_s = float(meta(db, "boot_s", "2"))
+    if meta(db, "quorate", "1") != "1":
+        return RG_EQUORUM, None
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
+    if row is None:
+        return RG_ENOSERVICE, None
+    host = db.execute("SELECT * FROM hosts WHERE name = ?", (target,)).fetchone()
+    if host is None or not host["up"]:
+        return RG_ENODE, None
+    guest = svc.split(":", 1)[1]
+    state = effective_state(row["state"], row["transition"], boot_s, now)
+    if state == "failed":
+        # rgmanager: "#43: Service vm:x has failed; can not start." -- disable it first
+        _record_start(ctx, guest, target, now, now, False)
+        return RG_EFAIL, None
+    if state in RUNNING_STATES and row["owner"]:
+        owner = db.execute("SELECT up FROM hosts WHERE name = ?", (row["owner"],)).fetchone()
+        if owner is not None and owner["up"]:
+            return RG_ERUN, None
+        # running on a member that is down: rgmanager takes the service over
+    fail = False
+    cfg = None
+    try:
+        cfg = read_cfg(os.path.join(ctx.lab_dir, "xenconfig", row["cfg"]))
+    except (OSError, ValueError, KeyError):
+        fail = True
+    if not fail and row["start_fails"]:
+        fail = True
+    if not fail and cfg["memory"] > host_free_mib(db, target):
+        fail = True
+    if fail:
+        _record_start(ctx, guest, target, now, now, False)
+        db.execute(
+            "UPDATE services SET state = 'stopped', owner = NULL, last_owner = ?, transition = ? "
+            "WHERE name = ?",
+            (target, now, svc),
+        )
+        return RG_EFAIL, None
+    domid = host["next_domid"]
+    db.execute("UPDATE hosts SET next_domid = next_domid + 1 WHERE name = ?", (target,))
+    db.execute(
+        "INSERT INTO domains(name, host, mem_mib, maxmem_mib, vcpus, domid, created) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (cfg["name"], target, cfg["memory"], cfg["maxmem"], cfg["vcpus"], domid, now),
+    )
+    last = row["owner"] if row["state"] in RUNNING_STATES else row["last_owner"]
+    db.execute(
+        "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ?, "
+        "restarts = 0 WHERE name = ?",
+        (target, last, now, svc),
+    )
+    _record_start(ctx, guest, target, now, now + boot_s, True)
+    return RG_SUCCESS, target
+
+
+def _disable(ctx: Ctx, svc: str) -> int:
+    db = ctx.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        rc = _disable_locked(ctx, svc)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return rc
+
+
+def _disable_locked(ctx: Ctx, svc: str) -> int:
+    db = ctx.db
+    if meta(db, "quorate", "1") != "1":
+        return RG_EQUORUM
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
+    if row is None:
+        return RG_ENOSERVICE
+    if row["state"] == "disabled":
+        return RG_SUCCESS
+    last = row["last_owner"]
+    if row["state"] in RUNNING_STATES and row["owner"]:
+        last = row["owner"]
+        owner_up = db.execute("SELECT up FROM hosts WHERE name = ?", (row["owner"],)).fetchone()
+        if owner_up is not None and owner_up["up"]:
+            # the owner stops the guest; a guest on a dead member is left alone (fencing's job)
+            guest = svc.split(":", 1)[1]
+            db.execute("DELETE FROM domains WHERE host = ? AND name = ?", (row["owner"], guest))
+    db.execute(
+        "UPDATE services SET state = 'disabled', owner = NULL, last_owner = ?, transition = ? "
+        "WHERE name = ?",
+        (last, time.time(), svc),
+    )
+    return RG_SUCCESS
+
+
+# --------------------------------------------------------------------------- faults
+
+
+FAIL_MESSAGES = {
+    "xl": (
+        "xencall: error: Could not obtain handle on privileged command interface: "
+        "No such file or directory\n"
+        "libxl: error: libxl.c:102:libxl_ctx_alloc: cannot open libxc handle: "
+        "No such file or directory\n"
+        "cannot init xl context\n",
+        "",
+        1,
+    ),
+    "xm": (
+        "Error: Unable to connect to xend: No such file or directory. Is xend running?\n",
+        "",
+        1,
+    ),
+    "xentop": ("Failed to initialize xenstat library\n", "", 1),
+    "clustat": ("Could not connect to CMAN: No such file or directory\n", "", 1),
+    "clusvcadm": ("", "Could not connect to cluster service\n", 1),
+}
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``emulator.py LAB_DIR HOST TOOL ARGS...``."""
+    if len(argv) < 4:
+        sys.stderr.write("usage: emulator.py LAB_DIR HOST TOOL [ARGS...]\n")
+        return 2
+    lab_dir, host, tool, args = argv[1], argv[2], argv[3], argv[4:]
+    ctx = Ctx(lab_dir, host)
+    delay_ms = int(meta(ctx.db, "latency_ms", "0") or 0) + int(ctx.h["slow_ms"] or 0)
+    if delay_ms > 0:
+        time.sleep(delay_ms / 1000.0)
+        ctx.now = time.time()
+    if ctx.h["fails"]:
+        err, out, rc = FAIL_MESSAGES.get(tool, ("%s: internal error\n" % tool, "", 1))
+        sys.stderr.write(err)
+        sys.stdout.write(out)
+        return rc
+    if tool in ("xl", "xm"):
+        return tool_xen(ctx, tool, args)
+    if tool == "xentop":
+        return tool_xentop(ctx, args)
+    if tool == "clustat":
+        return tool_clustat(ctx, args)
+    if tool == "clusvcadm":
+        return tool_clusvcadm(ctx, args)
+    sys.stderr.write("%s: command not found\n" % tool)
+    return 127
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv))
+    except BrokenPipeError:
+        sys.exit(141)

@@ -1,0 +1,175 @@
+"""The rehearsal lab's tasks: ``lab.up``, ``lab.down``, ``lab.status``, ``lab.inject``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+from tabulate import tabulate
+
+from .. import lab as _lab
+from ..errors import XenfabError
+
+LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
+
+
+def _one_line_errors(fn: Callable) -> Callable:
+    """Show a XenfabError as one line and exit 1, never as a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XenfabError as err:
+            raise Exit(f"xenfab: {err}", code=1) from None
+
+    return wrapper
+
+
+def _summary(st: dict) -> str:
+    hosts = st["hosts"]
+    svcs = st["services"]
+    started = sum(1 for s in svcs if s["state"] in ("started", "starting"))
+    down = sum(1 for h in hosts if not h["up"])
+    state = "running" if st["running"] else "stopped"
+    return (
+        f"lab {state} in {st['lab_dir']}: {len(hosts)} hosts ({down} down) on 127.0.0.x:"
+        f"{st['port']}, {len(svcs)} guests ({started} started), "
+        f"{'quorate' if st['quorate'] else 'INQUORATE'}"
+    )
+
+
+@task(
+    help={
+        "hosts": "number of simulated hosts, 1-100 (default 6)",
+        "guests": "number of guests (default 30)",
+        "seed": "scenario seed: the same seed gives the same cluster (default 1)",
+        "latency_ms": "delay added to every emulated command, in ms (default 0)",
+        "boot_s": "seconds a started guest stays 'starting' (default 2)",
+        "lab_dir": LAB_DIR_HELP,
+    }
+)
+@_one_line_errors
+def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
+    """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
+    st = _lab.up(
+        lab_dir,
+        hosts=int(hosts),
+        guests=int(guests),
+        seed=int(seed),
+        latency_ms=int(latency_ms),
+        boot_s=float(boot_s),
+    )
+    if st.get("restarted"):
+        print("lab was already running: restarted it with a fresh scenario")
+    print(_summary(st) + f" (up in {st['up_seconds']:.1f}s)")
+    cfg = f"{st['lab_dir']}/ssh_config"
+    print(f"ssh_config: {cfg}  (try: ssh -F {cfg} xen01 xl info)")
+
+
+@task(help={"lab_dir": LAB_DIR_HELP})
+@_one_line_errors
+def down(c, lab_dir=None):
+    """Stop the rehearsal lab's sshd processes."""
+    res = _lab.down(lab_dir)
+    if res["stopped"]:
+        print(f"lab stopped in {res['lab_dir']} (sshd PIDs {', '.join(map(str, res['stopped']))})")
+    else:
+        print(f"lab in {res['lab_dir']} was not running")
+
+
+@task(help={"format": "table (default) or json", "lab_dir": LAB_DIR_HELP})
+@_one_line_errors
+def status(c, format="table", lab_dir=None):
+    """Show the lab's hosts, services, quorum and recorded starts."""
+    if format not in ("table", "json"):
+        raise Exit(f"xenfab: --format: {format!r} is not one of table, json", code=1)
+    st = _lab.status(lab_dir)
+    if format == "json":
+        print(json.dumps(st, indent=2))
+        return
+    print(_summary(st))
+    print()
+    print(
+        tabulate(
+            [
+                (
+                    h["name"],
+                    h["address"],
+                    "up" if h["up"] else "DOWN",
+                    h["toolstack"],
+                    h["cpus"],
+                    h["total_mib"],
+                    h["free_mib"],
+                )
+                for h in st["hosts"]
+            ],
+            headers=["host", "address", "state", "tools", "cpus", "total MiB", "free MiB"],
+        )
+    )
+    print()
+    print(
+        tabulate(
+            [
+                (s["name"], s["state"], s["owner"] or "", s["last_owner"] or "")
+                for s in st["services"]
+            ],
+            headers=["service", "state", "owner", "last owner"],
+        )
+    )
+    if st["starts"]:
+        print()
+        print(
+            tabulate(
+                [
+                    (
+                        s["guest"],
+                        s["host"],
+                        f"{s['ended'] - s['began']:.1f}s",
+                        "ok" if s["ok"] else "FAILED",
+                    )
+                    for s in st["starts"]
+                ],
+                headers=["started guest", "on", "took", "result"],
+            )
+        )
+
+
+@task(
+    positional=["kind"],
+    help={
+        "kind": "host-down, host-up, slow, command-fails, command-ok, inquorate, quorate, "
+        "start-behind, start-fails, start-ok",
+        "host": "the host (host-down/-up, slow, command-fails/-ok, start-behind)",
+        "guest": "the guest, e.g. web01 (start-behind, start-fails/-ok)",
+        "ms": "milliseconds of delay for slow (0 removes it)",
+        "lab_dir": LAB_DIR_HELP,
+    },
+)
+@_one_line_errors
+def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
+    """Inject a fault, e.g. `lab.inject host-down --host xen03` (see --help for the kinds)."""
+    spec = _lab.INJECT_KINDS.get(kind)
+    if spec is None:
+        # let the lab word the error (it lists the kinds)
+        _lab.inject(lab_dir, kind)
+        return
+    given = {"HOST": host, "GUEST": guest, "MS": ms}
+    flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms"}
+    missing = [flags[n] for n in spec if given[n] in (None, "")]
+    extra = [flags[n] for n, v in given.items() if n not in spec and v not in (None, "")]
+    if missing or extra:
+        wanted = " ".join(f"{flags[n]} {n}" for n in spec) or "no options"
+        raise Exit(f"xenfab: lab.inject {kind} takes {wanted}", code=1)
+    args = [str(given[n]) for n in spec]
+    _lab.inject(lab_dir, kind, *args)
+    print(f"injected: {' '.join([kind, *args])}")
+
+
+ns = Collection("lab")
+for _t in (up, down, status, inject):
+    ns.add_task(_t)
