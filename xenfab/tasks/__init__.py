@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import core, lab
+from . import core, demo, lab
 
 ns = Collection()
-for _task in (core.facts, core.show_layout, core.start_host, core.start_all):
+for _task in (core.facts, core.show_layout, core.start_host, core.start_all, demo.demo):
     ns.add_task(_task)
 ns.add_collection(lab.ns)
 

@@ -1,0 +1,42 @@
+"""The embedded default job: rehearse a whole recovery on the lab, end to end, over real SSH."""
+
+from __future__ import annotations
+
+from invoke import task
+
+from .. import lab as lab_api
+from . import core
+from ._common import cli
+
+
+def _banner(text: str) -> None:
+    print(f"\n=== {text} " + "=" * max(3, 72 - len(text)), flush=True)
+
+
+@task(
+    help={
+        "hosts": "simulated Xen hosts (1-100)",
+        "guests": "guests in the cluster",
+        "seed": "scenario seed (same seed, same crash)",
+        "boot_s": "seconds a guest takes from `starting` to `started`",
+        "config": "config file (default: fabfile_config.yaml; its lab environment is used)",
+    }
+)
+@cli
+def demo(c, hosts=6, guests=30, seed=1, boot_s=2.0, config=None):
+    """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
+    _banner(f"lab up: {hosts} Xen hosts, {guests} guests, just after a crash")
+    info = lab_api.up(lab_api.lab_dir(), hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
+    down = sum(1 for s in info["services"] if s["state"] in ("disabled", "failed"))
+    print(f"lab on 127.0.0.11.. port {info['port']}; {down} of {len(info['services'])} guests down")
+    _banner("fab show-layout --explain")
+    core.show_layout(c, env="lab", config=config, explain=True)
+    _banner("fab start-all --yes")
+    try:
+        core.start_all(c, env="lab", config=config, yes=True)
+    finally:
+        _banner("fab facts (after)")
+        try:
+            core.facts(c, env="lab", config=config)
+        finally:
+            print(f"\nThe lab keeps running ({lab_api.lab_dir()}); stop it with: fab lab.down")
