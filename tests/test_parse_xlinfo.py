@@ -87,3 +87,49 @@ def test_non_integer_value_names_line() -> None:
 def test_empty_text() -> None:
     with pytest.raises(ParseError):
         parse_xl_info("")
+
+
+def test_colons_in_values_and_empty_values() -> None:
+    text = (
+        "host                   : a:b:c\n"
+        "nr_cpus                : 2\n"
+        "virt_caps              :\n"
+        "node_to_cpu            : node0:0-1\n"
+        "total_memory           : 4096\n"
+        "free_memory            : 100\n"
+    )
+    info = parse_xl_info(text)
+    assert (info.total_mib, info.free_mib, info.cpus) == (4096, 100, 2)
+    assert info.toolstack == "xm"
+
+
+def test_ovm_xm_with_free_cpus_is_still_xm() -> None:
+    text = XM_INFO.replace("max_node_id", "free_cpus              : 0\nmax_node_id")
+    assert parse_xl_info(text).toolstack == "xm"
+
+
+def test_xm_version_without_extra() -> None:
+    text = "\n".join(ln for ln in XM_INFO.splitlines() if not ln.startswith("xen_extra"))
+    assert parse_xl_info(text).xen_version == "4.0"
+
+
+def test_first_occurrence_wins_and_noise_lines_are_ignored() -> None:
+    text = "WARNING: something odd happened\nnot a key value line\n" + XL_INFO
+    text += "total_memory           : 1\n"
+    assert parse_xl_info(text).total_mib == 65401
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "12 MB", "", "9" * 60])
+def test_bad_integers(value: str) -> None:
+    text = XL_INFO.replace("nr_cpus                : 12", f"nr_cpus                : {value}")
+    with pytest.raises(ParseError):
+        parse_xl_info(text)
+
+
+def test_bytes_input_is_decoded() -> None:
+    assert parse_xl_info(XL_INFO.encode()).cpus == 12
+
+
+def test_non_text_input() -> None:
+    with pytest.raises(ParseError):
+        parse_xl_info(None)  # type: ignore[arg-type]

@@ -187,8 +187,9 @@ def _service_row(line: str) -> tuple[str, Service] | None:
             state = _state_word(tok)
     owner = last_owner = None
     if owner_tok is not None:
-        if owner_tok.startswith("(") and owner_tok.endswith(")"):
-            last_owner = _owner(owner_tok[1:-1])
+        if owner_tok.startswith("("):
+            # A cut-off column may have lost the closing parenthesis.
+            last_owner = _owner(owner_tok[1:].removesuffix(")"))
         elif state in _LAST_OWNER_STATES:
             last_owner = _owner(owner_tok)
         else:
