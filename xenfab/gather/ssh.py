@@ -102,6 +102,9 @@ def run(host: str, command: str, env: Environment, cfg: Config, timeout: float |
 def describe(exc: BaseException, host: str, address: str, env: Environment) -> str:
     """A one-line message for an SSH failure, naming the host and what to do."""
     where = f"{host} ({address})"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
+        # paramiko tried every address of the host; the first refusal or error says enough.
+        exc = next(iter(exc.errors.values()))
     if isinstance(exc, paramiko.BadHostKeyException):
         return (
             f"{where}: host key CHANGED (got {exc.key.get_name()} "
