@@ -43,6 +43,8 @@ def improve(
         if all(st.where[g.idx] is not None for g in m.guests):
             proven = True
             continue
+        if time.monotonic() >= deadline:
+            continue
         result = exact(m, st, deadline)
         proven = result.proven
         if result.where is not None:
