@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Benchmark the start engine on the rehearsal lab against the schedule bound and the seed's way.
+
+    python bench/bench_start.py            # 20 hosts, 200 guests to start, 5 s boot, 2 per host
+    python bench/bench_start.py --quick    # 8 hosts, 40 guests, 2 s boot (about a minute)
+
+It brings up its own lab in a temporary directory (real sshd on loopback), and tears it down.
+
+- bound: the busiest host's ceil(guests / per-host cap) x boot time, the least any schedule
+  honouring the per-host cap can take (the global cap is set high enough not to bind);
+- serial: the seed's one-at-a-time way (a new SSH connection per command, clusvcadm, wait until
+  clustat says started, next guest), measured on a few guests in the same run and scaled to all.
+
+Not a test: the figures depend on the machine (the lab's tools are Python processes sharing its
+cores with sshd and xenfab).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from tabulate import tabulate  # noqa: E402
+
+from xenfab import lab  # noqa: E402
+from xenfab.cluster import backend as get_backend  # noqa: E402
+from xenfab.config import XenfabConfig, load_config  # noqa: E402
+from xenfab.gather import batch, gather, ssh  # noqa: E402
+from xenfab.plan import plan, policy_from_dict  # noqa: E402
+from xenfab.start import start_guests  # noqa: E402
+
+REPO = os.path.dirname(HERE)
+
+
+def max_overlap(windows: list[tuple[float, float]]) -> int:
+    """The most [began, ended) windows open at one instant."""
+    events = sorted([(b, 1) for b, _ in windows] + [(e, -1) for _, e in windows])
+    best = cur = 0
+    for _, step in events:
+        cur += step
+        best = max(best, cur)
+    return best
+
+
+def lab_config(lab_dir: str) -> XenfabConfig:
+    """The repository's configuration, with the lock and audit log inside the lab directory."""
+    os.environ["XENFAB_LAB_DIR"] = lab_dir
+    cfg = load_config(os.path.join(REPO, "fabfile_config.yaml"))
+    cfg.lock_path = os.path.join(lab_dir, "xenfab.lock")
+    cfg.audit_log = os.path.join(lab_dir, "audit.jsonl")
+    return cfg
+
+
+def seed_way(cfg: XenfabConfig, guests: list[tuple[str, str]], boot_s: float) -> list[float]:
+    """Start guests one at a time as the seed script did; the seconds each one took."""
+    env = cfg.environment("lab")
+    fab = ssh.fabric_config(env)
+    be = get_backend(env.backend)
+    master = env.master or env.hosts[0].name
+    times = []
+    for guest, host in guests:
+        t0 = time.monotonic()
+        res = ssh.run(master, be.start_command(guest, host, "disabled"), env, fab)
+        if res.error:
+            raise SystemExit(f"serial baseline: {res.error}")
+        deadline = t0 + boot_s * 4 + 30
+        while time.monotonic() < deadline:
+            nonce = batch.new_nonce()
+            out = ssh.run(master, batch.build_script(nonce, be.state_probes()), env, fab)
+            if out.output is not None:
+                state = be.parse_state(batch.split_output(out.output.text, nonce).outputs, master)
+                svc = state.services.get(guest)
+                if svc is not None and svc.state == "started":
+                    break
+            time.sleep(0.25)
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smaller lab (about a minute)")
+    ap.add_argument("--hosts", type=int)
+    ap.add_argument("--guests", type=int, help="guests to start (the lab gets a few more)")
+    ap.add_argument("--boot", type=float, help="boot time of a guest in the lab (s)")
+    ap.add_argument("--cap", type=int, default=2, help="starts per host at a time")
+    ap.add_argument("--serial-sample", type=int, help="guests started the seed's way")
+    ap.add_argument("--keep", action="store_true", help="keep the lab directory")
+    ap.add_argument("--log", help="write the engine's progress lines to this file")
+    args = ap.parse_args(argv)
+    hosts = args.hosts or (8 if args.quick else 20)
+    want = args.guests or (40 if args.quick else 200)
+    boot = args.boot if args.boot is not None else (2.0 if args.quick else 5.0)
+    sample = args.serial_sample or (3 if args.quick else 4)
+
+    lab_dir = tempfile.mkdtemp(prefix="xenfab-bench-")
+    cfg = lab_config(lab_dir)
+    env = cfg.environment("lab")
+    rows = []
+    try:
+        # The lab's scenario leaves some guests running; grow it until `want` are down.
+        total = want
+        for _ in range(6):
+            lab.up(lab_dir, hosts=hosts, guests=total, boot_s=boot)
+            status = lab.status(lab_dir)
+            down = sum(1 for s in status["services"] if s["state"] in ("disabled", "failed"))
+            if down >= want:
+                break
+            total += want - down + 2
+        policy = policy_from_dict({**cfg.policy_dict(env), "max_starts_per_host": args.cap})
+
+        # 1. The seed's way, on a sample (then a fresh scenario for the real run).
+        snap = gather(env)
+        layout = plan(snap, policy)
+        picked = [
+            (a.guest, a.host)
+            for a in layout.assignments
+            if snap.guest(a.guest) and snap.guest(a.guest).state == "disabled"
+        ][:sample]
+        serial_each = seed_way(cfg, picked, boot)
+        lab.reseed(lab_dir)
+
+        # 2. xenfab: gather, plan, start everything.
+        t0 = time.monotonic()
+        snap = gather(env)
+        layout = plan(snap, policy)
+        assignments = layout.assignments[:want]
+        layout.assignments = assignments
+        layout.unplaced = []
+        per_host = Counter(a.host for a in assignments)
+        parallel = sum(min(n, args.cap) for n in per_host.values())
+        log = io.StringIO()
+        t1, c1 = time.monotonic(), os.times()
+        report = start_guests(cfg, env, snap, layout, policy, parallel=parallel, out=log)
+        wall = time.monotonic() - t1
+        c2 = os.times()
+        cpu = (c2.user + c2.system) - (c1.user + c1.system)
+        total_wall = time.monotonic() - t0
+        if args.log:
+            with open(args.log, "w", encoding="utf-8") as fh:
+                fh.write(log.getvalue())
+        if not report.ok:
+            print(log.getvalue()[-3000:], file=sys.stderr)
+            print(report.table(), file=sys.stderr)
+        bound = max(math.ceil(n / args.cap) for n in per_host.values()) * boot
+        starts = [s for s in lab.status(lab_dir)["starts"] if s["ok"]]
+        by_host: dict[str, list] = {}
+        for s in starts:
+            by_host.setdefault(s["host"], []).append((s["began"], s["ended"]))
+        peak_host = max(max_overlap(w) for w in by_host.values()) if by_host else 0
+        peak_all = max_overlap([(s["began"], s["ended"]) for s in starts])
+        serial_mean = sum(serial_each) / len(serial_each)
+        serial = serial_mean * len(assignments)
+        counts = report.counts()
+        rows.append(
+            [
+                hosts,
+                len(assignments),
+                max(per_host.values()),
+                f"{boot:g}",
+                f"{args.cap}/{parallel}",
+                f"{wall:.1f}",
+                f"{bound:.1f}",
+                f"{wall / bound:.2f}",
+                f"{serial:.0f} ({len(serial_each)}x{serial_mean:.2f})",
+                f"{serial / wall:.0f}x",
+                f"{peak_host}/{peak_all}",
+                f"{counts['started']}/{counts['failed']}",
+            ]
+        )
+        headers = [
+            "hosts",
+            "guests",
+            "busiest",
+            "boot s",
+            "cap host/all",
+            "wall s",
+            "bound s",
+            "ratio",
+            "serial s (sample)",
+            "speed-up",
+            "peak host/all",
+            "started/failed",
+        ]
+        print(tabulate(rows, headers=headers, tablefmt="github"))
+        print(
+            f"\nwall: start_guests only ({cpu:.1f} s CPU in xenfab); with gather and plan: "
+            f"{total_wall:.1f} s. "
+            f"ratio target <= 1.25. serial: the seed's one-at-a-time way, measured on "
+            f"{len(serial_each)} guests in this run and scaled to {len(assignments)}."
+        )
+        ok = report.ok and wall / bound <= 1.25 and peak_host <= args.cap
+        return 0 if ok else 1
+    finally:
+        try:
+            lab.down(lab_dir)
+        finally:
+            if not args.keep:
+                shutil.rmtree(lab_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,783 @@
+"""The start engine: parallel, capped, tiered, re-checked starts of a planned layout.
+
+One loop on the calling thread owns every decision; worker threads only run ``clusvcadm`` on the
+master and one more thread re-plans after repeated failures. Each turn of the loop reads the
+cluster state once (one ``clustat`` on the master), which both confirms the starts in flight and
+re-checks the guests about to start, so the number of round trips does not grow with the number
+of guests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import queue
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
+from ..cluster import backend as get_backend
+from ..config import Environment, XenfabConfig, expand_path
+from ..errors import StartRefused, XenfabError
+from ..gather import batch, ssh
+from ..gather.ssh import RunResult
+from ..snapshot import Domain, Snapshot
+from .audit import AuditLog, local_user
+from .lock import MasterLock
+from .progress import Progress, counts_line
+from .remote import SessionPool
+from .report import GuestResult, StartReport, format_duration
+from .schedule import (
+    CONFIRMING,
+    QUEUED,
+    REPLANNING,
+    STARTING,
+    Job,
+    Scheduler,
+    confirm,
+    precheck,
+)
+from .watch import DomainWatch
+
+# A careful admin's global cap (docs/start.md explains the choice).
+DEFAULT_PARALLEL = 8
+# How often the loop reads clustat while starts are in flight.
+POLL_S = 0.25
+# A start that clusvcadm accepted but that is not `started` this long after is reported failed.
+CONFIRM_TIMEOUT_S = 600.0
+# Right after clusvcadm's Success, clustat may still show the old state for a moment.
+CONFIRM_GRACE_S = 3.0
+# With no answer from the master this long, nothing more is started.
+STATE_GIVE_UP_S = 60.0
+
+PROMPT = "Start {guest} on {host}? [Enter=yes, s=skip, q=quit] "
+
+
+@dataclass
+class _StartDone:
+    job: Job
+    host: str
+    command: str
+    result: RunResult
+
+
+@dataclass
+class _Replanned:
+    job: Job
+    host: str | None
+    why: str
+    snapshot: Snapshot | None
+
+
+class Engine:
+    """One start run; ``run()`` returns the StartReport."""
+
+    def __init__(
+        self,
+        cfg: XenfabConfig,
+        env: Environment,
+        snapshot: Snapshot,
+        layout: Any,
+        policy: Any,
+        *,
+        base_config: object | None = None,
+        only_hosts: Collection[str] | None = None,
+        parallel: int | None = None,
+        dry_run: bool = False,
+        step: bool = False,
+        break_lock: bool = False,
+        out: TextIO | None = None,
+        prompt: Callable[[str], str] | None = None,
+        confirm_timeout_s: float | None = None,
+    ):
+        """Prepare a run; nothing touches the cluster before ``run()``."""
+        self.cfg = cfg
+        self.env = env
+        self.snapshot = snapshot
+        self.layout = layout
+        self.policy = policy
+        self.base_config = base_config
+        self.only_hosts = set(only_hosts) if only_hosts is not None else None
+        self.step = step
+        self.parallel = 1 if step else max(1, int(parallel or DEFAULT_PARALLEL))
+        self.dry_run = dry_run
+        self.break_lock = break_lock
+        self.out = out if out is not None else sys.stdout
+        self.prompt = prompt
+        self.confirm_timeout_s = confirm_timeout_s or CONFIRM_TIMEOUT_S
+        self.backend = get_backend(env.backend)
+        self.master = snapshot.master or env.master or (env.hosts[0].name if env.hosts else "")
+        self.progress = Progress(self.out)
+        self.report = StartReport(environment=env.name, dry_run=dry_run)
+        self.results: queue.Queue[_StartDone | _Replanned] = queue.Queue()
+        self.interrupts = 0
+        self.stop_reason: str | None = None
+        self.quit = False
+        self.in_prompt = False
+        self.watch: DomainWatch | None = None
+        self.state_ok_at = time.monotonic()
+        self.last_state_error: str | None = None
+        self.durations: list[float] = []
+        self.pool: SessionPool | None = None
+        self.audit: AuditLog | None = None
+        self.lock: MasterLock | None = None
+        self.sched: Scheduler | None = None
+        self.jobs: list[Job] = []
+        self.extra: list[GuestResult] = []
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> StartReport:
+        """Start the layout's guests; raise StartRefused before the first start when unsafe."""
+        t0 = time.monotonic()
+        self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
+        self.jobs = self._jobs()
+        if self.dry_run:
+            return self._dry_run(t0)
+        if not self.jobs:
+            self.report.results = self.extra
+            self.progress.note("nothing to start")
+            return self.report
+        if self.step and self.prompt is None:
+            self.prompt = terminal_prompt()
+        run_id = secrets.token_hex(6)
+        self.audit = AuditLog(self.cfg.audit_log, self.env.name, run_id)
+        self.audit.open()
+        fab_cfg = ssh.fabric_config(self.env, self.base_config)
+        self.pool = SessionPool(self.env, fab_cfg)
+        old_handler = self._trap_sigint()
+        try:
+            self._take_lock()
+            try:
+                self._loop(t0)
+            finally:
+                self._release_lock()
+        finally:
+            self._restore_sigint(old_handler)
+            if self.pool is not None:
+                self.pool.close()
+            self.audit.write(
+                "run-end",
+                outcome="interrupted" if self.report.interrupted else "done",
+                counts=self.report.counts(),
+            )
+            self.audit.close()
+        self.report.seconds = time.monotonic() - t0
+        self.progress.clear()
+        return self.report
+
+    def _loop(self, t0: float) -> None:
+        sched = Scheduler(
+            self.jobs,
+            per_host=self.policy.max_starts_per_host,
+            parallel=self.parallel,
+            tier_timeout_s=self.policy.tier_timeout_s,
+            now=time.monotonic(),
+        )
+        self.sched = sched
+        tiers = sorted({j.tier for j in self.jobs})
+        hosts = len({j.host for j in self.jobs})
+        self.progress.note(
+            f"starting {len(self.jobs)} guests on {hosts} hosts: at most "
+            f"{self.policy.max_starts_per_host} per host, {self.parallel} in all"
+            + (f", tiers {', '.join(map(str, tiers))} in order" if len(tiers) > 1 else "")
+            + (" (step mode)" if self.step else "")
+        )
+        for h in self.snapshot.hosts:
+            if not h.reachable:
+                self.progress.note(f"note: {h.name} unreachable; its domains cannot be checked")
+        assert self.pool is not None
+        self.watch = DomainWatch(
+            self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
+        )
+        self.watch.refresh()
+        self.watch.start()
+        workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
+        try:
+            while not sched.done():
+                try:
+                    if self.interrupts and not self.report.interrupted:
+                        self._on_interrupt()
+                    if self.interrupts > 1:
+                        self._abandon()
+                        break
+                    self._turn(sched, workers)
+                except KeyboardInterrupt:
+                    self.interrupts += 1
+        finally:
+            # Workers finish their clusvcadm (bounded by command_timeout); nothing waits on
+            # them after a second Ctrl-C.
+            self.watch.stop()
+            workers.shutdown(wait=self.interrupts < 2, cancel_futures=True)
+        self._collect()
+
+    def _turn(self, sched: Scheduler, workers: ThreadPoolExecutor) -> None:
+        self._drain(sched, block=0.0)
+        now = time.monotonic()
+        stopping = self.report.interrupted or self.quit or self.stop_reason is not None
+        if stopping:
+            self._drop_queued(sched)
+        if self.watch is not None:
+            self.watch.want(not stopping and any(j.phase == QUEUED for j in self.jobs))
+        confirming = [j for j in self.jobs if j.phase == CONFIRMING]
+        may_start = not stopping and sched.ready(now)
+        state: ClusterState | None = None
+        if confirming or may_start:
+            state = self._read_state()
+        if state is not None:
+            self._confirm(sched, confirming, state)
+            if state.quorate is False and self.stop_reason is None:
+                self.stop_reason = "the cluster lost quorum"
+                self.progress.note("STOP: the cluster is not quorate; starting nothing more")
+                self._audit("stop", outcome="inquorate")
+        elif (confirming or may_start) and time.monotonic() - self.state_ok_at > STATE_GIVE_UP_S:
+            self._give_up_on_state(sched)
+        for note in sched.advance(time.monotonic()):
+            self.progress.note(note)
+        stopping = self.report.interrupted or self.quit or self.stop_reason is not None
+        if state is not None and state.quorate and not stopping:
+            self._dispatch(sched, workers, state)
+        self.progress.tick(self._status())
+        if sched.done():
+            return
+        self._drain(sched, block=POLL_S)
+
+    # -- before each start ---------------------------------------------------------------------
+
+    def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
+        assert self.watch is not None
+        domains: dict[str, set[str]] | None = None
+        for _ in range(4):
+            picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
+            if not picked:
+                return
+            if domains is None:
+                self.watch.ensure_fresh()
+                domains = self.watch.current()
+            if self.step and not picked[0].approved:
+                job = picked[0]
+                # Ask only about a guest that is still to start; then look again after the
+                # answer, which may have taken minutes.
+                first = precheck(job.guest, state, domains, retry=job.attempts > 0)
+                if first.action == "start":
+                    answer = self._ask(job)
+                    if answer != "start":
+                        sched.unpick(job)
+                        if answer == "skip":
+                            self._finish(job, "skipped", None, "skipped at the prompt")
+                        else:
+                            self.quit = True
+                            self.progress.note("quit at the prompt: starting nothing more")
+                            self._drop_queued(sched)
+                        return
+                    job.approved = True
+                    fresh = self._read_state()
+                    if fresh is None or not fresh.quorate:
+                        sched.unpick(job)
+                        return
+                    state = fresh
+                    self.watch.refresh()
+                    domains = self.watch.current()
+            dropped = 0
+            for job in picked:
+                decision = precheck(job.guest, state, domains, retry=job.attempts > 0)
+                if decision.action == "start":
+                    job.start_state = decision.message
+                    self._send(sched, workers, job)
+                    continue
+                dropped += 1
+                sched.unpick(job)
+                self._finish(job, decision.action, decision.host, decision.message)
+            if not dropped:
+                return
+
+    def _send(self, sched: Scheduler, workers: ThreadPoolExecutor, job: Job) -> None:
+        sched.begin(job, time.monotonic())
+        try:
+            # The state just re-read decides the command: a failed service needs clearing first.
+            command = self.backend.start_command(job.guest, job.host, job.start_state)
+        except UnsafeName as exc:
+            self._finish(job, "failed", job.host, str(exc))
+            return
+        tries = f" (try {job.attempts})" if job.attempts > 1 else ""
+        self._event(f"starting {job.guest} on {job.host}{tries}")
+        workers.submit(self._start_worker, job, job.host, command)
+
+    def _start_worker(self, job: Job, host: str, command: str) -> None:
+        assert self.pool is not None
+        res = self.pool.run(self.master, command, timeout=self.env.ssh.command_timeout)
+        self.results.put(_StartDone(job, host, command, res))
+
+    # -- what comes back -----------------------------------------------------------------------
+
+    def _drain(self, sched: Scheduler, block: float) -> None:
+        try:
+            item = self.results.get(timeout=block) if block > 0 else self.results.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            if isinstance(item, _StartDone):
+                self._on_start_done(sched, item)
+            else:
+                self._on_replanned(sched, item)
+            try:
+                item = self.results.get_nowait()
+            except queue.Empty:
+                return
+
+    def _on_start_done(self, sched: Scheduler, done: _StartDone) -> None:
+        job, now = done.job, time.monotonic()
+        res = done.result
+        if job.phase != STARTING:
+            # Given up on (second Ctrl-C, master lost) while clusvcadm still ran: record only.
+            self._audit(
+                "start",
+                guest=job.guest,
+                host=done.host,
+                command=done.command,
+                outcome="late",
+                message=res.error or "returned after the run gave up",
+            )
+            return
+        if res.error is not None or res.output is None:
+            outcome = StartOutcome(job.guest, done.host, False, res.error or "no output", 255)
+        else:
+            outcome = self.backend.parse_start(job.guest, done.host, res.output)
+        self._audit(
+            "start",
+            guest=job.guest,
+            host=done.host,
+            command=done.command,
+            outcome="accepted" if outcome.ok else "failed",
+            message=outcome.message,
+            exit_code=outcome.exit_code,
+            attempt=job.attempts,
+            seconds=round(res.seconds, 2),
+        )
+        if outcome.ok and outcome.already_running:
+            where = outcome.running_on or outcome.acted_on or done.host
+            self._finish(job, "already running", where, f"clusvcadm: {outcome.message}")
+            return
+        if outcome.ok:
+            job.phase = CONFIRMING
+            job.returned_at = now
+            actual = outcome.running_on or outcome.acted_on
+            if actual and actual != job.host:
+                # It boots there, whatever we asked: that host's slot is the one in use.
+                sched.occupy(job, actual)
+                self._event(f"{job.guest}: clusvcadm started it on {actual}, not {job.host}")
+            return
+        self._failed(sched, job, outcome.message or f"exit {outcome.exit_code}")
+
+    def _confirm(self, sched: Scheduler, jobs: list[Job], state: ClusterState) -> None:
+        now = time.monotonic()
+        for job in jobs:
+            c = confirm(
+                job, state.services.get(job.guest), now, self.confirm_timeout_s, CONFIRM_GRACE_S
+            )
+            if c.status == "wait":
+                continue
+            if c.status == "started":
+                if job.command_at is not None:
+                    self.durations.append(now - job.command_at)
+                self._finish(job, "started", c.host, c.message)
+            elif c.status == "stuck":
+                self._finish(job, "failed", c.host, c.message)
+            else:
+                self._failed(sched, job, c.message)
+
+    def _failed(self, sched: Scheduler, job: Job, why: str) -> None:
+        why = why.strip().splitlines()[0] if why.strip() else "start failed"
+        job.message = why
+        host = job.host
+        step = sched.after_failure(job, time.monotonic())
+        if self.report.interrupted or self.quit or self.stop_reason is not None:
+            self._finish(job, "failed", host, why)
+            return
+        if step == "retry":
+            self._event(f"{job.guest} failed on {host}: {why}; retrying there")
+        elif step == "relocate":
+            self._event(f"{job.guest} failed twice on {host}: {why}; re-planning")
+            self._replan_later(job)
+        else:
+            tried = ", ".join(job.hosts_tried)
+            self._finish(job, "failed", host, f"failed on {tried}: {why}")
+
+    def _replan_later(self, job: Job) -> None:
+        # Guests still to start keep their planned room: the re-plan places this one only.
+        pending = [
+            (j.guest, j.slot or j.host, j.memory_mib, j.vcpus)
+            for j in self.jobs
+            if j is not job and not j.final
+        ]
+        avoid = {job.guest: set(job.failed_hosts)}
+        thread = threading.Thread(
+            target=self._replan_worker, args=(job, pending, avoid), daemon=True, name="replan"
+        )
+        thread.start()
+
+    def _replan_worker(self, job: Job, pending: list[tuple], avoid: dict[str, set[str]]) -> None:
+        try:
+            from ..gather import gather
+            from ..plan import plan
+
+            fresh = gather(self.env, self.base_config)
+            trial = _only_this_guest(fresh, job.guest, pending)
+            without = list(getattr(self.layout, "without", []) or [])
+            if self.only_hosts is not None:
+                without += [h.name for h in fresh.hosts if h.name not in self.only_hosts]
+            layout = plan(trial, self.policy, without=sorted(set(without)), avoid=avoid)
+            a = layout.assignment(job.guest)
+            if a is not None:
+                self.results.put(_Replanned(job, a.host, a.why, fresh))
+                return
+            why = next((u.reason for u in layout.unplaced if u.guest == job.guest), None)
+            why = why or next((s.reason for s in layout.skipped if s.guest == job.guest), None)
+            self.results.put(_Replanned(job, None, why or "the planner found no other host", fresh))
+        except XenfabError as exc:
+            self.results.put(_Replanned(job, None, f"re-plan failed: {exc}", None))
+        except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the run
+            self.results.put(_Replanned(job, None, f"re-plan failed: {exc!r}", None))
+
+    def _on_replanned(self, sched: Scheduler, r: _Replanned) -> None:
+        job = r.job
+        if job.phase != REPLANNING:
+            return
+        if r.snapshot is not None and self.watch is not None:
+            for h in r.snapshot.hosts:
+                if h.reachable:
+                    self.watch.update(h.name, {d.name for d in h.domains})
+        if self.report.interrupted or self.quit or self.stop_reason is not None:
+            self._finish(job, "not started", None, "stopped before it could move")
+            return
+        if r.host is None:
+            tried = ", ".join(job.hosts_tried)
+            self._finish(job, "failed", job.host, f"failed on {tried}: {job.message}; {r.why}")
+            return
+        old = job.host
+        sched.relocate(job, r.host)
+        self._event(f"{job.guest}: moving from {old} to {r.host} ({r.why})")
+        self._audit("relocate", guest=job.guest, host=r.host, outcome="queued", previous=old)
+
+    def _finish(self, job: Job, outcome: str, host: str | None, message: str) -> None:
+        assert self.sched is not None
+        self.sched.finish(job, outcome, host, message, time.monotonic())
+        verb = {
+            "started": f"started {job.guest} on {host}",
+            "failed": f"FAILED {job.guest}" + (f" on {host}" if host else ""),
+            "already running": f"{job.guest} already running on {host}",
+            "found running": f"{job.guest}",
+            "skipped": f"skipped {job.guest}",
+            "not started": f"not started: {job.guest}",
+        }[outcome]
+        took = ""
+        if outcome == "started" and job.command_at is not None:
+            took = f" ({format_duration(time.monotonic() - job.command_at)})"
+        tail = f": {message}" if message and outcome != "found running" else ""
+        if outcome == "found running":
+            tail = f" {message}"
+        self._event(f"{verb}{took}{tail}")
+        if outcome in ("found running", "skipped", "not started"):
+            self._audit(
+                outcome.replace(" ", "-"),
+                guest=job.guest,
+                host=host,
+                outcome=outcome,
+                message=message,
+            )
+        elif outcome in ("started", "failed"):
+            self._audit(
+                "result",
+                guest=job.guest,
+                host=host,
+                outcome=outcome,
+                message=message,
+                attempts=job.attempts,
+            )
+
+    # -- reading the cluster -------------------------------------------------------------------
+
+    def _read_state(self) -> ClusterState | None:
+        assert self.pool is not None
+        nonce = batch.new_nonce()
+        script = batch.build_script(nonce, self.backend.state_probes())
+        res = self.pool.run(self.master, script, timeout=self.env.ssh.command_timeout)
+        if res.error is not None or res.output is None:
+            self._state_problem(res.error or "no output")
+            return None
+        split = batch.split_output(res.output.text, nonce)
+        state = self.backend.parse_state(split.outputs, source=self.master)
+        if state.quorate is None:
+            self._state_problem(state.error or f"{self.master}: cluster state unreadable")
+            return None
+        self.state_ok_at = time.monotonic()
+        self.last_state_error = None
+        return state
+
+    def _state_problem(self, error: str) -> None:
+        if error != self.last_state_error:
+            self.progress.note(f"warning: cannot read the cluster state: {error}")
+        self.last_state_error = error
+
+    # -- refusals, lock, interrupts ------------------------------------------------------------
+
+    def _refuse_unless_quorate(self, quorate: bool | None, where: str) -> None:
+        if quorate is True:
+            return
+        if quorate is False:
+            raise StartRefused(
+                f"the cluster is not quorate ({where}): starting guests now could run them twice "
+                "once the partitions rejoin; restore quorum first (clustat, cman_tool status)"
+            )
+        raise StartRefused(
+            f"the cluster's quorum is unknown ({where}): cannot confirm it is safe to start guests"
+        )
+
+    def _take_lock(self) -> None:
+        assert self.pool is not None and self.audit is not None
+        pool = self.pool
+        # A per-environment lock_path (when the config has one) wins over the global key.
+        path = getattr(self.env, "lock_path", None) or self.cfg.lock_path
+        if "XENFAB_LAB_DIR" in path:
+            path = expand_path(path)
+        self.lock = MasterLock(
+            lambda host, cmd: pool.run(host, cmd), self.master, path, local_user()
+        )
+        try:
+            self.lock.acquire(break_lock=self.break_lock)
+        except StartRefused as exc:
+            self._audit("lock", host=self.master, outcome="refused", message=str(exc))
+            raise
+        if self.lock.broken is not None:
+            msg = f"broke the lock held by {self.lock.broken.describe()}"
+            self.progress.note(f"warning: {msg}")
+            self._audit("lock-broken", host=self.master, outcome="broken", message=msg)
+        self._audit("lock", host=self.master, outcome="acquired", path=path)
+        # The lock is ours: re-read quorum live before the first start.
+        state = self._read_state()
+        if state is None:
+            raise StartRefused(
+                f"cannot read the cluster state on {self.master}: {self.last_state_error}"
+            )
+        self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
+
+    def _release_lock(self) -> None:
+        if self.lock is None or not self.lock.held:
+            return
+        for _ in range(3):
+            try:
+                self.lock.release()
+                self._audit("unlock", host=self.master, outcome="released")
+                return
+            except KeyboardInterrupt:
+                # Releasing is the one thing Ctrl-C must not skip.
+                self.interrupts += 1
+                continue
+
+    def _trap_sigint(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum: int, frame: Any) -> None:
+            # A prompt blocks in input(): only an exception gets out of it (counted by the loop).
+            if self.in_prompt:
+                raise KeyboardInterrupt
+            # The first Ctrl-C is a flag the loop reads between two steps, so no bookkeeping is
+            # cut in half; the second one breaks out of whatever wait is under way.
+            self.interrupts += 1
+            if self.interrupts > 1:
+                raise KeyboardInterrupt
+
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except ValueError:
+            return None
+
+    def _restore_sigint(self, old: Any) -> None:
+        if old is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, old)
+
+    def _on_interrupt(self) -> None:
+        self.report.interrupted = True
+        flying = [j for j in self.jobs if j.active]
+        self.progress.note(
+            f"interrupted: starting nothing new; waiting for {len(flying)} start(s) in flight "
+            "(Ctrl-C again to stop waiting)"
+        )
+        self._audit("interrupt", outcome="stopping", in_flight=len(flying))
+        if self.sched is not None:
+            self._drop_queued(self.sched)
+
+    def _abandon(self) -> None:
+        assert self.sched is not None
+        for job in self.jobs:
+            if job.active:
+                self._finish(
+                    job, "failed", job.host, "interrupted before it was confirmed: check clustat"
+                )
+        self._drop_queued(self.sched)
+
+    def _drop_queued(self, sched: Scheduler) -> None:
+        why = self.stop_reason or ("quit at the prompt" if self.quit else "interrupted")
+        for job in self.jobs:
+            if job.phase in (QUEUED, REPLANNING):
+                sched.unpick(job)
+                self._finish(job, "not started", None, why)
+
+    def _give_up_on_state(self, sched: Scheduler) -> None:
+        self.stop_reason = f"no cluster state from {self.master} for {STATE_GIVE_UP_S:g} s"
+        self.progress.note(f"STOP: {self.stop_reason}: {self.last_state_error}")
+        for job in self.jobs:
+            if job.phase in (STARTING, CONFIRMING):
+                self._finish(job, "failed", job.host, f"unconfirmed: {self.last_state_error}")
+        self._drop_queued(sched)
+
+    def _ask(self, job: Job) -> str:
+        assert self.prompt is not None
+        text = PROMPT.format(guest=job.guest, host=job.host)
+        for _ in range(5):
+            self.in_prompt = True
+            try:
+                answer = self.prompt(text)
+            except EOFError:
+                return "quit"
+            finally:
+                self.in_prompt = False
+            word = (answer or "").strip().lower()
+            if word in ("", "y", "yes"):
+                return "start"
+            if word in ("s", "skip", "n", "no"):
+                return "skip"
+            if word in ("q", "quit"):
+                return "quit"
+            self.progress.note("answer Enter (start), s (skip) or q (quit)")
+        return "quit"
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _status(self) -> str:
+        assert self.sched is not None
+        mean = sum(self.durations) / len(self.durations) if self.durations else None
+        return counts_line(self.sched.counts(), self.sched.eta(mean, time.monotonic()))
+
+    def _event(self, text: str) -> None:
+        self.progress.event(text, self._status() if self.sched is not None else None)
+
+    def _audit(self, action: str, **fields: Any) -> None:
+        if self.audit is not None:
+            self.audit.write(action, **fields)
+
+    def _collect(self) -> None:
+        results = []
+        for job in self.jobs:
+            seconds = 0.0
+            if job.first_at is not None and job.ended_at is not None:
+                seconds = job.ended_at - job.first_at
+            results.append(
+                GuestResult(
+                    guest=job.guest,
+                    host=job.result_host,
+                    outcome=job.outcome or "not started",
+                    seconds=seconds,
+                    message=job.message,
+                    attempts=job.attempts,
+                    planned_host=job.planned_host,
+                    tier=job.tier,
+                    hosts_tried=list(job.hosts_tried),
+                )
+            )
+        self.report.results = results + self.extra
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _jobs(self) -> list[Job]:
+        jobs: list[Job] = []
+        for i, a in enumerate(self.layout.assignments):
+            if self.only_hosts is not None and a.host not in self.only_hosts:
+                continue
+            job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
+            try:
+                safe_guest(a.guest)
+                safe_host(a.host)
+            except UnsafeName as exc:
+                self.extra.append(GuestResult(a.guest, a.host, "failed", message=str(exc)))
+                continue
+            jobs.append(job)
+        if self.only_hosts is None:
+            for u in getattr(self.layout, "unplaced", []) or []:
+                self.extra.append(
+                    GuestResult(u.guest, None, "not started", message=f"no host: {u.reason}")
+                )
+        return jobs
+
+    def _dry_run(self, t0: float) -> StartReport:
+        lines = [
+            f"dry run: would start {len(self.jobs)} guests via {self.master} "
+            f"(at most {self.policy.max_starts_per_host} per host, {self.parallel} in all), "
+            "each only if still disabled or failed and running nowhere:"
+        ]
+        for tier in sorted({j.tier for j in self.jobs}):
+            lines.append(f"tier {tier}:")
+            for job in (j for j in self.jobs if j.tier == tier):
+                state = self._snapshot_state(job.guest)
+                command = self.backend.start_command(job.guest, job.host, state)
+                lines.append(f"  {self.master}$ {command}")
+        self.progress.write("\n".join(lines) + "\n")
+        self.report.results = [
+            GuestResult(j.guest, j.host, "not started", 0.0, "dry run", 0, j.host, j.tier)
+            for j in self.jobs
+        ] + self.extra
+        self.report.seconds = time.monotonic() - t0
+        return self.report
+
+    def _snapshot_state(self, guest: str) -> str | None:
+        g = self.snapshot.guest(guest)
+        return g.state if g is not None else None
+
+
+def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapshot:
+    """A copy of ``snap`` where only ``guest`` is to place and the run's other guests hold room."""
+    trial = copy.deepcopy(snap)
+    hosts = {h.name: h for h in trial.hosts}
+    held = {name: (host, mem, vcpus) for name, host, mem, vcpus in pending}
+    for g in trial.guests:
+        if g.name == guest or not g.startable:
+            continue
+        # Not ours to place now: either another guest of this run (its room is held below) or
+        # a guest outside this run (--host), which must not compete for the room.
+        g.state = "pending"
+    for name, (host_name, mem, vcpus) in held.items():
+        h = hosts.get(host_name)
+        if h is None or any(d.name == name for d in h.domains):
+            continue
+        h.domains.append(Domain(name, mem, vcpus, "pending"))
+        h.free_mib -= mem
+    return trial
+
+
+def terminal_prompt() -> Callable[[str], str]:
+    """A prompt that reads from the controlling terminal; StartRefused when there is none."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return input
+    try:
+        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - lives for the run
+    except OSError:
+        raise StartRefused("--step needs a terminal to ask on; none is attached") from None
+
+    def ask(text: str) -> str:
+        tty.write(text)
+        tty.flush()
+        line = tty.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    return ask

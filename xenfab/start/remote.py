@@ -1,0 +1,231 @@
+"""Kept-open SSH transports: many short commands on a host without reconnecting for each one.
+
+A start run sends hundreds of commands to the master (a ``clustat`` poll several times a second,
+one ``clusvcadm`` per start) from several threads at once. Each command gets its own SSH channel
+on a transport opened once; paramiko transports are safe to share between threads, Fabric's
+Connection.run is not documented to be. A transport carries at most CHANNELS_PER_TRANSPORT
+commands at a time (sshd's MaxSessions defaults to 10), and transports are opened one at a time
+per host (sshd's MaxStartups drops bursts of unauthenticated connections).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import paramiko
+from fabric import Config, Connection
+
+from ..cluster import Output
+from ..config import Environment
+from ..gather import ssh
+from ..gather.ssh import RunResult
+
+CHANNELS_PER_TRANSPORT = 8
+MAX_TRANSPORTS_PER_HOST = 8
+
+
+@dataclass
+class _Transport:
+    conn: Connection
+    address: str
+    busy: int = 0
+    dead: bool = False
+
+    def usable(self) -> bool:
+        transport = self.conn.client.get_transport()
+        return not self.dead and transport is not None and transport.is_active()
+
+
+@dataclass
+class _HostPool:
+    transports: list[_Transport] = field(default_factory=list)
+    opening: bool = False
+    error: str | None = None
+    error_at: float = 0.0
+
+
+class CommandLost(Exception):
+    """The channel broke after the command was sent: it may or may not have run."""
+
+
+class SessionPool:
+    """SSH transports kept open per host; ``run`` executes one command on a fresh channel."""
+
+    def __init__(self, env: Environment, cfg: Config, *, channels: int = CHANNELS_PER_TRANSPORT):
+        """Prepare (but do not open) connections for ``env`` with Fabric config ``cfg``."""
+        self.env = env
+        self.cfg = cfg
+        self.channels = max(1, channels)
+        self._hosts: dict[str, _HostPool] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def run(self, host: str, command: str, timeout: float | None = None) -> RunResult:
+        """Run ``command`` on ``host``; never raises, failures come back as RunResult.error."""
+        started = time.monotonic()
+        limit = timeout or self.env.ssh.command_timeout
+        for attempt in (1, 2):
+            try:
+                slot = self._acquire(host)
+            except _OpenFailed as exc:
+                return RunResult(host, None, exc.message, time.monotonic() - started)
+            try:
+                output = self._exec(slot, command, limit)
+                return RunResult(host, output, None, time.monotonic() - started, slot.address)
+            except _NotSent as exc:
+                # The command never reached the host: safe to try once more on a new transport.
+                slot.dead = True
+                if attempt == 2:
+                    message = ssh.describe(exc.cause, host, slot.address, self.env)
+                    return RunResult(host, None, message, time.monotonic() - started)
+            except CommandLost as exc:
+                slot.dead = True
+                return RunResult(host, None, f"{host}: {exc}", time.monotonic() - started)
+            except TimeoutError:
+                return RunResult(
+                    host,
+                    None,
+                    f"{host} ({slot.address}): command still running after {limit:g} s; gave up",
+                    time.monotonic() - started,
+                )
+            finally:
+                self._release(host, slot)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        """Close every transport; commands still running lose their channel."""
+        with self._cond:
+            self._closed = True
+            pools = list(self._hosts.values())
+            self._cond.notify_all()
+        for pool in pools:
+            for t in pool.transports:
+                _close(t.conn)
+
+    def __enter__(self) -> SessionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _acquire(self, host: str) -> _Transport:
+        with self._cond:
+            pool = self._hosts.setdefault(host, _HostPool())
+            while True:
+                if self._closed:
+                    raise _OpenFailed(f"{host}: connection pool closed")
+                for t in pool.transports:
+                    if not t.busy and not t.usable():
+                        _close(t.conn)
+                pool.transports = [t for t in pool.transports if t.busy or t.usable()]
+                free = [t for t in pool.transports if t.usable() and t.busy < self.channels]
+                if free:
+                    best = min(free, key=lambda t: t.busy)
+                    best.busy += 1
+                    return best
+                if not pool.opening and len(pool.transports) < MAX_TRANSPORTS_PER_HOST:
+                    # A host that just refused us is not asked again for a moment: every
+                    # thread waiting on it would otherwise pay a connect timeout in turn.
+                    if pool.error and time.monotonic() - pool.error_at < 2.0:
+                        raise _OpenFailed(pool.error)
+                    pool.opening = True
+                    break
+                self._cond.wait(timeout=1.0)
+        try:
+            opened = self._open(host)
+        except _OpenFailed as exc:
+            with self._cond:
+                pool.opening = False
+                pool.error, pool.error_at = exc.message, time.monotonic()
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            pool.opening = False
+            pool.error = None
+            opened.busy = 1
+            pool.transports.append(opened)
+            self._cond.notify_all()
+        return opened
+
+    def _release(self, host: str, slot: _Transport) -> None:
+        with self._cond:
+            slot.busy -= 1
+            if slot.dead and slot.busy == 0:
+                _close(slot.conn)
+            self._cond.notify_all()
+
+    def _open(self, host: str) -> _Transport:
+        conn = ssh.connect(host, self.env, self.cfg)
+        address = f"{conn.host}:{conn.port}"
+        try:
+            conn.open()
+            transport = conn.client.get_transport()
+            if transport is None:
+                raise paramiko.SSHException("no transport after connect")
+            # Keepalives notice a dead master during a long boot wait instead of hanging on it.
+            transport.set_keepalive(15)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line host error
+            _close(conn)
+            raise _OpenFailed(ssh.describe(exc, host, address, self.env)) from None
+        return _Transport(conn, address)
+
+    def _exec(self, slot: _Transport, command: str, limit: float) -> Output:
+        transport = slot.conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise _NotSent(paramiko.SSHException("transport closed"))
+        try:
+            chan = transport.open_session(timeout=self.env.ssh.connect_timeout)
+            chan.set_combine_stderr(True)
+            chan.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise _NotSent(exc) from None
+        deadline = time.monotonic() + limit
+        chunks: list[bytes] = []
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError()
+                chan.settimeout(remaining)
+                data = chan.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+            remaining = max(0.1, deadline - time.monotonic())
+            if not chan.status_event.wait(remaining):
+                raise TimeoutError()
+            code = chan.recv_exit_status()
+        except TimeoutError:
+            chan.close()
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            chan.close()
+            raise CommandLost(f"connection lost while the command ran ({exc})") from None
+        chan.close()
+        if code < 0:
+            # No exit status: sshd lost the process (or the channel was torn down under it).
+            code = 255
+        return Output(b"".join(chunks).decode("utf-8", errors="replace"), code)
+
+
+class _NotSent(Exception):
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _OpenFailed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _close(conn: Connection) -> None:
+    # Closing is best effort: the peer may be gone already.
+    with contextlib.suppress(Exception):
+        conn.close()

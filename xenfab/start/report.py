@@ -1,0 +1,116 @@
+"""What a start run did: one GuestResult per guest, and the StartReport the task prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tabulate import tabulate
+
+# Every outcome a guest can end a run with; "failed" and "not started" make the run not ok.
+OUTCOMES = ("started", "failed", "already running", "found running", "skipped", "not started")
+BAD_OUTCOMES = frozenset({"failed", "not started"})
+
+
+@dataclass
+class GuestResult:
+    """How one guest ended: where it runs (or was last tried), the outcome, and how long it took."""
+
+    guest: str
+    host: str | None
+    outcome: str
+    seconds: float = 0.0
+    message: str = ""
+    attempts: int = 0
+    planned_host: str | None = None
+    tier: int | None = None
+    hosts_tried: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready mapping."""
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 2)
+        return data
+
+
+@dataclass
+class StartReport:
+    """The outcome of one start run; ``ok`` is False when anything failed or was left undone."""
+
+    results: list[GuestResult] = field(default_factory=list)
+    interrupted: bool = False
+    dry_run: bool = False
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    environment: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when no guest failed or was left not started (a dry run is ok)."""
+        if self.interrupted:
+            return False
+        if self.dry_run:
+            return True
+        return not any(r.outcome in BAD_OUTCOMES for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        """How many guests ended with each outcome (every outcome listed, zeros included)."""
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for r in self.results:
+            counts[r.outcome] = counts.get(r.outcome, 0) + 1
+        return counts
+
+    def result(self, guest: str) -> GuestResult | None:
+        """The result of ``guest``, or None."""
+        return next((r for r in self.results if r.guest == guest), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return {
+            "environment": self.environment,
+            "ok": self.ok,
+            "interrupted": self.interrupted,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 2),
+            "counts": self.counts(),
+            "warnings": list(self.warnings),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def table(self) -> str:
+        """A plain-text table (one row per guest) followed by a one-line summary."""
+        rows = [
+            (
+                r.guest,
+                r.host or "-",
+                r.outcome,
+                f"{r.seconds:.1f}s" if r.seconds else "-",
+                r.attempts or "-",
+                r.message,
+            )
+            for r in self.results
+        ]
+        headers = ("guest", "host", "outcome", "time", "tries", "message")
+        text = tabulate(rows, headers=headers, tablefmt="simple") if rows else "(no guests)"
+        return text + "\n" + self.summary()
+
+    def summary(self) -> str:
+        """One line: counts per outcome, total time, and whether the run was interrupted."""
+        counts = self.counts()
+        parts = [f"{n} {outcome}" for outcome, n in counts.items() if n]
+        head = "dry run: " if self.dry_run else ""
+        tail = "; interrupted" if self.interrupted else ""
+        body = ", ".join(parts) or "nothing to start"
+        return f"{head}{body} in {format_duration(self.seconds)}{tail}"
+
+
+def format_duration(seconds: float) -> str:
+    """``75.4`` -> ``1m15s``; under a minute, one decimal (``4.2s``)."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s"

@@ -1,0 +1,351 @@
+"""The start schedule, without I/O: tiers, start slots per host and in all, retries, the ETA.
+
+The engine asks ``pick`` which queued starts may go now, and reports back what happened; every
+decision about order and limits lives here so it is tested without SSH.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..cluster import ClusterState, ServiceState
+from ..snapshot import STARTABLE_STATES
+
+# A failed start is retried once on the same host, then moved by the planner, on at most
+# MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
+TRIES_PER_HOST = 2
+MAX_HOSTS = 3
+# A retry waits a moment: a start that failed at once often fails the same way a second later.
+RETRY_DELAY_S = 1.0
+
+QUEUED = "queued"
+STARTING = "starting"  # clusvcadm sent, not returned yet
+CONFIRMING = "confirming"  # clusvcadm said Success; waiting for clustat to say started
+REPLANNING = "replanning"
+DONE = "done"
+
+# rgmanager states in which the guest is (being) run: never start a second copy.
+RUNNING_STATES = frozenset({"started", "starting", "migrating"})
+
+
+@dataclass
+class Job:
+    """One guest to start, and what has happened to it so far."""
+
+    guest: str
+    host: str
+    tier: int
+    order: int
+    memory_mib: int = 0
+    vcpus: int = 1
+    planned_host: str = ""
+    phase: str = QUEUED
+    attempts: int = 0
+    tries_on_host: int = 0
+    hosts_tried: list[str] = field(default_factory=list)
+    failed_hosts: set[str] = field(default_factory=set)
+    slot: str | None = None
+    not_before: float = 0.0
+    first_at: float | None = None
+    command_at: float | None = None
+    returned_at: float | None = None
+    start_state: str | None = None
+    approved: bool = False  # step mode: the operator said yes
+    outcome: str | None = None
+    result_host: str | None = None
+    message: str = ""
+    ended_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.planned_host:
+            self.planned_host = self.host
+
+    @property
+    def final(self) -> bool:
+        """True once the guest has its outcome."""
+        return self.phase == DONE
+
+    @property
+    def active(self) -> bool:
+        """True while a start of it is under way on the cluster (it holds a slot)."""
+        return self.phase in (STARTING, CONFIRMING)
+
+
+@dataclass
+class Decision:
+    """What to do with a guest just before starting it."""
+
+    action: str  # "start", "found running" or "skipped"
+    host: str | None = None
+    message: str = ""  # for "start": the state it is started from
+
+
+def precheck(
+    guest: str, state: ClusterState, domains: dict[str, Iterable[str]], retry: bool = False
+) -> Decision:
+    """Start only a guest the cluster calls disabled or failed and no host runs a domain of.
+
+    On a retry ``stopped`` is accepted too: that is where rgmanager leaves a service whose
+    start (ours) just failed.
+    """
+    svc: ServiceState | None = state.services.get(guest)
+    if svc is None:
+        return Decision("skipped", None, f"no vm:{guest} service in the cluster any more")
+    if svc.state in RUNNING_STATES:
+        where = svc.owner or "an unknown member"
+        return Decision(
+            "found running",
+            svc.owner,
+            f"found running on {where} (clustat: {svc.state}): left alone",
+        )
+    running = sorted(host for host, names in domains.items() if guest in set(names))
+    if running:
+        return Decision(
+            "found running",
+            running[0],
+            f"found running on {', '.join(running)} (xl list) while the cluster says "
+            f"{svc.state}: left alone",
+        )
+    allowed = STARTABLE_STATES | {"stopped"} if retry else STARTABLE_STATES
+    if svc.state not in allowed:
+        return Decision("skipped", svc.owner, f"cluster state is {svc.state}: left alone")
+    return Decision("start", None, svc.state)
+
+
+@dataclass
+class Confirmation:
+    """What clustat says about a guest whose start clusvcadm accepted."""
+
+    status: str  # "wait", "started", "failed" (worth a retry) or "stuck" (not to be retried)
+    host: str | None = None
+    message: str = ""
+
+
+def confirm(
+    job: Job, svc: ServiceState | None, now: float, timeout: float, grace: float
+) -> Confirmation:
+    """Read a guest's service state after clusvcadm returned Success."""
+    since = now - (job.returned_at if job.returned_at is not None else now)
+    waited = now - (job.command_at if job.command_at is not None else now)
+    if svc is None:
+        return Confirmation("stuck", None, f"vm:{job.guest} vanished from clustat after its start")
+    if svc.state == "started":
+        host = svc.owner or job.host
+        msg = "" if host == job.host else f"asked for {job.host}; runs on {host}"
+        return Confirmation("started", host, msg)
+    if svc.state == "failed":
+        return Confirmation("failed", svc.owner or job.host, "clusvcadm said Success, then failed")
+    if svc.state in RUNNING_STATES:
+        if waited > timeout:
+            return Confirmation(
+                "stuck",
+                svc.owner or job.host,
+                f"still {svc.state} after {waited:.0f} s: left alone, check clustat",
+            )
+        return Confirmation("wait")
+    # Disabled/stopped right after Success may be clustat lagging behind; give it a moment.
+    if since < grace:
+        return Confirmation("wait")
+    return Confirmation("failed", job.host, f"clusvcadm said Success, but the state is {svc.state}")
+
+
+class Scheduler:
+    """Queued starts, tier by tier, within the per-host and global start slots."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        *,
+        per_host: int,
+        parallel: int,
+        tier_timeout_s: float,
+        now: float,
+    ):
+        """Schedule ``jobs`` (in plan order) with the given limits, from time ``now``."""
+        self.jobs = jobs
+        self.per_host = max(1, per_host)
+        self.parallel = max(1, parallel)
+        self.tier_timeout_s = tier_timeout_s
+        self.tiers = sorted({j.tier for j in jobs})
+        self.released = 0
+        self.opened_at: dict[int, float] = {self.tiers[0]: now} if self.tiers else {}
+        self.busy: Counter[str] = Counter()
+        self.peak_host: Counter[str] = Counter()
+        self.peak_total = 0
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Starts holding a slot."""
+        return sum(self.busy.values())
+
+    def occupy(self, job: Job, host: str) -> None:
+        """Take a start slot on ``host`` for ``job``."""
+        self.release(job)
+        job.slot = host
+        self.busy[host] += 1
+        self.peak_host[host] = max(self.peak_host[host], self.busy[host])
+        self.peak_total = max(self.peak_total, self.in_flight)
+
+    def release(self, job: Job) -> None:
+        """Give back the job's slot, if it holds one."""
+        if job.slot is not None:
+            self.busy[job.slot] -= 1
+            if self.busy[job.slot] <= 0:
+                del self.busy[job.slot]
+            job.slot = None
+
+    # -- tiers ---------------------------------------------------------------------------------
+
+    def open_tiers(self) -> list[int]:
+        """Tiers whose guests may start now."""
+        return self.tiers[: self.released + 1]
+
+    def advance(self, now: float) -> list[str]:
+        """Open the next tier when the current one is done or timed out; say what happened."""
+        notes: list[str] = []
+        while self.released < len(self.tiers) - 1:
+            tier = self.tiers[self.released]
+            pending = [j for j in self.jobs if j.tier == tier and not j.final]
+            nxt = self.tiers[self.released + 1]
+            if not pending:
+                failed = sum(1 for j in self.jobs if j.tier == tier and j.outcome == "failed")
+                tail = f" ({failed} failed)" if failed else ""
+                notes.append(f"tier {tier} done{tail}; starting tier {nxt}")
+            elif now - self.opened_at[tier] >= self.tier_timeout_s:
+                names = ", ".join(j.guest for j in pending[:5]) + (
+                    ", ..." if len(pending) > 5 else ""
+                )
+                notes.append(
+                    f"WARNING: tier {tier} not done after {self.tier_timeout_s:g} s "
+                    f"({len(pending)} left: {names}); starting tier {nxt} anyway"
+                )
+            else:
+                break
+            self.released += 1
+            self.opened_at[nxt] = now
+        return notes
+
+    # -- picking -------------------------------------------------------------------------------
+
+    def ready(self, now: float) -> bool:
+        """True when at least one queued start could take a slot now."""
+        if self.in_flight >= self.parallel:
+            return False
+        tiers = set(self.open_tiers())
+        return any(
+            j.phase == QUEUED
+            and j.tier in tiers
+            and j.not_before <= now
+            and self.busy[j.host] < self.per_host
+            for j in self.jobs
+        )
+
+    def pick(self, now: float, limit: int | None = None) -> list[Job]:
+        """Queued jobs to start now, each given a slot: lowest tier first, busiest host first."""
+        tiers = set(self.open_tiers())
+        queued = [j for j in self.jobs if j.phase == QUEUED and j.tier in tiers]
+        # Hosts with the longest queue go first: when the global cap binds, this keeps the
+        # host that finishes last busy from the start (longest-processing-time-first).
+        left = Counter(j.host for j in queued)
+        chosen: list[Job] = []
+        while self.in_flight < self.parallel and (limit is None or len(chosen) < limit):
+            ready = [
+                j
+                for j in queued
+                if j.slot is None and j.not_before <= now and self.busy[j.host] < self.per_host
+            ]
+            if not ready:
+                break
+            best = min(ready, key=lambda j: (j.tier, -left[j.host], j.order))
+            self.occupy(best, best.host)
+            left[best.host] -= 1
+            chosen.append(best)
+        return chosen
+
+    def unpick(self, job: Job) -> None:
+        """Give back a slot picked for a job that will not start after all."""
+        self.release(job)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def begin(self, job: Job, now: float) -> None:
+        """The job's start command is being sent now."""
+        job.phase = STARTING
+        job.attempts += 1
+        job.tries_on_host += 1
+        if job.host not in job.hosts_tried:
+            job.hosts_tried.append(job.host)
+        job.first_at = job.first_at if job.first_at is not None else now
+        job.command_at = now
+        job.returned_at = None
+
+    def finish(self, job: Job, outcome: str, host: str | None, message: str, now: float) -> None:
+        """The job has its outcome; its slot is free."""
+        self.release(job)
+        job.phase = DONE
+        job.outcome = outcome
+        job.result_host = host
+        job.message = message
+        job.ended_at = now
+
+    def after_failure(self, job: Job, now: float) -> str:
+        """Decide the next step after a failed start: "retry", "relocate" or "give up"."""
+        self.release(job)
+        if job.tries_on_host < TRIES_PER_HOST:
+            job.phase = QUEUED
+            job.not_before = now + RETRY_DELAY_S
+            return "retry"
+        job.failed_hosts.add(job.host)
+        if len(job.hosts_tried) < MAX_HOSTS:
+            job.phase = REPLANNING
+            return "relocate"
+        return "give up"
+
+    def relocate(self, job: Job, host: str) -> None:
+        """Queue the job again on the host the planner chose."""
+        job.host = host
+        job.tries_on_host = 0
+        job.phase = QUEUED
+        job.not_before = 0.0
+
+    def done(self) -> bool:
+        """True when every guest has its outcome."""
+        return all(j.final for j in self.jobs)
+
+    def counts(self) -> dict[str, int]:
+        """Totals for the progress line."""
+        c: Counter[str] = Counter(j.outcome for j in self.jobs if j.final)
+        return {
+            "total": len(self.jobs),
+            "started": c["started"] + c["already running"],
+            "failed": c["failed"],
+            "left alone": c["found running"] + c["skipped"],
+            "not started": c["not started"],
+            "running": sum(1 for j in self.jobs if j.active),
+        }
+
+    def eta(self, mean_s: float | None, now: float) -> float | None:
+        """Seconds left, from the mean start time and what each tier still has per host."""
+        if mean_s is None:
+            return None
+        total = 0.0
+        for tier in self.tiers:
+            left = [j for j in self.jobs if j.tier == tier and not j.final]
+            if not left:
+                continue
+            per_host = Counter(j.host for j in left)
+            waves = max(
+                max(math.ceil(n / self.per_host) for n in per_host.values()),
+                math.ceil(len(left) / self.parallel),
+            )
+            total += waves * mean_s
+            active = [now - j.command_at for j in left if j.active and j.command_at is not None]
+            if active:
+                # The wave under way is partly done already.
+                total -= min(mean_s, sum(active) / len(active))
+        return max(0.0, total)
