@@ -6,7 +6,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 
 from ..snapshot import Snapshot
-from .explain import explain_unplaced
+from .explain import Explainer
 from .greedy import guest_order, place_greedy
 from .layout import Assignment, HostUse, Layout, Unplaced
 from .model import Model, State, build_model
@@ -58,10 +58,11 @@ def _layout(
     )
     rank = {g.idx: i for i, g in enumerate(order)}
     placed_on: dict[int, list[str]] = {}
+    explainer = Explainer(m, st, proven)
     for g in sorted(m.guests, key=lambda g: (g.tier, rank[g.idx])):
         h = st.where[g.idx]
         if h is None:
-            reason, per_host = explain_unplaced(m, st, g, proven)
+            reason, per_host = explainer.unplaced(g)
             out.unplaced.append(
                 Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus)
             )
