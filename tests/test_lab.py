@@ -11,6 +11,7 @@ import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,257 @@ def test_bad_inject_raises_one_line(lab) -> None:
         lab.inject("slow", "xen01")
     with pytest.raises(LabError, match="no host"):
         lab.inject("host-down", "xen99")
+
+
+def test_parallel_starts_on_one_host_stay_consistent(fresh_lab) -> None:
+    """10 concurrent starts into a host that fits only 3: exactly 3 succeed."""
+    from xenfab.lab import emulator
+
+    mem, target = 2048, "xen03"
+    db = emulator.connect(str(fresh_lab.dir))
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for i in range(10):
+            cfg = f"burst{i:02d}.cfg"
+            (fresh_lab.dir / "xenconfig" / cfg).write_text(
+                f'name = "burst{i:02d}"\nmemory = {mem}\nvcpus = 1\n'
+            )
+            db.execute(
+                "INSERT INTO services(name, state, transition, cfg) VALUES (?, 'disabled', 0, ?)",
+                (f"vm:burst{i:02d}", cfg),
+            )
+        free = emulator.host_free_mib(db, target)
+        db.execute(
+            "UPDATE hosts SET total_mib = total_mib - ? WHERE name = ?",
+            (free - (3 * mem + mem // 2), target),
+        )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    assert host_of(fresh_lab.status(), target)["free_mib"] == 3 * mem + mem // 2
+
+    def start(i: int) -> subprocess.CompletedProcess:
+        return fresh_lab.ssh(f"xen0{1 + i % 6}", f"clusvcadm -e vm:burst{i:02d} -m {target}")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(start, range(10)))
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0] * 3 + [255] * 7, [(r.returncode, r.stdout) for r in results]
+    st = fresh_lab.status()
+    assert host_of(st, target)["free_mib"] == mem // 2
+    rows = list_rows(ok(fresh_lab.ssh(target, "xl list")))
+    assert len([n for n in rows if n.startswith("burst")]) == 3
+    bursts = [s for s in st["starts"] if s["guest"].startswith("burst")]
+    assert len(bursts) == 10 and sum(s["ok"] for s in bursts) == 3
+
+
+def test_fault_host_down_and_up(fresh_lab) -> None:
+    fresh_lab.inject("host-down", "xen03")
+    res = fresh_lab.ssh("xen03", "true", timeout=20)
+    assert res.returncode == 255 and "Connection refused" in res.stderr
+    assert ok(fresh_lab.ssh("xen02", "hostname")).strip() == "xen02"
+    st = fresh_lab.status()
+    assert not host_of(st, "xen03")["up"]
+    line = next(x for x in ok(fresh_lab.ssh("xen01", "clustat")).splitlines() if " xen03 " in x)
+    assert line.rstrip().endswith("Offline")
+    guest = down_guests(st)[0]
+    res = fresh_lab.ssh("xen01", f"clusvcadm -e {guest} -m xen03")
+    assert res.returncode == 244 and res.stdout.strip().endswith("Target node dead / nonexistent")
+    fresh_lab.inject("host-up", "xen03")
+    assert ok(fresh_lab.ssh("xen03", "hostname")).strip() == "xen03"
+    assert host_of(fresh_lab.status(), "xen03")["up"]
+
+
+def test_fault_slow_and_command_fails(fresh_lab) -> None:
+    timed = "s=$(date +%s%N); clustat -Q; echo $(( ($(date +%s%N) - s) / 1000000 ))"
+    fast = int(ok(fresh_lab.ssh("xen02", timed)).split()[-1])
+    fresh_lab.inject("slow", "xen02", "700")
+    slow = int(ok(fresh_lab.ssh("xen02", timed)).split()[-1])
+    assert slow >= 700 and slow > fast
+    fresh_lab.inject("slow", "xen02", "0")
+    name = xl_host(fresh_lab.status())
+    fresh_lab.inject("command-fails", name)
+    res = fresh_lab.ssh(name, "xl info")
+    assert res.returncode == 1 and res.stdout == "" and "cannot init xl context" in res.stderr
+    res = fresh_lab.ssh(name, "clustat -x")
+    assert res.returncode == 1 and "Could not connect to CMAN" in res.stderr
+    fresh_lab.inject("command-ok", name)
+    ok(fresh_lab.ssh(name, "xl info"))
+
+
+def test_fault_start_fails_and_start_behind(fresh_lab) -> None:
+    st = fresh_lab.status()
+    first, second = down_guests(st)[:2]
+    fresh_lab.inject("start-fails", first)
+    res = fresh_lab.ssh("xen01", f"clusvcadm -e {first} -m xen01")
+    assert res.returncode == 255 and res.stdout.strip().endswith("...Failure")
+    assert first[3:] not in list_rows(ok(fresh_lab.ssh("xen01", "xl list")))
+    assert fresh_lab.status()["starts"][-1]["ok"] is False
+    fresh_lab.inject("start-behind", second[3:], "xen02")
+    s = service(fresh_lab.status(), second)
+    assert s["state"] == "starting" and s["owner"] == "xen02"
+    assert second[3:] in list_rows(ok(fresh_lab.ssh("xen02", "xl list")))
+    res = fresh_lab.ssh("xen01", f"clusvcadm -e {second} -m xen01")
+    assert res.returncode == 0 and "Service is already running" in res.stdout
+
+
+def test_disable_then_enable_a_failed_service(fresh_lab) -> None:
+    st = fresh_lab.status()
+    failed = next(n for n in down_guests(st, "failed") if n != "vm:legacy07")
+    res = fresh_lab.ssh("xen01", f"clusvcadm -d {failed}")
+    assert (
+        res.returncode == 0 and res.stdout.strip() == f"Local machine disabling {failed}...Success"
+    )
+    assert service(fresh_lab.status(), failed)["state"] == "disabled"
+    res = fresh_lab.ssh("xen01", f"clusvcadm -e {failed} -m xen02")
+    assert res.returncode == 0 and f"{failed} is now running on xen02" in res.stdout
+
+
+def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
+    from xenfab.lab import emulator
+
+    st = fresh_lab.status()
+    cfg_dir = fresh_lab.dir / "xenconfig"
+    texts = {p.name: p.read_text() for p in cfg_dir.iterdir()}
+    assert len(texts) == len(st["services"])
+    names = set()
+    for fname, text in texts.items():
+        if fname == "legacy-vm.cfg":
+            assert 'name = "legacy%02d" % vmid' in text
+            with pytest.raises(ValueError):
+                emulator.read_cfg(str(cfg_dir / fname))
+            continue
+        cfg = emulator.read_cfg(str(cfg_dir / fname))
+        assert 512 <= cfg["memory"] <= 16384 and 1 <= cfg["vcpus"] <= 8
+        names.add(cfg["name"])
+    assert {s["name"][3:] for s in st["services"]} - names == {"legacy07"}
+    assert service(st, "vm:legacy07")["state"] == "failed"
+    blob = "\n".join(texts.values())
+    assert "memory      = '" in blob  # quoted numbers
+    assert any("maxmem" not in t for t in texts.values())
+    assert any(re.search(r"^maxmem", t, re.M) for t in texts.values())
+    assert re.search(r",\s*\]", blob)  # trailing commas in lists
+    assert re.search(r"\S\s*#\s", blob)  # comments after a value
+    assert any(not f.endswith(".cfg") for f in texts)
+    assert any(
+        emulator.read_cfg(str(cfg_dir / f))["name"] + ".cfg" != f
+        for f in texts
+        if f != "legacy-vm.cfg"
+    )
+    assert "; " in blob
+
+
+def test_scenario_fits_and_is_deterministic(fresh_lab) -> None:
+    st = fresh_lab.status()
+    states = {s["state"] for s in st["services"]}
+    assert {"started", "disabled", "failed"} <= states
+    assert len({h["total_mib"] for h in st["hosts"]}) > 2
+    assert 1 <= sum(h["toolstack"] == "xm" for h in st["hosts"]) <= 3
+    assert any(len(s["name"]) > 30 for s in st["services"])
+    for s in st["services"]:
+        if s["state"] == "started":
+            assert s["owner"] and host_of(st, s["owner"]) is not None
+        else:
+            assert s["owner"] is None
+    other = fresh_lab.reseed(seed=2)
+    assert [s["name"] for s in other["services"]] != [s["name"] for s in st["services"]]
+    again = fresh_lab.reseed(seed=1)
+    assert [(s["name"], s["state"], s["last_owner"]) for s in again["services"]] == [
+        (s["name"], s["state"], s["last_owner"]) for s in st["services"]
+    ]
+    assert again["starts"] == []
+
+
+def test_reseed_restores_hosts_and_keeps_sshd(fresh_lab) -> None:
+    pids = fresh_lab.status()["pids"]
+    fresh_lab.inject("host-down", "xen05")
+    fresh_lab.inject("inquorate")
+    st = fresh_lab.reseed()
+    assert st["pids"] == pids and st["quorate"] and all(h["up"] for h in st["hosts"])
+    assert ok(fresh_lab.ssh("xen05", "hostname")).strip() == "xen05"
+
+
+def test_fabric_and_strict_paramiko(lab) -> None:
+    import paramiko
+    from fabric import Config, Connection
+
+    conn = Connection("xen04", config=Config(runtime_ssh_path=str(lab.ssh_config)))
+    try:
+        assert conn.run("hostname", hide=True, in_stream=False).stdout.strip() == "xen04"
+    finally:
+        conn.close()
+    st = lab.status()
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(lab.dir / "known_hosts"))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            "127.0.0.11",
+            port=st["port"],
+            username=__import__("getpass").getuser(),
+            key_filename=str(lab.dir / "id_ed25519"),
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        _, out, _ = client.exec_command("hostname")
+        assert out.read().decode().strip() == "xen01"
+    finally:
+        client.close()
+
+
+def test_status_task_json(lab, capsys) -> None:
+    import json
+
+    from invoke import Program
+
+    from xenfab.tasks import lab as lab_tasks
+
+    Program(namespace=lab_tasks.ns).run(["fab", "status", "--format", "json"], exit=False)
+    st = json.loads(capsys.readouterr().out)
+    assert set(st) == {
+        "hosts",
+        "services",
+        "quorate",
+        "starts",
+        "running",
+        "port",
+        "pids",
+        "lab_dir",
+    }
+    assert set(st["hosts"][0]) == {
+        "name",
+        "address",
+        "up",
+        "total_mib",
+        "free_mib",
+        "cpus",
+        "toolstack",
+    }
+    assert set(st["services"][0]) == {"name", "state", "owner", "last_owner"}
+    assert st["lab_dir"] == str(lab.dir) and st["running"]
+
+
+def test_up_twice_down_twice_and_stale_pids(tmp_path) -> None:
+    import json
+    import os
+
+    from xenfab import lab as lab_mod
+
+    d = tmp_path / "small"
+    first = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
+    assert first["running"] and len(first["pids"]) == 1 and not first["restarted"]
+    second = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
+    assert second["restarted"] and second["pids"] != first["pids"]
+    assert not Path(f"/proc/{first['pids'][0]}/cmdline").read_bytes().strip(b"\0")  # gone or zombie
+    res = lab_mod.down(d)
+    assert res["stopped"] == second["pids"]
+    assert lab_mod.down(d)["stopped"] == []
+    st = lab_mod.status(d)
+    assert not st["running"] and st["pids"] == []
+    # a recycled PID in lab.json must never be killed: point it at ourselves
+    info = json.loads((d / "lab.json").read_text())
+    info["groups"][0]["pid"] = os.getpid()
+    (d / "lab.json").write_text(json.dumps(info))
+    assert lab_mod.down(d)["stopped"] == []
+    with pytest.raises(LabError, match="hosts must be"):
+        lab_mod.up(d, hosts=101)
