@@ -95,3 +95,18 @@ def test_environment_policy_overrides_file_policy():
     env = cfg.environment()
     assert cfg.policy_dict(env)["strategy"] == "most-free"
     assert cfg.policy_dict(env, {"strategy": "pack"})["strategy"] == "pack"
+
+
+def test_master_must_be_a_host():
+    with pytest.raises(ConfigError, match="master: 'xen09' is not one of the hosts"):
+        config_from_dict(_base(master="xen09"))
+    assert config_from_dict(_base(hosts=["xen*"], master="xen09")).environment().master == "xen09"
+
+
+def test_location_narrows_hosts_and_drops_a_foreign_master():
+    hosts = [{"name": "xen01", "location": "dc1"}, {"name": "xen02", "location": "dc2"}]
+    env = config_from_dict(_base(hosts=hosts)).environment()
+    assert [h.name for h in env.at_location("dc2").hosts] == ["xen02"]
+    assert env.at_location("dc2").master is None and env.at_location("dc1").master == "xen01"
+    with pytest.raises(ConfigError, match="locations: dc1, dc2"):
+        env.at_location("dc3")

@@ -9,7 +9,7 @@ import fnmatch
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,20 @@ class Environment:
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""
         return next((h for h in self.hosts if h.name == name), None)
+
+    def at_location(self, location: str) -> Environment:
+        """A copy of this environment narrowed to the hosts tagged with ``location``."""
+        hosts = [h for h in self.hosts if h.location == location]
+        if not hosts:
+            known = sorted({h.location for h in self.hosts if h.location})
+            raise ConfigError(
+                f"environment {self.name}: no host has location {location!r} "
+                f"(locations: {', '.join(known) or 'none tagged'})"
+            )
+        # Any rgmanager member can read and drive the cluster: outside the location, the
+        # master is replaced by the location's first host rather than contacted.
+        keep = any(h.name == self.master for h in hosts)
+        return replace(self, hosts=hosts, master=self.master if keep else None)
 
 
 @dataclass
@@ -203,6 +217,8 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
     master = raw.get("master")
     if master is not None and not HOST_NAME.match(str(master)):
         raise ConfigError(f"{path}: {where}.master: {master!r} is not a valid host name")
+    if master is not None and not any(fnmatch.fnmatchcase(str(master), h.name) for h in hosts):
+        raise ConfigError(f"{path}: {where}.master: {master!r} is not one of the hosts")
     gdir = raw.get("guest_config_dir")
     if not isinstance(gdir, str) or not gdir:
         raise ConfigError(f"{path}: {where}.guest_config_dir: expected a directory path")

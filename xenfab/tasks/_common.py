@@ -47,8 +47,21 @@ def split_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def load(c: Any, config: str | None, env: str | None) -> tuple[XenfabConfig, Environment]:
+def load(
+    c: Any, config: str | None, env: str | None, loc: str | None = None
+) -> tuple[XenfabConfig, Environment]:
     """The configuration and environment a task runs with (see README: Configuration lookup)."""
+    cfg, environment = _load(c, config, env)
+    # `fab -S FILE` names the ssh_config to use: it wins over the environment's own.
+    runtime_ssh = getattr(getattr(c, "config", None), "_runtime_ssh_path", None)
+    if runtime_ssh:
+        environment.ssh.config = os.path.expanduser(runtime_ssh)
+    if loc:
+        environment = environment.at_location(loc)
+    return cfg, environment
+
+
+def _load(c: Any, config: str | None, env: str | None) -> tuple[XenfabConfig, Environment]:
     inv = getattr(c, "config", None)
     section = None
     try:

@@ -17,6 +17,7 @@ from ._common import check_format, cli, load, split_list
 
 COMMON_HELP = {
     "env": "environment from the config (default: its default_env)",
+    "loc": "only the environment's hosts tagged with this location",
     "config": "config file (default: $XENFAB_CONFIG, then fabfile_config.yaml)",
     "format": "table (default) or json",
 }
@@ -45,12 +46,12 @@ def _layout(cfg, env, snap, strategy, exclude, without):
     return plan(snap, policy, without=without), policy
 
 
-@task(help=COMMON_HELP)
+@task(help=COMMON_HELP, auto_shortflags=False)
 @cli
-def facts(c, env=None, config=None, format="table"):
+def facts(c, env=None, config=None, format="table", loc=None):
     """Gather hosts' RAM and CPUs, guests and cluster state; print them (JSON = snapshot)."""
     check_format(format)
-    cfg, environment = load(c, config, env)
+    cfg, environment = load(c, config, env, loc)
     snap = gather(environment, base_config=c.config)
     print(snap.to_json() if format == "json" else show.facts_text(snap))
     if snap.errors:
@@ -59,7 +60,7 @@ def facts(c, env=None, config=None, format="table"):
         )
 
 
-@task(help=PLAN_HELP, name="show-layout")
+@task(help=PLAN_HELP, name="show-layout", auto_shortflags=False)
 @cli
 def show_layout(
     c,
@@ -71,10 +72,11 @@ def show_layout(
     exclude=None,
     without=None,
     explain=False,
+    loc=None,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
     check_format(format)
-    cfg, environment = load(c, config, env)
+    cfg, environment = load(c, config, env, loc)
     snap = _facts(c, cfg, environment, from_)
     layout, _ = _layout(cfg, environment, snap, strategy, split_list(exclude), split_list(without))
     backend = get_backend(snap.backend or environment.backend)
@@ -93,7 +95,7 @@ START_HELP = {
     **PLAN_HELP,
     "yes": "start without asking for confirmation",
     "dry_run": "print the commands that would run, start nothing",
-    "parallel": "most starts in flight at once, cluster-wide",
+    "parallel": "most starts in flight at once, cluster-wide (0: the default, see README)",
     "step": "confirm each start on the terminal (Enter = start, s = skip, q = quit)",
     "break_lock": "break another run's stale start lock (it is reported with owner and age)",
 }
@@ -101,9 +103,11 @@ START_HELP = {
 
 def _start(
     c,
-    hosts,
+    hosts: list[str] | None,
+    *,
     env,
     config,
+    loc,
     format,
     from_,
     strategy,
@@ -119,7 +123,7 @@ def _start(
     from ..start import start_guests
 
     check_format(format)
-    cfg, environment = load(c, config, env)
+    cfg, environment = load(c, config, env, loc)
     if from_ and not dry_run:
         raise StartRefused(
             "--from plans from old facts: only with --dry-run; starts use fresh facts"
@@ -129,8 +133,7 @@ def _start(
         cfg, environment, snap, strategy, split_list(exclude), split_list(without)
     )
     if hosts is not None:
-        known = {h.name for h in snap.hosts}
-        missing = [h for h in hosts if h not in known]
+        missing = [h for h in hosts if snap.host(h) is None]
         if missing:
             raise StartRefused(f"no host {', '.join(missing)} in environment {environment.name}")
     backend = get_backend(snap.backend or environment.backend)
@@ -157,7 +160,7 @@ def _start(
         policy,
         base_config=c.config,
         only_hosts=only,
-        parallel=parallel,
+        parallel=parallel or None,
         dry_run=dry_run,
         step=step,
         break_lock=break_lock,
@@ -170,13 +173,18 @@ def _start(
         raise Exit(f"xenfab: {failed} start(s) failed, {len(layout.unplaced)} guest(s) unplaced", 1)
 
 
-@task(help={"host": "the host whose planned guests to start", **START_HELP}, name="start-host")
+@task(
+    help={"host": "the host whose planned guests to start", **START_HELP},
+    name="start-host",
+    auto_shortflags=False,
+)
 @cli
 def start_host(
     c,
     host,
     env=None,
     config=None,
+    loc=None,
     format="table",
     from_=None,
     strategy=None,
@@ -185,36 +193,23 @@ def start_host(
     explain=False,
     yes=False,
     dry_run=False,
-    parallel=None,
+    parallel=0,
     step=False,
     break_lock=False,
 ):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
-    _start(
-        c,
-        split_list(host),
-        env,
-        config,
-        format,
-        from_,
-        strategy,
-        exclude,
-        without,
-        explain,
-        yes,
-        dry_run,
-        parallel,
-        step,
-        break_lock,
-    )
+    opts = dict(locals())
+    del opts["c"], opts["host"]
+    _start(c, split_list(host), **opts)
 
 
-@task(help=START_HELP, name="start-all")
+@task(help=START_HELP, name="start-all", auto_shortflags=False)
 @cli
 def start_all(
     c,
     env=None,
     config=None,
+    loc=None,
     format="table",
     from_=None,
     strategy=None,
@@ -223,25 +218,11 @@ def start_all(
     explain=False,
     yes=False,
     dry_run=False,
-    parallel=None,
+    parallel=0,
     step=False,
     break_lock=False,
 ):
     """Start every down guest where the layout puts it, in parallel within safe caps."""
-    _start(
-        c,
-        None,
-        env,
-        config,
-        format,
-        from_,
-        strategy,
-        exclude,
-        without,
-        explain,
-        yes,
-        dry_run,
-        parallel,
-        step,
-        break_lock,
-    )
+    opts = dict(locals())
+    del opts["c"]
+    _start(c, None, **opts)
