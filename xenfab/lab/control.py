@@ -21,6 +21,7 @@ import json
 import os
 import pwd
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -50,7 +51,13 @@ def default_lab_dir() -> Path:
 
 
 def _dir(lab_dir: str | os.PathLike | None) -> Path:
-    return (Path(lab_dir).expanduser() if lab_dir else default_lab_dir()).resolve()
+    path = (Path(lab_dir).expanduser() if lab_dir else default_lab_dir()).resolve()
+    # the path ends up unquoted in sshd_config, ssh_config and labsh: keep it plain
+    if not re.fullmatch(r"[A-Za-z0-9_./+@,=-]+", str(path)):
+        raise LabError(
+            f"lab directory {str(path)!r}: use a path without spaces or shell characters"
+        )
+    return path
 
 
 @contextlib.contextmanager
@@ -617,7 +624,8 @@ def inject(lab_dir: str | os.PathLike | None, kind: str, *args: str) -> dict:
             host_rows = [dict(r) for r in db.execute("SELECT * FROM hosts ORDER BY nodeid")]
         finally:
             db.close()
-        if kind in ("host-down", "host-up"):
+        # a stopped lab stays stopped: its next `up` starts from a fresh scenario anyway
+        if kind in ("host-down", "host-up") and _alive_pids(info):
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)
     return {"kind": kind, "args": list(args), "lab_dir": str(lab)}

@@ -418,7 +418,6 @@ xl full list of subcommands:
  list                List information about all/some domains
  info                Get information about Xen host
  top                 Monitor a host and the domains in real time
- uptime              Print uptime for all/some domains
 """
 
 XM_USAGE = """Usage: xm <subcommand> [args]
@@ -432,7 +431,6 @@ Common 'xm' commands:
  info                          Get information about Xen host.
  list                          List information about all/some domains.
  top                           Monitor a host and the domains in real time.
- uptime                        Print uptime for all/some domains.
 
 <Domain> can either be the Domain Name or Id.
 For more help on 'xm' see the xm(1) man page.
