@@ -235,3 +235,13 @@ def test_xml_empty_groups_means_rgmanager_running() -> None:
 def test_bad_xml(text: str) -> None:
     with pytest.raises(ParseError):
         parse_clustat(text, source="x")
+
+
+def test_refreshing_clustat_keeps_only_the_last_screen() -> None:
+    first = fixture("clustat-rhel6-80.txt")
+    second = first.replace("3 Offline", "3 Online, rgmanager").replace(
+        "node1.example.com              started", "node3.example.com              started"
+    )
+    c = parse_clustat("\x1b[H\x1b[2J" + first + "\x1b[H\x1b[2J" + second)
+    assert len(c.members) == 3 and all(m.online for m in c.members)
+    assert c.services["vm:web01"].owner == "node3.example.com"

@@ -250,3 +250,9 @@ def test_config_is_never_executed(tmp_path: Path) -> None:
     text = f"import os\nos.system('touch {marker}')\nopen('{marker}', 'w')\nname = 'x'\n"
     assert parse_guest_config(text).name == "x"
     assert not marker.exists()
+
+
+def test_absurdly_nested_lists_are_refused() -> None:
+    with pytest.raises(ParseError) as exc:
+        parse_guest_config("name='x'\nd = " + "[" * 500 + "]" * 500 + "\n", source="deep.cfg")
+    assert exc.value.source == "deep.cfg" and exc.value.line == 2

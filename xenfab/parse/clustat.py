@@ -232,7 +232,12 @@ def _parse_text(text: str, source: str | None) -> Clustat:
             section = None
             continue
         if stripped.startswith("Cluster Status for"):
+            # `clustat -i N` repeats the whole screen: only the last one counts.
+            flush_long()
             recognised = True
+            members, services = [], {}
+            quorate, rg_not_running, any_rg_flag, service_table = None, False, False, False
+            section = None
             continue
         if "Resource Group Manager not running" in stripped:
             recognised = True
@@ -242,6 +247,7 @@ def _parse_text(text: str, source: str | None) -> Clustat:
         if _is_member_header(tokens):
             recognised = True
             section = "members"
+            members = []
             # RHEL 5 prints only "Member Name  Status": no ID column.
             member_with_id = "ID" in tokens
             continue
@@ -249,10 +255,13 @@ def _parse_text(text: str, source: str | None) -> Clustat:
             recognised = True
             service_table = True
             section = "services"
+            services = {}
             continue
         if stripped.startswith("Service Information"):
+            flush_long()
             recognised = True
             section = "long"
+            services = {}
             continue
         if _LONG_NAME_RE.match(stripped):
             # `clustat -l`: one "Service Name : X" block per service.

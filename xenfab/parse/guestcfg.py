@@ -17,6 +17,8 @@ from xenfab.parse.records import GuestConfig
 _KEYS = ("name", "memory", "maxmem", "vcpus")
 # xl's default when neither memory nor maxmem is set (libxl LIBXL_MEMKB_DEFAULT -> 32 MiB).
 _DEFAULT_MEMORY_MIB = 32
+# Real configs nest lists two deep at most; the cap keeps recursion far from Python's limit.
+_MAX_LIST_DEPTH = 50
 
 
 class _GrammarError(Exception):
@@ -176,15 +178,17 @@ class _XlParser:
             return _Atom(old.text + new.text, line)
         raise _GrammarError("'+=' mixes a list and a single value", line)
 
-    def _value(self) -> _Atom | list:
+    def _value(self, depth: int = 0) -> _Atom | list:
         kind, text, line = self._next()
         if kind in ("str", "num"):
             return _Atom(text, line)
         if (kind, text) == ("op", "["):
-            return self._list()
+            if depth >= _MAX_LIST_DEPTH:
+                raise ParseError("lists nested too deeply", None, line)
+            return self._list(depth + 1)
         raise _GrammarError(f"expected a value, got {text!r}", line)
 
-    def _list(self) -> list:
+    def _list(self, depth: int) -> list:
         items: list = []
         self._skip_newlines()
         while True:
@@ -192,7 +196,7 @@ class _XlParser:
             if (kind, text) == ("op", "]"):
                 self.pos += 1
                 return items
-            items.append(self._value())
+            items.append(self._value(depth))
             self._skip_newlines()
             kind, text, line = self._next()
             if (kind, text) == ("op", "]"):
@@ -385,6 +389,6 @@ def parse_guest_config(text: str, source: str | None = None) -> GuestConfig:
         # Not xl syntax: most likely an xm config, which is Python.
         settings_or_none = _from_python_ast(text, source)
         settings = settings_or_none if settings_or_none is not None else _from_lines(text, source)
-    except RecursionError:
-        raise ParseError("lists nested too deeply", source) from None
+    except ParseError as exc:
+        raise ParseError(exc.reason, source, exc.line) from None
     return _build(settings, source)
