@@ -157,3 +157,13 @@ def test_migration_requires_member() -> None:
 def test_exit_code_must_be_int() -> None:
     with pytest.raises(ParseError):
         parse_clusvcadm("", "0")  # type: ignore[arg-type]
+
+
+def test_chained_calls_report_the_last_action() -> None:
+    text = (
+        "Local machine disabling vm:a...Success\n"
+        "Member n2 trying to enable vm:a...Success\n"
+        "vm:a is now running on n2\n"
+    )
+    r = parse_clusvcadm(text, 0)
+    assert r.ok and r.member == "n2" and r.running_on == "n2" and r.message == "Success"

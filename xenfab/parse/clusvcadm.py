@@ -77,8 +77,10 @@ def parse_clusvcadm(text: str, exit_code: int, source: str | None = None) -> Clu
             running_on = None if m.group("node") in ("(null)", "unknown") else m.group("node")
             continue
         m = _ACTION_RE.match(line)
-        if m and action_line is None:
+        if m:
+            # With chained calls (`clusvcadm -d X && clusvcadm -e X`) the last report decides.
             action_line = line
+            running_on = None
             member = m.group("member") or m.group("target")
             result = m.group("result").strip()
             if not result and i + 1 < len(lines):
