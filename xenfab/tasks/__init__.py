@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import core, demo, lab
+from . import core, demo, lab, ops
 
 ns = Collection()
-for _task in (core.facts, core.show_layout, core.start_host, core.start_all, demo.demo):
+for _task in (
+    core.facts,
+    core.show_layout,
+    core.start_host,
+    core.start_all,
+    demo.demo,
+    ops.check,
+    ops.trust_host,
+):
     ns.add_task(_task)
 ns.add_collection(lab.ns)
 

@@ -1,0 +1,117 @@
+"""Operations around a recovery: check the environment, trust a host key."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+from invoke.exceptions import Exit
+from tabulate import tabulate
+
+from .. import show
+from ..errors import StartRefused
+from ..gather import gather, hostkeys
+from ..gather.ssh import fabric_config
+from ._common import check_format, cli, load
+from .core import COMMON_HELP
+
+
+def _key_state(error: str | None) -> str:
+    if not error:
+        return "ok"
+    if "host key CHANGED" in error:
+        return "CHANGED"
+    if "unknown host key" in error:
+        return "UNKNOWN"
+    return "-"
+
+
+@task(help=COMMON_HELP, auto_shortflags=False)
+@cli
+def check(c, env=None, config=None, loc=None, format="table"):
+    """Validate the config and reach every host: host key, toolstack, Xen version, round trip."""
+    check_format(format)
+    cfg, environment = load(c, config, env, loc)
+    snap = gather(environment, base_config=c.config)
+    rows = [
+        {
+            "host": h.name,
+            "reachable": h.reachable,
+            "host_key": _key_state(h.error) if h.error or h.reachable else "-",
+            "toolstack": h.toolstack,
+            "xen": h.xen_version,
+            "rtt_ms": h.rtt_ms,
+            "problem": h.error,
+        }
+        for h in snap.hosts
+    ]
+    problems = [r["problem"] for r in rows if r["problem"]] + [
+        e for e in snap.errors if not any(e == r["problem"] for r in rows)
+    ]
+    if snap.quorate is False:
+        problems.append(f"cluster is not quorate (read on {snap.master})")
+    if format == "json":
+        print(
+            show.to_json(
+                {
+                    "config": cfg.path,
+                    "environment": environment.name,
+                    "master": snap.master,
+                    "quorate": snap.quorate,
+                    "hosts": rows,
+                    "problems": problems,
+                }
+            )
+        )
+    else:
+        print(f"config {cfg.path}: valid; environment {environment.name}")
+        print(f"cluster read on {snap.master or '-'}: quorate {show._yes_no(snap.quorate)}\n")
+        table = [
+            [
+                r["host"],
+                "yes" if r["reachable"] else "NO",
+                r["host_key"],
+                r["toolstack"] or "-",
+                r["xen"] or "-",
+                r["rtt_ms"] if r["rtt_ms"] is not None else "-",
+            ]
+            for r in rows
+        ]
+        print(
+            tabulate(
+                table,
+                headers=["host", "reachable", "host key", "toolstack", "xen", "rtt ms"],
+                tablefmt=show.TABLE_FORMAT,
+            )
+        )
+        for p in problems:
+            print(f"  - {p}")
+    if problems:
+        raise Exit(f"xenfab: check found {len(problems)} problem(s); first: {problems[0]}", 1)
+
+
+@task(
+    help={
+        "host": "host alias (as in the environment's ssh_config) whose key to trust",
+        "yes": "trust without asking (after checking the fingerprint another way)",
+        "replace": "replace a different key already recorded (host reinstalled)",
+        "env": COMMON_HELP["env"],
+        "config": COMMON_HELP["config"],
+    },
+    name="trust-host",
+    auto_shortflags=False,
+)
+@cli
+def trust_host(c, host, env=None, config=None, yes=False, replace=False):
+    """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
+    cfg, environment = load(c, config, env)
+    fcfg = fabric_config(environment, c.config)
+    hk = hostkeys.fetch(host, environment, fcfg)
+    path = hostkeys.known_hosts_path(host, environment, fcfg)
+    print(f"{host} ({hk.address}) offers {hk.key.get_name()} {hk.fingerprint}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise StartRefused("no terminal to confirm on; compare the fingerprint, then --yes")
+        if input(f"Trust it and record it in {path}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise Exit("xenfab: key not trusted", 1)
+    print(f"{hostkeys.trust(hk, path, replace=replace)}: {', '.join(hk.names)} in {path}")
