@@ -1,0 +1,94 @@
+"""A team's own fabfile composes xenfab's collection and runs its tasks against the lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.lab
+
+TEAM_FABFILE = '''\
+"""Our team's fabfile: our own tasks, plus xenfab under "xen"."""
+from invoke import Collection, task
+
+import xenfab
+
+
+@task
+def hello(c):
+    """Say hello (a team task)."""
+    print("hello from the team")
+
+
+ns = Collection(hello)
+ns.add_collection(xenfab.ns, name="xen")
+'''
+
+
+def team_fab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "XENFAB_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "fabric", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Path:
+    d = tmp_path / "team"
+    d.mkdir()
+    (d / "fabfile.py").write_text(TEAM_FABFILE)
+    return d
+
+
+def test_list_shows_team_and_xenfab_tasks(team):
+    res = team_fab(team, "--list")
+    assert res.returncode == 0, res.stderr
+    for name in ("hello", "xen.show-layout", "xen.start-all", "xen.start-host", "xen.lab.up"):
+        assert name in res.stdout
+
+
+def test_config_beside_the_fabfile_from_another_directory(fresh_lab, team, tmp_path):
+    shutil.copy(ROOT / "fabfile_config.yaml", team / "fabfile_config.yaml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = team_fab(elsewhere, "--search-root", str(team), "xen.show-layout", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["assignments"]
+
+
+def test_config_from_the_team_fabric_yaml_section(fresh_lab, team):
+    cfg = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
+    (team / "fabric.yaml").write_text(yaml.safe_dump({"xenfab": cfg}))
+    res = team_fab(team, "xen.start-all", "--yes")
+    assert res.returncode == 0, res.stderr + res.stdout
+    down = [s for s in fresh_lab.status()["services"] if s["state"] in ("disabled", "failed")]
+    assert [s["name"] for s in down] == ["vm:legacy07"]  # only the unreadable one is left
+
+
+def test_config_path_from_the_team_fabric_yaml(fresh_lab, team):
+    (team / "fabric.yaml").write_text(
+        yaml.safe_dump({"xenfab": {"config": str(ROOT / "fabfile_config.yaml")}})
+    )
+    res = team_fab(team, "xen.facts", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["environment"] == "lab"
+
+
+def test_no_config_says_where_it_looked(team):
+    res = team_fab(team, "xen.facts")
+    assert res.returncode == 1
+    assert "no configuration found" in res.stderr and str(team) in res.stderr
+    assert "Traceback" not in res.stderr
