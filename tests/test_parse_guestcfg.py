@@ -256,3 +256,8 @@ def test_absurdly_nested_lists_are_refused() -> None:
     with pytest.raises(ParseError) as exc:
         parse_guest_config("name='x'\nd = " + "[" * 500 + "]" * 500 + "\n", source="deep.cfg")
     assert exc.value.source == "deep.cfg" and exc.value.line == 2
+
+
+def test_line_reader_splits_statements_on_semicolons() -> None:
+    text = "print 'x'\nname = 'a;b'; memory = 0200 ; vcpus = 3 # c; maxmem = 1\n"
+    assert sizes(parse_guest_config(text)) == ("a;b", 128, 128, 3)

@@ -308,34 +308,61 @@ _KEY_LINE_RE = re.compile(
     r"(?P<indent>[ \t]*)(?P<key>name|memory|maxmem|vcpus)\s*(?P<op>\+?=)(?!=)"
 )
 _LITERAL_RE = re.compile(
-    r"""\s*(?:"(?P<dq>(?:[^"\\\n]|\\.)*)"|'(?P<sq>(?:[^'\\\n]|\\.)*)'|(?P<num>[-+]?[0-9][0-9a-fA-FxX]*)L?)"""
-    r"""\s*;?\s*(?:\#.*)?$"""
+    r"""\s*(?:"(?P<dq>(?:[^"\\\n]|\\.)*)"|'(?P<sq>(?:[^'\\\n]|\\.)*)'"""
+    r"""|(?P<num>[-+]?[0-9][0-9a-fA-FxX]*)L?)\s*"""
 )
 
 
+def _statements(line: str) -> list[str]:
+    """Split a line at ``;`` outside quotes, dropping a trailing ``#`` comment."""
+    parts: list[str] = []
+    start, quote, i = 0, "", 0
+    while i < len(line):
+        c = line[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#":
+            break
+        elif c == ";":
+            parts.append(line[start:i])
+            start = i + 1
+        i += 1
+    parts.append(line[start:i])
+    return parts
+
+
 def _from_lines(text: str, source: str | None) -> dict[str, _Setting]:
-    """Last resort: ``key = literal`` lines at column 0; anything cleverer is refused."""
+    """Last resort: ``key = literal`` statements at column 0; anything cleverer is refused."""
     found: dict[str, _Setting] = {}
     for lineno, line in enumerate(text.split("\n"), 1):
-        m = _KEY_LINE_RE.match(line)
-        if not m:
-            continue
-        key = m.group("key")
-        if m.group("indent") or m.group("op") == "+=":
-            raise ParseError(f"{key} is not set by a plain top-level assignment", source, lineno)
-        lit = _LITERAL_RE.fullmatch(line, m.end())
-        if not lit:
-            raise ParseError(
-                f"{key} is computed, not a literal; cannot read it without running the config",
-                source,
-                lineno,
-            )
-        if lit.group("num") is not None:
-            value = lit.group("num")
-        else:
-            body = lit.group("dq") if lit.group("dq") is not None else lit.group("sq")
-            value = _dequote(body)
-        found[key] = _Setting(_Atom(value, lineno), lineno)
+        for index, stmt in enumerate(_statements(line)):
+            m = _KEY_LINE_RE.match(stmt if index == 0 else stmt.lstrip())
+            if not m:
+                continue
+            stmt = stmt if index == 0 else stmt.lstrip()
+            key = m.group("key")
+            if m.group("indent") or m.group("op") == "+=":
+                raise ParseError(
+                    f"{key} is not set by a plain top-level assignment", source, lineno
+                )
+            lit = _LITERAL_RE.fullmatch(stmt, m.end())
+            if not lit:
+                raise ParseError(
+                    f"{key} is computed, not a literal; cannot read it without running the config",
+                    source,
+                    lineno,
+                )
+            if lit.group("num") is not None:
+                value = lit.group("num")
+            else:
+                body = lit.group("dq") if lit.group("dq") is not None else lit.group("sq")
+                value = _dequote(body)
+            found[key] = _Setting(_Atom(value, lineno), lineno)
     return found
 
 
