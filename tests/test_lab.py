@@ -235,15 +235,17 @@ def test_enable_success_then_started_and_ram(fresh_lab) -> None:
     assert res.returncode == 0
     assert res.stdout.splitlines()[0] == f"Member {target} trying to enable {guest}...Success"
     st2 = fresh_lab.status()
-    assert service(st2, guest)["state"] == "starting" and service(st2, guest)["owner"] == target
+    read_at = time.time()
+    start = st2["starts"][-1]
+    assert start["guest"] == guest[3:] and start["host"] == target and start["ok"]
+    assert start["ended"] == pytest.approx(start["began"] + 1)  # boot_s = 1
+    if read_at < start["began"] + 0.9:  # a loaded machine may take longer to get here
+        assert service(st2, guest)["state"] == "starting"
+    assert service(st2, guest)["owner"] == target
     assert host_of(st2, target)["free_mib"] < before
     assert guest[3:] in list_rows(ok(fresh_lab.ssh(target, "xl list")))
-    time.sleep(1.1)
-    st3 = fresh_lab.status()
-    assert service(st3, guest)["state"] == "started"
-    start = st3["starts"][-1]
-    assert start["guest"] == guest[3:] and start["host"] == target and start["ok"]
-    assert start["ended"] == pytest.approx(start["began"] + 1)
+    time.sleep(max(0.0, start["ended"] + 0.05 - time.time()))
+    assert service(fresh_lab.status(), guest)["state"] == "started"
     again = fresh_lab.ssh("xen01", f"clusvcadm -e {guest} -m xen01")
     assert again.returncode == 0 and again.stdout.strip().endswith("...Service is already running")
 
@@ -365,7 +367,7 @@ def test_fault_start_fails_and_start_behind(fresh_lab) -> None:
     assert fresh_lab.status()["starts"][-1]["ok"] is False
     fresh_lab.inject("start-behind", second[3:], "xen02")
     s = service(fresh_lab.status(), second)
-    assert s["state"] == "starting" and s["owner"] == "xen02"
+    assert s["state"] in ("starting", "started") and s["owner"] == "xen02"
     assert second[3:] in list_rows(ok(fresh_lab.ssh("xen02", "xl list")))
     res = fresh_lab.ssh("xen01", f"clusvcadm -e {second} -m xen01")
     assert res.returncode == 0 and "Service is already running" in res.stdout
