@@ -68,8 +68,10 @@ def gather(
     snap = assemble(
         env.name, taken_at, entries, reports, used_master, backend, env.guest_config_dir
     )
-    if used_master != master:
-        snap.errors.insert(0, f"master {master} unreachable; cluster state read from {used_master}")
+    if used_master is None:
+        snap.errors.append(f"no host could read the cluster state (master {master} unreachable)")
+    elif used_master != master:
+        snap.errors.append(f"master {master} unreachable; cluster state read on {used_master}")
     return snap
 
 
