@@ -37,10 +37,12 @@ def fabric_config(env: Environment, base: object | None = None) -> Config:
     if isinstance(base, Config):
         # What the user gave `fab` on its command line (-i, -t, --prompt-for-passphrase) wins.
         kwargs = dict(base.connect_kwargs or {})
-        if kwargs:
-            cfg.connect_kwargs.update(kwargs)
-        if base.timeouts.connect:
-            cfg.timeouts.connect = base.timeouts.connect
+        # `fab -t N` arrives as connect_kwargs["timeout"]; Connection refuses it there when it
+        # also has a connect timeout, so it becomes the connect timeout instead.
+        timeout = kwargs.pop("timeout", None) or base.timeouts.connect
+        cfg.connect_kwargs.update(kwargs)
+        if timeout:
+            cfg.timeouts.connect = int(timeout)
     if env.ssh.key_filename:
         cfg.connect_kwargs["key_filename"] = [env.ssh.key_filename]
     cfg.load_ssh_config()
@@ -115,6 +117,11 @@ def describe(exc: BaseException, host: str, address: str, env: Environment) -> s
         return (
             f"{where}: unknown host key; refusing to connect. Check it, then run "
             f"`fab trust-host {host}` (or add it with ssh-keyscan to known_hosts)"
+        )
+    if isinstance(exc, paramiko.SSHException) and "No authentication methods" in str(exc):
+        return (
+            f"{where}: authentication failed: no key to offer "
+            "(give fab -i KEY, or IdentityFile in the ssh_config)"
         )
     if isinstance(exc, paramiko.AuthenticationException):
         return f"{where}: authentication failed ({exc})"
