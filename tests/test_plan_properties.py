@@ -200,6 +200,22 @@ def test_same_input_same_layout(problem):
     assert a == b
 
 
+@SETTINGS
+@given(problems(), st.randoms(use_true_random=False))
+def test_order_of_the_snapshot_lists_does_not_matter(problem, rnd):
+    snap, pol, without, avoid = problem
+    a = plan(snap, policy_from_dict(pol), without=without, avoid=avoid)
+    hosts, guests = snap.hosts[:], snap.guests[:]
+    rnd.shuffle(hosts)
+    rnd.shuffle(guests)
+    shuffled = Snapshot("prop", "now", None, True, hosts, guests)
+    b = plan(shuffled, policy_from_dict(pol), without=without, avoid=avoid)
+    assert {x.guest: (x.host, x.why) for x in a.assignments} == {
+        x.guest: (x.host, x.why) for x in b.assignments
+    }
+    assert {u.guest: u.reason for u in a.unplaced} == {u.guest: u.reason for u in b.unplaced}
+
+
 def brute_force(snap, pol_data, without, avoid, to_place):
     """Best per-tier counts (lexicographic) over every assignment; tiny instances only."""
     pol = policy_from_dict(pol_data)
@@ -282,3 +298,21 @@ def test_tight_instances_are_solved_optimally(problem):
     best, tiers = brute_force(snap, pol, [], {}, to_place)
     got = tuple(sum(1 for a in layout.assignments if a.tier == t) for t in tiers)
     assert got == best
+
+
+@SETTINGS
+@given(problems())
+def test_soft_anti_affinity_only_adds_guests(problem):
+    snap, pol, without, avoid = problem
+    hard = plan(
+        snap, policy_from_dict({**pol, "anti_affinity_mode": "hard"}), without=without, avoid=avoid
+    )
+    soft = plan(
+        snap, policy_from_dict({**pol, "anti_affinity_mode": "soft"}), without=without, avoid=avoid
+    )
+    if hard.complete:
+        assert soft.to_dict()["assignments"] == hard.to_dict()["assignments"]
+    tiers = sorted({a.tier for a in hard.assignments + soft.assignments})
+    count = lambda lay: tuple(sum(1 for a in lay.assignments if a.tier == t) for t in tiers)  # noqa: E731
+    if soft.proven_optimal:
+        assert count(soft) >= count(hard)

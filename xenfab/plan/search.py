@@ -7,9 +7,11 @@ it can on the host the greedy pass (the chosen strategy) gave them.
 
 from __future__ import annotations
 
+import math
 import time
 
-from .greedy import fit_text, place_greedy, soft_text
+from . import cpsat
+from .greedy import Balanced, Pack, Picker, fit_text, place_greedy, soft_text
 from .model import Model, PGuest, State
 
 # Exact search checks the clock every this many nodes: cheap, and overshoots the budget by
@@ -43,20 +45,38 @@ def improve(
         if all(st.where[g.idx] is not None for g in m.guests):
             proven = True
             continue
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             continue
-        result = exact(m, st, deadline)
+        # With CP-SAT at hand, the branch and bound gets half the time: it is deterministic and
+        # proves small cases at once; CP-SAT is stronger on large tight ones.
+        use_cp = cpsat.available()
+        result = exact(m, st, now + (deadline - now) / 2 if use_cp else deadline)
         proven = result.proven
         if result.where is not None:
-            _adopt(m, st, why, result.where)
+            _adopt(m, st, why, result.where, order, "exact search")
             method = "exact"
+        if not proven and use_cp:
+            solved = cpsat.solve(m, st, deadline)
+            if solved is not None:
+                where, proven = solved
+                if where is not None:
+                    _adopt(m, st, why, where, order, "exact search (CP-SAT)")
+                    method = "exact"
     if soft:
         _note_soft(m, st, why, hard_where)
     return st, method, proven
 
 
-def _adopt(m: Model, st: State, why: dict[int, str], where: list[int | None]) -> None:
-    """Switch ``st`` to the exact layout ``where`` and rewrite the reasons that changed."""
+def _adopt(
+    m: Model,
+    st: State,
+    why: dict[int, str],
+    where: list[int | None],
+    order: list[PGuest],
+    label: str,
+) -> None:
+    """Switch ``st`` to the search's layout ``where`` and rewrite the reasons that changed."""
     before = list(st.where)
     for g in m.guests:
         if st.where[g.idx] is not None:
@@ -66,8 +86,9 @@ def _adopt(m: Model, st: State, why: dict[int, str], where: list[int | None]) ->
         if h is not None:
             st.place(g, h)
     # Settle: the strategy still decides among equally good layouts, so every guest the search
-    # moved goes back to its greedy host when that host has room again.
-    for g in m.guests:
+    # moved goes back to its earlier host when that host has room again (in plan order, so the
+    # result does not depend on the order of the snapshot's lists).
+    for g in order:
         h, old = st.where[g.idx], before[g.idx]
         if h is not None and old is not None and h != old:
             st.remove(g)
@@ -78,10 +99,10 @@ def _adopt(m: Model, st: State, why: dict[int, str], where: list[int | None]) ->
             continue
         left = f"{st.rem[h]} MiB left free on {m.host_name(h)}"
         if old is None:
-            why[g.idx] = f"exact search: greedy left it down; this layout fits it ({left})"
+            why[g.idx] = f"{label}: greedy left it down; this layout fits it ({left})"
         else:
             why[g.idx] = (
-                f"exact search: moved from {m.host_name(old)} so more guests fit "
+                f"{label}: moved from {m.host_name(old)} so more guests fit "
                 f"({g.mem} needed, {left})"
             )
 
@@ -258,20 +279,22 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     suffix_min[n] = 1 << 62
     for k in range(n - 1, -1, -1):
         suffix_min[k] = min(suffix_min[k + 1], guests[k].mem)
+    sums = _SubsetSums([g.mem for g in guests])
 
     def bound(lvl: int) -> int:
         # Relaxation: the hosts' usable room as one bin; per tier, smallest guests first (exact
-        # for lexicographic weights on one bin), each no bigger than the roomiest host. Room on a
-        # host that is smaller than every remaining guest can never be used, so it is not counted.
+        # for lexicographic weights on one bin), each no bigger than the roomiest host. A host
+        # can take at most the largest sum of remaining guest sizes that fits its room; the
+        # rest of its room is wasted (that is what makes tight instances provable).
         smallest = suffix_min[lvl]
         r = 0
         largest = 0
         for h in usable:
             x = st.rem[h]
             if x >= smallest:
-                r += x
                 if x > largest:
                     largest = x
+                r += sums.fill(lvl, x)
         ub = 0
         k = lvl
         while k < n:
@@ -328,6 +351,15 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     root_ub = bound(0)
     if best_primary >= root_ub:
         return ExactResult(None, True, 0)
+    # Cheap starting points before branching: best-fit and worst-fit decreasing from scratch.
+    # (The branching's own first dive differs: identical guests take hosts in a fixed order.)
+    for picker in (Pack, Balanced):
+        trial = _decreasing(m, picker, guests, incumbent.relaxed)
+        score = sum(w[i] for i, g in enumerate(guests) if trial.where[g.idx] is not None)
+        if score > best_primary:
+            best_primary, best_where = score, list(trial.where)
+    if best_primary >= root_ub:
+        return ExactResult(best_where, True, 0)
     nodes = 0
     timed_out = False
     cur_primary = 0
@@ -370,6 +402,19 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     return ExactResult(best_where if best_where is not None else None, proven, nodes)
 
 
+def _decreasing(m: Model, picker: type[Picker], guests: list[PGuest], relaxed: set[int]) -> State:
+    """Place ``guests`` (already largest first per tier) from scratch with one host rule."""
+    st = State(m)
+    st.relaxed = set(relaxed)
+    p = picker(m, st)
+    for i, g in enumerate(guests):
+        choice = p.pick(g, i)
+        if choice is not None:
+            st.place(g, choice[0])
+            p.update(choice[0])
+    return st
+
+
 def _static_signatures(m: Model, guests: list[PGuest]) -> dict[int, int]:
     # Two hosts are interchangeable for the search when every guest's pin/avoid treats them
     # alike, they have the same vCPU cap and sit in the same failure domain for every
@@ -386,3 +431,40 @@ def _static_signatures(m: Model, guests: list[PGuest]) -> dict[int, int]:
         )
         out[h] = ids.setdefault(key, len(ids))
     return out
+
+
+class _SubsetSums:
+    """Which totals the guests from position k on can make (bitsets of reachable RAM sums).
+
+    ``fill(k, room)`` is the largest total of some of those guests that is <= room: no host can
+    hold more of them than that. Sizes are divided by their greatest common divisor (often
+    256 or 512 MiB) to keep the bitsets small; too large instances fall back to ``room``.
+    """
+
+    LIMIT_BITS = 1 << 27  # 16 MiB of bitsets in all
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.unit = 0
+        for s in sizes:
+            self.unit = math.gcd(self.unit, s)
+        self.unit = self.unit or 1
+        scaled = [s // self.unit for s in sizes]
+        total = sum(scaled)
+        self.bits: list[int] | None = None
+        if total * (len(sizes) + 1) > self.LIMIT_BITS:
+            return
+        bits = [1] * (len(sizes) + 1)
+        for k in range(len(sizes) - 1, -1, -1):
+            bits[k] = bits[k + 1] | (bits[k + 1] << scaled[k])
+        self.bits = bits
+        self.total = total
+
+    def fill(self, k: int, room: int) -> int:
+        """Largest reachable total of guests k.. that is <= room (in MiB)."""
+        if self.bits is None or room <= 0:
+            return max(room, 0)
+        r = room // self.unit
+        if r >= self.total:
+            return self.total * self.unit
+        x = self.bits[k] & ((1 << (r + 1)) - 1)
+        return (x.bit_length() - 1) * self.unit
