@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from . import core, demo, lab, ops
+from . import capacity, core, demo, lab, ops
 
 ns = Collection()
 for _task in (
@@ -15,6 +15,7 @@ for _task in (
     demo.demo,
     ops.check,
     ops.trust_host,
+    capacity.capacity,
 ):
     ns.add_task(_task)
 ns.add_collection(lab.ns)

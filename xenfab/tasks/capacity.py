@@ -1,0 +1,76 @@
+"""The N+k report task: how many hosts may fail with every guest restarted (xenfab.capacity)."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from .. import show
+from ..capacity import DEFAULT_TIME_BUDGET_S, report_text
+from ..capacity import capacity as nk_report
+from ..errors import ConfigError
+from ..gather import gather
+from ..plan import policy_from_dict
+from ..snapshot import Snapshot
+from ._common import check_format, cli, load
+from .core import COMMON_HELP
+
+CAPACITY_HELP = {
+    **COMMON_HELP,
+    "from_": "report on a saved snapshot (fab facts --format json) instead of asking the hosts",
+    "max_k": "check failure sets of at most this many hosts (default: up to all hosts)",
+    "time_budget": f"seconds to spend on failure sets (default {DEFAULT_TIME_BUDGET_S:g}); "
+    "past it k is a lower bound",
+    "running_only": "count only the guests running now, not the down ones a recovery would start",
+}
+
+
+def _number(value: str | None, name: str, kind: type, what: str) -> float | int | None:
+    # Options default to None so Invoke hands us text: its own casts fail with a traceback.
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"--{name}: expected {what}, got {value!r}") from None
+
+
+@task(help=CAPACITY_HELP, auto_shortflags=False)
+@cli
+def capacity(
+    c,
+    env=None,
+    config=None,
+    loc=None,
+    from_=None,
+    format="table",
+    max_k=None,
+    time_budget=None,
+    running_only=False,
+):
+    """N+k: per host, could its guests restart elsewhere; how many hosts may fail at once."""
+    check_format(format)
+    k_cap = _number(max_k, "max-k", int, "a whole number")
+    budget = _number(time_budget, "time-budget", float, "seconds")
+    cfg, environment = load(c, config, env, loc)
+    if from_:
+        snap = Snapshot.load(from_)
+    else:
+        snap = gather(environment, base_config=c.config)
+        if snap.errors:
+            # A host we could not read may still run guests: a report would guess. A saved
+            # snapshot (--from) reports anyway, with its problems listed as warnings.
+            raise Exit(
+                f"xenfab: {len(snap.errors)} problem(s) while gathering; first: {snap.errors[0]}",
+                2,
+            )
+    policy = policy_from_dict(cfg.policy_dict(environment), where="policy")
+    report = nk_report(
+        snap,
+        policy,
+        mode="running" if running_only else "recovered",
+        max_k=k_cap,
+        time_budget_s=DEFAULT_TIME_BUDGET_S if budget is None else budget,
+    )
+    report.warnings[:0] = [f"snapshot: {e}" for e in snap.errors]
+    print(show.to_json(report.to_dict()) if format == "json" else report_text(report))
