@@ -351,10 +351,12 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     root_ub = bound(0)
     if best_primary >= root_ub:
         return ExactResult(None, True, 0)
-    # Cheap starting points before branching: best-fit and worst-fit decreasing from scratch.
-    # (The branching's own first dive differs: identical guests take hosts in a fixed order.)
-    for picker in (Pack, Balanced):
-        trial = _decreasing(m, picker, guests, incumbent.relaxed)
+    # Cheap starting points before branching: best-fit and worst-fit decreasing from scratch,
+    # and best fit smallest first (most guests when the cluster is overloaded). The branching's
+    # own first dive differs: identical guests take hosts in a fixed order.
+    smallest_first = sorted(guests, key=lambda g: (g.tier, g.mem, g.vcpus, g.name))
+    for picker, seq in ((Pack, guests), (Balanced, guests), (Pack, smallest_first)):
+        trial = _one_pass(m, picker, seq, incumbent.relaxed)
         score = sum(w[i] for i, g in enumerate(guests) if trial.where[g.idx] is not None)
         if score > best_primary:
             best_primary, best_where = score, list(trial.where)
@@ -402,8 +404,8 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     return ExactResult(best_where if best_where is not None else None, proven, nodes)
 
 
-def _decreasing(m: Model, picker: type[Picker], guests: list[PGuest], relaxed: set[int]) -> State:
-    """Place ``guests`` (already largest first per tier) from scratch with one host rule."""
+def _one_pass(m: Model, picker: type[Picker], guests: list[PGuest], relaxed: set[int]) -> State:
+    """Place ``guests`` in the given order from scratch with one strategy's host rule."""
     st = State(m)
     st.relaxed = set(relaxed)
     p = picker(m, st)
