@@ -258,6 +258,9 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
             )
     usable = set(m.usable)
     pin_warned: set[str] = set()
+    pin_sets: dict[tuple, frozenset[int]] = {}
+    prefer_lists: dict[tuple, tuple[int, ...]] = {}
+    by_rank = sorted(usable, key=lambda i: m.rank[i])
     for g in snap.guests:
         lost = g.state in RUNNING_STATES and g.owner in failed
         if not (g.startable or lost):
@@ -277,19 +280,25 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
         pinned: frozenset[int] | None = None
         entries = policy.pin_entries(g.name)
         if entries:
-            ok = {i for i in usable if all(host_matches(hosts[i].name, e) for e in entries)}
-            pinned = frozenset(ok)
-            for e in entries:
-                for p in e:
+            key = tuple(tuple(e) for e in entries)
+            if key not in pin_sets:  # guests matched by the same pin entries share the set
+                pin_sets[key] = frozenset(
+                    i for i in usable if all(host_matches(hosts[i].name, e) for e in entries)
+                )
+                for p in (p for e in entries for p in e):
                     if p not in pin_warned and not any(host_matches(h.name, [p]) for h in hosts):
-                        pin_warned.add(p)
                         m.warnings.append(f"pin: {p} matches no host")
+                    pin_warned.add(p)
+            pinned = pin_sets[key]
         avoided = frozenset(index[n] for n in avoid.get(g.name, ()) if n in index)
-        prefer: list[int] = []
-        for p in policy.preferred_hosts(g.name):
-            for i in sorted(usable, key=lambda i: m.rank[i]):
-                if host_matches(hosts[i].name, [p]) and i not in prefer:
-                    prefer.append(i)
+        wanted = tuple(policy.preferred_hosts(g.name))
+        if wanted not in prefer_lists:
+            prefer: list[int] = []
+            for p in wanted:
+                for i in by_rank:
+                    if host_matches(hosts[i].name, [p]) and i not in prefer:
+                        prefer.append(i)
+            prefer_lists[wanted] = tuple(prefer)
         last = index.get(g.last_owner or "") if policy.prefer_last_owner else None
         m.guests.append(
             PGuest(
@@ -301,7 +310,7 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
                 tier=policy.tier_of(g.name),
                 pinned=pinned,
                 avoided=avoided,
-                prefer=tuple(prefer),
+                prefer=prefer_lists[wanted],
                 last_owner=last if last is not None and last in usable else None,
             )
         )
