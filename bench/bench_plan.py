@@ -46,6 +46,7 @@ def seed_plan(snap: Snapshot, mode: str = "round-robin", numeric: bool = False) 
     free = {h.name: h.free_mib for h in hosts}
 
     def fits(name: str, need: int) -> bool:
+        """The seed's fit test."""
         if numeric:
             return free[name] >= need
         return str(free[name]) >= str(need)  # Perl `ge`: "900" ge "10000" is true
@@ -187,6 +188,7 @@ def tight(quick: bool) -> None:
     print(f"{'method':<34} {'complete':>9} {'mean s':>8} {'max s':>7}  (wall time)")
 
     def row(name: str, results: list[tuple[bool, float]]) -> None:
+        """Print one result row."""
         ok = sum(1 for r in results if r[0])
         times = [r[1] for r in results]
         print(

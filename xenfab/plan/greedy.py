@@ -133,10 +133,12 @@ class RoundRobin(Picker):
         self.tpos = self.pos
 
     def key(self, h: int, i: int) -> tuple:
+        """Sort key of host ``h`` for this strategy (smaller is better)."""
         n = len(self.order)
         return ((self.pos[h] - i) % n,)
 
     def search(self, g: PGuest, i: int) -> int | None:
+        """The best unpinned host for ``g`` by this strategy, or None."""
         n = len(self.order)
         start = i % n
         for lo, hi in ((start, n), (0, start)):
@@ -152,6 +154,7 @@ class RoundRobin(Picker):
         return None
 
     def why(self, g: PGuest, h: int, i: int) -> str:
+        """Why host ``h`` was chosen, before it is charged."""
         first = self.m.host_name(self.order[i % len(self.order)])
         fit = fit_text(self.st, g, h)
         return f"round-robin: first host with room in rotation from {first} ({fit})"
@@ -173,14 +176,17 @@ class MostFree(Picker):
         return (-self.st.rem[h], self.m.rank[h], h, self.ver[h])
 
     def update(self, h: int) -> None:
+        """Host ``h`` gained or lost room: refresh the index."""
         super().update(h)
         self.ver[h] += 1
         heapq.heappush(self.heap, self.entry(h))
 
     def key(self, h: int, i: int) -> tuple:
+        """Sort key of host ``h`` for this strategy (smaller is better)."""
         return (-self.st.rem[h], self.m.rank[h])
 
     def search(self, g: PGuest, i: int) -> int | None:
+        """The best unpinned host for ``g`` by this strategy, or None."""
         heap, popped, found = self.heap, [], None
         while heap:
             top = heap[0]
@@ -198,6 +204,7 @@ class MostFree(Picker):
         return found
 
     def why(self, g: PGuest, h: int, i: int) -> str:
+        """Why host ``h`` was chosen, before it is charged."""
         return f"most-free: most free RAM of the hosts that fit ({fit_text(self.st, g, h)})"
 
 
@@ -221,14 +228,17 @@ class Balanced(Picker):
         return (-self.share(h), self.m.rank[h], h, self.ver[h])
 
     def update(self, h: int) -> None:
+        """Host ``h`` gained or lost room: refresh the index."""
         super().update(h)
         self.ver[h] += 1
         heapq.heappush(self.heap, self.entry(h))
 
     def key(self, h: int, i: int) -> tuple:
+        """Sort key of host ``h`` for this strategy (smaller is better)."""
         return (-self.share(h), self.m.rank[h])
 
     def search(self, g: PGuest, i: int) -> int | None:
+        """The best unpinned host for ``g`` by this strategy, or None."""
         heap, popped, found = self.heap, [], None
         while heap:
             top = heap[0]
@@ -244,6 +254,7 @@ class Balanced(Picker):
         return found
 
     def why(self, g: PGuest, h: int, i: int) -> str:
+        """Why host ``h`` was chosen, before it is charged."""
         pct = round(100 * self.share(h))
         return f"balanced: most room for its size ({pct}% free, {fit_text(self.st, g, h)})"
 
@@ -259,6 +270,7 @@ class Pack(Picker):
         self.keys = sorted(self.cur.values())
 
     def update(self, h: int) -> None:
+        """Host ``h`` gained or lost room: refresh the index."""
         super().update(h)
         old = self.cur[h]
         del self.keys[bisect_left(self.keys, old)]
@@ -267,9 +279,11 @@ class Pack(Picker):
         insort(self.keys, new)
 
     def key(self, h: int, i: int) -> tuple:
+        """Sort key of host ``h`` for this strategy (smaller is better)."""
         return (self.st.rem[h], self.m.rank[h])
 
     def search(self, g: PGuest, i: int) -> int | None:
+        """The best unpinned host for ``g`` by this strategy, or None."""
         keys = self.keys
         for j in range(bisect_left(keys, (g.mem, -1, -1)), len(keys)):
             h = keys[j][2]
@@ -278,6 +292,7 @@ class Pack(Picker):
         return None
 
     def why(self, g: PGuest, h: int, i: int) -> str:
+        """Why host ``h`` was chosen, before it is charged."""
         return f"pack: tightest fit ({fit_text(self.st, g, h)})"
 
 

@@ -282,6 +282,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     sums = _SubsetSums([g.mem for g in guests])
 
     def bound(lvl: int) -> int:
+        """Upper bound on the tier-weighted guests still placeable from level ``lvl`` on."""
         # Relaxation: the hosts' usable room as one bin; per tier, smallest guests first (exact
         # for lexicographic weights on one bin), each no bigger than the roomiest host. A host
         # can take at most the largest sum of remaining guest sizes that fits its room; the
@@ -318,6 +319,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         twin_of[key] = k
 
     def candidates(lvl: int) -> list[int]:
+        """Hosts to try for the guest at level ``lvl``, best fit first; -1 = leave it down."""
         g = guests[lvl]
         seen = set()
         out = []
