@@ -82,10 +82,12 @@ class CapacityReport:
                 "(see first to stay down)"
             )
         if self.proven:
+            if self.k == 0:
+                return "k = 0: one host failing can leave guests down (see first to stay down)"
             if self.hosts_failed:
                 return (
                     f"k = {self.k}: any {self.k} host(s) may fail and every guest restarts; "
-                    f"{len(self.hosts_failed)} failing may leave guests down"
+                    f"{len(self.hosts_failed)} failing can leave guests down"
                 )
             return f"k = {self.k}: every reachable host may fail and every guest restarts"
         if self.next_size and self.stopped == "time budget":
@@ -419,7 +421,12 @@ def report_text(report: CapacityReport) -> str:
         ),
     ]
     if report.first_to_stay_down:
-        when = ", ".join(report.hosts_failed) + " fail" if report.hosts_failed else "now"
+        failed = report.hosts_failed
+        when = (
+            f"when {', '.join(failed)} fail{'s' if len(failed) == 1 else ''}"
+            if failed
+            else "now, with no host failing"
+        )
         parts += ["", f"First to stay down ({when}):"]
         parts += [
             f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): {d.reason}"
