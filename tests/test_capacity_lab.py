@@ -1,0 +1,120 @@
+"""`fab capacity` end to end: the real CLI, over real SSH, against the rehearsal lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xenfab.capacity import capacity
+from xenfab.plan import policy_from_dict
+from xenfab.snapshot import Snapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.lab
+
+
+def fab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `fab ARGS` from the repo root (so it finds fabfile.py and fabfile_config.yaml)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "fabric", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in res.stderr + res.stdout
+    return res
+
+
+def lab_policy():
+    import yaml
+
+    data = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
+    return policy_from_dict(
+        {**data.get("policy", {}), **data["environments"]["lab"].get("policy", {})}
+    )
+
+
+def test_capacity_json_matches_the_lab_and_replays_offline(fresh_lab, tmp_path):
+    res = fab("capacity", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert isinstance(report["k"], int) and report["k"] >= -1
+    assert isinstance(report["proven"], bool) and isinstance(report["seconds"], float)
+    assert isinstance(report["checked_sets"], int) and report["checked_sets"] >= 6
+    assert set(report["first_to_stay_down"]) >= {"hosts_failed", "guests"}
+    status = fresh_lab.status()
+    assert [h["host"] for h in report["hosts"]] == sorted(h["name"] for h in status["hosts"])
+    for h in report["hosts"]:
+        assert {"host", "survives", "guests", "stay_down"} <= set(h)
+        owned = [
+            s for s in status["services"] if s["state"] == "started" and s["owner"] == h["host"]
+        ]
+        assert h["guests"] == len(owned), h["host"]
+        assert h["survives"] == (not h["stay_down"])
+    # The default scenario: every single host may fail; the failing set named has k+1 hosts.
+    assert all(h["survives"] for h in report["hosts"]) and report["k"] >= 1
+    if report["proven"]:
+        assert len(report["first_to_stay_down"]["hosts_failed"]) == report["k"] + 1
+        assert report["first_to_stay_down"]["guests"]
+    # The same facts give the same report offline, with no lab to reach.
+    snap = tmp_path / "snap.json"
+    snap.write_text(fab("facts", "--format", "json").stdout)
+    offline = fab(
+        "capacity", "--format", "json", "--from", str(snap), env={"XENFAB_LAB_DIR": str(tmp_path)}
+    )
+    assert offline.returncode == 0, offline.stderr
+    again = json.loads(offline.stdout)
+    assert (again["k"], again["proven"]) == (report["k"], report["proven"])
+    assert again["first_to_stay_down"] == report["first_to_stay_down"]
+    # And the pure core agrees with the CLI.
+    pure = capacity(Snapshot.load(str(snap)), lab_policy())
+    assert (pure.k, pure.proven) == (report["k"], report["proven"])
+
+
+def test_capacity_table_and_options(fresh_lab):
+    res = fab("capacity")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("N+k for lab: recovered cluster")
+    for name in ("xen01", "xen06", "host fails", "First to stay down"):
+        assert name in res.stdout
+    capped = fab("capacity", "--format", "json", "--running-only", "--max-k", "1")
+    assert capped.returncode == 0, capped.stderr
+    data = json.loads(capped.stdout)
+    assert (data["mode"], data["k"], data["proven"], data["stopped"]) == (
+        "running",
+        1,
+        False,
+        "max-k",
+    )
+    assert data["guests_down"] == 0 and data["checked_sets"] == 6
+    bad = fab("capacity", "--max-k", "zero")
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        "xenfab: --max-k: expected a whole number, got 'zero'"
+    )
+
+
+def test_gather_failure_is_one_line_and_a_saved_snapshot_still_reports(fresh_lab, tmp_path):
+    fresh_lab.inject("host-down", "xen03")
+    try:
+        res = fab("capacity", "--format", "json")
+        assert res.returncode == 2 and res.stdout == ""
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert "while gathering" in res.stderr and "xen03" in res.stderr
+        snap = tmp_path / "snap.json"
+        snap.write_text(fab("facts", "--format", "json").stdout)
+    finally:
+        fresh_lab.inject("host-up", "xen03")
+    offline = fab("capacity", "--format", "json", "--from", str(snap))
+    assert offline.returncode == 0, offline.stderr
+    data = json.loads(offline.stdout)
+    row = next(h for h in data["hosts"] if h["host"] == "xen03")
+    assert (row["status"], row["survives"]) == ("unreachable", None)
+    assert "xen03" not in data["candidates"]
+    assert any(w.startswith("snapshot: ") and "xen03" in w for w in data["warnings"])
