@@ -154,8 +154,8 @@ class Engine:
         self.pool = SessionPool(self.env, fab_cfg)
         old_handler = self._trap_sigint()
         try:
-            self._take_lock()
             try:
+                self._take_lock()
                 self._loop(t0)
             finally:
                 self._release_lock()
@@ -287,6 +287,10 @@ class Engine:
                     domains = self.watch.current()
             dropped = 0
             for job in picked:
+                if self.interrupts:
+                    # Ctrl-C arrived during this turn: what is not sent yet stays unsent.
+                    sched.unpick(job)
+                    continue
                 decision = precheck(job.guest, state, domains, retry=job.attempts > 0)
                 if decision.action == "start":
                     job.start_state = decision.message
@@ -749,7 +753,12 @@ def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapsh
     hosts = {h.name: h for h in trial.hosts}
     held = {name: (host, mem, vcpus) for name, host, mem, vcpus in pending}
     for g in trial.guests:
-        if g.name == guest or not g.startable:
+        if g.name == guest:
+            # rgmanager leaves a service whose start failed `stopped`: still ours to place.
+            if g.state == "stopped":
+                g.state = "disabled"
+            continue
+        if not g.startable:
             continue
         # Not ours to place now: either another guest of this run (its room is held below) or
         # a guest outside this run (--host), which must not compete for the room.

@@ -101,7 +101,7 @@ class DomainWatch:
                 if names is not None:
                     self.names[name] = names
                     self.failing.discard(name)
-                elif name not in self.failing:
+                elif name not in self.failing and not self._stop.is_set():
                     self.failing.add(name)
                     self.warn(
                         f"warning: cannot list domains on {name} ({error}); "
@@ -131,5 +131,6 @@ class DomainWatch:
             try:
                 self.refresh()
             except Exception as exc:  # noqa: BLE001 - the engine falls back to reading itself
-                self.warn(f"warning: background domain check failed: {exc!r}")
+                if not self._stop.is_set():
+                    self.warn(f"warning: background domain check failed: {exc!r}")
             self._stop.wait(max(0.0, self.max_age / 2 - (time.monotonic() - began)))

@@ -1,0 +1,370 @@
+"""The start engine over real SSH against the rehearsal lab (6 hosts, 30 guests, 1 s boot)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from xenfab.config import load_config
+from xenfab.errors import StartRefused
+from xenfab.gather import gather
+from xenfab.plan import plan, policy_from_dict
+from xenfab.start import start_guests
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.lab
+
+
+class Run:
+    """Config, facts and plan for one test, with the lock and audit log kept per test."""
+
+    def __init__(self, lab, tmp_path: Path, **policy):
+        self.lab = lab
+        self.cfg = load_config(str(ROOT / "fabfile_config.yaml"))
+        self.cfg.lock_path = str(lab.dir / "xenfab.lock")
+        self.cfg.audit_log = str(tmp_path / "state" / "audit.jsonl")
+        self.env = self.cfg.environment("lab")
+        self.policy = policy_from_dict({**self.cfg.policy_dict(self.env), **policy})
+        self.replan()
+
+    def replan(self) -> None:
+        self.snap = gather(self.env)
+        self.layout = plan(self.snap, self.policy)
+
+    def keep(self, guests) -> None:
+        """Start only these guests (and report nothing about the rest)."""
+        wanted = set(guests)
+        self.layout.assignments = [a for a in self.layout.assignments if a.guest in wanted]
+        self.layout.unplaced = []
+
+    def start(self, **kw):
+        out = io.StringIO()
+        kw.setdefault("parallel", 8)
+        report = start_guests(
+            self.cfg, self.env, self.snap, self.layout, self.policy, out=out, **kw
+        )
+        return report, out.getvalue()
+
+    def audit(self) -> list[dict]:
+        path = Path(self.cfg.audit_log)
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def peak(windows) -> int:
+    events = sorted([(b, 1) for b, _ in windows] + [(e, -1) for _, e in windows])
+    best = cur = 0
+    for _, step in events:
+        cur += step
+        best = max(best, cur)
+    return best
+
+
+def lab_starts(lab, ok: bool | None = True) -> list[dict]:
+    return [s for s in lab.status()["starts"] if ok is None or s["ok"] == ok]
+
+
+def services(lab) -> dict[str, dict]:
+    return {s["name"][3:]: s for s in lab.status()["services"]}
+
+
+def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path, max_starts_per_host=2)
+    planned = {a.guest: a.host for a in r.layout.assignments}
+    assert len(planned) >= 15
+    first_host = r.layout.assignments[0].host
+    # A partial recovery first: one host only.
+    report, _ = r.start(only_hosts={first_host})
+    assert report.ok
+    assert {x.guest for x in report.results} == {g for g, h in planned.items() if h == first_host}
+    r.replan()
+    report, text = r.start(parallel=3)
+    assert report.ok, report.table()
+    assert first_host not in {x.planned_host for x in report.results}
+    starts = lab_starts(fresh_lab)
+    # Every guest started exactly once over both runs, where it was planned.
+    assert sorted(s["guest"] for s in starts) == sorted(planned)
+    svc = services(fresh_lab)
+    for guest, host in planned.items():
+        assert svc[guest]["state"] == "started" and svc[guest]["owner"] == host
+    by_host = defaultdict(list)
+    for s in starts:
+        by_host[s["host"]].append((s["began"], s["ended"]))
+    assert max(peak(w) for w in by_host.values()) == 2
+    second = [s for s in starts if s["guest"] in {x.guest for x in report.results}]
+    assert 2 <= peak([(s["began"], s["ended"]) for s in second]) <= 3
+    # Progress: one plain line per event, with counts.
+    assert "\r" not in text
+    assert f"{len(report.results)}/{len(report.results)} started" in text
+    records = [a for a in r.audit() if a["action"] == "start"]
+    assert len(records) == len(planned)
+    for rec in records:
+        assert {"time", "user", "guest", "host", "command", "outcome"} <= set(rec)
+        assert "clusvcadm -e vm:" in rec["command"]
+
+
+def test_tiers_start_in_order(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path, priority={"db*": 1, "web*": 2}, max_starts_per_host=2)
+    tiers = {a.guest: a.tier for a in r.layout.assignments}
+    assert {1, 2, 3} <= set(tiers.values())
+    report, text = r.start()
+    assert report.ok, report.table()
+    starts = {s["guest"]: s for s in lab_starts(fresh_lab)}
+    for t in (1, 2):
+        done = max(starts[g]["ended"] for g, tier in tiers.items() if tier == t)
+        later = min(starts[g]["began"] for g, tier in tiers.items() if tier > t)
+        assert later >= done, f"tier {t + 1} began before tier {t} was started"
+    assert "tier 1 done; starting tier 2" in text
+
+
+def test_a_tier_that_times_out_lets_the_next_one_go(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path, priority={"db*": 1}, tier_timeout_s=0.2, max_starts_per_host=1)
+    r.keep([a.guest for a in r.layout.assignments][:8])
+    report, text = r.start()
+    assert report.ok, report.table()
+    assert "WARNING: tier 1 not done after 0.2 s" in text
+
+
+def test_failed_starts_are_retried_then_moved_then_given_up(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path)
+    by_host = defaultdict(list)
+    for a in r.layout.assignments:
+        by_host[a.host].append(a.guest)
+    lost = next(h for h in sorted(by_host) if h != "xen01" and by_host[h])
+    moved = by_host[lost][:2]
+    broken = next(a.guest for a in r.layout.assignments if a.host not in (lost,))
+    r.keep([*moved, broken])
+    # After planning: the host goes down, and one guest cannot start anywhere.
+    fresh_lab.inject("host-down", lost)
+    fresh_lab.inject("start-fails", broken)
+    report, text = r.start()
+    for guest in moved:
+        res = report.result(guest)
+        assert res.outcome == "started", report.table()
+        assert res.hosts_tried[0] == lost and res.host != lost and res.attempts == 3
+        assert services(fresh_lab)[guest]["owner"] == res.host
+    bad = report.result(broken)
+    assert bad.outcome == "failed" and bad.attempts == 6 and len(set(bad.hosts_tried)) == 3
+    assert not report.ok
+    tries = [s for s in lab_starts(fresh_lab, ok=None) if s["guest"] == broken]
+    assert len(tries) == 6
+    assert "retrying there" in text and "re-planning" in text and "moving from" in text
+
+
+def test_a_guest_started_behind_our_back_is_left_alone(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path)
+    first, second = r.layout.assignments[:2]
+    other = next(h.name for h in r.snap.hosts if h.name != first.host)
+    r.keep([first.guest, second.guest])
+    fresh_lab.inject("start-behind", first.guest, other)
+    report, text = r.start()
+    res = report.result(first.guest)
+    assert (res.outcome, res.host) == ("found running", other)
+    assert f"found running on {other}" in res.message and "left alone" in res.message
+    assert report.result(second.guest).outcome == "started"
+    assert report.ok
+    assert first.guest not in {s["guest"] for s in lab_starts(fresh_lab, ok=None)}
+
+
+def test_an_inquorate_cluster_is_refused(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path)
+    fresh_lab.inject("inquorate")
+    try:
+        # Quorum lost after the facts were gathered: the live re-read refuses.
+        with pytest.raises(StartRefused, match="not quorate.*clustat"):
+            r.start()
+        r.replan()
+        with pytest.raises(StartRefused, match="not quorate"):
+            r.start()
+    finally:
+        fresh_lab.inject("quorate")
+    assert lab_starts(fresh_lab, ok=None) == []
+    assert not (fresh_lab.dir / "xenfab.lock").exists()
+
+
+def test_a_second_run_is_refused_by_the_lock(fresh_lab, tmp_path):
+    r1 = Run(fresh_lab, tmp_path, max_starts_per_host=1)
+    r1.keep([a.guest for a in r1.layout.assignments][:6])
+    lock = fresh_lab.dir / "xenfab.lock"
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.update(result=r1.start(parallel=1)), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists()
+    r2 = Run(fresh_lab, tmp_path / "two")
+    with pytest.raises(StartRefused) as err:
+        r2.start()
+    assert "another xenfab run holds the lock" in str(err.value)
+    assert f"(pid {os.getpid()})" in str(err.value) and "ago" in str(err.value)
+    t.join(60)
+    assert box["result"][0].ok
+    assert not lock.exists()
+
+
+def test_a_stale_lock_is_reported_and_broken_on_request(fresh_lab, tmp_path):
+    lock = fresh_lab.dir / "xenfab.lock"
+    lock.mkdir()
+    owner = {"user": f"olduser@{socket.gethostname()}", "pid": 2**22 + 4321, "token": "x"}
+    (lock / "owner").write_text(json.dumps(owner) + f"\n{int(time.time()) - 3600}\n")
+    r = Run(fresh_lab, tmp_path)
+    r.keep([r.layout.assignments[0].guest])
+    with pytest.raises(StartRefused) as err:
+        r.start()
+    assert "olduser@" in str(err.value) and "stale" in str(err.value)
+    assert "1h00m" in str(err.value) or "59m" in str(err.value)
+    report, text = r.start(break_lock=True)
+    assert report.ok and "broke the lock held by olduser@" in text
+    assert any(a["action"] == "lock-broken" for a in r.audit())
+    assert not lock.exists()
+
+
+def test_dry_run_touches_nothing(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path)
+    report, text = r.start(dry_run=True)
+    assert report.ok and report.dry_run
+    assert {x.outcome for x in report.results} <= {"not started"}
+    assert text.count("clusvcadm -e vm:") == len(r.layout.assignments)
+    assert lab_starts(fresh_lab, ok=None) == []
+    assert not Path(r.cfg.audit_log).exists()
+    assert not (fresh_lab.dir / "xenfab.lock").exists()
+
+
+HELPER = """
+import json, os, sys
+sys.path.insert(0, {root!r})
+from xenfab.config import load_config
+from xenfab.errors import XenfabError
+from xenfab.gather import gather
+from xenfab.plan import plan, policy_from_dict
+from xenfab.start import start_guests
+
+mode = sys.argv[1]
+cfg = load_config({config!r})
+cfg.lock_path = {lock!r}
+cfg.audit_log = {audit!r}
+env = cfg.environment("lab")
+pol = policy_from_dict({{**cfg.policy_dict(env), "max_starts_per_host": 1}})
+snap = gather(env)
+layout = plan(snap, pol)
+try:
+    rep = start_guests(cfg, env, snap, layout, pol, parallel=2, step=mode == "step")
+except XenfabError as exc:
+    print("xenfab:", exc)
+    sys.exit(2)
+print(rep.table())
+print("RESULT " + json.dumps(rep.to_dict()))
+sys.exit(0 if rep.ok else 1)
+"""
+
+
+def helper(lab, tmp_path: Path) -> Path:
+    script = tmp_path / "run_start.py"
+    script.write_text(
+        HELPER.format(
+            root=str(ROOT),
+            config=str(ROOT / "fabfile_config.yaml"),
+            lock=str(lab.dir / "xenfab.lock"),
+            audit=str(tmp_path / "audit.jsonl"),
+        )
+    )
+    return script
+
+
+def result_of(text: str) -> dict:
+    line = next(x for x in text.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_ctrl_c_starts_nothing_new_waits_and_prints_the_summary(fresh_lab, tmp_path):
+    script = helper(fresh_lab, tmp_path)
+    env = {**os.environ, "XENFAB_LAB_DIR": str(fresh_lab.dir), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    head = b""
+    try:
+        assert proc.stdout is not None
+        # Interrupt once the first guest is up (read raw: a text reader's read-ahead would
+        # swallow lines that communicate() then never sees).
+        while not re.search(rb"\] started \S+ on", head):
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            head += chunk
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = (head + rest).decode(errors="replace")
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text
+    before, marker, after = text.partition("interrupted: starting nothing new")
+    assert marker, text
+    res = result_of(text)
+    assert res["interrupted"] and not res["ok"]
+    counts = res["counts"]
+    assert counts["started"] >= 1 and counts["not started"] >= 1 and counts["failed"] == 0
+    # Only what was already on its way started: nothing was sent after the interrupt.
+    assert "starting " not in after
+    sent = set(re.findall(r"\] starting (\S+) on \S+", before))
+    assert {s["guest"] for s in lab_starts(fresh_lab, ok=None)} == sent
+    assert {r["guest"] for r in res["results"] if r["outcome"] == "started"} == sent
+    assert not (fresh_lab.dir / "xenfab.lock").exists()
+
+
+def test_step_mode_asks_on_the_terminal(fresh_lab, tmp_path):
+    script = helper(fresh_lab, tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the script, its terminal is the pty
+        os.environ["XENFAB_LAB_DIR"] = str(fresh_lab.dir)
+        os.execv(sys.executable, [sys.executable, str(script), "step"])
+    answers = ["\n", "s\n", "q\n"]
+    out = b""
+    prompts = 0
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.count(b"[Enter=yes, s=skip, q=quit]") > prompts and answers:
+                prompts += 1
+                os.write(fd, answers.pop(0).encode())
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert prompts == 3, text
+    assert "Start " in text and "? [Enter=yes, s=skip, q=quit]" in text
+    res = result_of(text.replace("\r", ""))
+    outcomes = [x["outcome"] for x in res["results"]]
+    assert outcomes.count("started") == 1 and outcomes.count("skipped") == 1
+    assert outcomes.count("not started") == len(outcomes) - 2
+    assert len(lab_starts(fresh_lab, ok=None)) == 1
+    assert os.waitstatus_to_exitcode(status) == 1

@@ -1,0 +1,322 @@
+"""The start engine's decisions without SSH: schedule, re-check, confirmation, lock, report."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+
+import pytest
+
+from xenfab.cluster import ClusterState, Output, ServiceState
+from xenfab.errors import ConfigError, StartRefused
+from xenfab.gather.ssh import RunResult
+from xenfab.snapshot import Domain, Guest, Host, Snapshot
+from xenfab.start import GuestResult, StartReport
+from xenfab.start.audit import AuditLog
+from xenfab.start.engine import _only_this_guest
+from xenfab.start.lock import MasterLock, check_path
+from xenfab.start.progress import Progress, counts_line
+from xenfab.start.report import format_duration
+from xenfab.start.schedule import (
+    MAX_HOSTS,
+    TRIES_PER_HOST,
+    Job,
+    Scheduler,
+    confirm,
+    precheck,
+)
+
+
+def jobs(spec: list[tuple[str, str, int]]) -> list[Job]:
+    return [Job(g, h, t, i) for i, (g, h, t) in enumerate(spec)]
+
+
+def state(**services: tuple[str, str | None]) -> ClusterState:
+    return ClusterState(True, services={g: ServiceState(g, s, o) for g, (s, o) in services.items()})
+
+
+# -- scheduler ---------------------------------------------------------------------------------
+
+
+def test_pick_honours_per_host_and_global_caps():
+    js = jobs([(f"g{i}", f"h{i % 3}", 1) for i in range(12)])
+    s = Scheduler(js, per_host=2, parallel=5, tier_timeout_s=60, now=0)
+    picked = s.pick(0)
+    assert len(picked) == 5
+    assert max(s.busy.values()) <= 2
+    assert s.pick(0) == []
+    # One finishes: exactly one more may go, and only where a host slot is free.
+    s.finish(picked[0], "started", picked[0].host, "", 1)
+    more = s.pick(1)
+    assert len(more) == 1 and s.busy[more[0].host] <= 2
+
+
+def test_pick_prefers_the_host_with_the_longest_queue():
+    # h0 has 4 guests, h1 and h2 one each: with 2 slots in all, h0 must start first.
+    js = jobs([("a", "h1", 1), ("b", "h2", 1), ("c", "h0", 1), ("d", "h0", 1), ("e", "h0", 1)])
+    js.append(Job("f", "h0", 1, 5))
+    s = Scheduler(js, per_host=1, parallel=2, tier_timeout_s=60, now=0)
+    first = s.pick(0)
+    assert first[0].host == "h0"
+
+
+def test_tiers_open_in_order_and_on_timeout():
+    js = jobs([("db", "h1", 1), ("web", "h2", 2), ("misc", "h3", 3)])
+    s = Scheduler(js, per_host=2, parallel=8, tier_timeout_s=10, now=0)
+    assert [j.guest for j in s.pick(0)] == ["db"]
+    assert s.advance(1) == []
+    s.finish(js[0], "started", "h1", "", 2)
+    notes = s.advance(2)
+    assert notes == ["tier 1 done; starting tier 2"]
+    assert [j.guest for j in s.pick(2)] == ["web"]
+    notes = s.advance(12.5)
+    assert len(notes) == 1 and notes[0].startswith("WARNING: tier 2 not done after 10 s")
+    assert "web" in notes[0]
+    assert [j.guest for j in s.pick(12.5)] == ["misc"]
+
+
+def test_a_failed_tier_still_opens_the_next_one():
+    js = jobs([("db", "h1", 1), ("web", "h2", 2)])
+    s = Scheduler(js, per_host=2, parallel=8, tier_timeout_s=600, now=0)
+    s.pick(0)
+    s.finish(js[0], "failed", "h1", "boom", 1)
+    assert s.advance(1) == ["tier 1 done (1 failed); starting tier 2"]
+
+
+def test_failure_retries_once_then_relocates_then_gives_up():
+    (j,) = jobs([("web", "h1", 1)])
+    s = Scheduler([j], per_host=2, parallel=8, tier_timeout_s=600, now=0)
+    steps = []
+    hosts = ["h1", "h2", "h3"]
+    for n in range(MAX_HOSTS * TRIES_PER_HOST):
+        now = 10.0 * n
+        picked = s.pick(now)
+        assert picked == [j], f"attempt {n + 1} not picked"
+        s.begin(j, now)
+        step = s.after_failure(j, now)
+        steps.append(step)
+        if step == "relocate":
+            s.relocate(j, hosts[len(j.hosts_tried)])
+    assert steps == ["retry", "relocate", "retry", "relocate", "retry", "give up"]
+    assert j.attempts == 6 and j.hosts_tried == hosts
+    assert j.failed_hosts == set(hosts)
+
+
+def test_a_retry_waits_a_moment_and_frees_its_slot():
+    (j,) = jobs([("web", "h1", 1)])
+    s = Scheduler([j], per_host=1, parallel=1, tier_timeout_s=600, now=0)
+    s.pick(0)
+    s.begin(j, 0)
+    assert s.after_failure(j, 0) == "retry"
+    assert s.in_flight == 0
+    assert s.pick(0.1) == []
+    assert s.pick(5) == [j]
+
+
+def test_eta_from_the_busiest_host():
+    js = jobs([(f"g{i}", "h1", 1) for i in range(4)] + [("x", "h2", 1)])
+    s = Scheduler(js, per_host=2, parallel=8, tier_timeout_s=600, now=0)
+    assert s.eta(None, 0) is None
+    assert s.eta(5.0, 0) == pytest.approx(10.0)  # h1: ceil(4/2) waves of 5 s
+
+
+# -- re-check and confirmation -----------------------------------------------------------------
+
+
+def test_precheck_starts_only_disabled_or_failed_guests_running_nowhere():
+    st = state(
+        a=("disabled", None),
+        b=("failed", None),
+        c=("started", "xen04"),
+        d=("starting", "xen02"),
+        e=("stopped", None),
+        f=("disabled", None),
+    )
+    doms = {"xen01": {"Domain-0"}, "xen03": {"f"}}
+    assert precheck("a", st, doms).action == "start"
+    b = precheck("b", st, doms)
+    assert b.action == "start" and b.message == "failed"
+    c = precheck("c", st, doms)
+    assert (c.action, c.host) == ("found running", "xen04")
+    assert "found running on xen04" in c.message and "left alone" in c.message
+    assert precheck("d", st, doms).action == "found running"
+    assert precheck("e", st, doms).action == "skipped"
+    f = precheck("f", st, doms)
+    assert (f.action, f.host) == ("found running", "xen03") and "xl list" in f.message
+    assert precheck("zz", st, doms).action == "skipped"
+
+
+def test_precheck_accepts_stopped_only_on_a_retry():
+    st = state(e=("stopped", None))
+    assert precheck("e", st, {}, retry=True).action == "start"
+
+
+def test_confirm_follows_clustat():
+    j = Job("web", "xen03", 1, 0)
+    j.command_at, j.returned_at = 0.0, 0.5
+    assert confirm(j, ServiceState("web", "starting", "xen03"), 1, 60, 3).status == "wait"
+    ok = confirm(j, ServiceState("web", "started", "xen03"), 2, 60, 3)
+    assert (ok.status, ok.host, ok.message) == ("started", "xen03", "")
+    moved = confirm(j, ServiceState("web", "started", "xen05"), 2, 60, 3)
+    assert moved.host == "xen05" and "runs on xen05" in moved.message
+    assert confirm(j, ServiceState("web", "failed", None), 2, 60, 3).status == "failed"
+    # Disabled right after Success may be clustat lagging; later it is a failure.
+    assert confirm(j, ServiceState("web", "disabled", None), 1, 60, 3).status == "wait"
+    assert confirm(j, ServiceState("web", "stopped", None), 9, 60, 3).status == "failed"
+    stuck = confirm(j, ServiceState("web", "starting", "xen03"), 61, 60, 3)
+    assert stuck.status == "stuck" and "left alone" in stuck.message
+
+
+# -- re-plan input -----------------------------------------------------------------------------
+
+
+def test_replan_places_only_the_failed_guest_and_holds_room_for_the_rest():
+    snap = Snapshot(
+        "lab",
+        "now",
+        "xen01",
+        True,
+        hosts=[Host("xen01", free_mib=8192), Host("xen02", free_mib=8192)],
+        guests=[
+            Guest("web", 1024, state="stopped"),
+            Guest("db", 4096, state="disabled"),
+            Guest("other", 512, state="disabled"),
+        ],
+    )
+    trial = _only_this_guest(snap, "web", [("db", "xen02", 4096, 2)])
+    assert trial.guest("db").state == "pending" and trial.guest("other").state == "pending"
+    assert trial.guest("web").state == "stopped"
+    assert trial.host("xen02").free_mib == 4096
+    assert [d.name for d in trial.host("xen02").domains] == ["db"]
+    assert snap.host("xen02").free_mib == 8192  # the original is untouched
+    assert isinstance(trial.host("xen02").domains[0], Domain)
+
+
+# -- lock: the real shell script, run locally --------------------------------------------------
+
+
+def local(host: str, command: str) -> RunResult:
+    res = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+    return RunResult(host, Output(res.stdout + res.stderr, res.returncode))
+
+
+def test_lock_is_exclusive_reports_its_owner_and_is_released(tmp_path):
+    path = str(tmp_path / "xenfab.lock")
+    first = MasterLock(local, "xen01", path, "alice@adminbox")
+    first.acquire()
+    assert first.held and os.path.isdir(path)
+    second = MasterLock(local, "xen01", path, "bob@laptop")
+    with pytest.raises(StartRefused) as err:
+        second.acquire()
+    text = str(err.value)
+    assert "alice@adminbox" in text and "ago" in text and "--break-lock" in text
+    # Only the owner's token removes the lock.
+    second.held = True
+    second.release()
+    assert os.path.isdir(path)
+    first.release()
+    assert not os.path.exists(path)
+
+
+def test_a_stale_lock_is_named_and_broken_only_on_request(tmp_path):
+    path = tmp_path / "xenfab.lock"
+    path.mkdir()
+    import socket
+
+    owner = {"user": f"carol@{socket.gethostname()}", "pid": 2**22 + 12345, "token": "t"}
+    (path / "owner").write_text(json.dumps(owner) + "\n1\n")
+    lock = MasterLock(local, "xen01", str(path), "dave@here")
+    with pytest.raises(StartRefused, match="stale"):
+        lock.acquire()
+    lock.acquire(break_lock=True)
+    assert lock.held and lock.broken is not None and lock.broken.user.startswith("carol@")
+    assert "dave@here" in (path / "owner").read_text()
+    lock.release()
+    assert not path.exists()
+
+
+def test_lock_in_a_missing_directory_is_refused_with_the_reason(tmp_path):
+    lock = MasterLock(local, "xen01", str(tmp_path / "no" / "such" / "x.lock"), "u@h")
+    with pytest.raises(StartRefused, match="No such file"):
+        lock.acquire()
+
+
+def test_lock_path_must_be_absolute():
+    with pytest.raises(ConfigError):
+        check_path("relative/lock")
+    assert check_path("/var/lock/xenfab.lock/") == "/var/lock/xenfab.lock"
+
+
+# -- report, progress, audit -------------------------------------------------------------------
+
+
+def test_report_ok_table_and_dict():
+    rep = StartReport(environment="lab", seconds=75.2)
+    rep.results = [
+        GuestResult("web", "xen03", "started", 5.2, "", 1),
+        GuestResult("db", "xen04", "found running", 0, "found running on xen04: left alone"),
+    ]
+    assert rep.ok
+    table = rep.table()
+    assert "web" in table and "found running on xen04" in table
+    assert table.splitlines()[-1] == "1 started, 1 found running in 1m15s"
+    rep.results.append(GuestResult("app", "xen05", "failed", 1.0, "boom", 6))
+    assert not rep.ok
+    data = json.loads(json.dumps(rep.to_dict()))
+    assert data["ok"] is False and data["counts"]["failed"] == 1
+    assert StartReport(results=[GuestResult("x", None, "not started")], dry_run=True).ok
+    assert not StartReport(interrupted=True).ok
+
+
+def test_format_duration():
+    assert format_duration(4.21) == "4.2s"
+    assert format_duration(80) == "1m20s"
+    assert format_duration(3725) == "1h02m05s"
+
+
+def test_progress_is_plain_lines_without_a_terminal():
+    out = io.StringIO()
+    p = Progress(out)
+    status = counts_line({"total": 48, "started": 12, "failed": 2, "running": 3}, 80)
+    assert status == "12/48 started, 2 failed, 3 running, ETA 1m20s"
+    p.event("started web01 on xen03", status)
+    p.tick(status)
+    p.clear()
+    text = out.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert text.count("\n") == 1 and text.rstrip().endswith(status)
+
+
+def test_progress_redraws_a_status_line_on_a_terminal():
+    out = io.StringIO()
+    p = Progress(out, tty=True)
+    p.event("started web01 on xen03", "1/2 started, ETA ?")
+    assert "\r" in out.getvalue()
+
+
+def test_audit_log_creates_directories_and_writes_json_lines(tmp_path):
+    path = tmp_path / "deep" / "dir" / "audit.jsonl"
+    log = AuditLog(str(path), "lab", "run1")
+    log.open()
+    log.write(
+        "start",
+        guest="web",
+        host="xen03",
+        command="clusvcadm -e vm:web -m xen03",
+        outcome="accepted",
+    )
+    log.close()
+    (line,) = path.read_text().splitlines()
+    rec = json.loads(line)
+    for key in ("time", "user", "guest", "host", "command", "outcome"):
+        assert key in rec
+    assert rec["guest"] == "web" and "@" in rec["user"]
+
+
+def test_audit_log_that_cannot_be_written_refuses_to_start(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StartRefused, match="audit log"):
+        AuditLog(str(blocker / "audit.jsonl"), "lab", "r").open()
