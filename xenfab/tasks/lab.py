@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
-from typing import Any
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 from tabulate import tabulate
 
 from .. import lab as _lab
-from ..errors import XenfabError
+from ._common import cli
 
 LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
-
-
-def _one_line_errors(fn: Callable) -> Callable:
-    """Show a XenfabError as one line and exit 1, never as a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except XenfabError as err:
-            raise Exit(f"xenfab: {err}", code=1) from None
-
-    return wrapper
 
 
 def _summary(st: dict) -> str:
@@ -53,7 +37,7 @@ def _summary(st: dict) -> str:
         "lab_dir": LAB_DIR_HELP,
     }
 )
-@_one_line_errors
+@cli
 def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     st = _lab.up(
@@ -72,7 +56,7 @@ def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
 
 
 @task(help={"lab_dir": LAB_DIR_HELP})
-@_one_line_errors
+@cli
 def down(c, lab_dir=None):
     """Stop the rehearsal lab's sshd processes."""
     res = _lab.down(lab_dir)
@@ -83,7 +67,7 @@ def down(c, lab_dir=None):
 
 
 @task(help={"format": "table (default) or json", "lab_dir": LAB_DIR_HELP})
-@_one_line_errors
+@cli
 def status(c, format="table", lab_dir=None):
     """Show the lab's hosts, services, quorum and recorded starts."""
     if format not in ("table", "json"):
@@ -150,7 +134,7 @@ def status(c, format="table", lab_dir=None):
         "lab_dir": LAB_DIR_HELP,
     },
 )
-@_one_line_errors
+@cli
 def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
     """Inject a fault, e.g. `lab.inject host-down --host xen03` (see --help for the kinds)."""
     spec = _lab.INJECT_KINDS.get(kind)
