@@ -140,3 +140,12 @@ def test_for_host():
     layout = plan(s, Policy())
     assert [a.guest for a in layout.for_host("xen01")] == ["a"]
     assert [a.guest for a in layout.for_host("xen02")] == ["b"]
+
+
+def test_duplicate_guest_entry_is_never_placed_twice():
+    s = snap([host("xen01", 8000), host("xen02", 8000)], [guest("a", 1000), guest("a", 1000)])
+    layout = plan(s, Policy())
+    assert [a.guest for a in layout.assignments] == ["a"]
+    assert [(k.guest, k.reason) for k in layout.skipped] == [
+        ("a", "duplicate entry in the snapshot")
+    ]

@@ -121,7 +121,7 @@ def test_anti_affinity_counts_running_domains_and_started_owners():
         "xen03": "RAM: 500 free < 1000 needed",
     }
     assert unplaced(layout, "app03").reason == (
-        "Need SA intervention: no host passes every rule (class multicast on 2 hosts, RAM on 1 host)"
+        "Need SA intervention: no host passes every rule (RAM on 1 host, class multicast on 2 hosts)"
     )
 
 

@@ -93,5 +93,7 @@ class Explainer:
             for part in per_host[m.host_name(h)].split("; "):
                 kind = part.split(":")[0]
                 counts[kind] = counts.get(kind, 0) + 1
-        summary = ", ".join(f"{k} on {n} host{'s' if n > 1 else ''}" for k, n in counts.items())
+        # A fixed order (RAM, vCPU, then classes by name) so the text does not depend on host order.
+        kinds = sorted(counts, key=lambda k: ({"RAM": 0, "vCPU cap": 1}.get(k, 2), k))
+        summary = ", ".join(f"{k} on {counts[k]} host{'s' if counts[k] > 1 else ''}" for k in kinds)
         return prefix + f"no host passes every rule ({summary})", per_host

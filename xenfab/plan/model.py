@@ -261,7 +261,13 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
     pin_sets: dict[tuple, frozenset[int]] = {}
     prefer_lists: dict[tuple, tuple[int, ...]] = {}
     by_rank = sorted(usable, key=lambda i: m.rank[i])
+    names_seen: set[str] = set()
     for g in snap.guests:
+        if g.name in names_seen:
+            # Two entries for one guest would mean two starts of one domain: never.
+            m.skipped.append(Skipped(g.name, g.state, "duplicate entry in the snapshot"))
+            continue
+        names_seen.add(g.name)
         lost = g.state in RUNNING_STATES and g.owner in failed
         if not (g.startable or lost):
             m.skipped.append(Skipped(g.name, g.state, _skip_reason(g)))
