@@ -48,3 +48,54 @@ def test_secret_in_fabric_config_is_never_printed(fresh_lab, tmp_path):
     assert audit.is_file() and audit.read_text().strip()
     seen.append(audit.read_text())
     assert all(secret not in text for text in seen)
+
+
+def test_proxyjump_from_ssh_config(fresh_lab, tmp_path):
+    text = (
+        (fresh_lab.dir / "ssh_config")
+        .read_text()
+        .replace("Host xen03\n", "Host xen03\n    ProxyJump xen02\n", 1)
+    )
+    sshcfg = tmp_path / "ssh_config"
+    sshcfg.write_text(text)
+    snap = json.loads(fab("-S", str(sshcfg), "facts", "--format", "json").stdout)
+    assert all(h["reachable"] for h in snap["hosts"])
+    # With the jump host down, only the host behind it is lost: the jump was really used.
+    fresh_lab.inject("host-down", "xen02")
+    try:
+        res = fab("-S", str(sshcfg), "facts", "--format", "json")
+        assert res.returncode == 2
+        down = {h["name"] for h in json.loads(res.stdout)["hosts"] if not h["reachable"]}
+        assert down == {"xen02", "xen03"}
+    finally:
+        fresh_lab.inject("host-up", "xen02")
+
+
+def test_loc_narrows_to_tagged_hosts(fresh_lab, tmp_path):
+    cfg = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
+    env = cfg["environments"]["lab"]
+    env["hosts"] = [
+        {"name": "xen0[1-3]", "location": "dc1"},
+        {"name": "xen0[4-6]", "location": "dc2"},
+    ]
+    conf = tmp_path / "xenfab.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    snap = json.loads(
+        fab("facts", "--format", "json", "--loc", "dc2", "--config", str(conf)).stdout
+    )
+    assert [h["name"] for h in snap["hosts"]] == ["xen04", "xen05", "xen06"]
+    assert snap["master"] == "xen04" and snap["guests"]  # xen01 is elsewhere: a dc2 host reads
+    layout = json.loads(
+        fab("show-layout", "--format", "json", "--loc", "dc1", "--config", str(conf)).stdout
+    )
+    assert {a["host"] for a in layout["assignments"]} <= {"xen01", "xen02", "xen03"}
+    bad = fab("facts", "--loc", "dc9", "--config", str(conf))
+    assert bad.returncode == 1 and "locations: dc1, dc2" in bad.stderr
+
+
+def test_shell_completion_lists_tasks_and_options():
+    tasks = fab("--complete", "--", "fab", "st").stdout.split()
+    assert {"start-all", "start-host", "show-layout"} <= set(tasks)
+    opts = fab("--complete", "--", "fab", "start-all", "--d").stdout.split()
+    assert {"--dry-run", "--yes", "--parallel", "--env", "--loc"} <= set(opts)
+    assert "complete" in fab("--print-completion-script", "bash").stdout

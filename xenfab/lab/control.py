@@ -243,7 +243,10 @@ def _sshd_config(lab: Path, index: int, addresses: list[str], port: int) -> str:
         "MaxAuthTries 6\n"
         "LoginGraceTime 30\n"
         "X11Forwarding no\n"
-        "AllowTcpForwarding no\n"
+        # A jump host (ProxyJump) is how many admins reach their hypervisors: allow forwarding,
+        # but only to the lab's own loopback addresses.
+        "AllowTcpForwarding local\n"
+        f"PermitOpen {' '.join(f'127.0.0.{11 + i}:{port}' for i in range(scenario.MAX_HOSTS))}\n"
         "AllowAgentForwarding no\n"
         "PermitTTY yes\n"
         "PrintMotd no\n"
