@@ -57,12 +57,14 @@ def policy(**kw):
 def brute_k(snap, pol, mode="recovered"):
     """The definition, by plan() on every failure set: largest k whose sets of size <= k all pass."""
     s = counted_snapshot(snap, mode)
-    if plan(s, pol).unplaced:
+    gone = [h.name for h in s.hosts if not h.reachable]  # failed already, in every set
+    if plan(s, pol, without=gone).unplaced:
         return -1
     names = [h.name for h in s.hosts if h.reachable]
     for size in range(1, len(names) + 1):
-        if any(plan(s, pol, without=c).unplaced for c in itertools.combinations(names, size)):
-            return size - 1
+        for c in itertools.combinations(names, size):
+            if plan(s, pol, without=[*gone, *c]).unplaced:
+                return size - 1
     return len(names)
 
 
@@ -110,9 +112,11 @@ def test_k_is_exact_against_brute_force(case):
     assert report.proven and report.stopped is None
     assert report.k == brute_k(snap, pol, mode)
     # The failing set named is real and of size k+1, and its guests are the planner's unplaced.
+    s = counted_snapshot(snap, mode)
+    gone = [h.name for h in snap.hosts if not h.reachable]
     if report.hosts_failed or report.first_to_stay_down:
         assert len(report.hosts_failed) == report.k + 1
-        layout = plan(counted_snapshot(snap, mode), pol, without=report.hosts_failed)
+        layout = plan(s, pol, without=[*gone, *report.hosts_failed])
         assert [d.guest for d in report.first_to_stay_down] == [u.guest for u in layout.unplaced]
         assert layout.unplaced
     # Per host: exactly what the planner says for that one failure.
@@ -121,7 +125,7 @@ def test_k_is_exact_against_brute_force(case):
         if not h.reachable:
             assert row.status == "unreachable" and row.survives is None
             continue
-        layout = plan(counted_snapshot(snap, mode), pol, without=[h.name])
+        layout = plan(s, pol, without=[*gone, h.name])
         assert row.survives == (not layout.unplaced)
         assert [d.guest for d in row.stay_down] == [u.guest for u in layout.unplaced]
 
@@ -131,15 +135,16 @@ def test_k_is_exact_against_brute_force(case):
 def test_pruning_never_condemns_a_set_the_planner_saves(case):
     snap, pol, mode = case
     s = counted_snapshot(snap, mode)
-    base = plan(s, pol)
-    judge = _Judge(s, pol, base, time.monotonic() + 60, time.monotonic)
+    gone = [h.name for h in s.hosts if not h.reachable]
+    base = plan(s, pol, without=gone)
+    judge = _Judge(s, pol, base, gone, time.monotonic() + 60, time.monotonic)
     names = [h.name for h in s.hosts if h.reachable]
     for name in names:
-        judge.remember(name, plan(s, pol, without=[name]))
+        judge.remember(name, plan(s, pol, without=[*gone, name]))
     for size in range(1, len(names) + 1):
         for combo in itertools.combinations(names, size):
             if judge.cannot(combo):
-                assert plan(s, pol, without=combo).unplaced, combo
+                assert plan(s, pol, without=[*gone, *combo]).unplaced, combo
 
 
 def test_three_equal_hosts_half_full_tolerate_one_failure():
@@ -157,7 +162,7 @@ def test_three_equal_hosts_half_full_tolerate_one_failure():
     assert (report.k, report.proven) == (1, True)
     assert all(h.survives for h in report.hosts)
     assert len(report.hosts_failed) == 2 and report.first_to_stay_down
-    assert report.statement.startswith("k = 1: any 1 host(s) may fail")
+    assert report.statement.startswith("k = 1: any 1 host may fail")
 
 
 # --- one big guest ------------------------------------------------------------------------------
@@ -275,7 +280,10 @@ def test_per_host_table():
     assert rows["xen03"].status == "excluded" and rows["xen03"].survives is True
     assert rows["xen04"].status == "unreachable" and rows["xen04"].survives is None
     assert report.candidates == ["xen01", "xen02", "xen03"]
-    assert "xen04 unreachable: already down, not a failure candidate" in report.warnings
+    assert (
+        "xen04 unreachable: counted as failed already; its 0 guest(s) restart elsewhere "
+        "in every set"
+    ) in report.warnings
     # app01 (down) is counted and planned on a usable host.
     assert report.guests_down == 1 and report.guests_running == 3
     assert sum(h.planned for h in report.hosts) == 1 and rows["xen03"].planned == 0
@@ -284,6 +292,22 @@ def test_per_host_table():
     assert lines["xen01"] == ["xen01", "ok", "1", "12288", "1", "NO", "db01", "(tier", "3)"]
     assert lines["xen04"] == ["xen04", "unreachable", "0", "0", "0", "-", "-"]
     assert "First to stay down (when xen01 fails):" in text
+
+
+def test_an_unreachable_hosts_guests_restart_in_every_set():
+    # rgmanager still says lb01 runs on xen03, which did not answer: it may be down, so its
+    # guests are counted as to restart whatever else fails (the safe side).
+    hosts = {"xen01": 8192, "xen02": 8192, "xen03": 8192}
+    running = [("a", "xen01", 2048), ("b", "xen02", 2048), ("lb01", "xen03", 6144)]
+    snap = cluster(hosts, running, unreachable={"xen03"})
+    report = capacity(snap, policy())
+    row = host_row(report, "xen03")
+    assert (row.status, row.survives, row.guests, row.ram_mib) == ("unreachable", None, 1, 6144)
+    assert report.candidates == ["xen01", "xen02"]
+    assert (report.guests_running, report.guests_down) == (3, 0)
+    # lb01 fits on xen01 or xen02 now; once either fails, 8192 MiB must fit in the other's 6144.
+    assert (report.k, report.proven) == (0, True) and report.k == brute_k(snap, policy())
+    assert {d.guest for d in report.first_to_stay_down} & {"a", "b", "lb01"}
 
 
 # --- who stays down first -----------------------------------------------------------------------

@@ -40,9 +40,9 @@ class HostReport:
     """What happens when this one host fails: do its guests restart elsewhere, and who would not."""
 
     host: str
-    status: str  # "ok", "excluded" (may still run guests) or "unreachable" (already down)
+    status: str  # "ok", "excluded" (may still run guests) or "unreachable" (failed already)
     survives: bool | None  # None: not checked (unreachable, or the time budget ran out first)
-    guests: int  # guests running there now that its failure sends elsewhere
+    guests: int  # guests running there now (per rgmanager) that its failure sends elsewhere
     planned: int  # down guests the recovery plan puts there (mode "recovered")
     ram_mib: int  # RAM those running guests need elsewhere (with overhead)
     stay_down: list[Down] = field(default_factory=list)
@@ -85,8 +85,9 @@ class CapacityReport:
             if self.k == 0:
                 return "k = 0: one host failing can leave guests down (see first to stay down)"
             if self.hosts_failed:
+                hosts = "host" if self.k == 1 else "hosts"
                 return (
-                    f"k = {self.k}: any {self.k} host(s) may fail and every guest restarts; "
+                    f"k = {self.k}: any {self.k} {hosts} may fail and every guest restarts; "
                     f"{len(self.hosts_failed)} failing can leave guests down"
                 )
             return f"k = {self.k}: every reachable host may fail and every guest restarts"
@@ -167,10 +168,12 @@ class _Judge:
         snap: Snapshot,
         policy: Policy,
         base: Layout,
+        gone: Sequence[str],
         deadline: float,
         clock: Callable[[], float],
     ) -> None:
         self.snap, self.policy, self.deadline, self.clock = snap, policy, deadline, clock
+        self.gone = list(gone)
         overhead = policy.overhead_mib
         self.base_names = {a.guest for a in base.assignments} | {u.guest for u in base.unplaced}
         sizes = [a.memory_mib for a in base.assignments] + [u.memory_mib for u in base.unplaced]
@@ -233,7 +236,7 @@ class _Judge:
         return plan(
             self.snap,
             self.policy,
-            without=failed,
+            without=[*self.gone, *failed],
             time_budget_s=min(self.policy.exact_search_s, left),
         )
 
@@ -263,18 +266,18 @@ def capacity(
     started = clock()
     deadline = started + time_budget_s
     snap = counted_snapshot(snapshot, mode)
-    base = plan(snap, policy, time_budget_s=min(policy.exact_search_s, time_budget_s))
-    judge = _Judge(snap, policy, base, deadline, clock)
+    # A host that did not answer counts as failed already: the guests rgmanager says it runs are
+    # among the guests to restart in every set (the safe assumption), and it is no candidate.
+    gone = [h.name for h in snap.hosts if not h.reachable]
+    candidates = [h.name for h in snap.hosts if h.reachable]
+    search_s = min(policy.exact_search_s, time_budget_s)
+    base = plan(snap, policy, without=gone, time_budget_s=search_s)
+    judge = _Judge(snap, policy, base, gone, deadline, clock)
     planned_here: dict[str, int] = {}
     for a in base.assignments:
         planned_here[a.host] = planned_here.get(a.host, 0) + 1
     warnings = list(base.warnings)
     status = {h.name: h.status for h in base.hosts}
-    # A host that did not answer is already down: failing it again tells nothing.
-    candidates = [h.name for h in snap.hosts if h.reachable]
-    for h in snap.hosts:
-        if not h.reachable:
-            warnings.append(f"{h.name} unreachable: already down, not a failure candidate")
 
     hosts: dict[str, HostReport] = {
         h.name: HostReport(
@@ -287,6 +290,21 @@ def capacity(
         )
         for h in snap.hosts
     }
+    if gone:
+        # Only the names matter here (which guests the unreachable hosts add), so no search.
+        present = plan(snap, policy, time_budget_s=0)
+        known = {a.guest for a in present.assignments} | {u.guest for u in present.unplaced}
+        owner = {g.name: g.owner for g in snap.guests}
+        for a in [*base.assignments, *base.unplaced]:
+            where = owner.get(a.guest)
+            if a.guest not in known and where in hosts:
+                hosts[where].guests += 1
+                hosts[where].ram_mib += a.memory_mib + policy.overhead_mib
+        for name in gone:
+            warnings.append(
+                f"{name} unreachable: counted as failed already; its {hosts[name].guests} "
+                "guest(s) restart elsewhere in every set"
+            )
     checked = 0
     single: dict[str, Layout] = {}
     failing: list[tuple[list[str], Layout]] = []
@@ -377,8 +395,8 @@ def capacity(
         pruned_sets=judge.pruned,
         seconds=clock() - started,
         candidates=candidates,
-        guests_down=len(judge.base_names),
-        guests_running=sum(hosts[n].guests for n in candidates),
+        guests_down=len(judge.base_names) - sum(hosts[n].guests for n in gone),
+        guests_running=sum(h.guests for h in hosts.values()),
         stopped=stopped,
         next_size=next_size,
         strategy=policy.strategy,
