@@ -25,6 +25,8 @@ def test_shipped_config_is_valid(monkeypatch, tmp_path):
     assert env.name == "lab"
     assert env.guest_config_dir == f"{tmp_path}/xenconfig"
     assert env.ssh.config == f"{tmp_path}/ssh_config"
+    # Labs share this machine: each lab's lock lives in its own directory.
+    assert env.lock_path == f"{tmp_path}/xenfab.lock"
 
 
 @pytest.mark.parametrize(

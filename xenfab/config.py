@@ -23,7 +23,16 @@ DEFAULT_LAB_DIR = "~/.cache/xenfab/lab"
 # A host name ends up in `clusvcadm -m HOST` on a remote shell: only what DNS and rgmanager allow.
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$")
 
-ENV_KEYS = {"hosts", "master", "guest_config_dir", "backend", "ssh", "policy", "description"}
+ENV_KEYS = {
+    "hosts",
+    "master",
+    "guest_config_dir",
+    "backend",
+    "ssh",
+    "policy",
+    "description",
+    "lock_path",
+}
 SSH_KEYS = {
     "config",
     "user",
@@ -74,6 +83,7 @@ class Environment:
     backend: str = "rgmanager"
     ssh: SSHSettings = field(default_factory=SSHSettings)
     policy: dict[str, Any] = field(default_factory=dict)
+    lock_path: str | None = None
 
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""
@@ -227,6 +237,9 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         raise ConfigError(f"{path}: {where}.backend: {backend!r} is not one of {BACKENDS}")
     policy = raw.get("policy") or {}
     _mapping(policy, path, where + ".policy")
+    lock = raw.get("lock_path")
+    if lock is not None and not expand_path(str(lock)).startswith("/"):
+        raise ConfigError(f"{path}: {where}.lock_path: {lock!r} must be an absolute path")
     return Environment(
         name=name,
         hosts=hosts,
@@ -235,6 +248,7 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         backend=backend,
         ssh=_ssh(raw.get("ssh") or {}, path, where + ".ssh"),
         policy=dict(policy),
+        lock_path=expand_path(str(lock)) if lock is not None else None,
     )
 
 
