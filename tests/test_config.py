@@ -50,6 +50,7 @@ def test_shipped_config_is_valid(monkeypatch, tmp_path):
             "environments.prod.backend",
         ),
         (lambda d: d.update(default_env="qa"), "default_env: 'qa'"),
+        (lambda d: d["environments"]["prod"].update(lock_path="rel/x"), "lock_path: 'rel/x' must"),
         (lambda d: d.update(policy={"strategy": "fastest"}), "policy.strategy"),
         (
             lambda d: d["environments"]["prod"].update(policy={"nope": 1}),
