@@ -270,8 +270,9 @@ def capacity(
     # among the guests to restart in every set (the safe assumption), and it is no candidate.
     gone = [h.name for h in snap.hosts if not h.reachable]
     candidates = [h.name for h in snap.hosts if h.reachable]
-    search_s = min(policy.exact_search_s, time_budget_s)
-    base = plan(snap, policy, without=gone, time_budget_s=search_s)
+    # The plan with no failure gets the planner's full search time, whatever our budget: every
+    # set builds on it, and a k of -1 from a search we cut short would be a false alarm.
+    base = plan(snap, policy, without=gone)
     judge = _Judge(snap, policy, base, gone, deadline, clock)
     planned_here: dict[str, int] = {}
     for a in base.assignments:
