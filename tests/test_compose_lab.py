@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from clitools import ROOT, fab
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
 
 TEAM_FABFILE = '''\
@@ -34,15 +32,7 @@ ns.add_collection(xenfab.ns, name="xen")
 
 
 def team_fab(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "XENFAB_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "fabric", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
+    return fab(*args, cwd=cwd, drop_env=("XENFAB_CONFIG",))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_tasks_lab import ROOT, fab, no_traceback
+from clitools import ROOT, fab, no_traceback
 
 pytestmark = pytest.mark.lab
 

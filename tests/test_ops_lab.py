@@ -7,7 +7,7 @@ import re
 import paramiko
 import pytest
 import yaml
-from test_tasks_lab import fab, no_traceback
+from clitools import fab, no_traceback
 
 pytestmark = pytest.mark.lab
 

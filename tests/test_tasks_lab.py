@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from clitools import fab, no_traceback
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
 DOWN = ("disabled", "failed")
-
-
-def fab(
-    *args: str, env: dict | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    """Run `fab ARGS` from the repo root (so it finds fabfile.py and fabfile_config.yaml)."""
-    return subprocess.run(
-        [sys.executable, "-m", "fabric", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, **(env or {})},
-        input=stdin,
-    )
-
-
-def no_traceback(res: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in res.stderr + res.stdout
 
 
 def down_services(lab) -> set[str]:
