@@ -111,6 +111,7 @@ def test_k_is_exact_against_brute_force(case):
     report = capacity(snap, pol, mode=mode, time_budget_s=60)
     assert report.proven and report.stopped is None
     assert report.k == brute_k(snap, pol, mode)
+    assert report.checked_sets == report.planned_sets + report.pruned_sets
     # The failing set named is real and of size k+1, and its guests are the planner's unplaced.
     s = counted_snapshot(snap, mode)
     gone = [h.name for h in snap.hosts if not h.reachable]
@@ -211,6 +212,7 @@ def test_time_budget_is_honoured_and_k_is_a_lower_bound():
         f"of size {n['size']} checked in budget)"
     )
     assert report.to_dict()["proven"] is False
+    assert report.checked_sets == report.planned_sets + report.pruned_sets
 
 
 def test_a_fake_clock_stops_the_enumeration_exactly():
@@ -245,6 +247,7 @@ def test_a_search_cut_short_by_the_budget_proves_no_failure():
     assert (cut.k, cut.proven, cut.stopped) == (0, False, "time budget")
     assert [h.survives for h in cut.hosts] == [True, None, None]
     assert cut.next_size == {"size": 1, "checked": 1, "total": 3}
+    assert (cut.checked_sets, cut.planned_sets, cut.pruned_sets) == (1, 1, 0)
 
 
 def test_max_k_stops_early_and_says_so():

@@ -326,6 +326,7 @@ def capacity(
         hr = hosts[name]
         hr.guests, hr.ram_mib = n, ram
         if judge.undecided(layout):
+            judge.planned -= 1
             stopped = "time budget"
             break
         checked += 1
@@ -361,6 +362,7 @@ def capacity(
             layout = judge.plan(failed)
             if judge.undecided(layout):
                 checked -= 1
+                judge.planned -= 1
                 stopped = "time budget"
                 next_size = {"size": size, "checked": done, "total": total}
                 break
