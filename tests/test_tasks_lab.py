@@ -59,7 +59,7 @@ def test_show_layout_plans_every_down_guest_and_changes_nothing(fresh_lab, tmp_p
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["assignments"] == layout["assignments"]
     table = fab("show-layout", "--explain")
-    assert "Commands (run on the master, xen01)" in table.stdout and "Why each host" in table.stdout
+    assert "Commands (run on xen01)" in table.stdout and "Why each host" in table.stdout
 
 
 def test_start_host_then_all_then_nothing(fresh_lab):

@@ -98,6 +98,9 @@ def layout_text(
         placed = by_host.get(name, [])
         names = ", ".join(a["guest"] for a in placed) or "-"
         ram = f"{h['free_mib_before']} -> {h['free_mib_after']}"
+        status = h.get("status") or "ok"
+        if status != "ok":
+            names, ram = f"({status})", "-"
         rows.append([name, len(placed), names, ram])
     title = f"Layout for {snap.environment} ({layout.get('strategy', '?')}"
     method = layout.get("method")
@@ -133,7 +136,13 @@ def layout_text(
     for warning in layout.get("warnings") or []:
         parts.append(f"warning: {warning}")
     if assignments:
-        parts += ["", f"Commands (run on the master, {snap.master}):"]
+        runner = snap.master
+        if snap.master in (layout.get("without") or []):
+            # What-if: the master itself failed; any surviving member can run clusvcadm.
+            runner = next(
+                (h["name"] for h in layout["hosts"] if h.get("status", "ok") == "ok"), "-"
+            )
+        parts += ["", f"Commands (run on {runner}):"]
         states = {g.name: g.state for g in snap.guests}
         parts += [
             f"  {backend.start_command(a['guest'], a['host'], states.get(a['guest']))}"
