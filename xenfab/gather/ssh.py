@@ -2,12 +2,20 @@
 
 Fabric accepts any host key (AutoAddPolicy); a root session to every hypervisor must not, so
 connections here reject unknown and changed keys unless the environment opts out explicitly.
+
+Speed (a gather opens one connection per host, 100 at a time): known_hosts files are parsed once
+per process and file version, not once per connection (paramiko's HostKeys.load is quadratic in
+the file's lines); each Connection gets its own connect_kwargs, because Fabric otherwise writes the
+key list back into the shared config (it grew by one key per connection and re-merged the whole
+config each time, racing other threads); and the command runs on a bare paramiko channel, not
+through Invoke's Runner, whose three threads per command poll every 10 ms.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -49,23 +57,67 @@ def fabric_config(env: Environment, base: object | None = None) -> Config:
     return cfg
 
 
+class _Connection(Connection):
+    # Fabric's Connection keeps inline_ssh_env in the (shared) config, being no class attribute:
+    # every Connection() re-merged the whole config, and a thread reading it meanwhile saw it
+    # empty ("No attribute or config key found for 'user'"). A class attribute keeps it local.
+    inline_ssh_env = None
+
+
 def connect(host: str, env: Environment, cfg: Config) -> Connection:
     """A not-yet-opened Connection to ``host`` with host key checking per the environment."""
-    conn = Connection(
+    # A non-empty dict of our own: Fabric merges the config's and ssh_config's keys into it
+    # instead of into cfg, which every thread of a gather shares.
+    kwargs = {key: cfg.connect_kwargs[key] for key in cfg.connect_kwargs}
+    kwargs["key_filename"] = []
+    conn = _Connection(
         host,
         user=env.ssh.user,
         port=env.ssh.port,
         config=cfg,
         connect_timeout=None if cfg.timeouts.connect else int(env.ssh.connect_timeout),
+        connect_kwargs=kwargs,
     )
     if env.ssh.host_key_check == "strict":
         conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        for path in known_hosts_files(conn, env):
-            try:
-                conn.client.load_host_keys(path)
-            except (OSError, paramiko.SSHException):
-                continue
+        # paramiko checks the key filed under this name only (SSHClient.connect), so the
+        # client needs just those entries of the (cached) known_hosts files.
+        name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
+        found = _trusted_keys(tuple(known_hosts_files(conn, env))).lookup(name)
+        client_keys = conn.client.get_host_keys()
+        for keytype, key in (found or {}).items():
+            client_keys.add(name, keytype, key)
     return conn
+
+
+_KEYS_LOCK = threading.Lock()
+_KEYS_CACHE: dict[tuple, paramiko.HostKeys] = {}
+
+
+def _trusted_keys(paths: tuple[str, ...]) -> paramiko.HostKeys:
+    # Keyed by each file's identity and version, so `fab trust-host` (which rewrites the file)
+    # is seen by the next connection of the same process.
+    stamp = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamp.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
+    key = tuple(stamp)
+    with _KEYS_LOCK:
+        keys = _KEYS_CACHE.get(key)
+        if keys is None:
+            keys = paramiko.HostKeys()
+            for path, *_ in stamp:
+                try:
+                    keys.load(path)
+                except (OSError, paramiko.SSHException):
+                    continue
+            if len(_KEYS_CACHE) > 8:
+                _KEYS_CACHE.clear()
+            _KEYS_CACHE[key] = keys
+    return keys
 
 
 def known_hosts_files(conn: Connection, env: Environment) -> list[str]:
@@ -79,26 +131,72 @@ def known_hosts_files(conn: Connection, env: Environment) -> list[str]:
     return [f for f in dict.fromkeys(files) if os.path.isfile(f)]
 
 
-def run(host: str, command: str, env: Environment, cfg: Config, timeout: float | None = None):
+def run(
+    host: str, command: str, env: Environment, cfg: Config, timeout: float | None = None
+) -> RunResult:
     """Connect to ``host`` and run ``command``; never raises, errors come back as text."""
     start = time.monotonic()
     conn = connect(host, env, cfg)
     address = f"{conn.host}:{conn.port}"
     try:
         conn.open()
-        res = conn.run(
-            command,
-            hide=True,
-            warn=True,
-            in_stream=False,
-            timeout=timeout or env.ssh.command_timeout,
-        )
-        out = Output(res.stdout, res.exited if res.exited is not None else 255)
+        out = execute(conn, command, timeout or env.ssh.command_timeout, env.ssh.connect_timeout)
         return RunResult(host, out, None, time.monotonic() - start, address)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line host error
         return RunResult(host, None, describe(exc, host, address, env), time.monotonic() - start)
     finally:
         conn.close()
+
+
+class CommandTimeout(Exception):
+    """The command was still running when its time was up."""
+
+    def __init__(self, timeout: float):
+        super().__init__(f"command still running after {timeout:g} s")
+        self.timeout = timeout
+
+
+# How often a read waiting on stdout looks at stderr: only matters if a command writes more
+# stderr than the channel window holds while printing no stdout.
+_STDERR_POLL = 0.5
+
+
+def execute(conn: Connection, command: str, timeout: float, open_timeout: float = 10) -> Output:
+    """Run ``command`` on the opened ``conn``; its stdout and exit code (stderr is dropped)."""
+    transport = conn.client.get_transport()
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("SSH transport closed")
+    deadline = time.monotonic() + timeout
+    chan = transport.open_session(timeout=open_timeout)
+    try:
+        chan.exec_command(command)
+        # No input: the remote side reads EOF at once instead of waiting for a terminal.
+        chan.shutdown_write()
+        chunks: list[bytes] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandTimeout(timeout)
+            chan.settimeout(min(remaining, _STDERR_POLL))
+            try:
+                data = chan.recv(65536)
+            except TimeoutError:
+                data = None
+            # Unread stderr holds the channel window shut; read and drop it.
+            while chan.recv_stderr_ready():
+                chan.recv_stderr(65536)
+            if data is None:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+        if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
+            raise CommandTimeout(timeout)
+        code = chan.recv_exit_status()
+    finally:
+        chan.close()
+    # -1: the server sent no exit status (the process was killed); the shell's 255 says so.
+    return Output(b"".join(chunks).decode("utf-8", errors="replace"), code if code >= 0 else 255)
 
 
 def describe(exc: BaseException, host: str, address: str, env: Environment) -> str:
@@ -129,8 +227,8 @@ def describe(exc: BaseException, host: str, address: str, env: Environment) -> s
         return f"{where}: connection refused"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return f"{where}: no answer within {env.ssh.connect_timeout:g} s"
-    if isinstance(exc, CommandTimedOut):
-        return f"{where}: command still running after {exc.timeout} s; gave up"
+    if isinstance(exc, (CommandTimeout, CommandTimedOut)):
+        return f"{where}: command still running after {exc.timeout:g} s; gave up"
     if isinstance(exc, socket.gaierror):
         return f"{where}: cannot resolve host name ({exc.strerror})"
     if isinstance(exc, OSError):
