@@ -3,42 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from clitools import ROOT, no_traceback
+from clitools import fab as run_fab
 
 from xenfab.capacity import capacity
+from xenfab.config import load_config
 from xenfab.plan import policy_from_dict
 from xenfab.snapshot import Snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
 
 
-def fab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `fab ARGS` from the repo root (so it finds fabfile.py and fabfile_config.yaml)."""
-    res = subprocess.run(
-        [sys.executable, "-m", "fabric", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, **(env or {})},
-    )
-    assert "Traceback" not in res.stderr + res.stdout
+def fab(*args: str, env: dict | None = None):
+    """The real `fab` CLI (tests/clitools.py); no run of it may print a traceback."""
+    res = run_fab(*args, env=env)
+    no_traceback(res)
     return res
 
 
 def lab_policy():
-    import yaml
-
-    data = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
-    return policy_from_dict(
-        {**data.get("policy", {}), **data["environments"]["lab"].get("policy", {})}
-    )
+    """The policy `fab capacity` uses for the lab: the repository config, merged like a task."""
+    cfg = load_config(str(ROOT / "fabfile_config.yaml"))
+    return policy_from_dict(cfg.policy_dict(cfg.environment("lab")))
 
 
 def test_capacity_json_matches_the_lab_and_replays_offline(fresh_lab, tmp_path):
