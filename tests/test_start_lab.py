@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,15 @@ from xenfab.start import start_guests
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(autouse=True)
+def no_stray_lock(lab):
+    """A test that fails while holding (or faking) the lock must not fail the next ones."""
+    lock = lab.dir / "xenfab.lock"
+    yield
+    if lock.exists():
+        shutil.rmtree(lock, ignore_errors=True)
 
 
 class Run:

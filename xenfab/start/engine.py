@@ -121,6 +121,7 @@ class Engine:
         self.stop_reason: str | None = None
         self.quit = False
         self.in_prompt = False
+        self.in_loop = False
         self.watch: DomainWatch | None = None
         self.state_ok_at = time.monotonic()
         self.last_state_error: str | None = None
@@ -200,6 +201,7 @@ class Engine:
         self.watch.refresh()
         self.watch.start()
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
+        self.in_loop = True
         try:
             while not sched.done():
                 try:
@@ -214,8 +216,12 @@ class Engine:
         finally:
             # Workers finish their clusvcadm (bounded by command_timeout); nothing waits on
             # them after a second Ctrl-C.
+            self.in_loop = False
             self.watch.stop()
-            workers.shutdown(wait=self.interrupts < 2, cancel_futures=True)
+            try:
+                workers.shutdown(wait=self.interrupts < 2, cancel_futures=True)
+            except KeyboardInterrupt:
+                self.interrupts += 1
         self._collect()
 
     def _turn(self, sched: Scheduler, workers: ThreadPoolExecutor) -> None:
@@ -365,7 +371,7 @@ class Engine:
             attempt=job.attempts,
             seconds=round(res.seconds, 2),
         )
-        if outcome.ok and outcome.already_running:
+        if outcome.already_running:
             where = outcome.running_on or outcome.acted_on or done.host
             self._finish(job, "already running", where, f"clusvcadm: {outcome.message}")
             return
@@ -596,7 +602,7 @@ class Engine:
             # The first Ctrl-C is a flag the loop reads between two steps, so no bookkeeping is
             # cut in half; the second one breaks out of whatever wait is under way.
             self.interrupts += 1
-            if self.interrupts > 1:
+            if self.interrupts > 1 and self.in_loop:
                 raise KeyboardInterrupt
 
         try:
