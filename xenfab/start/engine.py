@@ -32,7 +32,7 @@ from ..snapshot import Domain, Snapshot
 from .audit import AuditLog, local_user
 from .lock import MasterLock
 from .progress import Progress, counts_line
-from .remote import SessionPool
+from .remote import CHANNELS_PER_TRANSPORT, SessionPool
 from .report import GuestResult, StartReport, format_duration
 from .schedule import (
     CONFIRMING,
@@ -153,12 +153,26 @@ class Engine:
         self.audit.open()
         fab_cfg = ssh.fabric_config(self.env, self.base_config)
         self.pool = SessionPool(self.env, fab_cfg)
+        # While the lock is taken: connect to every host and read their domain lists, and open
+        # the master's transports the first burst of starts will need.
+        self.watch = DomainWatch(
+            self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
+        )
+        self.watch.start()
+        self.watch.want(True)
+        warm = threading.Thread(
+            target=self.pool.warm,
+            args=(self.master, -(-self.parallel // CHANNELS_PER_TRANSPORT)),
+            daemon=True,
+        )
+        warm.start()
         old_handler = self._trap_sigint()
         try:
             try:
                 self._take_lock()
                 self._loop(t0)
             finally:
+                self.watch.stop()
                 self._release_lock()
         finally:
             self._restore_sigint(old_handler)
@@ -194,12 +208,6 @@ class Engine:
         for h in self.snapshot.hosts:
             if not h.reachable:
                 self.progress.note(f"note: {h.name} unreachable; its domains cannot be checked")
-        assert self.pool is not None
-        self.watch = DomainWatch(
-            self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
-        )
-        self.watch.refresh()
-        self.watch.start()
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
         self.in_loop = True
         try:
@@ -217,7 +225,6 @@ class Engine:
             # Workers finish their clusvcadm (bounded by command_timeout); nothing waits on
             # them after a second Ctrl-C.
             self.in_loop = False
-            self.watch.stop()
             try:
                 workers.shutdown(wait=self.interrupts < 2, cancel_futures=True)
             except KeyboardInterrupt:

@@ -25,6 +25,8 @@ from ..gather.ssh import RunResult
 
 CHANNELS_PER_TRANSPORT = 8
 MAX_TRANSPORTS_PER_HOST = 8
+# Handshakes under way at once per host: well under sshd's MaxStartups (10 by default).
+OPENING_PER_HOST = 3
 
 
 @dataclass
@@ -42,7 +44,7 @@ class _Transport:
 @dataclass
 class _HostPool:
     transports: list[_Transport] = field(default_factory=list)
-    opening: bool = False
+    opening: int = 0
     error: str | None = None
     error_at: float = 0.0
 
@@ -95,6 +97,42 @@ class SessionPool:
                 self._release(host, slot)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def warm(self, host: str, transports: int) -> None:
+        """Open up to ``transports`` transports to ``host`` now, so the first burst finds them."""
+        with self._cond:
+            pool = self._hosts.setdefault(host, _HostPool())
+            have = len(pool.transports) + pool.opening
+        wanted = min(transports, MAX_TRANSPORTS_PER_HOST) - have
+        if wanted <= 0:
+            return
+        # A few handshakes at once, each thread opening its share in turn.
+        workers = min(wanted, OPENING_PER_HOST)
+        shares = [wanted // workers + (1 if i < wanted % workers else 0) for i in range(workers)]
+        threads = [threading.Thread(target=self._warm, args=(host, n), daemon=True) for n in shares]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _warm(self, host: str, count: int) -> None:
+        for _ in range(count):
+            with self._cond:
+                pool = self._hosts.setdefault(host, _HostPool())
+                if self._closed or pool.opening >= OPENING_PER_HOST:
+                    return
+                pool.opening += 1
+            try:
+                opened = self._open(host)
+            except _OpenFailed:
+                with self._cond:
+                    pool.opening -= 1
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                pool.opening -= 1
+                pool.transports.append(opened)
+                self._cond.notify_all()
+
     def close(self) -> None:
         """Close every transport; commands still running lose their channel."""
         with self._cond:
@@ -128,24 +166,25 @@ class SessionPool:
                     best = min(free, key=lambda t: t.busy)
                     best.busy += 1
                     return best
-                if not pool.opening and len(pool.transports) < MAX_TRANSPORTS_PER_HOST:
+                total = len(pool.transports) + pool.opening
+                if pool.opening < OPENING_PER_HOST and total < MAX_TRANSPORTS_PER_HOST:
                     # A host that just refused us is not asked again for a moment: every
                     # thread waiting on it would otherwise pay a connect timeout in turn.
                     if pool.error and time.monotonic() - pool.error_at < 2.0:
                         raise _OpenFailed(pool.error)
-                    pool.opening = True
+                    pool.opening += 1
                     break
                 self._cond.wait(timeout=1.0)
         try:
             opened = self._open(host)
         except _OpenFailed as exc:
             with self._cond:
-                pool.opening = False
+                pool.opening -= 1
                 pool.error, pool.error_at = exc.message, time.monotonic()
                 self._cond.notify_all()
             raise
         with self._cond:
-            pool.opening = False
+            pool.opening -= 1
             pool.error = None
             opened.busy = 1
             pool.transports.append(opened)

@@ -4,7 +4,8 @@ The cluster state is re-read on the master right before each batch of starts; th
 guest started through the cluster shows up. A domain started outside the cluster (``xl create``
 by hand) only shows in the hosts' own lists, and reading 20 hosts costs 20 commands: so the lists
 are refreshed by a background thread, every host in parallel, and a start goes ahead only when
-every reachable host was read at most ``max_age`` seconds before it.
+every reachable host was read at most ``max_age`` seconds before it. The thread reads again shortly
+before the lists grow too old, so starts do not wait for it, and not at all while nothing waits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from ..parse import ParseError, parse_xl_list
 from ..snapshot import Host
 from .remote import SessionPool
 
-# A start waits for lists younger than this; the background thread re-reads twice as often.
-DOMAINS_MAX_AGE_S = 5.0
+# A start waits for lists younger than this (the snapshot's lists, which the spec accepts, are
+# as old as the confirmation prompt took); a re-read costs one command per host.
+DOMAINS_MAX_AGE_S = 10.0
 
 
 class DomainWatch:
@@ -47,6 +49,7 @@ class DomainWatch:
         self._stop = threading.Event()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_duration = 1.0
 
     def start(self) -> None:
         """Start the background refresher (it reads only while ``want(True)``)."""
@@ -96,6 +99,7 @@ class DomainWatch:
             workers = min(16, len(self.hosts)) or 1
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xl") as ex:
                 results = list(ex.map(self._one, self.hosts))
+            self.last_duration = time.monotonic() - began
             for name, names, error in results:
                 self.asked_at[name] = began
                 if names is not None:
@@ -122,15 +126,23 @@ class DomainWatch:
             return host.name, None, str(exc)
         return host.name, {d.name for d in doms}, None
 
+    def oldest(self) -> float:
+        """When the least recently asked host was asked (monotonic; -inf if never)."""
+        return min((self.asked_at.get(h.name, float("-inf")) for h in self.hosts), default=0.0)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wanted.wait()
             if self._stop.is_set():
                 return
-            began = time.monotonic()
+            # Read again when the lists are about to expire, with room for a slow read.
+            due = self.oldest() + self.max_age - max(1.0, 2 * self.last_duration)
+            if time.monotonic() < due:
+                self._stop.wait(min(0.5, due - time.monotonic()))
+                continue
             try:
                 self.refresh()
             except Exception as exc:  # noqa: BLE001 - the engine falls back to reading itself
                 if not self._stop.is_set():
                     self.warn(f"warning: background domain check failed: {exc!r}")
-            self._stop.wait(max(0.0, self.max_age / 2 - (time.monotonic() - began)))
+                self._stop.wait(1.0)
