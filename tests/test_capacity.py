@@ -1,4 +1,4 @@
-"""The N+k report (xenfab.capacity), pure: synthetic snapshots, checked against brute force."""
+"""The N+k report (xenfab.plan.capacity), pure: synthetic snapshots, checked against brute force."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xenfab.capacity import _Judge, capacity, counted_snapshot, report_text
 from xenfab.errors import ConfigError
 from xenfab.plan import plan, policy_from_dict
+from xenfab.plan.capacity import _Judge, capacity, counted_snapshot
+from xenfab.show import capacity_text as report_text
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 
 

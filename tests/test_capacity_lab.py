@@ -8,9 +8,9 @@ import pytest
 from clitools import ROOT, no_traceback
 from clitools import fab as run_fab
 
-from xenfab.capacity import capacity
 from xenfab.config import load_config
 from xenfab.plan import policy_from_dict
+from xenfab.plan.capacity import capacity
 from xenfab.snapshot import Snapshot
 
 pytestmark = pytest.mark.lab

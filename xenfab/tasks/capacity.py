@@ -1,4 +1,4 @@
-"""The N+k report task: how many hosts may fail with every guest restarted (xenfab.capacity)."""
+"""The N+k report task: how many hosts may fail with every guest restarted."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from .. import show
-from ..capacity import DEFAULT_TIME_BUDGET_S, report_text
-from ..capacity import capacity as nk_report
 from ..errors import ConfigError
 from ..gather import gather
 from ..plan import policy_from_dict
+from ..plan.capacity import DEFAULT_TIME_BUDGET_S
+from ..plan.capacity import capacity as nk_report
+from ..show import capacity_text
 from ..snapshot import Snapshot
 from ._common import check_format, cli, load
 from .core import COMMON_HELP
@@ -73,4 +74,4 @@ def capacity(
         time_budget_s=DEFAULT_TIME_BUDGET_S if budget is None else budget,
     )
     report.warnings[:0] = [f"snapshot: {e}" for e in snap.errors]
-    print(show.to_json(report.to_dict()) if format == "json" else report_text(report))
+    print(show.to_json(report.to_dict()) if format == "json" else capacity_text(report))

@@ -14,12 +14,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tabulate import tabulate
-
-from . import show
-from .errors import ConfigError
-from .plan import Layout, Policy, plan
-from .snapshot import Snapshot
+from ..errors import ConfigError
+from ..snapshot import Snapshot
+from .layout import Layout
+from .planner import plan
+from .policy import Policy
 
 MODES = ("recovered", "running")
 DEFAULT_TIME_BUDGET_S = 10.0
@@ -409,56 +408,3 @@ def capacity(
 
 def _downs(layout: Layout) -> list[Down]:
     return [Down(u.guest, u.tier, u.memory_mib, u.reason) for u in layout.unplaced]
-
-
-def report_text(report: CapacityReport) -> str:
-    """The report as tables for people: the verdict, per host, then who stays down first."""
-    counted = (
-        f"{report.guests_running} running + {report.guests_down} down guests"
-        if report.mode == "recovered"
-        else f"{report.guests_running} running guests (down guests not counted)"
-    )
-    rows = []
-    for h in report.hosts:
-        survives = {True: "yes", False: "NO", None: "-"}[h.survives]
-        down = ", ".join(f"{d.guest} (tier {d.tier})" for d in h.stay_down) or "-"
-        rows.append([h.host, h.status, h.guests, h.ram_mib, h.planned, survives, down])
-    parts = [
-        f"N+k for {report.environment}: {report.mode} cluster, {counted}; policy {report.strategy}",
-        report.statement,
-        "",
-        tabulate(
-            rows,
-            headers=[
-                "host fails",
-                "status",
-                "guests",
-                "MiB to move",
-                "planned",
-                "all restart",
-                "would stay down",
-            ],
-            tablefmt=show.TABLE_FORMAT,
-        ),
-    ]
-    if report.first_to_stay_down:
-        failed = report.hosts_failed
-        when = (
-            f"when {', '.join(failed)} fail{'s' if len(failed) == 1 else ''}"
-            if failed
-            else "now, with no host failing"
-        )
-        parts += ["", f"First to stay down ({when}):"]
-        parts += [
-            f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): {d.reason}"
-            for d in report.first_to_stay_down
-        ]
-        if report.planner_proven is False:
-            parts.append("  (the planner's search ran out of time: some of them might fit)")
-    parts += [
-        "",
-        f"Checked {report.checked_sets} failure set(s) in {report.seconds:.2f} s: "
-        f"{report.planned_sets} by the planner, {report.pruned_sets} by RAM/vCPU sums alone.",
-    ]
-    parts += [f"warning: {w}" for w in report.warnings]
-    return "\n".join(parts)
