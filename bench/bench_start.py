@@ -18,10 +18,13 @@ cores with sshd and xenfab).
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
+import json
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -50,6 +53,23 @@ def max_overlap(windows: list[tuple[float, float]]) -> int:
         cur += step
         best = max(best, cur)
     return best
+
+
+def latencies(audit_path: str, starts: list[dict]) -> tuple[float, float]:
+    """Median seconds from sending clusvcadm to the lab's start, and from booted to confirmed."""
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    with open(audit_path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            at = datetime.datetime.fromisoformat(rec["time"]).timestamp()
+            if rec["action"] == "start" and rec.get("outcome") == "accepted":
+                sent[rec["guest"]] = at - float(rec.get("seconds") or 0)
+            elif rec["action"] == "result" and rec.get("outcome") == "started":
+                seen[rec["guest"]] = at
+    launch = [s["began"] - sent[s["guest"]] for s in starts if s["guest"] in sent]
+    detect = [seen[s["guest"]] - s["ended"] for s in starts if s["guest"] in seen]
+    return statistics.median(launch or [0.0]), statistics.median(detect or [0.0])
 
 
 def lab_config(lab_dir: str) -> XenfabConfig:
@@ -141,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         per_host = Counter(a.host for a in assignments)
         parallel = sum(min(n, args.cap) for n in per_host.values())
         log = io.StringIO()
+        load0 = os.getloadavg()[0]
         t1, c1 = time.monotonic(), os.times()
         report = start_guests(cfg, env, snap, layout, policy, parallel=parallel, out=log)
         wall = time.monotonic() - t1
@@ -160,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             by_host.setdefault(s["host"], []).append((s["began"], s["ended"]))
         peak_host = max(max_overlap(w) for w in by_host.values()) if by_host else 0
         peak_all = max_overlap([(s["began"], s["ended"]) for s in starts])
+        launch, detect = latencies(cfg.audit_log, starts)
         serial_mean = sum(serial_each) / len(serial_each)
         serial = serial_mean * len(assignments)
         counts = report.counts()
@@ -199,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{total_wall:.1f} s. "
             f"ratio target <= 1.25. serial: the seed's one-at-a-time way, measured on "
             f"{len(serial_each)} guests in this run and scaled to {len(assignments)}."
+        )
+        print(
+            f"per start (median): clusvcadm sent -> the lab's start began {launch:.2f} s; "
+            f"booted -> xenfab saw started {detect:.2f} s. "
+            f"Load average before/after: {load0:.1f}/{os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs."
         )
         ok = report.ok and wall / bound <= 1.25 and peak_host <= args.cap
         return 0 if ok else 1
