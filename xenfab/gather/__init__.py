@@ -40,6 +40,8 @@ def gather(
     cfg = ssh.fabric_config(env, base_config)
     nonce = new_nonce()
     master = env.master or entries[0].name
+    if master not in {e.name for e in entries}:
+        raise ConfigError(f"environment {env.name}: master {master} is not one of its hosts")
     cluster_probes = backend.state_probes()
     host_script = build_script(nonce, HOST_PROBES)
     master_script = build_script(nonce, HOST_PROBES + cluster_probes, env.guest_config_dir)
@@ -49,8 +51,11 @@ def gather(
         return _report(ssh.run(entry.name, script, env, cfg), nonce, entry.name == master)
 
     workers = max(1, min(env.ssh.parallel, len(entries)))
+    # The master runs the longest script (cluster state, every guest config): it goes first so
+    # that it never waits for a free worker behind the other hosts.
+    order = sorted(entries, key=lambda e: e.name != master)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
-        reports = {r.name: r for r in pool.map(ask, entries)}
+        reports = {r.name: r for r in pool.map(ask, order)}
     used_master = master
     if reports[master].error is not None:
         # The master is down: ask the first host that answered to read the cluster instead.

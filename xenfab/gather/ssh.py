@@ -53,7 +53,8 @@ def fabric_config(env: Environment, base: object | None = None) -> Config:
             cfg.timeouts.connect = int(timeout)
     if env.ssh.key_filename:
         cfg.connect_kwargs["key_filename"] = [env.ssh.key_filename]
-    cfg.load_ssh_config()
+    # No second cfg.load_ssh_config(): Config() has loaded the files already, and loading them
+    # again doubled every stanza (each Connection's lookup walks them all, twice).
     return cfg
 
 
