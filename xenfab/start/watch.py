@@ -3,9 +3,9 @@
 The cluster state is re-read on the master right before each batch of starts; that is where a
 guest started through the cluster shows up. A domain started outside the cluster (``xl create``
 by hand) only shows in the hosts' own lists, and reading 20 hosts costs 20 commands: so the lists
-are refreshed by a background thread, every host in parallel, and a start goes ahead only when
-every reachable host was read at most ``max_age`` seconds before it. The thread reads again shortly
-before the lists grow too old, so starts do not wait for it, and not at all while nothing waits.
+are refreshed by a background thread, each host on its own schedule, shortly before its list
+grows older than ``max_age``, and only while guests wait. The engine starts guests only while
+every reachable host's list is fresh; it never waits on a host itself.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from .remote import SessionPool
 # A start waits for lists younger than this (the snapshot's lists, which the spec accepts, are
 # as old as the confirmation prompt took); a re-read costs one command per host.
 DOMAINS_MAX_AGE_S = 10.0
+READERS = 16
 
 
 class DomainWatch:
-    """Latest domain names per host, with the time each host was last asked."""
+    """Latest domain names per host, and how recent each host's list is."""
 
     def __init__(
         self,
@@ -43,13 +44,17 @@ class DomainWatch:
         self.max_age = max_age
         # Until a host answers, what the snapshot saw on it is the best knowledge there is.
         self.names: dict[str, set[str]] = {h.name: {d.name for d in h.domains} for h in self.hosts}
-        self.asked_at: dict[str, float] = {}
+        # When each host's list was last vouched for: a read's start, or a failed read's end
+        # (a host that does not answer is reported once and its last list used).
+        self.valid_at: dict[str, float] = {}
+        self.took: dict[str, float] = {}
         self.failing: set[str] = set()
-        self._read_lock = threading.Lock()
+        self._reading: set[str] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_duration = 1.0
+        self._pool = ThreadPoolExecutor(max_workers=min(READERS, max(1, len(self.hosts))))
 
     def start(self) -> None:
         """Start the background refresher (it reads only while ``want(True)``)."""
@@ -58,9 +63,10 @@ class DomainWatch:
             self._thread.start()
 
     def stop(self) -> None:
-        """Stop the refresher; a read under way finishes in the background."""
+        """Stop the refresher; reads under way finish in the background."""
         self._stop.set()
         self._wanted.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def want(self, wanted: bool) -> None:
         """Refresh in the background only while guests are waiting to be started."""
@@ -70,79 +76,92 @@ class DomainWatch:
             self._wanted.clear()
 
     def fresh(self, now: float | None = None) -> bool:
-        """True when every watched host was asked within ``max_age`` seconds."""
+        """True when every watched host's list is at most ``max_age`` seconds old."""
         now = time.monotonic() if now is None else now
-        return all(now - self.asked_at.get(h.name, -1e9) <= self.max_age for h in self.hosts)
-
-    def ensure_fresh(self) -> None:
-        """Read now unless the lists are fresh (waits for a background read under way)."""
-        if not self.fresh():
-            self.refresh(only_if_stale=True)
+        with self._lock:
+            return all(
+                now - self.valid_at.get(h.name, float("-inf")) <= self.max_age for h in self.hosts
+            )
 
     def current(self) -> dict[str, set[str]]:
         """A copy of the latest domain names per host."""
-        return {host: set(names) for host, names in self.names.items()}
+        with self._lock:
+            return {host: set(names) for host, names in self.names.items()}
 
     def update(self, host: str, names: set[str]) -> None:
         """Record a list read elsewhere (a re-plan's gather)."""
-        if host not in self.names:
-            return
-        self.names[host] = set(names)
-        self.asked_at[host] = time.monotonic()
+        with self._lock:
+            if host in self.names:
+                self.names[host] = set(names)
+                self.valid_at[host] = time.monotonic()
 
-    def refresh(self, only_if_stale: bool = False) -> None:
-        """Ask every watched host for its domain list, in parallel."""
-        with self._read_lock:
-            if only_if_stale and self.fresh():
+    def refresh(self) -> None:
+        """Read every watched host now, in parallel, and wait for the answers."""
+        hosts = [h for h in self.hosts if self._claim(h.name)]
+        if hosts:
+            with ThreadPoolExecutor(max_workers=min(READERS, len(hosts))) as ex:
+                list(ex.map(self._read, hosts))
+        # Hosts another reader had claimed: wait until their reads land.
+        while any(h.name in self._reading for h in self.hosts) and not self._stop.is_set():
+            time.sleep(0.02)
+
+    def _claim(self, host: str) -> bool:
+        with self._lock:
+            if host in self._reading:
+                return False
+            self._reading.add(host)
+            return True
+
+    def _read(self, host: Host) -> None:
+        began = time.monotonic()
+        try:
+            names, error = self._list(host)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not stop the starts
+            names, error = None, repr(exc)
+        with self._lock:
+            self._reading.discard(host.name)
+            self.took[host.name] = time.monotonic() - began
+            if names is not None:
+                self.names[host.name] = names
+                self.valid_at[host.name] = began
+                self.failing.discard(host.name)
                 return
-            began = time.monotonic()
-            workers = min(16, len(self.hosts)) or 1
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xl") as ex:
-                results = list(ex.map(self._one, self.hosts))
-            self.last_duration = time.monotonic() - began
-            for name, names, error in results:
-                self.asked_at[name] = began
-                if names is not None:
-                    self.names[name] = names
-                    self.failing.discard(name)
-                elif name not in self.failing and not self._stop.is_set():
-                    self.failing.add(name)
-                    self.warn(
-                        f"warning: cannot list domains on {name} ({error}); "
-                        "using the last list it gave"
-                    )
+            self.valid_at[host.name] = time.monotonic()
+            first = host.name not in self.failing
+            self.failing.add(host.name)
+        if first and not self._stop.is_set():
+            self.warn(
+                f"warning: cannot list domains on {host.name} ({error}); "
+                "using the last list it gave"
+            )
 
-    def _one(self, host: Host) -> tuple[str, set[str] | None, str | None]:
+    def _list(self, host: Host) -> tuple[set[str] | None, str | None]:
         tool = host.toolstack if host.toolstack in ("xl", "xm") else "xl"
         res = self.pool.run(host.name, f"{tool} list", timeout=self.timeout)
         if res.error is not None or res.output is None:
-            return host.name, None, res.error or "no output"
+            return None, res.error or "no output"
         if res.output.exit_code != 0:
             first = (res.output.text.strip().splitlines() or [""])[0]
-            return host.name, None, f"{tool} list exited {res.output.exit_code}: {first}"
+            return None, f"{tool} list exited {res.output.exit_code}: {first}"
         try:
             doms = parse_xl_list(res.output.text, source=f"{host.name}: {tool} list")
         except ParseError as exc:
-            return host.name, None, str(exc)
-        return host.name, {d.name for d in doms}, None
-
-    def oldest(self) -> float:
-        """When the least recently asked host was asked (monotonic; -inf if never)."""
-        return min((self.asked_at.get(h.name, float("-inf")) for h in self.hosts), default=0.0)
+            return None, str(exc)
+        return {d.name for d in doms}, None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wanted.wait()
             if self._stop.is_set():
                 return
-            # Read again when the lists are about to expire, with room for a slow read.
-            due = self.oldest() + self.max_age - max(1.0, 2 * self.last_duration)
-            if time.monotonic() < due:
-                self._stop.wait(min(0.5, due - time.monotonic()))
-                continue
-            try:
-                self.refresh()
-            except Exception as exc:  # noqa: BLE001 - the engine falls back to reading itself
-                if not self._stop.is_set():
-                    self.warn(f"warning: background domain check failed: {exc!r}")
-                self._stop.wait(1.0)
+            now = time.monotonic()
+            for host in self.hosts:
+                # Read again before the list expires, with room for a read as slow as the last.
+                margin = max(1.0, 2 * self.took.get(host.name, 1.0))
+                due = self.valid_at.get(host.name, float("-inf")) + self.max_age - margin
+                if now >= due and self._claim(host.name):
+                    try:
+                        self._pool.submit(self._read, host)
+                    except RuntimeError:  # shut down meanwhile
+                        return
+            self._stop.wait(0.2)
