@@ -29,6 +29,7 @@ import cProfile
 import json
 import os
 import pstats
+import pwd
 import socket
 import sys
 import threading
@@ -41,6 +42,7 @@ import common  # noqa: E402
 import paramiko  # noqa: E402
 from common import (  # noqa: E402
     CpuMeter,
+    CpuSplit,
     Lab,
     bench_lab,
     fab,
@@ -97,9 +99,9 @@ def in_process(lab: Lab, size: int) -> dict:
     return {"wall": cpu.wall, "errors": len(snap.errors), "cpu": cpu}
 
 
-def cap_sweep(lab: Lab, size: int, caps: list[int]) -> list[list[str]]:
+def cap_sweep(lab: Lab, size: int, caps: list[int]) -> tuple[list[list[str]], list[CpuSplit]]:
     """In-process gathers of ``size`` hosts with env.ssh.parallel set to each of ``caps``."""
-    rows = []
+    rows, splits = [], []
     for cap in caps:
         env = environment(lab, size)
         env.ssh.parallel = cap
@@ -115,7 +117,13 @@ def cap_sweep(lab: Lab, size: int, caps: list[int]) -> list[list[str]]:
                 str(len(snap.errors)),
             ]
         )
-    return rows
+        splits.append(cpu)
+    return rows, splits
+
+
+def cpu_floor(cpu: CpuSplit) -> float:
+    """The least wall time this machine's cores need for the CPU the lab and xenfab used."""
+    return (cpu.lab + cpu.ours) / (os.cpu_count() or 1)
 
 
 def serial(lab: Lab, sample: int) -> dict[str, float]:
@@ -192,6 +200,25 @@ def anatomy(lab: Lab, repeat: int) -> list[list[str]]:
     rows.append(
         ["lab CPU of that whole connection (sshd, shells, tools)", fmt_s(median(lab_cpu), 3)]
     )
+    rows += login_shell(repeat)
+    return rows
+
+
+def login_shell(repeat: int) -> list[list[str]]:
+    """What this account's login shell costs before the lab runs anything, as sshd starts it."""
+    user = pwd.getpwuid(os.getuid())
+    # sshd runs ForceCommand as `$SHELL -c CMD` with SSH_CLIENT set: bash then reads ~/.bashrc.
+    env = {"HOME": user.pw_dir, "USER": user.pw_name, "SSH_CLIENT": "127.0.0.1 1 22"}
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    shell = user.pw_shell or "/bin/sh"
+    rows = []
+    for label, argv in (
+        (f"login shell as sshd starts it: {shell} -c true (rc files)", [shell, "-c", "true"]),
+        ("/bin/sh -c true (no rc file), for comparison", ["/bin/sh", "-c", "true"]),
+    ):
+        runs = [run_process(argv, env=env, clean_env=True) for _ in range(repeat)]
+        wall, cpu = median([r.wall for r in runs]), median([r.cpu for r in runs])
+        rows.append([f"{label}: wall (CPU)", f"{wall:.3f} ({cpu:.3f})"])
     return rows
 
 
@@ -267,7 +294,6 @@ ENTRY_POINTS = (
     ("  known_hosts (cached after the first host)", "xenfab/gather/ssh.py", "_trusted_keys"),
     ("  SSHClient.connect: TCP, wait for kex, auth", "paramiko/client.py", "connect"),
     ("  execute: channel, read the output", "xenfab/gather/ssh.py", "execute"),
-    ("all paramiko transport threads: packets, crypto", "paramiko/transport.py", "run"),
     ("split_output (per host)", "xenfab/gather/batch.py", "split_output"),
     ("assemble: parse every output, join (once)", "xenfab/gather/assemble.py", "assemble"),
 )
@@ -307,6 +333,17 @@ def profile(lab: Lab, size: int, top: int) -> tuple[list[list[str]], list[list[s
     for label, suffix, func in ENTRY_POINTS:
         ct = sum(v[3] for (path, _, fn), v in raw.items() if fn == func and path.endswith(suffix))
         rows.append([label, fmt_s(ct, 2), f"{100 * ct / total:.0f}%"])
+    # The transports' threads enter run() before their profiler starts: count paramiko's own time.
+    own = sum(
+        v[2] for (path, _, _), v in raw.items() if "paramiko/" in path and "config.py" not in path
+    )
+    rows.append(
+        [
+            "paramiko's own time: packets, crypto, kex, auth",
+            fmt_s(own, 2),
+            f"{100 * own / total:.0f}%",
+        ]
+    )
     rows.append(["total, every thread (the profiler itself slows it)", fmt_s(total, 2), "100%"])
     ranked = sorted(raw.items(), key=lambda kv: -kv[1][2])[:top]
     funcs = [
@@ -327,7 +364,7 @@ def _short(path: str, line: int, fn: str) -> str:
 # Where `import xenfab.tasks` spends its time (cumulative; nested ones are counted in both).
 IMPORTS = (
     ("xenfab.tasks", " (all of it)"),
-    ("fabric", " (with invoke, paramiko, cryptography)"),
+    ("fabric", ""),
     ("paramiko", ""),
     ("invoke", ""),
     ("yaml", ""),
@@ -351,7 +388,9 @@ def startup(repeat: int) -> tuple[list[list[str]], float]:
     rows.append(["`python -c pass` (the interpreter alone)", fmt_s(bare, 3)])
     for name, what in IMPORTS:
         if name in cumulative:
-            rows.append([f"import {name}{what}", fmt_s(cumulative[name] / 1e6, 3)])
+            rows.append(
+                [f"import {name}{what} (when first imported)", fmt_s(cumulative[name] / 1e6, 3)]
+            )
     return rows, median(walls)
 
 
@@ -465,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nThat gather: {info['wall']:.2f} s wall; CPU {c.ours:.1f} s xenfab, {c.lab:.1f} s "
             f"the lab ({c.lab / max(1, n):.3f} s per host), {c.others:.1f} s other processes, "
-            f"of {c.capacity:.1f} s available on {os.cpu_count()} cores."
+            f"of {c.capacity:.1f} s available on {os.cpu_count()} cores: that CPU alone needs "
+            f"{cpu_floor(c):.2f} s of wall time (the machine's CPU floor for this gather)."
         )
         print(
             f"The lab's floor: {n} parallel logins running `true` (no Xen tool) take "
@@ -481,14 +521,24 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         caps = [
-            int(c) for c in (args.caps or ("" if args.quick else "8,16,32,64,100")).split(",") if c
+            int(x) for x in (args.caps or ("" if args.quick else "8,16,32,64,100")).split(",") if x
         ]
+        floors = [cpu_floor(c)]
         if caps:
             print(f"\n== The worker cap (env.ssh.parallel, default 64) at {n} hosts: gather() ==")
-            rows = cap_sweep(lab, n, caps)
+            rows, splits = cap_sweep(lab, n, caps)
             print(
                 table(rows, ["cap", "wall s", "lab CPU s", "per host", "others' CPU s", "errors"])
             )
+            floors += [cpu_floor(split) for split in splits]
+            best = min(range(len(caps)), key=lambda i: splits[i].wall)
+            figures.update(best_cap=caps[best], best_cap_s=splits[best].wall)
+        figures["cpu_floor_s"] = min(floors)
+        print(
+            f"\nCPU floor of a {n}-host gather on this machine, (lab + xenfab CPU) / "
+            f"{os.cpu_count()} cores, least of the gathers above: {min(floors):.2f} s; "
+            f"fab facts took {fw_n / min(floors):.2f}x that."
+        )
 
         print("\n== One connection to the master, step by step (median) ==")
         print(table(anatomy(lab, 1 if args.quick else 5), ["step", "s"]))

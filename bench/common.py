@@ -220,9 +220,16 @@ class ProcRun:
 
 
 def run_process(
-    argv: list[str], env: dict | None = None, timeout: float = 600, cwd: str = REPO
+    argv: list[str],
+    env: dict | None = None,
+    timeout: float = 600,
+    cwd: str = REPO,
+    clean_env: bool = False,
 ) -> ProcRun:
-    """Run ``argv`` to completion; its own rusage (wait4), not the sum over all children."""
+    """Run ``argv`` to completion; its own rusage (wait4), not the sum over all children.
+
+    ``clean_env``: ``env`` is the whole environment, not additions to this process's.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(
@@ -231,7 +238,7 @@ def run_process(
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
-            env={**os.environ, **(env or {})},
+            env=dict(env or {}) if clean_env else {**os.environ, **(env or {})},
         )
         deadline = t0 + timeout
         while True:

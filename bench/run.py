@@ -160,6 +160,30 @@ def gather_rows(out: Outcome, fig: dict) -> list[list[str]]:
                 "info",
             ]
         )
+    if "cpu_floor_s" in fig:
+        rows.append(
+            [
+                "gather",
+                f"CPU floor of a {n}-host gather here: (lab + xenfab CPU) / {os.cpu_count()} cores",
+                fmt_s(fig["cpu_floor_s"]),
+                "",
+                fmt_ratio(fig["fab_facts_s"] / fig["cpu_floor_s"]) + " (facts / floor)",
+                "",
+                "info",
+            ]
+        )
+    if "best_cap" in fig:
+        rows.append(
+            [
+                "gather",
+                f"gather(), {n} hosts, fastest worker cap ({fig['best_cap']}; default 64)",
+                fmt_s(fig["best_cap_s"]),
+                fmt_s(fig["bound_s"]) + " (1 host)",
+                fmt_ratio(fig["best_cap_s"] / fig["bound_s"]),
+                "",
+                "info",
+            ]
+        )
     rows.append(
         ["gather", "fab start-up (`fab --list`)", fmt_s(fig["fab_startup_s"]), "", "", "", "info"]
     )
