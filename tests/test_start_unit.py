@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -320,3 +321,47 @@ def test_audit_log_that_cannot_be_written_refuses_to_start(tmp_path):
     blocker.write_text("")
     with pytest.raises(StartRefused, match="audit log"):
         AuditLog(str(blocker / "audit.jsonl"), "lab", "r").open()
+
+
+# -- domain lists ------------------------------------------------------------------------------
+
+XL_LIST = (
+    "Name                                        ID   Mem VCPUs\tState\tTime(s)\n"
+    "Domain-0                                     0  2048     4     r-----    1000.0\n"
+    "{name:<40}  7  1024     1     -b----      12.0\n"
+)
+
+
+class FakePool:
+    """Answers `xl list` like a host running the given domains; None = host does not answer."""
+
+    def __init__(self, running: dict[str, str | None]):
+        self.running = running
+        self.calls: list[str] = []
+
+    def run(self, host: str, command: str, timeout: float | None = None) -> RunResult:
+        self.calls.append(host)
+        name = self.running[host]
+        if name is None:
+            return RunResult(host, None, f"{host}: connection refused")
+        return RunResult(host, Output(XL_LIST.format(name=name), 0))
+
+
+def test_domain_watch_reads_every_host_and_tolerates_a_silent_one():
+    from xenfab.start.watch import DomainWatch
+
+    hosts = [Host("xen01", toolstack="xl"), Host("xen02", toolstack="xm"), Host("xen03")]
+    hosts[2].domains = [Domain("old", 512, 1)]
+    warnings: list[str] = []
+    pool = FakePool({"xen01": "web01", "xen02": "db01", "xen03": None})
+    watch = DomainWatch(pool, hosts, 5, warnings.append, max_age=10)
+    assert not watch.fresh()
+    watch.refresh()
+    watch.refresh()
+    seen = watch.current()
+    assert "web01" in seen["xen01"] and "db01" in seen["xen02"]
+    assert seen["xen03"] == {"old"}  # the snapshot's list stands in for a silent host
+    assert watch.fresh()
+    assert len(warnings) == 1 and "xen03" in warnings[0]
+    assert watch.fresh(time.monotonic() + 11) is False
+    watch.stop()

@@ -48,6 +48,7 @@ class DomainWatch:
         # (a host that does not answer is reported once and its last list used).
         self.valid_at: dict[str, float] = {}
         self.took: dict[str, float] = {}
+        self.done_at: dict[str, float] = {}
         self.failing: set[str] = set()
         self._reading: set[str] = set()
         self._lock = threading.Lock()
@@ -121,6 +122,7 @@ class DomainWatch:
         with self._lock:
             self._reading.discard(host.name)
             self.took[host.name] = time.monotonic() - began
+            self.done_at[host.name] = time.monotonic()
             if names is not None:
                 self.names[host.name] = names
                 self.valid_at[host.name] = began
@@ -156,9 +158,14 @@ class DomainWatch:
                 return
             now = time.monotonic()
             for host in self.hosts:
-                # Read again before the list expires, with room for a read as slow as the last.
-                margin = max(1.0, 2 * self.took.get(host.name, 1.0))
-                due = self.valid_at.get(host.name, float("-inf")) + self.max_age - margin
+                # Read again before the list expires, with room for a read as slow as the last;
+                # but never more often than every max_age/2 per host: on an overloaded host,
+                # reading faster would only load it more.
+                margin = min(self.max_age / 2, max(1.0, 2 * self.took.get(host.name, 1.0)))
+                due = max(
+                    self.valid_at.get(host.name, float("-inf")) + self.max_age - margin,
+                    self.done_at.get(host.name, float("-inf")) + self.max_age / 2,
+                )
                 if now >= due and self._claim(host.name):
                     try:
                         self._pool.submit(self._read, host)
