@@ -5,10 +5,11 @@ connections here reject unknown and changed keys unless the environment opts out
 
 Speed (a gather opens one connection per host, 100 at a time): known_hosts files are parsed once
 per process and file version, not once per connection (paramiko's HostKeys.load is quadratic in
-the file's lines); each Connection gets its own connect_kwargs, because Fabric otherwise writes the
-key list back into the shared config (it grew by one key per connection and re-merged the whole
-config each time, racing other threads); and the command runs on a bare paramiko channel, not
-through Invoke's Runner, whose three threads per command poll every 10 ms.
+the file's lines); each Connection keeps its connect_kwargs and inline_ssh_env to itself, because
+Fabric otherwise writes them into the config all threads share (the key list grew by one key per
+connection, and every write re-merged the whole config under the other threads' feet); and the
+command runs on a bare paramiko channel, not through Invoke's Runner, whose three threads per
+command poll every 10 ms.
 """
 
 from __future__ import annotations
