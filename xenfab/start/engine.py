@@ -129,6 +129,7 @@ class Engine:
         self.watch: DomainWatch | None = None
         self.state_ok_at = time.monotonic()
         self.read_at = 0.0
+        self.primed: ClusterState | None = None
         self.next_send = 0.0
         self.last_state_error: str | None = None
         self.durations: list[float] = []
@@ -249,7 +250,10 @@ class Engine:
         may_start = not stopping and sched.ready(now)
         state: ClusterState | None = None
         if confirming or may_start:
-            state = self._read_state()
+            primed, self.primed = self.primed, None
+            # The read that checked quorum after taking the lock serves the first turn.
+            fresh = primed is not None and time.monotonic() - self.read_at < POLL_S
+            state = primed if fresh else self._read_state()
         if state is not None:
             self._confirm(sched, confirming, state)
             if state.quorate is False and self.stop_reason is None:
@@ -603,6 +607,7 @@ class Engine:
                 f"cannot read the cluster state on {self.master}: {self.last_state_error}"
             )
         self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
+        self.primed = state
 
     def _release_lock(self) -> None:
         if self.lock is None or not self.lock.held:
