@@ -200,21 +200,35 @@ def anatomy(lab: Lab, repeat: int) -> list[list[str]]:
     rows.append(
         ["lab CPU of that whole connection (sshd, shells, tools)", fmt_s(median(lab_cpu), 3)]
     )
-    rows += login_shell(repeat)
+    rows += login_shell(lab, repeat)
     return rows
 
 
-def login_shell(repeat: int) -> list[list[str]]:
-    """What this account's login shell costs before the lab runs anything, as sshd starts it."""
+def login_shell(lab: Lab, repeat: int) -> list[list[str]]:
+    """What the account's login shell costs before the lab runs anything, as its sshd starts it."""
     user = pwd.getpwuid(os.getuid())
-    # sshd runs ForceCommand as `$SHELL -c CMD` with SSH_CLIENT set: bash then reads ~/.bashrc.
+    # sshd runs ForceCommand as `$SHELL -c CMD` with SSH_CLIENT set (bash then reads ~/.bashrc,
+    # unless SHLVL says it is nested) plus the SetEnv variables of the lab's sshd_config.
     env = {"HOME": user.pw_dir, "USER": user.pw_name, "SSH_CLIENT": "127.0.0.1 1 22"}
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    try:
+        with open(os.path.join(lab.dir, "sshd", "sshd_config.0"), encoding="utf-8") as fh:
+            for line in fh:
+                words = line.split()
+                if len(words) >= 2 and words[0].lower() == "setenv":
+                    env.update(w.split("=", 1) for w in words[1:] if "=" in w)
+    except OSError:
+        pass
     shell = user.pw_shell or "/bin/sh"
+    sets = " ".join(f"{k}={v}" for k, v in env.items() if k not in ("HOME", "USER", "PATH"))
+    bare = [shell, "--norc", "-c", "true"] if shell.endswith("bash") else ["/bin/sh", "-c", "true"]
     rows = []
     for label, argv in (
-        (f"login shell as sshd starts it: {shell} -c true (rc files)", [shell, "-c", "true"]),
-        ("/bin/sh -c true (no rc file), for comparison", ["/bin/sh", "-c", "true"]),
+        (
+            f"the login shell as the lab's sshd starts it ({sets} {shell} -c true)",
+            [shell, "-c", "true"],
+        ),
+        (f"{' '.join(bare)}, for comparison", bare),
     ):
         runs = [run_process(argv, env=env, clean_env=True) for _ in range(repeat)]
         wall, cpu = median([r.wall for r in runs]), median([r.cpu for r in runs])
