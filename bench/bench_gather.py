@@ -182,7 +182,7 @@ def anatomy(lab: Lab, repeat: int) -> list[list[str]]:
         key_path = conn.ssh_config["identityfile"][0]
         address = (conn.host, conn.port)
         sock = step("TCP connect", socket.create_connection, address, env.ssh.connect_timeout)
-        transport = paramiko.Transport(sock)
+        transport = ssh.transport(sock)  # as xenfab's connections do (no Nagle, quick ACKs)
         step("SSH version + key exchange (curve25519, ed25519 host key)", transport.start_client)
         pkey = paramiko.PKey.from_path(key_path)
         step("public key auth (ed25519)", transport.auth_publickey, conn.user, pkey)

@@ -14,6 +14,7 @@ command poll every 10 ms.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -72,6 +73,7 @@ def connect(host: str, env: Environment, cfg: Config) -> Connection:
     # instead of into cfg, which every thread of a gather shares.
     kwargs = {key: cfg.connect_kwargs[key] for key in cfg.connect_kwargs}
     kwargs["key_filename"] = []
+    kwargs.setdefault("transport_factory", transport)
     conn = _Connection(
         host,
         user=env.ssh.user,
@@ -90,6 +92,38 @@ def connect(host: str, env: Environment, cfg: Config) -> Connection:
         for keytype, key in (found or {}).items():
             client_keys.add(name, keytype, key)
     return conn
+
+
+def transport(sock: object, **kwargs: object) -> paramiko.Transport:
+    """The paramiko Transport for a connected socket (SSHClient.connect's transport_factory)."""
+    # sshd leaves Nagle on for sessions without a terminal, and Linux delays ACKs: each small
+    # message that follows another unacknowledged one (userauth after the key exchange, the
+    # channel confirmation after sshd's host key notice) waited 40 ms for our delayed ACK.
+    # No Nagle on our side, and what we read is acknowledged at once: a login that ran `true`
+    # took 0.11 s, now 0.025 s. A gateway's channel or a ProxyCommand is left as it is.
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if hasattr(socket, "TCP_QUICKACK"):
+            sock = _AckingSocket(sock)
+    return paramiko.Transport(sock, **kwargs)
+
+
+class _AckingSocket:
+    """A TCP socket that acknowledges what it has read at once (Linux TCP_QUICKACK)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def recv(self, size: int) -> bytes:
+        """Read, then send the ACK the kernel would have delayed (QUICKACK is not sticky)."""
+        data = self._sock.recv(size)
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
 
 
 _KEYS_LOCK = threading.Lock()
