@@ -38,7 +38,7 @@ from tabulate import tabulate  # noqa: E402
 from xenfab import lab  # noqa: E402
 from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import XenfabConfig, load_config  # noqa: E402
-from xenfab.gather import batch, gather, ssh  # noqa: E402
+from xenfab.gather import batch, environment_hosts, gather, ssh  # noqa: E402
 from xenfab.plan import plan, policy_from_dict  # noqa: E402
 from xenfab.start import start_guests  # noqa: E402
 
@@ -86,7 +86,7 @@ def seed_way(cfg: XenfabConfig, guests: list[tuple[str, str]], boot_s: float) ->
     env = cfg.environment("lab")
     fab = ssh.fabric_config(env)
     be = get_backend(env.backend)
-    master = env.master or env.hosts[0].name
+    master = env.master or environment_hosts(env)[0].name  # hosts may be patterns (xen*)
     times = []
     for guest, host in guests:
         t0 = time.monotonic()

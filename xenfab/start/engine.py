@@ -117,7 +117,8 @@ class Engine:
         self.prompt = prompt
         self.confirm_timeout_s = confirm_timeout_s or CONFIRM_TIMEOUT_S
         self.backend = get_backend(env.backend)
-        self.master = snapshot.master or env.master or (env.hosts[0].name if env.hosts else "")
+        # The snapshot names the host that actually read the cluster; the config is the fallback.
+        self.master = snapshot.master or env.master or ""
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=dry_run)
         self.results: queue.Queue[_StartDone | _Replanned] = queue.Queue()
