@@ -6,24 +6,11 @@ import random
 import time
 
 import pytest
+from planfixtures import guest, host, snap
 
 from xenfab.errors import ConfigError
 from xenfab.plan import plan, policy_from_dict
-from xenfab.snapshot import Domain, Guest, Host, Snapshot
-
-
-def snap(hosts, guests):
-    return Snapshot("test", "2026-01-01T00:00:00Z", "xen01", True, hosts, guests)
-
-
-def host(name, free, total=None, cpus=8, **kw):
-    return Host(
-        name, total_mib=total if total is not None else free, free_mib=free, cpus=cpus, **kw
-    )
-
-
-def guest(name, mem, state="disabled", **kw):
-    return Guest(name, memory_mib=mem, state=state, **kw)
+from xenfab.snapshot import Domain
 
 
 def run(s, **policy):
