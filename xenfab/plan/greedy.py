@@ -160,10 +160,12 @@ class RoundRobin(Picker):
         return f"round-robin: first host with room in rotation from {first} ({fit})"
 
 
-class MostFree(Picker):
-    """The seed's other rule: the host with the most free RAM that fits."""
+class HeapPicker(Picker):
+    """A strategy whose best host is the top of a heap ordered by ``key``, kept lazily.
 
-    name = "most-free"
+    A host whose room changes gets a fresh entry with a new version; older entries are skipped
+    when they surface, so every update costs O(log hosts).
+    """
 
     def __init__(self, m: Model, st: State) -> None:
         super().__init__(m, st)
@@ -173,7 +175,7 @@ class MostFree(Picker):
 
     def entry(self, h: int) -> tuple:
         """Heap entry for host ``h`` at its current room."""
-        return (-self.st.rem[h], self.m.rank[h], h, self.ver[h])
+        return (*self.key(h, 0), h, self.ver[h])
 
     def update(self, h: int) -> None:
         """Host ``h`` gained or lost room: refresh the index."""
@@ -181,77 +183,59 @@ class MostFree(Picker):
         self.ver[h] += 1
         heapq.heappush(self.heap, self.entry(h))
 
-    def key(self, h: int, i: int) -> tuple:
-        """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (-self.st.rem[h], self.m.rank[h])
+    def hopeless(self, top: tuple, g: PGuest) -> bool:
+        """True when no host at or below ``top`` can hold ``g`` (ends the search early)."""
+        return False
 
     def search(self, g: PGuest, i: int) -> int | None:
         """The best unpinned host for ``g`` by this strategy, or None."""
         heap, popped, found = self.heap, [], None
         while heap:
             top = heap[0]
-            if top[3] != self.ver[top[2]]:
+            if top[-1] != self.ver[top[-2]]:
                 heapq.heappop(heap)  # stale entry of a host that changed since
                 continue
-            if -top[0] < g.mem:
-                break  # the roomiest host left is too small: so is every other
+            if self.hopeless(top, g):
+                break
             popped.append(heapq.heappop(heap))
-            if self.st.fits(g, top[2]):
-                found = top[2]
+            if self.st.fits(g, top[-2]):
+                found = top[-2]
                 break
         for e in popped:
             heapq.heappush(heap, e)
         return found
+
+
+class MostFree(HeapPicker):
+    """The seed's other rule: the host with the most free RAM that fits."""
+
+    name = "most-free"
+
+    def key(self, h: int, i: int) -> tuple:
+        """Sort key of host ``h`` for this strategy (smaller is better)."""
+        return (-self.st.rem[h], self.m.rank[h])
+
+    def hopeless(self, top: tuple, g: PGuest) -> bool:
+        """The roomiest host left is too small: so is every other."""
+        return -top[0] < g.mem
 
     def why(self, g: PGuest, h: int, i: int) -> str:
         """Why host ``h`` was chosen, before it is charged."""
         return f"most-free: most free RAM of the hosts that fit ({fit_text(self.st, g, h)})"
 
 
-class Balanced(Picker):
+class Balanced(HeapPicker):
     """Worst fit / LPT: largest guests first, each to the host with most room for its size."""
 
     name = "balanced"
-
-    def __init__(self, m: Model, st: State) -> None:
-        super().__init__(m, st)
-        self.ver = {h: 0 for h in m.usable}
-        self.heap = [self.entry(h) for h in m.usable]
-        heapq.heapify(self.heap)
 
     def share(self, h: int) -> float:
         """Fraction of the host's RAM still free."""
         return self.st.rem[h] / self.m.size[h]
 
-    def entry(self, h: int) -> tuple:
-        """Heap entry for host ``h`` at its current room."""
-        return (-self.share(h), self.m.rank[h], h, self.ver[h])
-
-    def update(self, h: int) -> None:
-        """Host ``h`` gained or lost room: refresh the index."""
-        super().update(h)
-        self.ver[h] += 1
-        heapq.heappush(self.heap, self.entry(h))
-
     def key(self, h: int, i: int) -> tuple:
         """Sort key of host ``h`` for this strategy (smaller is better)."""
         return (-self.share(h), self.m.rank[h])
-
-    def search(self, g: PGuest, i: int) -> int | None:
-        """The best unpinned host for ``g`` by this strategy, or None."""
-        heap, popped, found = self.heap, [], None
-        while heap:
-            top = heap[0]
-            if top[3] != self.ver[top[2]]:
-                heapq.heappop(heap)
-                continue
-            popped.append(heapq.heappop(heap))
-            if self.st.fits(g, top[2]):
-                found = top[2]
-                break
-        for e in popped:
-            heapq.heappush(heap, e)
-        return found
 
     def why(self, g: PGuest, h: int, i: int) -> str:
         """Why host ``h`` was chosen, before it is charged."""
