@@ -81,6 +81,14 @@ def _read_info(lab: Path) -> dict | None:
         raise LabError(f"{lab}/lab.json is unreadable: {exc}") from None
 
 
+def _existing_lab(lab: Path) -> dict:
+    """The lab's recorded info; a LabError when no lab was ever brought up in ``lab``."""
+    info = _read_info(lab)
+    if info is None or not (lab / "state.db").exists():
+        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    return info
+
+
 def _write_info(lab: Path, info: dict) -> None:
     tmp = lab / "lab.json.tmp"
     tmp.write_text(json.dumps(info, indent=1) + "\n")
@@ -537,9 +545,7 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
 def status(lab_dir: str | os.PathLike | None = None) -> dict:
     """Hosts, services, quorum, recorded starts and the sshd processes of a lab."""
     lab = _dir(lab_dir)
-    info = _read_info(lab)
-    if info is None or not (lab / "state.db").exists():
-        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    info = _existing_lab(lab)
     pids = _alive_pids(info)
     db = emulator.connect(str(lab))
     try:
@@ -614,9 +620,7 @@ def inject(lab_dir: str | os.PathLike | None, kind: str, *args: str) -> dict:
         usage = " ".join([kind, *spec])
         raise LabError(f"{kind} takes {len(spec)} argument(s): {usage}")
     lab = _dir(lab_dir)
-    info = _read_info(lab)
-    if info is None or not (lab / "state.db").exists():
-        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    info = _existing_lab(lab)
     with _locked(lab):
         db = emulator.connect(str(lab))
         try:
@@ -717,9 +721,7 @@ def reseed(
 ) -> dict:
     """A fresh scenario (state and configs) while sshd keeps running; every host reachable again."""
     lab = _dir(lab_dir)
-    info = _read_info(lab)
-    if info is None or not (lab / "state.db").exists():
-        raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    info = _existing_lab(lab)
     with _locked(lab):
         db = emulator.connect(str(lab))
         try:
