@@ -36,16 +36,19 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def lab_cpu(lab_dir: str) -> float:
-    """CPU seconds used so far by the lab's sshd listeners and every process they reaped."""
+    """CPU seconds used so far by the lab's sshd listeners (and what they reaped) and its server."""
     try:
         with open(os.path.join(lab_dir, "lab.json"), encoding="utf-8") as fh:
-            groups = json.load(fh).get("groups", [])
+            info = json.load(fh)
     except (OSError, ValueError):
         return 0.0
+    # The emulator server answers the hosts' tool wrappers: its threads are the lab's CPU too.
+    pids = [g.get("pid", 0) for g in info.get("groups", [])]
+    pids.append((info.get("server") or {}).get("pid", 0))
     total = 0
-    for group in groups:
+    for pid in pids:
         try:
-            with open(f"/proc/{group.get('pid', 0)}/stat", encoding="ascii") as fh:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue

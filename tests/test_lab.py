@@ -492,6 +492,7 @@ def test_status_task_json(lab, capsys) -> None:
         "quorate",
         "starts",
         "running",
+        "server_pid",
         "port",
         "pids",
         "lab_dir",
@@ -521,11 +522,14 @@ def test_up_twice_down_twice_and_stale_pids(tmp_path) -> None:
     second = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
     assert second["restarted"] and second["pids"] != first["pids"]
     assert gone(first["pids"][0])
+    assert first["server_pid"] and gone(first["server_pid"])
+    assert second["server_pid"] and not gone(second["server_pid"])
     res = lab_mod.down(d)
-    assert res["stopped"] == second["pids"] and gone(second["pids"][0])
+    assert res["stopped"] == [*second["pids"], second["server_pid"]]
+    assert gone(second["pids"][0]) and gone(second["server_pid"])
     assert lab_mod.down(d)["stopped"] == []
     st = lab_mod.status(d)
-    assert not st["running"] and st["pids"] == []
+    assert not st["running"] and st["pids"] == [] and st["server_pid"] is None
     # a recycled PID in lab.json must never be killed: point it at ourselves
     info = json.loads((d / "lab.json").read_text())
     info["groups"][0]["pid"] = os.getpid()
@@ -533,3 +537,94 @@ def test_up_twice_down_twice_and_stale_pids(tmp_path) -> None:
     assert lab_mod.down(d)["stopped"] == []
     with pytest.raises(LabError, match="hosts must be"):
         lab_mod.up(d, hosts=101)
+
+
+# --------------------------------------------------------------------------- emulator server
+
+SAME_COMMANDS = (
+    "{xen} info",
+    "{xen} list",
+    "{xen} bogus",
+    "{xen} list nosuchguest",
+    "xentop",
+    "xentop -b -x",
+    "clustat -x",
+    "clustat -s vm:nosuchguest",
+    "clusvcadm -e vm:nosuchguest",
+    "clusvcadm -Z",
+)
+
+
+def _tool(lab_dir: Path, host: str, argv: list[str], server: bool) -> tuple[str, str, int]:
+    if server:
+        cmd = [str(lab_dir / "hosts" / host / "bin" / argv[0]), *argv[1:]]
+    else:
+        cmd = ["python3", "-S", "-E", str(LAB_PKG / "emulator.py"), str(lab_dir), host, *argv]
+    if server and not Path(cmd[0]).exists():
+        return "", f"{argv[0]}: not installed", 127
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    return res.stdout, res.stderr, res.returncode
+
+
+def _no_numbers(result: tuple[str, str, int]) -> tuple[str, str, int]:
+    out, err, rc = result
+    return re.sub(r"[0-9.]+", "N", out), err, rc
+
+
+def test_server_answers_exactly_like_the_emulator_as_a_command(fresh_lab) -> None:
+    # The wrappers' frames carry stdout, stderr and the exit code: byte for byte, both ways.
+    st = fresh_lab.status()
+    assert st["server_pid"] and not gone(st["server_pid"])
+    for host, xen in ((xl_host(st), "xl"), (xm_host(st), "xm")):
+        for command in SAME_COMMANDS:
+            argv = command.format(xen=xen).split()
+            via_server = _tool(fresh_lab.dir, host, argv, server=True)
+            as_command = _tool(fresh_lab.dir, host, argv, server=False)
+            if argv[1:] == ["list"] or argv[0] == "xentop":
+                # CPU seconds grow while the test runs: the same layout, numbers aside
+                via_server, as_command = _no_numbers(via_server), _no_numbers(as_command)
+            assert via_server == as_command, (host, command)
+    # A guest's state changes through the server as through the command.
+    guest = down_guests(fresh_lab.status())[0]
+    host = xl_host(st)
+    out, _, rc = _tool(fresh_lab.dir, host, ["clusvcadm", "-e", guest, "-m", host], True)
+    assert rc == 0 and "Success" in out
+    assert service(fresh_lab.status(), guest)["state"] in ("starting", "started")
+
+
+def test_server_refuses_a_wrong_token_and_keeps_serving(fresh_lab) -> None:
+    import json
+    import socket
+
+    info = json.loads((fresh_lab.dir / "lab.json").read_text())
+    port = info["server"]["port"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"wrong-token\0" + b"1\0xen01\0xl\0info\0")
+        assert sock.recv(100) == b""  # closed without an answer
+    assert ok(fresh_lab.ssh("xen01", "hostname")).strip() == "xen01"
+    assert "total_memory" in ok(fresh_lab.ssh("xen01", "xl info || xm info"))
+
+
+def test_tools_still_work_when_the_server_is_gone(tmp_path) -> None:
+    import os
+    import signal
+
+    from xenfab import lab as lab_mod
+
+    d = tmp_path / "noserver"
+    st = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
+    try:
+        host = st["hosts"][0]["name"]
+        xen = st["hosts"][0]["toolstack"]
+        before = _tool(d, host, [xen, "info"], server=True)
+        os.kill(st["server_pid"], signal.SIGTERM)
+        for _ in range(100):
+            if gone(st["server_pid"]):
+                break
+            time.sleep(0.02)
+        assert lab_mod.status(d)["server_pid"] is None
+        # the wrapper finds no server and runs the emulator as a command: same answer
+        assert _tool(d, host, [xen, "info"], server=True) == before
+        assert before[2] == 0 and f"host                   : {host}" in before[0]
+    finally:
+        lab_mod.down(d)

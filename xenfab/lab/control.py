@@ -2,7 +2,7 @@
 
 Layout of a lab directory::
 
-    lab.json                 port, sshd groups and their PIDs (what ``down`` stops)
+    lab.json                 port, sshd groups, the emulator server: PIDs ``down`` stops
     ssh_config known_hosts   for ``ssh -F`` / Fabric: xen01 -> 127.0.0.11:PORT ...
     id_ed25519[.pub]         client key (authorized_keys holds its public half)
     sshd/                    host key, one sshd_config/pid/log per group of <= 16 addresses
@@ -10,6 +10,11 @@ Layout of a lab directory::
     hosts/<name>/bin/        that host's tools (xl or xm, xentop, clustat, clusvcadm, hostname)
     state.db                 the shared SQLite state (see emulator.SCHEMA)
     xenconfig/               guest configs, shared by all hosts like /xenconfig on a SAN
+    emulator.log             the emulator server's errors
+
+A host's tools are small bash wrappers that ask the lab's emulator server (one long-lived
+process on a loopback port, ``emulator.serve``) to run the tool; without the server they run
+the emulator as a command, with the same output.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import pwd
 import random
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -148,7 +154,7 @@ def _host_rows(lab: Path) -> list[dict]:
         db.close()
 
 
-def _write_tools(lab: Path, hosts: list[dict]) -> None:
+def _write_tools(lab: Path, hosts: list[dict], server: dict | None) -> None:
     """labsh and one bin/ per host with wrappers for the tools of its toolstack."""
     (lab / "bin").mkdir(exist_ok=True)
     cases = "\n".join(f"{h['address']}) XENFAB_LAB_HOST={h['name']} ;;" for h in hosts)
@@ -178,7 +184,6 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
         for old in hosts_dir.iterdir():
             if old.name not in names:
                 shutil.rmtree(old)
-    py, emu, q = shlex.quote(sys.executable), shlex.quote(str(EMULATOR)), shlex.quote(str(lab))
     for h in hosts:
         bin_dir = hosts_dir / h["name"] / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
@@ -187,18 +192,109 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
             with contextlib.suppress(FileNotFoundError):
                 (bin_dir / stale).unlink()
         for tool in tools:
-            _write_exec(
-                bin_dir / tool,
-                f'#!/bin/sh\nexec {py} -S -E {emu} {q} {shlex.quote(h["name"])} {tool} "$@"\n',
-            )
+            _write_exec(bin_dir / tool, _wrapper(lab, h["name"], tool, server))
         _write_exec(bin_dir / "hostname", f"#!/bin/sh\necho {shlex.quote(h['name'])}\n")
 
 
+def _wrapper(lab: Path, host: str, tool: str, server: dict | None) -> str:
+    """A host's tool: asks the lab's emulator server, else runs the emulator as a command."""
+    command = " ".join(
+        shlex.quote(str(w)) for w in (sys.executable, "-S", "-E", EMULATOR, lab, host, tool)
+    )
+    bash = shutil.which("bash")
+    if not server or not bash:
+        return f'#!/bin/sh\nexec {command} "$@"\n'
+    q = shlex.quote
+    # bash alone can speak TCP (/dev/tcp) and read exact byte counts (read -N, in the C locale).
+    return f"""#!{bash}
+# xenfab lab: `{tool}` on {host}, answered by the lab's emulator server; if it does not run,
+# by the emulator started as a command (the same output, a Python start-up slower).
+LC_ALL=C
+if ! {{ exec 3<>/dev/tcp/127.0.0.1/{int(server["port"])}; }} 2>/dev/null; then
+    exec {command} "$@"
+fi
+printf '%s\\0' {q(server["token"])} "$#" {q(host)} {q(tool)} "$@" >&3
+while IFS=' ' read -r fd n <&3; do
+    case $fd in
+    1 | 2) IFS= read -r -N "$n" data <&3 && printf '%s' "$data" >&"$fd" ;;
+    x) exit "$n" ;;
+    esac
+done
+echo "{tool}: the lab's emulator server went away" >&2
+exit 255
+"""
+
+
 def _write_exec(path: Path, text: str) -> None:
+    # Owner only from the start: the wrappers hold the emulator server's token.
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o755)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- emulator server
+
+
+_SERVERS: list[subprocess.Popen] = []
+
+
+def _is_our_server(pid: int, lab: Path) -> bool:
+    """True if pid is alive and is this lab's emulator server (not a recycled PID)."""
+    if not pid:
+        return False
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"--serve" in words and str(lab).encode() in words
+
+
+def _start_server(lab: Path) -> dict:
+    """Start the emulator server on a free loopback port; its pid, port and token."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        port = listener.getsockname()[1]
+        token = secrets.token_hex(16)
+        with open(lab / "emulator.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-E", str(EMULATOR), "--serve", str(lab)]
+                + [str(listener.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                pass_fds=(listener.fileno(),),
+                start_new_session=True,
+                cwd=lab,
+            )
+        # The token goes through a pipe, not argv: /proc/PID/cmdline is world-readable.
+        assert proc.stdin is not None
+        proc.stdin.write(token.encode() + b"\n")
+        proc.stdin.close()
+        _SERVERS.append(proc)  # reaped by _stop_server; no "still running" warning meanwhile
+    finally:
+        listener.close()
+    return {"pid": proc.pid, "port": port, "token": token}
+
+
+def _stop_server(lab: Path, info: dict | None) -> int | None:
+    server = (info or {}).get("server") or {}
+    pid = server.get("pid", 0)
+    if not _is_our_server(pid, lab):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while _is_our_server(pid, lab) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.01)
+    return pid
 
 
 def _write_client_files(lab: Path, hosts: list[dict], port: int) -> None:
@@ -441,6 +537,7 @@ def up(
         old = _read_info(lab)
         restarted = bool(_alive_pids(old))
         _stop_all(lab, old)
+        _stop_server(lab, old)
         _prepare_privsep()
         (lab / "sshd").mkdir(parents=True, exist_ok=True)
         for f in ("state.db", "state.db-wal", "state.db-shm"):
@@ -450,26 +547,14 @@ def up(
         _keygen(lab / "sshd" / "ssh_host_ed25519_key", "xenfab-lab-host")
         _keygen(lab / "id_ed25519", "xenfab-lab-client")
         host_rows = _host_rows(lab)
-        _write_tools(lab, host_rows)
+        server = _start_server(lab)
+        try:
+            _write_tools(lab, host_rows, server)
+            info, port = _start_sshd(lab, host_rows, server)
+        except BaseException:
+            _stop_server(lab, {"server": server})
+            raise
         addresses = [h["address"] for h in host_rows]
-        tried: set[int] = set()
-        for attempt in range(5):
-            port = _pick_port(addresses, tried)
-            tried.add(port)
-            info = _new_info(lab, host_rows, port)
-            _write_client_files(lab, host_rows, port)
-            try:
-                for group in info["groups"]:
-                    Path(group["config"]).write_text(
-                        _sshd_config(lab, group["index"], group["up"], port)
-                    )
-                    group["pid"] = _start_group(lab, group, port)
-                    _write_info(lab, info)
-                break
-            except _PortBusy:
-                _stop_all(lab, info)
-                if attempt == 4:
-                    raise LabError("could not bind a free port for sshd after 5 tries") from None
         for a in addresses:
             _wait(lambda a=a: _banner(a, port), 20, f"sshd on {a}:{port}")
         info["started"] = time.time()
@@ -478,6 +563,31 @@ def up(
     result["restarted"] = restarted
     result["up_seconds"] = round(time.monotonic() - t0, 3)
     return result
+
+
+def _start_sshd(lab: Path, host_rows: list[dict], server: dict) -> tuple[dict, int]:
+    """Start every sshd group on a free port (retried if taken meanwhile); info and port."""
+    addresses = [h["address"] for h in host_rows]
+    tried: set[int] = set()
+    for attempt in range(5):
+        port = _pick_port(addresses, tried)
+        tried.add(port)
+        info = _new_info(lab, host_rows, port)
+        info["server"] = server
+        _write_client_files(lab, host_rows, port)
+        try:
+            for group in info["groups"]:
+                Path(group["config"]).write_text(
+                    _sshd_config(lab, group["index"], group["up"], port)
+                )
+                group["pid"] = _start_group(lab, group, port)
+                _write_info(lab, info)
+            return info, port
+        except _PortBusy:
+            _stop_all(lab, info)
+            if attempt == 4:
+                raise LabError("could not bind a free port for sshd after 5 tries") from None
+    raise AssertionError("unreachable")
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
@@ -536,8 +646,12 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
     with _locked(lab):
         info = _read_info(lab)
         stopped = _stop_all(lab, info)
+        server = _stop_server(lab, info)
+        if server:
+            stopped.append(server)
         if info:
             info.pop("started", None)
+            info.pop("server", None)
             _write_info(lab, info)
     return {"lab_dir": str(lab), "stopped": stopped}
 
@@ -547,6 +661,8 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     pids = _alive_pids(info)
+    server_pid = (info.get("server") or {}).get("pid", 0)
+    server_pid = server_pid if _is_our_server(server_pid, lab) else None
     db = emulator.connect(str(lab))
     try:
         now = time.time()
@@ -590,6 +706,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         "quorate": quorate,
         "starts": starts,
         "running": bool(pids),
+        "server_pid": server_pid,
         "port": info["port"],
         "pids": pids,
         "lab_dir": str(lab),
@@ -741,7 +858,8 @@ def reseed(
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
         host_rows = _host_rows(lab)
-        _write_tools(lab, host_rows)
+        server = info.get("server") or {}
+        _write_tools(lab, host_rows, server if _is_our_server(server.get("pid", 0), lab) else None)
         if _alive_pids(info):
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)

@@ -15,8 +15,11 @@ RHEL 6), as described in the project's FORMATS reference.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import sqlite3
 import sys
+import threading
 import time
 
 SCHEMA = """
@@ -205,24 +208,88 @@ def read_cfg(path: str) -> dict:
 # --------------------------------------------------------------------------- tools
 
 
+class UnknownHost(Exception):
+    """The tool was asked to run as a host the lab does not have."""
+
+
+class Stream:
+    """Where a tool's stdout (1) and stderr (2) go."""
+
+    def write(self, fd: int, text: str) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        pass
+
+
+class StdStream(Stream):
+    """This process's own stdout and stderr (the emulator run as a command)."""
+
+    def write(self, fd: int, text: str) -> None:
+        (sys.stdout if fd == 1 else sys.stderr).write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class FrameStream(Stream):
+    """Frames for the lab's tool wrappers: ``<fd> <bytes>\\n<data>`` ..., then ``x <rc>\\n``.
+
+    Consecutive writes to one fd become one frame, sent at flush() or at the end, so the
+    wrapper replays stdout and stderr in the order the tool wrote them.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending: list[tuple[int, list[str]]] = []
+
+    def write(self, fd: int, text: str) -> None:
+        if not text:
+            return
+        if self.pending and self.pending[-1][0] == fd:
+            self.pending[-1][1].append(text)
+        else:
+            self.pending.append((fd, [text]))
+
+    def flush(self) -> None:
+        frames = []
+        for fd, parts in self.pending:
+            data = "".join(parts).encode("utf-8", "replace")
+            frames.append(b"%d %d\n" % (fd, len(data)) + data)
+        self.pending = []
+        if frames:
+            self.sock.sendall(b"".join(frames))
+
+    def close(self, rc: int) -> None:
+        self.flush()
+        self.sock.sendall(b"x %d\n" % (rc % 256))
+
+
 class Ctx:
     """What a tool invocation knows: the database, the host it runs on, the clock."""
 
-    def __init__(self, lab_dir: str, host: str) -> None:
+    def __init__(self, lab_dir: str, host: str, stream: Stream | None = None) -> None:
         self.lab_dir = lab_dir
+        self.stream = stream or StdStream()
         self.db = connect(lab_dir)
         self.host = host
         self.now = time.time()
         row = self.db.execute("SELECT * FROM hosts WHERE name = ?", (host,)).fetchone()
         if row is None:
-            raise SystemExit("lab: unknown host %s" % host)
+            self.db.close()
+            raise UnknownHost(host)
         self.h = row
 
     def out(self, text: str) -> None:
-        sys.stdout.write(text)
+        self.stream.write(1, text)
 
     def err(self, text: str) -> None:
-        sys.stderr.write(text)
+        self.stream.write(2, text)
+
+    def flush(self) -> None:
+        """Let the caller see what was written so far (clusvcadm's "trying to enable...")."""
+        self.stream.flush()
 
     def domains(self) -> list:
         return self.db.execute(
@@ -587,7 +654,7 @@ def tool_xentop(ctx: Ctx, args: list[str]) -> int:
     count = iterations if iterations > 0 else 1
     for it in range(count):
         if it:
-            sys.stdout.flush()
+            ctx.flush()
             time.sleep(max(0.0, delay))
             ctx.now = time.time()
         rows = _xentop_rows(ctx, total_kb, first=(it == 0))
@@ -1023,7 +1090,7 @@ def tool_clusvcadm(ctx: Ctx, args: list[str]) -> int:
     verb = "trying to enable" if action == "e" else "disabling"
     who = ("Member %s" % target) if target else "Local machine"
     ctx.out("%s %s %s..." % (who, verb, svc))
-    sys.stdout.flush()
+    ctx.flush()
     if action == "e":
         rc, owner = _enable(ctx, svc, target or ctx.host)
     else:
@@ -1177,32 +1244,107 @@ FAIL_MESSAGES = {
 }
 
 
+def run(lab_dir: str, host: str, tool: str, args: list[str], stream: Stream) -> int:
+    """Run one tool as ``host`` of the lab in ``lab_dir``; its output goes to ``stream``."""
+    try:
+        ctx = Ctx(lab_dir, host, stream)
+    except UnknownHost:
+        stream.write(2, "lab: unknown host %s\n" % host)
+        return 1
+    try:
+        delay_ms = int(meta(ctx.db, "latency_ms", "0") or 0) + int(ctx.h["slow_ms"] or 0)
+        if delay_ms > 0:
+            time.sleep(delay_ms / 1000.0)
+            ctx.now = time.time()
+        if ctx.h["fails"]:
+            err, out, rc = FAIL_MESSAGES.get(tool, ("%s: internal error\n" % tool, "", 1))
+            ctx.err(err)
+            ctx.out(out)
+            return rc
+        if tool in ("xl", "xm"):
+            return tool_xen(ctx, tool, args)
+        if tool == "xentop":
+            return tool_xentop(ctx, args)
+        if tool == "clustat":
+            return tool_clustat(ctx, args)
+        if tool == "clusvcadm":
+            return tool_clusvcadm(ctx, args)
+        ctx.err("%s: command not found\n" % tool)
+        return 127
+    finally:
+        ctx.db.close()
+
+
+# --------------------------------------------------------------------------- server
+
+# A command on a simulated host used to start this file in a fresh Python (~25 ms of CPU, most
+# of a login's cost in the lab). The server answers the hosts' tool wrappers from one long-lived
+# process instead, a thread per command; the tools behave exactly as when run as a command.
+MAX_REQUEST = 1 << 20
+
+
+def _read_request(sock: socket.socket) -> list[str] | None:
+    """``TOKEN\\0 ARGC\\0 HOST\\0 TOOL\\0 ARG\\0...`` from a wrapper; None if malformed."""
+    data = b""
+    while True:
+        fields = data.split(b"\0")
+        if len(fields) > 2:
+            try:
+                argc = int(fields[1])
+            except ValueError:
+                return None
+            if len(fields) - 1 >= argc + 4:
+                return [f.decode("utf-8", "surrogateescape") for f in fields[: argc + 4]]
+        chunk = sock.recv(65536)
+        if not chunk or len(data) > MAX_REQUEST:
+            return None
+        data += chunk
+
+
+def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        request = _read_request(sock)
+        if request is None or request[0] != token:
+            return
+        host, tool, args = request[2], request[3], request[4:]
+        stream = FrameStream(sock)
+        try:
+            rc = run(lab_dir, host, tool, args, stream)
+        except Exception as exc:  # noqa: BLE001 - one broken command must not stop the server
+            sys.stderr.write("emulator: %s %s %r: %r\n" % (host, tool, args, exc))
+            stream.pending = []
+            stream.write(2, "%s: lab emulator error: %s\n" % (tool, exc))
+            rc = 1
+        stream.close(rc)
+    except OSError:
+        pass  # the wrapper went away (its ssh session was closed): nobody to answer
+    finally:
+        sock.close()
+
+
+def serve(lab_dir: str, listener: socket.socket, token: str) -> None:
+    """Answer tool requests on ``listener`` until SIGTERM, one thread per request."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except InterruptedError:
+            continue
+        threading.Thread(target=_serve_one, args=(sock, lab_dir, token), daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
-    """Entry point: ``emulator.py LAB_DIR HOST TOOL ARGS...``."""
+    """Run ``emulator.py LAB_DIR HOST TOOL ARGS...``, or ``--serve LAB_DIR FD`` (token on stdin)."""
+    if len(argv) == 4 and argv[1] == "--serve":
+        token = sys.stdin.readline().strip()
+        listener = socket.socket(fileno=int(argv[3]))
+        serve(argv[2], listener, token)
+        return 0
     if len(argv) < 4:
         sys.stderr.write("usage: emulator.py LAB_DIR HOST TOOL [ARGS...]\n")
         return 2
-    lab_dir, host, tool, args = argv[1], argv[2], argv[3], argv[4:]
-    ctx = Ctx(lab_dir, host)
-    delay_ms = int(meta(ctx.db, "latency_ms", "0") or 0) + int(ctx.h["slow_ms"] or 0)
-    if delay_ms > 0:
-        time.sleep(delay_ms / 1000.0)
-        ctx.now = time.time()
-    if ctx.h["fails"]:
-        err, out, rc = FAIL_MESSAGES.get(tool, ("%s: internal error\n" % tool, "", 1))
-        sys.stderr.write(err)
-        sys.stdout.write(out)
-        return rc
-    if tool in ("xl", "xm"):
-        return tool_xen(ctx, tool, args)
-    if tool == "xentop":
-        return tool_xentop(ctx, args)
-    if tool == "clustat":
-        return tool_clustat(ctx, args)
-    if tool == "clusvcadm":
-        return tool_clusvcadm(ctx, args)
-    sys.stderr.write("%s: command not found\n" % tool)
-    return 127
+    return run(argv[1], argv[2], argv[3], argv[4:], StdStream())
 
 
 if __name__ == "__main__":
