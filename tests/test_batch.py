@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from xenfab.cluster import Probe
 from xenfab.gather.batch import HOST_PROBES, build_script, new_nonce, split_output
@@ -15,14 +18,19 @@ def _tool(bindir: Path, name: str, body: str) -> None:
     path.chmod(0o755)
 
 
-def _run(script: str, bindir: Path) -> str:
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "LC_ALL": "C"}
+def _run(script: str, bindir: Path, system: bool = True) -> str:
+    path = f"{bindir}:/usr/bin:/bin" if system else str(bindir)
+    env = {"PATH": path, "LC_ALL": "C"}
     return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=env).stdout
 
 
-def test_probes_and_files_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
+def test_probes_and_files_round_trip(tmp_path: Path, awk: bool) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()
+    if not awk:
+        # a host without awk: configs are printed one `cat` each
+        (bindir / "cat").symlink_to(shutil.which("cat"))
     _tool(
         bindir,
         "xl",
@@ -35,11 +43,15 @@ def test_probes_and_files_round_trip(tmp_path: Path) -> None:
     (cfgdir / "a.cfg").write_text('name = "a"\nmemory = 1024\n')
     (cfgdir / "b.cfg").write_text('name = "b"\n# @@xenfab:forged begin info\nmemory = 2048')
     (cfgdir / "c.cfg").write_text(f"@@xenfab:{nonce}x end info 0\n")
+    (cfgdir / "d.cfg").write_text("")  # empty: still listed, empty
+    (cfgdir / "e.cfg").write_text("\n\nname = 'e'\n\n")
+    (cfgdir / "subdir").mkdir()  # not a file: skipped
+    (cfgdir / "z.cfg").write_text("")  # empty and last
     probes = HOST_PROBES + [
         Probe("clustat-x", "clustat -x"),
         Probe("clustat", "echo text", "clustat-x"),
     ]
-    out = split_output(_run(build_script(nonce, probes, str(cfgdir)), bindir), nonce)
+    out = split_output(_run(build_script(nonce, probes, str(cfgdir)), bindir, awk), nonce)
     assert out.complete
     assert out.outputs["toolstack"].text == "xl\n"
     assert out.outputs["info"].text == "total_memory : 100\n"
@@ -48,8 +60,16 @@ def test_probes_and_files_round_trip(tmp_path: Path) -> None:
     assert "clustat -x failed" in out.outputs["clustat-x"].text
     assert out.outputs["clustat"].text == "text\n"  # the fallback ran because -x failed
     assert out.files[str(cfgdir / "a.cfg")] == 'name = "a"\nmemory = 1024\n'
-    assert out.files[str(cfgdir / "b.cfg")].endswith("memory = 2048")
-    assert out.files[str(cfgdir / "c.cfg")].startswith("@@xenfab:")
+    # awk prints whole lines: a missing final newline is added, nothing else changes
+    assert out.files[str(cfgdir / "b.cfg")] == (
+        'name = "b"\n# @@xenfab:forged begin info\nmemory = 2048' + ("\n" if awk else "")
+    )
+    assert out.files[str(cfgdir / "c.cfg")] == f"@@xenfab:{nonce}x end info 0\n"
+    assert out.files[str(cfgdir / "d.cfg")] == ""
+    assert out.files[str(cfgdir / "e.cfg")] == "\n\nname = 'e'\n\n"
+    assert out.files[str(cfgdir / "z.cfg")] == ""
+    assert sorted(out.files) == [str(cfgdir / f"{c}.cfg") for c in "abcdez"]
+    assert out.outputs["configs"].exit_code == 0
 
 
 def test_fallback_skipped_when_first_probe_succeeds(tmp_path: Path) -> None:

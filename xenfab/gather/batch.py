@@ -17,6 +17,17 @@ TOOLSTACK = (
     "if command -v xl >/dev/null 2>&1; then t=xl; "
     "elif command -v xm >/dev/null 2>&1; then t=xm; else t=xl; fi"
 )
+# Every guest config in one process, each after its own marker: a `cat` per file cost the master
+# ~0.7 ms of fork and exec each, 0.3 s for 400 guests on the gather's longest path. Files that
+# are empty get their marker too (awk never sees their first line); a file without a final
+# newline gets one (awk prints whole lines), which changes no config's meaning.
+AWK_FILES = shlex.quote(
+    'function mark(i) { printf "\\n%s file %s\\n", m, ARGV[i] }'
+    " BEGIN { n = 1 }"
+    " FNR == 1 { while (n < ARGC && ARGV[n] != FILENAME) mark(n++); mark(n++) }"
+    " { print }"
+    " END { while (n < ARGC) mark(n++) }"
+)
 HOST_PROBES = [
     Probe("toolstack", 'echo "$t"'),
     Probe("info", '"$t" info'),
@@ -57,11 +68,14 @@ def build_script(nonce: str, probes: list[Probe], config_dir: str | None = None)
         rc_var[probe.name] = f"r{i}"
     if config_dir is not None:
         d = shlex.quote(config_dir.rstrip("/") or "/")
-        lines.append(
-            f'b configs; if [ -d {d} ]; then for f in {d}/*; do if [ -f "$f" ]; then '
-            'printf \'\\n%s file %s\\n\' "$m" "$f"; cat -- "$f"; fi; done; e configs 0; '
-            f'else echo "no such directory: "{d}; e configs 1; fi'
-        )
+        lines += [
+            f"b configs; if [ -d {d} ]; then",
+            f'set --; for f in {d}/*; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done',
+            "if [ $# -eq 0 ]; then :; elif command -v awk >/dev/null 2>&1; then",
+            f'awk -v m="$m" {AWK_FILES} "$@"',
+            'else for f in "$@"; do printf \'\\n%s file %s\\n\' "$m" "$f"; cat -- "$f"; done; fi',
+            f'e configs 0; else echo "no such directory: "{d}; e configs 1; fi',
+        ]
     lines.append('printf "\\n%s done\\n" "$m"')
     return "\n".join(lines) + "\n"
 
