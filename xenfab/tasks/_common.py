@@ -1,4 +1,10 @@
-"""What every task shares: finding the config, the error boundary, and output formats."""
+"""What every task shares: finding the config, the error boundary, and output formats.
+
+The task modules import little at load time (Invoke, this module, and for one help text
+plan.capacity): `fab --list`, `fab --help` and the lab's tasks do not load the parsers, the
+gather, the start engine, tabulate or the lab. What a task needs it imports in its body
+(function-local imports, on purpose).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 
-from ..config import Environment, XenfabConfig, config_from_dict, find_config, load_config
 from ..errors import ConfigError, XenfabError
+
+if TYPE_CHECKING:
+    from ..config import Environment, XenfabConfig
 
 FORMATS = ("table", "json")
 
@@ -62,6 +70,8 @@ def load(
 
 
 def _load(c: Any, config: str | None, env: str | None) -> tuple[XenfabConfig, Environment]:
+    from ..config import config_from_dict, find_config, load_config
+
     inv = getattr(c, "config", None)
     section = None
     try:

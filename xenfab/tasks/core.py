@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from invoke import task
 from invoke.exceptions import Exit
 
-from .. import show
-from ..cluster import backend as get_backend
 from ..errors import StartRefused
-from ..gather import gather
-from ..plan import plan, policy_from_dict
-from ..snapshot import Snapshot
 from ._common import check_format, cli, load, split_list
+
+if TYPE_CHECKING:
+    from ..snapshot import Snapshot
 
 COMMON_HELP = {
     "env": "environment from the config (default: its default_env)",
@@ -33,11 +32,17 @@ PLAN_HELP = {
 
 def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     if from_:
+        from ..snapshot import Snapshot
+
         return Snapshot.load(from_)
+    from ..gather import gather
+
     return gather(env, base_config=c.config)
 
 
 def _layout(cfg, env, snap, strategy, exclude, without):
+    from ..plan import plan, policy_from_dict
+
     overrides = {"strategy": strategy}
     policy_data = cfg.policy_dict(env, overrides)
     if exclude:
@@ -50,6 +55,9 @@ def _layout(cfg, env, snap, strategy, exclude, without):
 @cli
 def facts(c, env=None, config=None, format="table", loc=None):
     """Gather hosts' RAM and CPUs, guests and cluster state; print them (JSON = snapshot)."""
+    from .. import show
+    from ..gather import gather
+
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = gather(environment, base_config=c.config)
@@ -75,6 +83,9 @@ def show_layout(
     loc=None,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
+    from .. import show
+    from ..cluster import backend as get_backend
+
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = _facts(c, cfg, environment, from_)
@@ -120,6 +131,8 @@ def _start(
     step,
     break_lock,
 ):
+    from .. import show
+    from ..cluster import backend as get_backend
     from ..start import start_guests
 
     check_format(format)

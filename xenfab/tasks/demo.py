@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from invoke import task
 
-from .. import lab as lab_api
 from . import core
 from ._common import cli
 
@@ -25,6 +24,8 @@ def _banner(text: str) -> None:
 @cli
 def demo(c, hosts=6, guests=30, seed=1, boot_s=2.0, config=None):
     """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
+    from .. import lab as lab_api
+
     _banner(f"lab up: {hosts} Xen hosts, {guests} guests, just after a crash")
     info = lab_api.up(lab_api.lab_dir(), hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
     down = sum(1 for s in info["services"] if s["state"] in ("disabled", "failed"))

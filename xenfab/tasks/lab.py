@@ -6,9 +6,7 @@ import json
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
-from tabulate import tabulate
 
-from .. import lab as _lab
 from ._common import cli
 
 LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
@@ -40,6 +38,8 @@ def _summary(st: dict) -> str:
 @cli
 def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
+    from .. import lab as _lab
+
     st = _lab.up(
         lab_dir,
         hosts=int(hosts),
@@ -59,6 +59,8 @@ def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
 @cli
 def down(c, lab_dir=None):
     """Stop the rehearsal lab's sshd processes."""
+    from .. import lab as _lab
+
     res = _lab.down(lab_dir)
     if res["stopped"]:
         print(f"lab stopped in {res['lab_dir']} (sshd PIDs {', '.join(map(str, res['stopped']))})")
@@ -70,6 +72,10 @@ def down(c, lab_dir=None):
 @cli
 def status(c, format="table", lab_dir=None):
     """Show the lab's hosts, services, quorum and recorded starts."""
+    from tabulate import tabulate
+
+    from .. import lab as _lab
+
     if format not in ("table", "json"):
         raise Exit(f"xenfab: --format: {format!r} is not one of table, json", code=1)
     st = _lab.status(lab_dir)
@@ -137,6 +143,8 @@ def status(c, format="table", lab_dir=None):
 @cli
 def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
     """Inject a fault, e.g. `lab.inject host-down --host xen03` (see --help for the kinds)."""
+    from .. import lab as _lab
+
     spec = _lab.INJECT_KINDS.get(kind)
     if spec is None:
         # let the lab word the error (it lists the kinds)

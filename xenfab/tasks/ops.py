@@ -6,12 +6,8 @@ import sys
 
 from invoke import task
 from invoke.exceptions import Exit
-from tabulate import tabulate
 
-from .. import show
 from ..errors import StartRefused
-from ..gather import gather, hostkeys
-from ..gather.ssh import fabric_config
 from ._common import check_format, cli, load
 from .core import COMMON_HELP
 
@@ -30,6 +26,11 @@ def _key_state(error: str | None) -> str:
 @cli
 def check(c, env=None, config=None, loc=None, format="table"):
     """Validate the config and reach every host: host key, toolstack, Xen version, round trip."""
+    from tabulate import tabulate
+
+    from .. import show
+    from ..gather import gather
+
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = gather(environment, base_config=c.config)
@@ -104,6 +105,9 @@ def check(c, env=None, config=None, loc=None, format="table"):
 @cli
 def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
+    from ..gather import hostkeys
+    from ..gather.ssh import fabric_config
+
     cfg, environment = load(c, config, env)
     fcfg = fabric_config(environment, c.config)
     hk = hostkeys.fetch(host, environment, fcfg)
