@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 from ..cluster import ClusterBackend
-from ..plan.capacity import CapacityReport
 from ..snapshot import Snapshot
+
+if TYPE_CHECKING:  # only a type hint: `fab facts` need not load the planner
+    from ..plan.capacity import CapacityReport
 
 TABLE_FORMAT = "simple"
 
