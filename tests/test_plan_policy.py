@@ -41,6 +41,7 @@ def test_every_key_accepted():
         "priority": {"db*": 1, "web*": 2},
         "default_tier": 4,
         "max_starts_per_host": 3,
+        "max_starts_in_flight": 20,
         "tier_timeout_s": 120,
         "exact_search_s": 0.5,
     }
@@ -94,6 +95,8 @@ def test_exclude_accepts_single_host():
         ({"priority": {"db*": "high"}}, "policy.priority.db*:"),
         ({"default_tier": 0}, "policy.default_tier:"),
         ({"max_starts_per_host": 0}, "policy.max_starts_per_host:"),
+        ({"max_starts_in_flight": 0}, "policy.max_starts_in_flight:"),
+        ({"max_starts_in_flight": "many"}, "policy.max_starts_in_flight:"),
         ({"tier_timeout_s": 0}, "policy.tier_timeout_s: expected a number > 0"),
         ({"exact_search_s": -1}, "policy.exact_search_s: expected a number >= 0"),
     ],

@@ -126,6 +126,23 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
         assert "clusvcadm -e vm:" in rec["command"]
 
 
+def test_the_policy_caps_starts_in_the_whole_cluster(fresh_lab, tmp_path):
+    # No --parallel: policy.max_starts_in_flight is the cluster-wide cap.
+    r = Run(fresh_lab, tmp_path, max_starts_per_host=2, max_starts_in_flight=1)
+    by_host = defaultdict(list)
+    for a in r.layout.assignments:
+        by_host[a.host].append(a.guest)
+    two = [guests[:2] for guests in by_host.values() if len(guests) >= 2][:2]
+    assert len(two) == 2, by_host
+    r.keep(two[0] + two[1])
+    report, text = r.start(parallel=None)
+    assert report.ok, report.table()
+    assert "1 in all" in text
+    starts = lab_starts(fresh_lab)
+    assert len(starts) == 4 and len({s["host"] for s in starts}) == 2
+    assert peak([(s["began"], s["ended"]) for s in starts]) == 1
+
+
 def test_tiers_start_in_order(fresh_lab, tmp_path):
     r = Run(fresh_lab, tmp_path, priority={"db*": 1, "web*": 2}, max_starts_per_host=2)
     tiers = {a.guest: a.tier for a in r.layout.assignments}

@@ -36,6 +36,7 @@ POLICY_KEYS: dict[str, tuple[Any, str]] = {
     "priority": ({}, "guest or pattern -> tier (1 = most important)"),
     "default_tier": (3, "tier of guests no priority pattern matches"),
     "max_starts_per_host": (2, "concurrent starts per host (read by the start engine)"),
+    "max_starts_in_flight": (8, "concurrent starts in the cluster (start engine; --parallel)"),
     "tier_timeout_s": (600, "how long a tier may take before the next starts (start engine)"),
     "exact_search_s": (2.0, "time budget of the exact search when greedy leaves guests down"),
 }
@@ -71,6 +72,7 @@ class Policy:
     priority: dict[str, int] = field(default_factory=dict)
     default_tier: int = 3
     max_starts_per_host: int = 2
+    max_starts_in_flight: int = 8
     tier_timeout_s: float = 600
     exact_search_s: float = 2.0
 
@@ -116,6 +118,7 @@ class Policy:
             "priority": dict(self.priority),
             "default_tier": self.default_tier,
             "max_starts_per_host": self.max_starts_per_host,
+            "max_starts_in_flight": self.max_starts_in_flight,
             "tier_timeout_s": self.tier_timeout_s,
             "exact_search_s": self.exact_search_s,
         }
@@ -185,6 +188,10 @@ def policy_from_dict(data: Mapping[str, Any] | None, where: str = "policy") -> P
     if "max_starts_per_host" in data:
         pol.max_starts_per_host = _int(
             data["max_starts_per_host"], f"{where}.max_starts_per_host", 1, "starts"
+        )
+    if "max_starts_in_flight" in data:
+        pol.max_starts_in_flight = _int(
+            data["max_starts_in_flight"], f"{where}.max_starts_in_flight", 1, "starts"
         )
     if "tier_timeout_s" in data:
         pol.tier_timeout_s = _number(data["tier_timeout_s"], f"{where}.tier_timeout_s", True)

@@ -110,7 +110,9 @@ class Engine:
         self.base_config = base_config
         self.only_hosts = set(only_hosts) if only_hosts is not None else None
         self.step = step
-        self.parallel = 1 if step else max(1, int(parallel or DEFAULT_PARALLEL))
+        # --parallel for this run, else the environment's policy, else the built-in default.
+        configured = parallel or getattr(policy, "max_starts_in_flight", None) or DEFAULT_PARALLEL
+        self.parallel = 1 if step else max(1, int(configured))
         self.dry_run = dry_run
         self.break_lock = break_lock
         self.out = out if out is not None else sys.stdout

@@ -106,7 +106,7 @@ START_HELP = {
     **PLAN_HELP,
     "yes": "start without asking for confirmation",
     "dry_run": "print the commands that would run, start nothing",
-    "parallel": "most starts in flight at once, cluster-wide (0: the default, see README)",
+    "parallel": "most starts in flight at once, cluster-wide (0: policy.max_starts_in_flight, 8)",
     "step": "confirm each start on the terminal (Enter = start, s = skip, q = quit)",
     "break_lock": "break another run's stale start lock (it is reported with owner and age)",
 }
