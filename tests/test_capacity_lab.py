@@ -113,3 +113,24 @@ def test_gather_failure_is_one_line_and_a_saved_snapshot_still_reports(fresh_lab
     assert owned and row["guests"] == len(owned)
     assert "xen03" not in data["candidates"]
     assert any(w.startswith("snapshot: ") and "xen03" in w for w in data["warnings"])
+
+
+def test_capacity_strategy_and_exclude_like_show_layout(fresh_lab, tmp_path):
+    snap = tmp_path / "snap.json"
+    snap.write_text(fab("facts", "--format", "json").stdout)
+    base = json.loads(fab("capacity", "--format", "json", "--from", str(snap)).stdout)
+    # Five of six hosts in maintenance: a failed host's guests may only go to xen01.
+    others = ",".join(f"xen0{i}" for i in range(2, 7))
+    res = fab("capacity", "--format", "json", "--from", str(snap), "--exclude", others)
+    assert res.returncode == 0, res.stderr
+    excluded = json.loads(res.stdout)
+    policy = lab_policy()
+    policy.exclude = sorted(set(policy.exclude) | {f"xen0{i}" for i in range(2, 7)})
+    pure = capacity(Snapshot.load(str(snap)), policy)
+    assert (excluded["k"], excluded["proven"]) == (pure.k, pure.proven)
+    assert excluded["k"] < base["k"]
+    packed = fab("capacity", "--format", "json", "--from", str(snap), "--strategy", "pack")
+    assert packed.returncode == 0, packed.stderr
+    bad = fab("capacity", "--from", str(snap), "--strategy", "fastest")
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "policy.strategy" in bad.stderr

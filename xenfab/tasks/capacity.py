@@ -7,8 +7,8 @@ from invoke.exceptions import Exit
 
 from ..errors import ConfigError
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
-from ._common import check_format, cli, load
-from .core import COMMON_HELP
+from ._common import check_format, cli, load, split_list
+from .core import COMMON_HELP, PLAN_HELP, run_policy
 
 CAPACITY_HELP = {
     **COMMON_HELP,
@@ -18,6 +18,8 @@ CAPACITY_HELP = {
     "time_budget": f"seconds to spend on failure sets (default {DEFAULT_TIME_BUDGET_S:g}); "
     "past it k is a lower bound",
     "running_only": "count only the guests running now, not the down ones a recovery would start",
+    "strategy": PLAN_HELP["strategy"],
+    "exclude": "hosts no guest may move to, comma-separated (maintenance; added to policy.exclude)",
 }
 
 
@@ -43,11 +45,12 @@ def capacity(
     max_k=None,
     time_budget=None,
     running_only=False,
+    strategy=None,
+    exclude=None,
 ):
     """N+k: per host, could its guests restart elsewhere; how many hosts may fail at once."""
     from .. import show
     from ..gather import gather
-    from ..plan import policy_from_dict
     from ..plan.capacity import capacity as nk_report
     from ..snapshot import Snapshot
 
@@ -66,7 +69,7 @@ def capacity(
                 f"xenfab: {len(snap.errors)} problem(s) while gathering; first: {snap.errors[0]}",
                 2,
             )
-    policy = policy_from_dict(cfg.policy_dict(environment), where="policy")
+    policy = run_policy(cfg, environment, strategy, split_list(exclude))
     report = nk_report(
         snap,
         policy,

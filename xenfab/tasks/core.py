@@ -40,14 +40,20 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     return gather(env, base_config=c.config)
 
 
-def _layout(cfg, env, snap, strategy, exclude, without):
-    from ..plan import plan, policy_from_dict
+def run_policy(cfg, env, strategy: str | None = None, exclude: list[str] | None = None):
+    """The environment's policy with this run's --strategy and --exclude (added to its own)."""
+    from ..plan import policy_from_dict
 
-    overrides = {"strategy": strategy}
-    policy_data = cfg.policy_dict(env, overrides)
+    policy_data = cfg.policy_dict(env, {"strategy": strategy})
     if exclude:
         policy_data["exclude"] = sorted(set(policy_data.get("exclude") or []) | set(exclude))
-    policy = policy_from_dict(policy_data, where="policy")
+    return policy_from_dict(policy_data, where="policy")
+
+
+def _layout(cfg, env, snap, strategy, exclude, without):
+    from ..plan import plan
+
+    policy = run_policy(cfg, env, strategy, exclude)
     return plan(snap, policy, without=without), policy
 
 
