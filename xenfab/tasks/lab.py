@@ -58,12 +58,13 @@ def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
 @task(help={"lab_dir": LAB_DIR_HELP})
 @cli
 def down(c, lab_dir=None):
-    """Stop the rehearsal lab's sshd processes."""
+    """Stop the rehearsal lab's sshd processes and its emulator server."""
     from .. import lab as _lab
 
     res = _lab.down(lab_dir)
     if res["stopped"]:
-        print(f"lab stopped in {res['lab_dir']} (sshd PIDs {', '.join(map(str, res['stopped']))})")
+        pids = ", ".join(map(str, res["stopped"]))
+        print(f"lab stopped in {res['lab_dir']} (sshd and emulator server PIDs {pids})")
     else:
         print(f"lab in {res['lab_dir']} was not running")
 
