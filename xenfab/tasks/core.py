@@ -12,6 +12,8 @@ from ..errors import StartRefused
 from ._common import check_format, cli, load, split_list
 
 if TYPE_CHECKING:
+    from ..config import Environment, XenfabConfig
+    from ..plan import Policy
     from ..snapshot import Snapshot
 
 COMMON_HELP = {
@@ -40,7 +42,12 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     return gather(env, base_config=c.config)
 
 
-def run_policy(cfg, env, strategy: str | None = None, exclude: list[str] | None = None):
+def run_policy(
+    cfg: XenfabConfig,
+    env: Environment,
+    strategy: str | None = None,
+    exclude: list[str] | None = None,
+) -> Policy:
     """The environment's policy with this run's --strategy and --exclude (added to its own)."""
     from ..plan import policy_from_dict
 
