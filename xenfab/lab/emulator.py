@@ -1329,7 +1329,9 @@ def serve(lab_dir: str, listener: socket.socket, token: str) -> None:
     while True:
         try:
             sock, _ = listener.accept()
-        except InterruptedError:
+        except OSError:
+            # Out of file descriptors under a burst, say: wait for some to close, keep serving.
+            time.sleep(0.05)
             continue
         threading.Thread(target=_serve_one, args=(sock, lab_dir, token), daemon=True).start()
 
