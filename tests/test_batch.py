@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from xenfab.cluster import Probe
-from xenfab.gather.batch import HOST_PROBES, build_script, new_nonce, split_output
+from xenfab.gather.batch import CONFIG_BATCH, HOST_PROBES, build_script, new_nonce, split_output
 
 
 def _tool(bindir: Path, name: str, body: str) -> None:
@@ -98,3 +98,27 @@ def test_truncated_output_is_incomplete() -> None:
     out = split_output(text, nonce)
     assert not out.complete
     assert "info" not in out.outputs
+
+
+@pytest.mark.parametrize("awk", [True, False], ids=["awk", "no-awk"])
+def test_many_configs_cross_batches_whole_and_in_order(tmp_path: Path, awk: bool) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    if not awk:
+        (bindir / "cat").symlink_to(shutil.which("cat"))
+    cfgdir = tmp_path / "cfg"
+    cfgdir.mkdir()
+    count = 2 * CONFIG_BATCH + 7
+    expected = {}
+    for i in range(count):
+        path = cfgdir / f"g{i:04d}.cfg"
+        # Empty files where a batch ends and the next begins: their markers must not go missing.
+        text = "" if i % CONFIG_BATCH in (0, CONFIG_BATCH - 1) else f'name = "g{i}"\nmemory = {i}\n'
+        path.write_text(text)
+        expected[str(path)] = text
+    (cfgdir / "g0050.d").mkdir()  # a directory among them: skipped, the batch goes on
+    nonce = new_nonce()
+    out = split_output(_run(build_script(nonce, [], str(cfgdir)), bindir, awk), nonce)
+    assert out.complete and out.outputs["configs"].exit_code == 0
+    assert list(out.files) == sorted(expected)
+    assert out.files == expected
