@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
@@ -81,6 +82,18 @@ def facts_text(snap: Snapshot) -> str:
     return "\n".join(parts)
 
 
+# Wide enough for a few names a line; a host given 50 guests would otherwise be one line of
+# 600 characters that no terminal shows whole.
+GUEST_COLUMN = 64
+
+
+def _wrap(text: str) -> str:
+    # Breaks only after ", ": a guest name (hyphens and all) stays on one line.
+    return "\n".join(
+        textwrap.wrap(text, GUEST_COLUMN, break_long_words=False, break_on_hyphens=False)
+    )
+
+
 def layout_text(
     layout: dict[str, Any],
     snap: Snapshot,
@@ -99,7 +112,7 @@ def layout_text(
         if only_hosts and name not in only_hosts:
             continue
         placed = by_host.get(name, [])
-        names = ", ".join(a["guest"] for a in placed) or "-"
+        names = _wrap(", ".join(a["guest"] for a in placed)) or "-"
         ram = f"{h['free_mib_before']} -> {h['free_mib_after']}"
         status = h.get("status") or "ok"
         if status != "ok":

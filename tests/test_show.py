@@ -1,0 +1,27 @@
+"""The layout table stays readable when a host gets dozens of guests."""
+
+from __future__ import annotations
+
+import re
+
+from planfixtures import guest, host, snap
+
+from xenfab.cluster import backend
+from xenfab.plan import plan, policy_from_dict
+from xenfab.show import GUEST_COLUMN, layout_text
+
+
+def test_a_long_guest_list_wraps_between_names_and_keeps_every_name() -> None:
+    names = [f"reporting-warehouse-etl-{i:02d}" for i in range(30)] + ["db1", "web-front-2"]
+    s = snap([host("xen01", 400_000), host("xen02", 1_000)], [guest(n, 1024) for n in names])
+    layout = plan(s, policy_from_dict({"strategy": "most-free"})).to_dict()
+    text = layout_text(layout, s, backend("rgmanager"))
+    lines = text.split("\n\nCommands")[0].splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
+    assert spans[2][1] - spans[2][0] <= GUEST_COLUMN  # the guests column is bounded
+    body = lines[rule + 1 :]
+    cells = [line[spans[2][0] : spans[2][1]].strip() for line in body]
+    assert len(body) > 5  # xen01's 32 names took several lines
+    listed = [n.strip() for c in cells for n in c.split(",") if n.strip() not in ("", "-")]
+    assert sorted(listed) == sorted(names)  # each whole, once: no name broken at a hyphen
