@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark peak memory: `fab facts` and `fab show-layout` on the lab, and planning 5,000 guests.
 
-    python bench/bench_memory.py            # fab at 10 and 100 hosts; plan 1,250/2,500/5,000
-    python bench/bench_memory.py --quick    # fab at 4 hosts; plan 250/500/1,000 (~10 s)
+    python bench/bench_memory.py            # fab at 10 and 100 hosts, then 100 hosts with
+                                            # 1,250/2,500/5,000 guests; plan 1,250/2,500/5,000
+    python bench/bench_memory.py --quick    # fab at 4 hosts (20, 40 guests); plan 250/500/1,000
 
 - fab: each command runs in a child Python with tracemalloc on (peak of Python allocations) and
   its own ru_maxrss (peak resident memory, read with wait4); `fab --list` is the baseline of the
   interpreter, Fabric and xenfab's imports;
+- fab by guests: the lab reseeded to 1,250, 2,500 and 5,000 guests on all its hosts (every
+  guest config, clustat's services and xl list grow with it); the task's peak per guest must
+  stay flat for growth no worse than linear;
 - plan: a synthetic cluster built in this process (200 hosts, guests of realistic sizes filling
   70% of the room); tracemalloc's peak during plan() alone, per guest. Growth no worse than
   linear means the bytes per guest stay flat (or fall) as the guest count doubles.
@@ -132,6 +136,27 @@ def plan_memory(n_hosts: int, n_guests: int, strategy: str) -> dict:
     }
 
 
+def guest_sweep(lab: Lab, n: int, counts: list[int], restore: int) -> list[dict]:
+    """fab facts and show-layout on the lab's ``n`` hosts, reseeded to each guest count.
+
+    The lab gets its own guest count back afterwards (the same seed: the same scenario).
+    """
+    from xenfab import lab as lab_mod
+
+    env = lab.env_for(n)
+    results = []
+    try:
+        for count in counts:
+            lab_mod.reseed(lab.dir, guests=count)
+            row: dict = {"guests": count}
+            for task in ("facts", "show-layout"):
+                row[task] = fab_memory(lab, [task, "--env", env])
+            results.append(row)
+    finally:
+        lab_mod.reseed(lab.dir, guests=restore)
+    return results
+
+
 def lab_status_guests(lab: Lab) -> list[dict]:
     """The lab's services (one per guest)."""
     from xenfab import lab as lab_mod
@@ -151,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.hosts or (4 if args.quick else 100)
     fab_sizes = [n] if args.quick else sorted({min(10, n), n})
     counts = [250, 500, 1000] if args.quick else [1250, 2500, 5000]
+    fab_guests = [20, 40] if args.quick else [1250, 2500, 5000]
     plan_hosts = 40 if args.quick else 200
     figures: dict = {"hosts": n}
 
@@ -167,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 figures[f"{task}_{size}"] = m
         n_guests = len(lab_status_guests(lab))
+        by_guests = guest_sweep(lab, n, fab_guests, n_guests)
     print(
         f"== Peak memory of fab (lab of {n} hosts, {n_guests} guests; tracemalloc in the child, "
         "ru_maxrss by wait4) =="
@@ -176,6 +203,36 @@ def main(argv: list[str] | None = None) -> int:
         "imports: Python objects the interpreter, Fabric and xenfab hold before the task runs; "
         "task peak: tracemalloc's peak above that while it runs; RSS: the whole process."
     )
+    rows, fab_linear = [], True
+    for task in ("facts", "show-layout"):
+        first = by_guests[0][task]["above"] / by_guests[0]["guests"]
+        for r in by_guests:
+            m = r[task]
+            per_guest = m["above"] / r["guests"]
+            fab_linear = fab_linear and per_guest / first <= LINEAR_SLACK
+            rows.append(
+                [
+                    f"fab {task}",
+                    str(r["guests"]),
+                    _mib(m["above"]),
+                    f"{per_guest / 1024:.1f}",
+                    f"{per_guest / first:.2f}",
+                    _rss(m),
+                ]
+            )
+    print(f"\n== Peak memory of fab on all {n} hosts as the guests grow (the lab reseeded) ==")
+    print(
+        table(
+            rows,
+            ["command", "guests", "task peak MiB", "KiB / guest", "vs smallest", "peak RSS MiB"],
+        )
+    )
+    print(
+        f"Growth no worse than linear (task peak per guest at most {LINEAR_SLACK:g}x the "
+        f"smallest size's): {verdict(fab_linear)}."
+    )
+    figures["fab_by_guests"] = by_guests
+    figures["fab_linear"] = fab_linear
 
     results = {}
     for strategy in ("round-robin", "balanced"):

@@ -222,6 +222,23 @@ def memory_rows(out: Outcome, fig: dict) -> list[list[str]]:
                     "info",
                 ]
             )
+    sweep = fig.get("fab_by_guests") or []
+    if len(sweep) >= 2:
+        first, last = sweep[0], sweep[-1]
+        for task in ("facts", "show-layout"):
+            per = [r[task]["above"] / r["guests"] / 1024 for r in (first, last)]
+            m = last[task]
+            rows.append(
+                [
+                    "memory",
+                    f"fab {task}, {n} hosts, {last['guests']} guests: RSS (task peak, KiB/guest)",
+                    f"{m['rss_kib'] / 1024:.1f} MiB ({m['above'] / 2**20:.1f} MiB, {per[1]:.1f})",
+                    f"{first['guests']} guests: {per[0]:.1f} KiB per guest",
+                    fmt_ratio(per[1] / per[0]) + " per guest",
+                    "<= 1.25x (linear)",
+                    verdict(fig.get("fab_linear")),
+                ]
+            )
     plans = fig.get("plan", {}).get("round-robin", [])
     if plans:
         first, last = plans[0], plans[-1]

@@ -36,3 +36,4 @@ def test_run_quick_prints_the_summary_table():
     for bench in ("gather", "memory", "plan", "start"):
         assert f"| {bench} " in table
     assert "fab facts" in table
+    assert "guests: RSS (task peak, KiB/guest)" in table  # the memory sweep over guest counts
