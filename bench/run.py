@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every benchmark against the lab, one after another, and print their figures side by side.
 
-    .venv/bin/python bench/run.py            # full: 100-host lab, 5,000-guest plans (~2.5 min)
+    .venv/bin/python bench/run.py            # full: 100-host lab, 5,000-guest plans (~3 min)
     .venv/bin/python bench/run.py --quick    # small sizes, for CI (well under a minute)
 
 The gather and memory benchmarks share one lab that this script brings up in a temporary
