@@ -1,10 +1,12 @@
 """The lab's emulated Xen and rgmanager tools: xl, xm, xentop, clustat, clusvcadm.
 
-This file is executed by path (``python3 -S -E emulator.py LAB_DIR HOST TOOL ARGS...``) from the
-per-host wrappers that ``labsh`` puts first on PATH, once per command, up to hundreds at a time:
-it must start fast, so it uses the standard library only and never imports the xenfab package
-(xenfab's parsers are tested against this output; sharing code would let them agree with
-themselves). ``xenfab.lab.control`` imports it for the schema and the state helpers.
+It runs as one long-lived server per lab (``emulator.py --serve LAB_DIR FD``, see ``serve``) that
+the per-host tool wrappers ``labsh`` puts first on PATH ask, up to hundreds of commands at a
+time; without the server a wrapper runs it as a command (``python3 -S -E emulator.py LAB_DIR HOST
+TOOL ARGS...``), with the same output. Either way it is executed by path, uses the standard
+library only and never imports the xenfab package (xenfab's parsers are tested against this
+output; sharing code would let them agree with themselves). ``xenfab.lab.control`` imports it
+for the schema and the state helpers.
 
 Output follows the printf formats of xl/xm/xentop (Xen) and clustat/clusvcadm (rgmanager 3.0,
 RHEL 6), as described in the project's FORMATS reference.
