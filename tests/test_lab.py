@@ -605,11 +605,14 @@ def test_server_refuses_a_wrong_token_and_keeps_serving(fresh_lab) -> None:
     assert "total_memory" in ok(fresh_lab.ssh("xen01", "xl info || xm info"))
 
 
-def test_tools_still_work_when_the_server_is_gone(tmp_path) -> None:
+def test_tools_still_work_when_the_server_is_gone(tmp_path, capsys) -> None:
     import os
     import signal
 
+    from invoke import Program
+
     from xenfab import lab as lab_mod
+    from xenfab.tasks import lab as lab_tasks
 
     d = tmp_path / "noserver"
     st = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
@@ -623,6 +626,8 @@ def test_tools_still_work_when_the_server_is_gone(tmp_path) -> None:
                 break
             time.sleep(0.02)
         assert lab_mod.status(d)["server_pid"] is None
+        Program(namespace=lab_tasks.ns).run(["fab", "status", "--lab-dir", str(d)], exit=False)
+        assert "emulator server not running" in capsys.readouterr().out
         # the wrapper finds no server and runs the emulator as a command: same answer
         assert _tool(d, host, [xen, "info"], server=True) == before
         assert before[2] == 0 and f"host                   : {host}" in before[0]

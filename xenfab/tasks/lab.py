@@ -18,11 +18,15 @@ def _summary(st: dict) -> str:
     started = sum(1 for s in svcs if s["state"] in ("started", "starting"))
     down = sum(1 for h in hosts if not h["up"])
     state = "running" if st["running"] else "stopped"
-    return (
+    text = (
         f"lab {state} in {st['lab_dir']}: {len(hosts)} hosts ({down} down) on 127.0.0.x:"
         f"{st['port']}, {len(svcs)} guests ({started} started), "
         f"{'quorate' if st['quorate'] else 'INQUORATE'}"
     )
+    if st["running"] and not st.get("server_pid"):
+        # Still correct, only slower: every emulated command starts a Python of its own.
+        text += "; emulator server not running (the tools run as commands: slower)"
+    return text
 
 
 @task(
