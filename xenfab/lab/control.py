@@ -282,17 +282,27 @@ def _start_server(lab: Path) -> dict:
     return {"pid": proc.pid, "port": port, "token": token}
 
 
-def _stop_server(lab: Path, info: dict | None) -> int | None:
+def _live_server(lab: Path, info: dict | None) -> dict | None:
+    """The lab's recorded emulator server if it is running, else None."""
     server = (info or {}).get("server") or {}
-    pid = server.get("pid", 0)
-    if not _is_our_server(pid, lab):
+    return server if _is_our_server(server.get("pid", 0), lab) else None
+
+
+def _stop_server(lab: Path, info: dict | None) -> int | None:
+    server = _live_server(lab, info)
+    if server is None:
         return None
+    pid = server["pid"]
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    ours = [proc for proc in _SERVERS if proc.pid == pid]
+    for proc in ours:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        _SERVERS.remove(proc)
+    # Started by another process (an earlier `fab lab.up`): not ours to reap, wait it out.
     deadline = time.monotonic() + 5
     while _is_our_server(pid, lab) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.01)
     return pid
 
@@ -661,8 +671,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     pids = _alive_pids(info)
-    server_pid = (info.get("server") or {}).get("pid", 0)
-    server_pid = server_pid if _is_our_server(server_pid, lab) else None
+    server = _live_server(lab, info)
     db = emulator.connect(str(lab))
     try:
         now = time.time()
@@ -706,7 +715,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         "quorate": quorate,
         "starts": starts,
         "running": bool(pids),
-        "server_pid": server_pid,
+        "server_pid": server["pid"] if server else None,
         "port": info["port"],
         "pids": pids,
         "lab_dir": str(lab),
@@ -858,8 +867,7 @@ def reseed(
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
         host_rows = _host_rows(lab)
-        server = info.get("server") or {}
-        _write_tools(lab, host_rows, server if _is_our_server(server.get("pid", 0), lab) else None)
+        _write_tools(lab, host_rows, _live_server(lab, info))
         if _alive_pids(info):
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)
