@@ -16,6 +16,7 @@ RHEL 6), as described in the project's FORMATS reference.
 # ruff: noqa: UP031
 from __future__ import annotations
 
+import hmac
 import os
 import signal
 import socket
@@ -1307,7 +1308,7 @@ def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request = _read_request(sock)
-        if request is None or request[0] != token:
+        if request is None or not hmac.compare_digest(request[0].encode(), token.encode()):
             return
         host, tool, args = request[2], request[3], request[4:]
         stream = FrameStream(sock)
