@@ -1308,7 +1308,9 @@ def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request = _read_request(sock)
-        if request is None or not hmac.compare_digest(request[0].encode(), token.encode()):
+        if request is None or not hmac.compare_digest(
+            request[0].encode("utf-8", "surrogateescape"), token.encode()
+        ):
             return
         host, tool, args = request[2], request[3], request[4:]
         stream = FrameStream(sock)
