@@ -136,6 +136,12 @@ def plan_memory(n_hosts: int, n_guests: int, strategy: str) -> dict:
     }
 
 
+def per_guest_growth(sizes: list[tuple[int, float]]) -> list[tuple[float, float]]:
+    """(bytes per guest, that / the first size's) for each (guests, bytes), smallest first."""
+    first = sizes[0][1] / sizes[0][0]
+    return [(b / g, (b / g) / first) for g, b in sizes]
+
+
 def guest_sweep(lab: Lab, n: int, counts: list[int], restore: int) -> list[dict]:
     """fab facts and show-layout on the lab's ``n`` hosts, reseeded to each guest count.
 
@@ -205,18 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows, fab_linear = [], True
     for task in ("facts", "show-layout"):
-        first = by_guests[0][task]["above"] / by_guests[0]["guests"]
-        for r in by_guests:
+        growth = per_guest_growth([(r["guests"], r[task]["above"]) for r in by_guests])
+        fab_linear = fab_linear and max(g for _, g in growth) <= LINEAR_SLACK
+        for r, (per_guest, ratio) in zip(by_guests, growth, strict=True):
             m = r[task]
-            per_guest = m["above"] / r["guests"]
-            fab_linear = fab_linear and per_guest / first <= LINEAR_SLACK
             rows.append(
                 [
                     f"fab {task}",
                     str(r["guests"]),
                     _mib(m["above"]),
                     f"{per_guest / 1024:.1f}",
-                    f"{per_guest / first:.2f}",
+                    f"{ratio:.2f}",
                     _rss(m),
                 ]
             )
@@ -240,11 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     linear = True
     for strategy, res in results.items():
-        first = res[0]["peak"] / res[0]["guests"]
-        for r in res:
-            per_guest = r["peak"] / r["guests"]
-            growth = per_guest / first
-            linear = linear and growth <= LINEAR_SLACK
+        growth = per_guest_growth([(r["guests"], r["peak"]) for r in res])
+        linear = linear and max(g for _, g in growth) <= LINEAR_SLACK
+        for r, (per_guest, ratio) in zip(res, growth, strict=True):
             rows.append(
                 [
                     strategy,
@@ -253,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                     _mib(r["snapshot"]),
                     _mib(r["peak"]),
                     f"{per_guest / 1024:.1f}",
-                    f"{growth:.2f}",
+                    f"{ratio:.2f}",
                     fmt_s(r["cpu"], 3),
                 ]
             )
