@@ -35,7 +35,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import LabError
@@ -293,17 +293,10 @@ def _stop_server(lab: Path, info: dict | None) -> int | None:
     if server is None:
         return None
     pid = server["pid"]
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    ours = [proc for proc in _SERVERS if proc.pid == pid]
-    for proc in ours:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+    _terminate(pid, lambda: _is_our_server(pid, lab))
+    for proc in [proc for proc in _SERVERS if proc.pid == pid]:
+        proc.poll()  # already reaped above: Popen just records it
         _SERVERS.remove(proc)
-    # Started by another process (an earlier `fab lab.up`): not ours to reap, wait it out.
-    deadline = time.monotonic() + 5
-    while _is_our_server(pid, lab) and time.monotonic() < deadline:
-        time.sleep(0.01)
     return pid
 
 
@@ -471,16 +464,21 @@ class _PortBusy(LabError):
 
 
 def _kill(pid: int, config: str, timeout: float = 5.0) -> bool:
-    if not _is_our_sshd(pid, config):
+    return _terminate(pid, lambda: _is_our_sshd(pid, config), timeout)
+
+
+def _terminate(pid: int, alive: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """SIGTERM ``pid`` while ``alive()`` says it is still the lab's process; SIGKILL if it stays."""
+    if not alive():
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _is_our_sshd(pid, config) and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.02)
-    if _is_our_sshd(pid, config):
+            os.waitpid(pid, os.WNOHANG)  # reaps it when it is our child
+        time.sleep(0.01)
+    if alive():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
