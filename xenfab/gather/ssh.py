@@ -15,7 +15,9 @@ to it (IndexedSSHConfig), not every stanza of a config with one per host.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import heapq
 import os
 import socket
@@ -324,10 +326,13 @@ def describe(exc: BaseException, host: str, address: str, env: Environment) -> s
         # paramiko tried every address of the host; the first refusal or error says enough.
         exc = next(iter(exc.errors.values()))
     if isinstance(exc, paramiko.BadHostKeyException):
+        # The SHA256 form trust-host and `ssh-keygen -lf` print, so the two can be compared.
+        digest = hashlib.sha256(exc.key.asbytes()).digest()
+        fingerprint = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
         return (
-            f"{where}: host key CHANGED (got {exc.key.get_name()} "
-            f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was "
-            f"reinstalled, remove the old key and run: fab trust-host {host}"
+            f"{where}: host key CHANGED (now offers {exc.key.get_name()} {fingerprint}); "
+            "refusing to connect. If the host was reinstalled, check that fingerprint, then "
+            f"run: fab trust-host {host} --replace"
         )
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         return (

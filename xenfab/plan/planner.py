@@ -18,6 +18,7 @@ def plan(
     policy: Policy,
     *,
     without: Iterable[str] = (),
+    dead: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
     time_budget_s: float | None = None,
 ) -> Layout:
@@ -25,6 +26,8 @@ def plan(
     started = time.monotonic()
     budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
     deadline = started + budget
+    # Until the liveness rules land (select), a host declared dead is planned as failed.
+    without = sorted({*without, *dead})
     m = build_model(snapshot, policy, without, avoid)
     st = State(m)
     why: dict[int, str] = {}

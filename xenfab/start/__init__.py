@@ -33,6 +33,7 @@ def start_guests(
     out: TextIO | None = None,
     prompt: Callable[[str], str] | None = None,
     confirm_timeout_s: float | None = None,
+    dead_hosts: Collection[str] = (),
 ) -> StartReport:
     """Start ``layout``'s guests; raises StartRefused (before any start) when it is not safe."""
     engine = Engine(
