@@ -32,6 +32,7 @@ ENV_KEYS = {
     "policy",
     "description",
     "lock_path",
+    "audit_log",
 }
 SSH_KEYS = {
     "config",
@@ -84,6 +85,7 @@ class Environment:
     ssh: SSHSettings = field(default_factory=SSHSettings)
     policy: dict[str, Any] = field(default_factory=dict)
     lock_path: str | None = None
+    audit_log: str | None = None  # None: the top-level audit_log
 
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""
@@ -224,6 +226,15 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
     if not isinstance(hosts_raw, list) or not hosts_raw:
         raise ConfigError(f"{path}: {where}.hosts: expected a non-empty list of host names")
     hosts = [_host(h, path, f"{where}.hosts[{i}]") for i, h in enumerate(hosts_raw)]
+    first: dict[str, int] = {}
+    for i, h in enumerate(hosts):
+        if h.name in first:
+            # Two entries may disagree on location or failure domain: which one holds is a guess.
+            raise ConfigError(
+                f"{path}: {where}.hosts[{i}]: {h.name!r} is listed twice "
+                f"(also {where}.hosts[{first[h.name]}])"
+            )
+        first[h.name] = i
     master = raw.get("master")
     if master is not None and not HOST_NAME.match(str(master)):
         raise ConfigError(f"{path}: {where}.master: {master!r} is not a valid host name")
@@ -249,6 +260,7 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         ssh=_ssh(raw.get("ssh") or {}, path, where + ".ssh"),
         policy=dict(policy),
         lock_path=expand_path(str(lock)) if lock is not None else None,
+        audit_log=expand_path(str(raw["audit_log"])) if raw.get("audit_log") else None,
     )
 
 

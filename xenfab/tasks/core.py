@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from invoke import task
@@ -260,6 +260,8 @@ def _start(
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
+    if environment.audit_log:
+        cfg = replace(cfg, audit_log=environment.audit_log)
     if from_ and not dry_run:
         raise ConfigError(
             "--from plans from old facts: only with --dry-run; starts use fresh facts"
@@ -286,6 +288,12 @@ def _start(
     try:
         if refused is None and todo:
             _confirm(len(todo), yes or dry_run or step)
+    except StartRefused as exc:
+        refused = str(exc)
+    except _Declined:
+        declined = True
+    try:
+        if refused is None and todo and not declined:
             report = _run_engine(
                 c,
                 cfg,
@@ -303,11 +311,11 @@ def _start(
             )
     except StartRefused as exc:
         refused = str(exc)
-    except _Declined:
-        declined = True
     except KeyboardInterrupt:
         # Out of the engine's own handling (a second Ctrl-C): what started is not known here.
-        still = show.still_down(layout, refused="interrupted: may have started; see fab facts")
+        still = show.still_down(
+            layout, refused="interrupted: may have started; see fab facts", only_hosts=only
+        )
         _close(table, show, layout, snap, backend, None, still, None, dry_run)
         return Outcome(ExitCode.INTERRUPTED, "interrupted (see fab facts)", still)
     why = refused or ("not confirmed at the prompt" if declined else None)

@@ -67,9 +67,11 @@ def demo(c, hosts=6, guests=30, seed=1, boot_s=2.0, config=None):
 
 
 def _exit_line(task_name: str, outcome: core.Outcome) -> str:
-    meaning = {0: "every down guest is up", 2: "recovery incomplete", 3: "refused"}.get(
-        int(outcome.code), outcome.code.name.lower()
-    )
-    would = "would be" if task_name == "show-layout" else "is"
+    preview = task_name == "show-layout"
+    meaning = {
+        0: "every down guest would be up" if preview else "every down guest is up",
+        2: "recovery would be incomplete" if preview else "recovery incomplete",
+        3: "refused",
+    }.get(int(outcome.code), outcome.code.name.lower())
     tail = f" ({outcome.message})" if outcome.message else ""
-    return f"fab {task_name} exit code {would} {int(outcome.code)}: {meaning}{tail}"
+    return f"fab {task_name} exit code {int(outcome.code)}: {meaning}{tail}"
