@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,22 @@ def test_no_config_says_where_it_looked(team):
     assert res.returncode == 1
     assert "no configuration found" in res.stderr and str(team) in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_readme_real_cluster_steps_work_from_a_directory_of_your_own(fresh_lab, tmp_path):
+    """The README's one-line fabfile.py, and the `xenfab` command, outside the checkout."""
+    readme = (ROOT / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("echo 'from xenfab import ns"))
+    own = tmp_path / "xen"
+    own.mkdir()
+    subprocess.run(["bash", "-c", line.split("   #")[0]], cwd=own, check=True)
+    cfg = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
+    (own / "fabfile_config.yaml").write_text(yaml.safe_dump(cfg))
+    res = team_fab(own, "check")
+    assert res.returncode == 0, res.stderr
+    assert "environment lab" in res.stdout
+    xenfab_cmd = shutil.which("xenfab") or str(Path(sys.executable).parent / "xenfab")
+    res = subprocess.run(
+        [xenfab_cmd, "check"], cwd=own, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr

@@ -51,9 +51,11 @@ def check(c, env=None, config=None, loc=None, format="table"):
         e for e in snap.errors if not any(e == r["problem"] for r in rows)
     ]
     refused = refusal(snap)
+    # Quorum unknown because no host answered: the problem to fix first is the gathering.
+    unknown = snap.quorate is None and bool(snap.errors)
     if refused:
-        # First: it decides the exit code and is what to fix before anything else.
-        problems.insert(0, refused)
+        # Otherwise first: it decides the exit code and is what to fix before anything else.
+        problems.insert(len(problems) if unknown else 0, refused)
     if format == "json":
         print(
             show.to_json(
@@ -90,7 +92,7 @@ def check(c, env=None, config=None, loc=None, format="table"):
         for p in problems:
             print(printable(f"  - {p}"))
     if problems:
-        code = ExitCode.REFUSED if refused else ExitCode.INCOMPLETE
+        code = ExitCode.REFUSED if refused and not unknown else ExitCode.INCOMPLETE
         exit_with(code, f"check found {len(problems)} problem(s); first: {printable(problems[0])}")
 
 
