@@ -68,7 +68,8 @@ def test_start_host_then_all_then_nothing(fresh_lab):
     assert on_xen06, "the default scenario plans guests onto xen06"
     res = fab("start-host", "xen06", "--yes")
     no_traceback(res)
-    assert res.returncode == 0, res.stderr
+    # Its host's guests all started; what fits nowhere stays down whichever host is named.
+    assert res.returncode == (2 if layout["unplaced"] else 0), res.stderr
     starts = fresh_lab.status()["starts"]
     assert {s["guest"] for s in starts} == on_xen06 and {s["host"] for s in starts} == {"xen06"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
@@ -177,14 +178,24 @@ def _layout_text(
             )
         parts += ["", f"Commands (run on {runner}):"]
         states = {g.name: g.state for g in snap.guests}
-        parts += [
-            f"  {backend.start_command(a['guest'], a['host'], states.get(a['guest']))}"
-            for a in assignments
-        ]
+        parts += [f"  {start_command(backend, a, states)}" for a in assignments]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
+
+
+def start_command(backend: ClusterBackend, a: dict[str, Any], states: dict[str, str]) -> str:
+    """The command an assignment needs, as the engine sends it (one code path for both).
+
+    The plan's own state for the guest wins over the snapshot's; a guest taken over from a dead
+    owner needs the manager's move sequence.
+    """
+    state = a.get("state") or states.get(a["guest"])
+    dead_owner = a.get("takeover_from")
+    if dead_owner:
+        return backend.start_command(a["guest"], a["host"], state, dead_owner=dead_owner)
+    return backend.start_command(a["guest"], a["host"], state)
 
 
 def _mib(value: int | None) -> str:
@@ -197,7 +208,8 @@ def _or_dash(value: Any) -> Any:
 
 # Outcomes of a start after which the guest is still down. "skipped" also covers a service that
 # vanished from the cluster (not ours any more): only a skip at the prompt leaves it down.
-DOWN_OUTCOMES = frozenset({"failed", "not started", "not-started"})
+# "unconfirmed" (a second Ctrl-C while a start was in flight) is not known to be up either.
+DOWN_OUTCOMES = frozenset({"failed", "not started", "not-started", "unconfirmed"})
 
 
 def still_down(
@@ -294,9 +306,7 @@ def layout_json(
 
     data = layout.to_dict()
     states = {g.name: g.state for g in snap.guests}
-    data["commands"] = [
-        backend.start_command(a.guest, a.host, states.get(a.guest)) for a in layout.assignments
-    ]
+    data["commands"] = [start_command(backend, asdict(a), states) for a in layout.assignments]
     unreachable = {h.name for h in snap.hosts if not h.reachable}
     for h in data["hosts"]:
         if h["name"] in unreachable:
