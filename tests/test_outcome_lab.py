@@ -203,7 +203,6 @@ def test_escape_sequences_from_a_host_never_reach_the_terminal(fresh_lab):
         evil.unlink()
 
 
-@needs_select
 def test_demo_ends_with_the_still_down_block_and_the_code(lab, tmp_path):
     # Its own lab (the demo restarts the lab it runs in): the session's stays as it is.
     env = {"XENFAB_LAB_DIR": str(tmp_path / "demo")}
@@ -220,7 +219,8 @@ def test_demo_ends_with_the_still_down_block_and_the_code(lab, tmp_path):
     still = lines[head + 1 : -1]
     assert all(line.startswith("  ") for line in still)
     assert code == (2 if still else 0)
-    assert any(line.split()[0] == "legacy07" for line in still), still
+    if "kind" in Unplaced.__dataclass_fields__:  # select's classification: legacy07 is down
+        assert any(line.split()[0] == "legacy07" for line in still), still
 
 
 # -- the runs of issue 11's list, each ending with the right block and code ---------------------
