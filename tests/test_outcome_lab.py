@@ -66,6 +66,7 @@ def test_every_task_prints_one_json_document(fresh_lab, tmp_path):
         ("show-layout",),
         ("start-all", "--dry-run"),
         ("start-host", "xen06", "--dry-run"),
+        ("lab.status",),
         ("start-all", "--yes"),
     ):
         res = fab(*args, "--format", "json", env=env)
