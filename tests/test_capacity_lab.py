@@ -108,14 +108,6 @@ def test_capacity_live_with_a_host_down_reports_it_as_lost(fresh_lab, tmp_path):
         assert "xen03" not in report["candidates"]
         assert any(w.startswith("snapshot: ") and "xen03" in w for w in report["warnings"])
     assert live["k"] == data["k"] and live["hosts"] == data["hosts"]
-    # What rgmanager says xen03 runs is counted as to restart elsewhere in every set.
-    owned = [
-        s
-        for s in fresh_lab.status()["services"]
-        if s["state"] == "started" and s["owner"] == "xen03"
-    ]
-    row = next(h for h in data["hosts"] if h["host"] == "xen03")
-    assert owned and row["guests"] == len(owned)
     # --dead on a healthy cluster: the same report as with the host down.
     dead = json.loads(fab("capacity", "--format", "json", "--dead", "xen03").stdout)
     assert dead["hosts"] == data["hosts"] and dead["k"] == data["k"]
