@@ -110,7 +110,10 @@ def test_capacity_live_with_a_host_down_reports_it_as_lost(fresh_lab, tmp_path):
     assert live["k"] == data["k"] and live["hosts"] == data["hosts"]
     # --dead on a healthy cluster: the same report as with the host down.
     dead = json.loads(fab("capacity", "--format", "json", "--dead", "xen03").stdout)
-    assert dead["hosts"] == data["hosts"] and dead["k"] == data["k"]
+    assert dead["k"] == data["k"] and dead["candidates"] == data["candidates"]
+    assert [(h["host"], h["status"]) for h in dead["hosts"]] == [
+        (h["host"], h["status"]) for h in data["hosts"]
+    ]
     typo = fab("capacity", "--dead", "xen3")
     assert typo.returncode == 1 and "--dead: no host xen3" in typo.stderr
 
