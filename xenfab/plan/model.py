@@ -305,8 +305,9 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if kind in ("running", "transition") and owner is not None:
             if owner.name in gone:
                 takeover = owner.name
-            elif not owner.reachable and owner.member == "offline":
-                # The cluster manager's word that the member is gone: proof, unlike a timeout.
+            elif not owner.reachable and owner.member == "offline" and snap.quorate is True:
+                # A quorate cluster's word that the member is gone is proof; a timeout is not
+                # (nor an inquorate node's view, which may be the partitioned side).
                 takeover = owner.name
             elif not owner.reachable:
                 m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
