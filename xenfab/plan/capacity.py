@@ -312,8 +312,11 @@ def capacity(
     if gone:
         # Only the names matter here (which guests the unreachable hosts add), so no search.
         present = plan(snap, policy, time_budget_s=0)
-        known = {a.guest for a in present.assignments} | {u.guest for u in present.unplaced}
         owner = {g.name: g.owner for g in snap.guests}
+        # A guest taken over from a member the cluster calls offline is one the host adds too.
+        known = {a.guest for a in present.assignments if a.takeover_from is None} | {
+            u.guest for u in present.unplaced if owner.get(u.guest) not in gone
+        }
         for a in [*base.assignments, *base.unplaced]:
             where = owner.get(a.guest)
             if a.guest not in known and where in hosts:
