@@ -227,3 +227,10 @@ def test_assemble_records_the_cluster_managers_word_on_each_member():
     assert [h.member for h in s.hosts] == ["online", "offline", None]
     again = Snapshot.from_dict(__import__("json").loads(s.to_json()))
     assert [h.member for h in again.hosts] == ["online", "offline", None]
+
+
+def test_host_text_in_a_reason_is_kept_raw_for_display_to_escape():
+    evil = "web\x1b]0;owned\x07"
+    layout = plan(snap([host("xen01", 8000)], [guest(evil, 1000)]), Policy())
+    (u,) = layout.unplaced
+    assert u.guest == evil and evil in u.reason  # raw: repr() would have doubled the escapes

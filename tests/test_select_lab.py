@@ -105,3 +105,19 @@ def test_an_owner_unreachable_only_by_ssh_is_liveness_unknown(fresh_lab):
         assert preview == _dry_run_commands()
     finally:
         fresh_lab.inject("command-ok", "xen03")
+
+
+def test_a_missing_config_directory_leaves_every_down_guest_still_down(fresh_lab, tmp_path):
+    import yaml
+    from clitools import ROOT
+
+    cfg = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
+    cfg["environments"]["lab"]["guest_config_dir"] = str(tmp_path / "no-such-dir")
+    conf = tmp_path / "xenfab.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    down = {s["name"][3:] for s in fresh_lab.status()["services"] if s["state"] in DOWN}
+    layout, _ = _layout("--config", str(conf))
+    assert layout["complete"] is False and layout["assignments"] == []
+    unplaced = {u["guest"]: u["reason"] for u in layout["unplaced"]}
+    assert set(unplaced) == down
+    assert all("no such directory" in r and "no-such-dir" in r for r in unplaced.values())

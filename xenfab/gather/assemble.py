@@ -112,7 +112,7 @@ def guests_from(
             guest.reason = "not a vm: service of the cluster"
         if name in ambiguous:
             guest.plannable = False
-            guest.reason = f"{len(ambiguous[name])} config files give name {name!r}: " + ", ".join(
+            guest.reason = f"{len(ambiguous[name])} config files give name '{name}': " + ", ".join(
                 ambiguous[name]
             )
         elif name in configs:
@@ -133,7 +133,7 @@ def guests_from(
             elif not files and not broken and not file_errors:
                 guest.reason = f"guest config directory {config_dir} has no config files"
             else:
-                guest.reason = f"no config file in {config_dir} gives name = {name!r}"
+                guest.reason = f"no config file in {config_dir} gives name = '{name}'"
             if broken:
                 # The file may be this guest's, under another name: point the admin at it.
                 guest.reason += (

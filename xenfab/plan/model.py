@@ -369,8 +369,8 @@ def _cannot_plan(g: Guest, entries: int) -> str | None:
     if not g.plannable:
         return g.reason or "cannot be planned (no reason recorded)"
     if not GUEST_NAME.match(g.name):
-        # Text from a host, kept raw here: display escapes it.
-        return f"name {g.name!r} has characters xenfab will not send to a shell"
+        # Text from a host, kept raw in data (no repr): display escapes it (textsafe.printable).
+        return f"name '{g.name}' has characters xenfab will not send to a shell"
     if g.memory_mib <= 0:
         where = f" ({g.config_file})" if g.config_file else ""
         return f"memory size unknown{where}"
