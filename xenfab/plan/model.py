@@ -300,7 +300,7 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
             continue  # reported with its first entry
         names_seen.add(g.name)
         kind = states.kind(g.state)
-        owner = snap.host(g.owner) if g.owner else None
+        owner = hosts[index[g.owner]] if g.owner in index else None
         takeover: str | None = None
         if kind in ("running", "transition") and owner is not None:
             if owner.name in gone:
