@@ -74,6 +74,12 @@ class Run:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def planned_all_started(report, layout) -> bool:
+    """Every planned guest started; only guests the plan left down (legacy07) are not started."""
+    left = {x.guest for x in report.results if x.outcome != "started"}
+    return not report.interrupted and left <= {u.guest for u in layout.unplaced}
+
+
 def peak(windows) -> int:
     events = sorted([(b, 1) for b, _ in windows] + [(e, -1) for _, e in windows])
     best = cur = 0
@@ -102,7 +108,7 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
     assert {x.guest for x in report.results} == {g for g, h in planned.items() if h == first_host}
     r.replan()
     report, text = r.start(parallel=3)
-    assert report.ok, report.table()
+    assert planned_all_started(report, r.layout), report.table()
     assert first_host not in {x.planned_host for x in report.results}
     starts = lab_starts(fresh_lab)
     # Every guest started exactly once over both runs, where it was planned.
@@ -118,7 +124,8 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
     assert 2 <= peak([(s["began"], s["ended"]) for s in second]) <= 3
     # Progress: one plain line per event, with counts.
     assert "\r" not in text
-    assert f"{len(report.results)}/{len(report.results)} started" in text
+    n = sum(1 for x in report.results if x.outcome == "started")
+    assert f"{n}/{n} started" in text
     records = [a for a in r.audit() if a["action"] == "start"]
     assert len(records) == len(planned)
     for rec in records:
@@ -148,7 +155,7 @@ def test_tiers_start_in_order(fresh_lab, tmp_path):
     tiers = {a.guest: a.tier for a in r.layout.assignments}
     assert {1, 2, 3} <= set(tiers.values())
     report, text = r.start()
-    assert report.ok, report.table()
+    assert planned_all_started(report, r.layout), report.table()
     starts = {s["guest"]: s for s in lab_starts(fresh_lab)}
     for t in (1, 2):
         done = max(starts[g]["ended"] for g, tier in tiers.items() if tier == t)

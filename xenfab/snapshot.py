@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import XenfabError
 
-SNAPSHOT_VERSION = 1
+if TYPE_CHECKING:
+    from .cluster import StateVocabulary
 
-# rgmanager states in which a guest is down and ours to start (the seed's rule).
-STARTABLE_STATES = frozenset({"disabled", "failed"})
+SNAPSHOT_VERSION = 1
+# Snapshots written before the backend was recorded came from rgmanager.
+DEFAULT_BACKEND = "rgmanager"
+
+
+def states_of(backend: str | None) -> StateVocabulary:
+    """The service-state vocabulary of the cluster manager called ``backend``."""
+    from .cluster import backend as get_backend  # local: cluster imports the parsers
+
+    return get_backend(backend or DEFAULT_BACKEND).states
 
 
 class SnapshotError(XenfabError):
@@ -49,6 +58,9 @@ class Host:
     domains: list[Domain] = field(default_factory=list)
     error: str | None = None
     rtt_ms: float | None = None
+    # The cluster manager's word on this host: "online", "offline", or None (not a member, or
+    # the cluster state could not be read). Only "offline" proves an unreachable host dead.
+    member: str | None = None
 
     @property
     def vcpus_used(self) -> int:
@@ -79,8 +91,12 @@ class Guest:
 
     @property
     def startable(self) -> bool:
-        """True when the guest is down in a state we may start it from."""
-        return self.state in STARTABLE_STATES
+        """True when the default backend (rgmanager) calls this state down.
+
+        A guest does not know its snapshot's backend: code holding the snapshot asks
+        ``snapshot.is_down(guest)`` instead.
+        """
+        return states_of(DEFAULT_BACKEND).kind(self.state) == "down"
 
 
 @dataclass
@@ -93,9 +109,18 @@ class Snapshot:
     quorate: bool | None
     hosts: list[Host] = field(default_factory=list)
     guests: list[Guest] = field(default_factory=list)
-    backend: str = "rgmanager"
+    backend: str = DEFAULT_BACKEND
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def states(self) -> StateVocabulary:
+        """The service-state vocabulary of the backend that gathered this snapshot."""
+        return states_of(self.backend)
+
+    def is_down(self, guest: Guest) -> bool:
+        """True when ``guest``'s service state is a down state of this snapshot's backend."""
+        return self.states.kind(guest.state) == "down"
 
     def host(self, name: str) -> Host | None:
         """The host named ``name``, or None."""
@@ -132,7 +157,7 @@ class Snapshot:
                 quorate=data.get("quorate"),
                 hosts=hosts,
                 guests=guests,
-                backend=str(data.get("backend", "rgmanager")),
+                backend=str(data.get("backend", DEFAULT_BACKEND)),
                 errors=list(data.get("errors", [])),
                 warnings=list(data.get("warnings", [])),
             )

@@ -55,6 +55,35 @@ class Output:
     exit_code: int
 
 
+@dataclass(frozen=True)
+class StateVocabulary:
+    """Which of a cluster manager's service states mean down, running, or in transition.
+
+    ``down``: ours to start. ``running``: the guest occupies its owner. ``transition``: the
+    manager is acting on it (wait for it or report it; never start it over). Any other state is
+    unknown to us and left alone.
+    """
+
+    down: frozenset[str]
+    running: frozenset[str]
+    transition: frozenset[str]
+
+    @property
+    def occupying(self) -> frozenset[str]:
+        """States in which the service holds its owner (running or in transition)."""
+        return self.running | self.transition
+
+    def kind(self, state: str | None) -> str:
+        """``down``, ``running``, ``transition`` or ``unknown`` for ``state``."""
+        if state in self.down:
+            return "down"
+        if state in self.running:
+            return "running"
+        if state in self.transition:
+            return "transition"
+        return "unknown"
+
+
 @dataclass
 class ServiceState:
     """A guest's cluster service state."""
@@ -94,6 +123,11 @@ class ClusterBackend(ABC):
     """How one cluster manager is read and driven."""
 
     name: str = ""
+
+    @property
+    @abstractmethod
+    def states(self) -> StateVocabulary:
+        """This manager's service states: which are down, running, in transition."""
 
     @abstractmethod
     def state_probes(self) -> list[Probe]:
