@@ -9,7 +9,6 @@ from clitools import ROOT, no_traceback
 from clitools import fab as run_fab
 
 from xenfab.config import load_config
-from xenfab.plan import policy_from_dict
 from xenfab.plan.capacity import capacity
 from xenfab.snapshot import Snapshot
 
@@ -26,7 +25,7 @@ def fab(*args: str, env: dict | None = None):
 def lab_policy():
     """The policy `fab capacity` uses for the lab: the repository config, merged like a task."""
     cfg = load_config(str(ROOT / "fabfile_config.yaml"))
-    return policy_from_dict(cfg.policy_dict(cfg.environment("lab")))
+    return cfg.environment("lab").policy
 
 
 def test_capacity_json_matches_the_lab_and_replays_offline(fresh_lab, tmp_path):
