@@ -98,7 +98,9 @@ def test_errors_name_the_key(data, message):
 
 
 def test_where_prefix_is_used():
-    with pytest.raises(ConfigError, match=r"^environments\.prod\.policy\.foo: unknown key$"):
+    with pytest.raises(
+        ConfigError, match=r"^environments\.prod\.policy\.foo: unknown key \(allowed: "
+    ):
         policy_from_dict({"foo": 1}, where="environments.prod.policy")
 
 

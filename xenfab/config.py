@@ -375,7 +375,13 @@ def ssh_config_hosts(path: str | None) -> list[str]:
     import paramiko
 
     try:
-        names = paramiko.SSHConfig.from_path(path).get_hostnames()
+        parsed = paramiko.SSHConfig.from_path(path)
     except (OSError, UnicodeDecodeError, paramiko.ConfigParseError) as exc:
         raise ConfigError(f"{path}: cannot read ssh_config: {exc}") from None
+    try:
+        names = parsed.get_hostnames()
+    except KeyError:
+        # paramiko's get_hostnames() fails on `Match` blocks (paramiko issues #1729, #2014;
+        # fixes #1674, #1991 unmerged): the same walk, skipping the entries without Host.
+        names = {n for entry in parsed._config for n in entry.get("host", ())}
     return sorted(n for n in names if not any(ch in n for ch in "*?!"))

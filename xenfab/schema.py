@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import math
 import re
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -131,15 +132,22 @@ def _strict(kind: type, **keys: Any) -> Any:
     return Annotated[kind, Core(strict=True, **keys)]
 
 
+# Bounds on every number: a huge value is a typo or an attack (2**70 MiB free is not "room"),
+# and past 2**53 JSON readers lose precision anyway.
+MAX_COUNT = 2**31 - 1
+MAX_MIB = 2**32  # 4 PiB: more RAM than any host has
+MAX_SECONDS = 10**7  # about 4 months
+
 Str = _strict(str)
 Bool = _strict(bool)
-Int = _strict(int)
-NonNegInt = _strict(int, ge=0)
-PosInt = _strict(int, ge=1)
+Int = _strict(int, ge=-MAX_COUNT, le=MAX_COUNT)
+NonNegInt = _strict(int, ge=0, le=MAX_COUNT)
+PosInt = _strict(int, ge=1, le=MAX_COUNT)
+MiB = _strict(int, ge=0, le=MAX_MIB)
 Port = _strict(int, ge=1, le=65535)
 # Floats accept whole numbers (`timeout: 10`), never bools, strings, NaN or infinities.
-NonNegFloat = Annotated[float, Core(strict=True, ge=0), Check(_finite)]
-PosFloat = Annotated[float, Core(strict=True, gt=0), Check(_finite)]
+NonNegFloat = Annotated[float, Core(strict=True, ge=0, le=MAX_SECONDS), Check(_finite)]
+PosFloat = Annotated[float, Core(strict=True, gt=0, le=MAX_SECONDS), Check(_finite)]
 Name = Annotated[str, Core(strict=True), Check(_trimmed)]
 HostName = Annotated[str, Core(strict=True), Check(_trimmed), Check(_host_name)]
 HostPattern = Annotated[str, Core(strict=True), Check(_trimmed), Check(_host_pattern)]
@@ -177,7 +185,7 @@ def validate(
     try:
         return adapter(kind).validate_python(data)
     except ValidationError as exc:
-        raise error(_at(source, describe(exc, prefix))) from None
+        raise error(_at(source, describe(exc, prefix, kind))) from None
     except RecursionError:
         raise error(_at(source, "nested too deeply")) from None
 
@@ -186,8 +194,8 @@ def _at(source: str, message: str) -> str:
     return f"{source}: {message}" if source else message
 
 
-def describe(exc: ValidationError, prefix: str = "") -> str:
-    """The first validation error as "key.path: problem, got VALUE" (and how many more)."""
+def describe(exc: ValidationError, prefix: str = "", kind: Any = None) -> str:
+    """The first validation error as "key.path: problem, got VALUE"."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = list(first["loc"])
@@ -195,10 +203,11 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
     if is_key:
         # ('pin', ' a', '[key]'): the key itself is wrong; name the mapping that holds it.
         loc = loc[:-2]
-    kind, msg = first["type"], first["msg"]
-    if kind == "unexpected_keyword_argument":
-        msg = "unknown key"
-    elif kind == "missing_argument":
+    err_type, msg = first["type"], first["msg"]
+    if err_type == "unexpected_keyword_argument":
+        allowed = _allowed(kind, loc[:-1])
+        msg = "unknown key" + (f" (allowed: {allowed})" if allowed else "")
+    elif err_type in ("missing", "missing_argument"):
         msg = "missing (required)"
     elif msg.startswith(("Value error, ", "Assertion failed, ")):
         msg = msg.split(", ", 1)[1]
@@ -209,13 +218,44 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
             msg = named.group(2)
     else:
         msg = msg[:1].lower() + msg[1:]
-        if kind not in ("missing", "finite_number") and "input" in first:
+        if err_type != "finite_number" and "input" in first:
             msg += f", got {_short(first['input'])}"
     path = ".".join(p for p in (prefix, ".".join(_loc(p) for p in loc)) if p).replace(".[", "[")
     if is_key and not msg.startswith(repr(first.get("input"))):
         msg = f"key {_short(first.get('input'))}: {msg}"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{path or 'top level'}: {msg}{more}"
+    # Only the first: an environment's merged policy repeats the file's errors, and one fix at a
+    # time is how a config is corrected anyway.
+    return f"{path or 'top level'}: {msg}"
+
+
+def _allowed(kind: Any, loc: list) -> list[str] | None:
+    # The dataclass at `loc` inside `kind`, for naming the keys it takes; None when unsure.
+    import typing
+
+    try:
+        for part in [*loc, None]:
+            while True:
+                origin = typing.get_origin(kind)
+                if origin is Annotated:
+                    kind = typing.get_args(kind)[0]
+                elif origin in (typing.Union, types.UnionType):
+                    kind = next(a for a in typing.get_args(kind) if a is not type(None))
+                else:
+                    break
+            if part is None:
+                break
+            if dataclasses.is_dataclass(kind):
+                kind = typing.get_type_hints(kind, include_extras=True)[part]
+            elif typing.get_origin(kind) in (dict, list, tuple):
+                kind = typing.get_args(kind)[-1 if typing.get_origin(kind) is dict else 0]
+            else:
+                return None
+    except (KeyError, TypeError, StopIteration, NameError):
+        return None
+    if not dataclasses.is_dataclass(kind):
+        return None
+    hidden = {"name", "path"}  # given by the mapping key or the loader, never written
+    return sorted(f.name for f in dataclasses.fields(kind) if f.name not in hidden)
 
 
 def _loc(part: Any) -> str:
@@ -276,6 +316,8 @@ def _yaml(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
     if isinstance(value, (list, dict)) and not value:
         return "[]" if isinstance(value, list) else "{}"
     return str(value)

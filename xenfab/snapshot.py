@@ -15,6 +15,7 @@ from .errors import XenfabError
 from .schema import (
     Bool,
     HostName,
+    MiB,
     Name,
     NonNegFloat,
     NonNegInt,
@@ -41,7 +42,7 @@ class Domain:
     __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
 
     name: Name
-    mem_mib: NonNegInt
+    mem_mib: MiB
     vcpus: NonNegInt
     state: Str = ""
 
@@ -54,8 +55,8 @@ class Host:
 
     name: HostName
     reachable: Bool = True
-    total_mib: NonNegInt = 0
-    free_mib: NonNegInt = 0
+    total_mib: MiB = 0
+    free_mib: MiB = 0
     cpus: NonNegInt = 0
     toolstack: Str | None = None
     xen_version: Str | None = None
@@ -78,12 +79,12 @@ class Guest:
     __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
 
     name: Name
-    memory_mib: NonNegInt = 0
+    memory_mib: MiB = 0
     vcpus: NonNegInt = 1
     state: Str = "unknown"
     owner: Name | None = None
     last_owner: Name | None = None
-    maxmem_mib: NonNegInt | None = None
+    maxmem_mib: MiB | None = None
     config_file: Str | None = None
     running_on: list[Name] = field(default_factory=list)
     plannable: Bool = True

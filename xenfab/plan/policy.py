@@ -23,9 +23,9 @@ from ..schema import (
     Core,
     HostPattern,
     HostPatterns,
+    MiB,
     Name,
     NonNegFloat,
-    NonNegInt,
     PosFloat,
     PosInt,
     doc,
@@ -91,8 +91,8 @@ class Policy:
         "round-robin",
         "how the greedy pass picks a host: " + ", ".join(f"`{s}`" for s in STRATEGIES),
     )
-    reserve_mib: NonNegInt = doc(0, "RAM (MiB) kept free on every host")
-    overhead_mib: NonNegInt = doc(0, "RAM (MiB) added to every guest's configured size")
+    reserve_mib: MiB = doc(0, "RAM (MiB) kept free on every host")
+    overhead_mib: MiB = doc(0, "RAM (MiB) added to every guest's configured size")
     vcpu_ratio: PosFloat | None = doc(
         None, "at most this many vCPUs (running + placed) per physical CPU; `null` = no cap"
     )
