@@ -234,10 +234,6 @@ class XenfabConfig:
             raise ConfigError(f"{self.path}: no environment {key!r} (known: {known})")
         return self.environments[key]
 
-    def start_policy(self, env: Environment) -> StartPolicy:
-        """The start policy of ``env`` (the file's ``start`` keys, then the environment's)."""
-        return env.start
-
 
 def find_config(explicit: str | None = None, search_dirs: tuple[str, ...] = ()) -> str:
     """Locate the config file: explicit path, $XENFAB_CONFIG, then fabfile_config.yaml in dirs."""
