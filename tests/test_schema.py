@@ -456,15 +456,33 @@ def test_fuzzed_snapshots_give_one_line_or_an_exact_layout(tmp_path_factory, dat
         _same(json.loads(raw.decode("utf-8")), loaded)
 
 
+def _config_kept(data: dict, cfg_path: Path) -> None:
+    """An accepted config kept every scalar it was given, unconverted (defaults fill the rest)."""
+    cfg = load_config(str(cfg_path))
+    for name, raw in data["environments"].items():
+        env = cfg.environment(name)
+        for section, typed in (("policy", env.policy), ("start", env.start), ("ssh", env.ssh)):
+            given = {**(data.get(section) or {})} if section != "ssh" else {}
+            given.update(raw.get(section) or {})
+            for key, value in given.items():
+                if isinstance(value, (bool, int, float, str)) and key != "config":
+                    _same(value, getattr(typed, key))
+
+
 @FUZZ
-@given(data=mutated(_config()))
-def test_fuzzed_configs_give_one_line_or_a_layout(tmp_path_factory, data):
+@given(data=mutated(_config()), bad_bytes=st.sampled_from([None, b"\xff", b"\xed\xa0\x80"]))
+def test_fuzzed_configs_give_one_line_or_a_layout(tmp_path_factory, data, bad_bytes):
     tmp = tmp_path_factory.mktemp("fz")
     cfg = tmp / "c.yaml"
     try:
-        cfg.write_text(yaml.safe_dump(data))
+        text = yaml.safe_dump(data)
     except (yaml.YAMLError, ValueError):
         return  # not representable as YAML: not an input anyone can write
+    raw = text.encode()
+    if bad_bytes is not None:
+        raw = raw.replace(b"xen01", b"xen" + bad_bytes + b"01", 1)
+    cfg.write_bytes(raw)
     snap = _write_snapshot(tmp, _snapshot())
     code, out, err = _run("show-layout", "--from", snap, "--config", str(cfg), "--format", "json")
-    _one_line_or_layout(code, out, err)
+    if _one_line_or_layout(code, out, err) is not None:
+        _config_kept(yaml.safe_load(raw.decode("utf-8")), cfg)
