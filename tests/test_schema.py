@@ -99,8 +99,14 @@ def _write_snapshot(tmp_path: Path, data) -> str:
         (lambda d: d["hosts"][1].update(free_mib=-1), "hosts[1].free_mib: input should be greater"),
         (lambda d: d["hosts"][1].update(free_mib=True), "hosts[1].free_mib: input should be a"),
         (lambda d: d["guests"][0].update(name="lb01 "), "guests[0].name: 'lb01 ': empty or"),
-        (lambda d: d["guests"].append(dict(d["guests"][0])), "guests: 'lb01' is listed twice"),
-        (lambda d: d["hosts"].append(dict(d["hosts"][0])), "hosts: 'xen01' is listed twice"),
+        (
+            lambda d: d["guests"].append(dict(d["guests"][0])),
+            "guests[3]: 'lb01' is listed twice (also guests[0])",
+        ),
+        (
+            lambda d: d["hosts"].append(dict(d["hosts"][0])),
+            "hosts[3]: 'xen01' is listed twice (also hosts[0])",
+        ),
         (lambda d: d["guests"][0].update(colour="red"), "guests[0].colour: unknown key"),
         (lambda d: d.update(quorate="yes"), "quorate: input should be a valid boolean"),
         (lambda d: d.update(xenfab_snapshot=True), "not a xenfab snapshot"),
@@ -152,11 +158,11 @@ def test_valid_snapshot_round_trips_exactly(tmp_path):
         (lambda d: d.update(audit_log=None), "f.yaml: audit_log: input should be a valid string"),
         (
             lambda d: d["environments"]["t"]["hosts"].append("xen01"),
-            "f.yaml: environments.t.hosts: 'xen01' is listed twice",
+            "f.yaml: environments.t.hosts[3]: 'xen01' is listed twice (also environments.t.hosts[0])",
         ),
         (
             lambda d: d["environments"]["t"]["hosts"].append({"name": "xen02"}),
-            "environments.t.hosts: 'xen02' is listed twice",
+            "environments.t.hosts[3]: 'xen02' is listed twice (also environments.t.hosts[1])",
         ),
         (lambda d: d["environments"]["t"]["hosts"].append("xen04 "), "hosts[3].name: 'xen04 '"),
         (lambda d: d["policy"].update(reserve_mib=float("nan")), "policy.reserve_mib: input"),

@@ -96,12 +96,13 @@ def _finite(value: float) -> float:
 
 def _unique(key: str) -> Callable[[list], list]:
     def check(items: list) -> list:
-        seen: set = set()
-        for item in items:
+        first: dict = {}
+        for i, item in enumerate(items):
             name = getattr(item, key)
-            if name in seen:
-                raise ValueError(f"{name!r} is listed twice")
-            seen.add(name)
+            if name in first:
+                # Two entries may disagree (location, size): which one holds would be a guess.
+                raise ValueError(f"[{i}]: {name!r} is listed twice (also [{first[name]}])")
+            first[name] = i
         return items
 
     return check
@@ -212,7 +213,7 @@ def describe(exc: ValidationError, prefix: str = "", kind: Any = None) -> str:
     elif msg.startswith(("Value error, ", "Assertion failed, ")):
         msg = msg.split(", ", 1)[1]
         # A check on a whole object names its key first ("master: ..."): join it to the path.
-        named = re.match(r"^([A-Za-z_][\w.]*): (.*)$", msg)
+        named = re.match(r"^([A-Za-z_][\w.]*|\[\d+\]): (.*)$", msg)
         if named:
             loc.append(named.group(1))
             msg = named.group(2)
@@ -221,6 +222,8 @@ def describe(exc: ValidationError, prefix: str = "", kind: Any = None) -> str:
         if err_type != "finite_number" and "input" in first:
             msg += f", got {_short(first['input'])}"
     path = ".".join(p for p in (prefix, ".".join(_loc(p) for p in loc)) if p).replace(".[", "[")
+    listing = re.sub(r"\[\d+\]$", "", path)
+    msg = msg.replace("(also [", f"(also {listing}[")
     if is_key and not msg.startswith(repr(first.get("input"))):
         msg = f"key {_short(first.get('input'))}: {msg}"
     # Only the first: an environment's merged policy repeats the file's errors, and one fix at a
