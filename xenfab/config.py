@@ -166,9 +166,6 @@ class Environment:
     lock_path: AbsPath | None = doc(
         None, "lock directory on this environment's master", shown="the top-level `lock_path`"
     )
-    audit_log: Path | None = doc(
-        None, "audit log of this environment's start actions", shown="the top-level `audit_log`"
-    )
     description: Str | None = doc(None, "free text", shown="-")
 
     def __post_init__(self) -> None:
