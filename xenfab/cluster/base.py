@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from ..errors import XenfabError
 
+# One host-name rule for the config, the snapshot and the commands: the schema's.
+from ..schema import HOST_NAME
+
 # Xen accepts almost any byte in a domain name; we only let through what is safe to pass to a shell
 # and to rgmanager, so a crafted config file cannot smuggle a command into `clusvcadm`.
 GUEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$")
 
 
 class UnsafeName(XenfabError):
