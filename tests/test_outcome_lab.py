@@ -17,18 +17,8 @@ from collections import Counter
 import pytest
 from clitools import ROOT, fab, no_traceback
 
-from xenfab.plan.layout import Unplaced
-
 pytestmark = pytest.mark.lab
 DOWN = ("disabled", "failed", "stopped")
-
-# These runs end right only once every down guest is classified (the `select` branch: a
-# missing config dir, legacy07, a `stopped` guest, liveness unknown are still down, with why).
-# Until that lands they are skipped, not weakened; the marker goes when it does.
-needs_select = pytest.mark.skipif(
-    "kind" not in Unplaced.__dataclass_fields__,
-    reason="needs select's still-down classification (Unplaced.kind)",
-)
 
 
 def down_services(lab) -> set[str]:
@@ -220,8 +210,7 @@ def test_demo_ends_with_the_still_down_block_and_the_code(lab, tmp_path):
     still = lines[head + 1 : -1]
     assert all(line.startswith("  ") for line in still)
     assert code == (2 if still else 0)
-    if "kind" in Unplaced.__dataclass_fields__:  # select's classification: legacy07 is down
-        assert any(line.split()[0] == "legacy07" for line in still), still
+    assert code == 2 and any(line.split()[0] == "legacy07" for line in still), still
 
 
 # -- the runs of issue 11's list, each ending with the right block and code ---------------------
@@ -237,7 +226,6 @@ def _config(lab, tmp_path, **env_extra) -> str:
     return str(path)
 
 
-@needs_select
 def test_missing_config_dir_leaves_every_down_guest_still_down(fresh_lab, tmp_path):
     cfg = _config(fresh_lab, tmp_path, guest_config_dir=str(tmp_path / "nowhere"))
     res = fab("show-layout", "--config", cfg)
@@ -252,7 +240,6 @@ def test_missing_config_dir_leaves_every_down_guest_still_down(fresh_lab, tmp_pa
     assert fresh_lab.status()["starts"] == []
 
 
-@needs_select
 def test_a_failed_start_is_not_lost_to_the_next_run(fresh_lab):
     fresh_lab.inject("start-fails", "web01")
     first = fab("start-all", "--yes")
@@ -266,7 +253,6 @@ def test_a_failed_start_is_not_lost_to_the_next_run(fresh_lab):
     never_twice(fresh_lab)
 
 
-@needs_select
 def test_a_typo_in_exclude_is_an_error_before_anything_starts(fresh_lab):
     res = fab("start-all", "--yes", "--exclude", "xen3")
     no_traceback(res)
@@ -274,7 +260,6 @@ def test_a_typo_in_exclude_is_an_error_before_anything_starts(fresh_lab):
     assert fresh_lab.status()["starts"] == []
 
 
-@needs_select
 def test_an_unreadable_owner_keeps_its_guests_still_down_until_declared_dead(fresh_lab):
     owned = {
         s["name"][3:]

@@ -1,14 +1,13 @@
 """The placement planner: snapshot + policy -> layout. Pure: no SSH, no Fabric, standard library.
 
-``plan(snapshot, policy)`` places every disabled or failed guest so that it fits (RAM, vCPU cap,
-anti-affinity, pin, exclude), explains each choice and each refusal, and says whether the result
-is proven best when not everything fits.
+``plan(snapshot, policy)`` places every down guest (the backend's word) so that it fits (RAM,
+vCPU cap, anti-affinity, pin, exclude), explains each choice and each refusal, and says whether
+the result is proven best when not everything fits.
 """
 
 from .layout import Assignment, HostUse, Layout, Skipped, Unplaced
 from .planner import plan
 from .policy import (
-    POLICY_KEYS,
     STRATEGIES,
     AntiAffinityClass,
     Policy,
@@ -16,7 +15,6 @@ from .policy import (
 )
 
 __all__ = [
-    "POLICY_KEYS",
     "STRATEGIES",
     "AntiAffinityClass",
     "Assignment",

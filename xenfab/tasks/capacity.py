@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..errors import ConfigError, ExitCode
+from ..errors import ExitCode
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
 from ._common import check_format, cli, exit_with, load, split_list
 from .core import COMMON_HELP, PLAN_HELP, check_dead, run_policy
@@ -21,16 +21,6 @@ CAPACITY_HELP = {
     "exclude": "hosts no guest may move to, comma-separated (maintenance; added to policy.exclude)",
     "dead": "hosts known dead now, comma-separated: counted as failed already",
 }
-
-
-def _number(value: str | None, name: str, kind: type, what: str) -> float | int | None:
-    # Options default to None so Invoke hands us text: its own casts fail with a traceback.
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"--{name}: expected {what}, got {value!r}") from None
 
 
 @task(help=CAPACITY_HELP, auto_shortflags=False)
@@ -53,11 +43,13 @@ def capacity(
     from .. import show
     from ..gather import gather
     from ..plan.capacity import capacity as nk_report
+    from ..schema import NonNegFloat, PosInt, option
     from ..snapshot import Snapshot
 
     check_format(format)
-    k_cap = _number(max_k, "max-k", int, "a whole number")
-    budget = _number(time_budget, "time-budget", float, "seconds")
+    # Options default to None so Invoke hands us text: its own casts fail with a traceback.
+    k_cap = option("--max-k", max_k, PosInt)
+    budget = option("--time-budget", time_budget, NonNegFloat)
     cfg, environment = load(c, config, env, loc)
     # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
     # report says so in its warnings instead of refusing to report.
