@@ -264,7 +264,7 @@ def test_dry_run_touches_nothing(fresh_lab, tmp_path):
     r = Run(fresh_lab, tmp_path)
     report, text = r.start(dry_run=True)
     assert report.ok and report.dry_run
-    assert {x.outcome for x in report.results} <= {"not started"}
+    assert {x.outcome for x in report.results} <= {"not-started"}
     assert text.count("clusvcadm -e vm:") == len(r.layout.assignments)
     assert lab_starts(fresh_lab, ok=None) == []
     assert not Path(r.cfg.audit_log).exists()
@@ -349,7 +349,7 @@ def test_ctrl_c_starts_nothing_new_waits_and_prints_the_summary(fresh_lab, tmp_p
     res = result_of(text)
     assert res["interrupted"] and not res["ok"]
     counts = res["counts"]
-    assert counts["started"] >= 1 and counts["not started"] >= 1 and counts["failed"] == 0
+    assert counts["started"] >= 1 and counts["not-started"] >= 1 and counts["failed"] == 0
     # Only what was already on its way started: nothing was sent after the interrupt.
     assert "starting " not in after
     sent = set(re.findall(r"\] starting (\S+) on \S+", before))
@@ -392,6 +392,6 @@ def test_step_mode_asks_on_the_terminal(fresh_lab, tmp_path):
     res = result_of(text.replace("\r", ""))
     outcomes = [x["outcome"] for x in res["results"]]
     assert outcomes.count("started") == 1 and outcomes.count("skipped") == 1
-    assert outcomes.count("not started") == len(outcomes) - 2
+    assert outcomes.count("not-started") == len(outcomes) - 2
     assert len(lab_starts(fresh_lab, ok=None)) == 1
     assert os.waitstatus_to_exitcode(status) == 1
