@@ -13,6 +13,7 @@ from ..cluster import backend as get_backend
 from ..config import Environment, HostEntry, resolve_hosts, ssh_config_hosts
 from ..errors import ConfigError
 from ..snapshot import Snapshot
+from ..textsafe import printable
 from . import ssh
 from .assemble import HostReport, assemble
 from .batch import HOST_PROBES, build_script, new_nonce, split_output
@@ -67,12 +68,17 @@ def gather(
                 if extra.error is None:
                     reports[entry.name].outputs.update(extra.outputs)
                     reports[entry.name].files = extra.files
+                    reports[entry.name].file_errors = extra.file_errors
                     used_master = entry.name
                     break
     taken_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     snap = assemble(
         env.name, taken_at, entries, reports, used_master, backend, env.guest_config_dir
     )
+    if used_master is not None:
+        # Until the selection turns these into still-down guests, they are at least not silent.
+        for path, why in sorted(reports[used_master].file_errors.items()):
+            snap.warnings.append(f"{used_master}: {printable(path)}: {why}")
     if used_master is None:
         snap.errors.append(f"no host could read the cluster state (master {master} unreachable)")
     elif used_master != master:
@@ -85,6 +91,7 @@ def _report(result: ssh.RunResult, nonce: str, is_master: bool) -> HostReport:
         return HostReport(result.host, error=result.error or "no output", seconds=result.seconds)
     split = split_output(result.output.text, nonce)
     report = HostReport(result.host, split.outputs, split.files, seconds=result.seconds)
+    report.file_errors = dict(split.file_errors)
     if not split.complete:
         report.error = (
             f"{result.host}: the gather script stopped early (exit {result.output.exit_code})"

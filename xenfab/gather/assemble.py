@@ -20,6 +20,8 @@ class HostReport:
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    # Config files seen but not read (too large, a name with control characters): path -> why.
+    file_errors: dict[str, str] = field(default_factory=dict)
 
 
 def host_facts(entry: HostEntry, report: HostReport) -> Host:
