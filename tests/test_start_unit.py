@@ -387,3 +387,23 @@ def test_domain_watch_round_proves_only_hosts_that_answered_it():
         watch.wait(later, 5)
     finally:
         watch.stop()
+
+
+def test_progress_defaults_to_stderr_and_escapes_text_from_hosts(monkeypatch):
+    """--format json keeps stdout clean; a name with escapes never reaches a terminal raw."""
+    import sys
+    from pathlib import Path
+
+    from xenfab.config import load_config
+    from xenfab.start.engine import Engine
+
+    fake_err, fake_out = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", fake_err)
+    monkeypatch.setattr(sys, "stdout", fake_out)
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "fabfile_config.yaml"))
+    engine = Engine(cfg, cfg.environment("lab"), Snapshot("lab", "t", "xen01", True), None, None)
+    assert engine.out is fake_err
+    engine.progress.note("started \x1b]0;pwned\x07web01 on xen01")
+    text = fake_err.getvalue()
+    assert "\x1b" not in text and "\\x1b]0;pwned\\x07web01" in text
+    assert fake_out.getvalue() == ""
