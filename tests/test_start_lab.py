@@ -661,3 +661,40 @@ def test_a_double_ctrl_c_never_logs_a_started_guest_as_failed(fresh_lab, tmp_pat
     logged = [x for x in _audit_lines(tmp_path / "audit.jsonl") if x["action"] == "result"]
     assert not [x for x in logged if x["guest"] in came_up and x["outcome"] == "failed"], logged
     assert all(o in ("started", "unconfirmed", "not-started") for o in outcomes.values())
+
+
+def test_a_service_on_a_host_declared_dead_is_disabled_then_enabled_loudly(fresh_lab, tmp_path):
+    """Issue 11 item 7 / issue 14 case 2: the exact sequence for `started` on a dead owner."""
+    from xenfab.plan.layout import Assignment
+
+    r = Run(fresh_lab, tmp_path)
+    running = next(
+        g
+        for g in r.snap.guests
+        if g.state == "started" and g.owner not in (None, r.snap.master) and g.memory_mib
+    )
+    dead = running.owner
+    target = next(
+        h.name
+        for h in r.snap.hosts
+        if h.name not in (dead, r.snap.master) and h.free_mib > running.memory_mib
+    )
+    r.layout.assignments = [
+        Assignment(running.name, target, running.memory_mib, running.vcpus, 1, "test")
+    ]
+    r.layout.unplaced = []
+    # Without the declaration it is found running: never touched.
+    report, _ = r.start()
+    assert report.result(running.name).outcome == "found running"
+    fresh_lab.inject("command-fails", dead)
+    try:
+        report, text = r.start(dead_hosts=[dead], liveness_wait_s=5)
+    finally:
+        fresh_lab.inject("command-ok", dead)
+    res = report.result(running.name)
+    assert (res.outcome, res.host) == ("started", target), report.table()
+    assert f"WARNING: disabling vm:{running.name}" in text and dead in text
+    stops = [x for x in r.audit() if x["action"] == "stop" and x["guest"] == running.name]
+    assert stops and stops[0]["outcome"] == "disable-on-dead-owner"
+    assert "clusvcadm -d" in stops[0]["command"] and "clusvcadm -e" in stops[0]["command"]
+    assert services(fresh_lab)[running.name]["owner"] == target
