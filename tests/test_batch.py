@@ -148,11 +148,21 @@ def test_a_file_name_never_becomes_content_and_a_huge_file_is_not_read(tmp_path:
     assert not any("memory = 1\n" in body for body in out.files.values())
 
 
-def test_bounded_kills_the_command_and_its_children_at_the_deadline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tool", ["timeout", "setsid"])
+def test_bounded_kills_the_command_and_its_children_at_the_deadline(
+    tmp_path: Path, tool: str
+) -> None:
     import os
     import time
 
     from xenfab.gather.batch import bounded
+
+    # "setsid": a host without coreutils' timeout (RHEL 5), only the tools the fallback needs.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ["sh", "sleep", tool]:
+        (bindir / name).symlink_to(shutil.which(name))
+    env = {"PATH": str(bindir)}
 
     marker = f"xenfab-test-{os.getpid()}-{time.monotonic_ns() % 100000}"
     started = time.monotonic()
@@ -161,13 +171,14 @@ def test_bounded_kills_the_command_and_its_children_at_the_deadline(tmp_path: Pa
         capture_output=True,
         text=True,
         timeout=20,
+        env=env,
     )
     assert time.monotonic() - started < 5
     assert res.stdout == "hi\n" and res.returncode != 0
     time.sleep(0.3)
     assert not _processes_with(marker)
     # A command that ends first: its exit code, and no watchdog left behind.
-    res = subprocess.run(["/bin/sh", "-c", bounded("exit 7", 97)], timeout=20)
+    res = subprocess.run(["/bin/sh", "-c", bounded("exit 7", 97)], timeout=20, env=env)
     assert res.returncode == 7
     time.sleep(0.3)
     assert not _processes_with("sleep 97;")

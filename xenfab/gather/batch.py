@@ -186,15 +186,18 @@ def _unhex(text: str) -> str:
 def bounded(command: str, timeout_s: float) -> str:
     """``command`` run so that the host kills it, with its whole process group, at the deadline.
 
-    The command runs in a session of its own (``setsid``), a watchdog in another; when the
-    command ends first the watchdog is killed, else the watchdog sends TERM, then KILL two
-    seconds later, to the command's process group. An SSH client that gave up (or died) cannot
-    do this: closing a channel does not stop a command that is not writing (an awk reading a
-    huge file). Without ``setsid`` on the host the command runs as it is.
+    With coreutils ``timeout`` (RHEL 6 and later) that is ``timeout -k 2``: it runs the command in
+    a process group of its own and signals the whole group (TERM, KILL two seconds later). Without
+    it (RHEL 5) the command runs in a session of its own (``setsid``) next to a watchdog in
+    another, which does the same; when the command ends first the watchdog is killed. An SSH
+    client that gave up (or died) cannot do this: closing a channel does not stop a command that
+    is not writing (an awk reading a huge file). With neither tool the command runs as it is.
     """
     t = max(1, int(timeout_s + 0.999))
     return (
-        f"c={shlex.quote(command)}; if command -v setsid >/dev/null 2>&1; then "
+        f"c={shlex.quote(command)}; if command -v timeout >/dev/null 2>&1; then "
+        f'timeout -k 2 {t} sh -c "$c" </dev/null; '
+        "elif command -v setsid >/dev/null 2>&1; then "
         'setsid sh -c "$c" </dev/null & p=$!; '
         f"setsid sh -c 'sleep {t}; kill -TERM -$0 2>/dev/null; sleep 2; "
         'kill -KILL -$0 2>/dev/null\' "$p" </dev/null >/dev/null 2>&1 & w=$!; '

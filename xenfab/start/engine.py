@@ -62,8 +62,8 @@ CONFIRM_GRACE_S = 3.0
 # With no answer from the master this long, nothing more is started.
 STATE_GIVE_UP_S = 60.0
 # With no fresh domain list from some live host this long, the guests still queued are not
-# started (their liveness cannot be proven). A round of reads is waited on this long per turn
-# before the loop goes on confirming, and a round with a failed read is retried this often.
+# started (their liveness cannot be proven). A round of reads is waited on (beyond the reads' own
+# timeout) this long, and a round with a failed read is retried this often.
 LIVENESS_WAIT_S = 60.0
 ROUND_WAIT_S = 1.0
 ROUND_RETRY_S = 1.0
@@ -203,7 +203,8 @@ class Engine:
         self.watch = DomainWatch(
             self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
         )
-        # The first round goes while the lock is taken; the loop waits for it (or a later one).
+        # A first round while the lock is taken opens a transport to every host; the loop reads
+        # its own rounds (a round vouches only for the turn it began in).
         self.round = self.watch.begin(skip=self._dead_now())
         warm = threading.Thread(
             target=self.pool.warm,
@@ -289,8 +290,10 @@ class Engine:
             self._drop_queued(sched)
         confirming = [j for j in self.jobs if j.phase == CONFIRMING]
         may_start = not stopping and sched.ready(now)
-        if may_start and self.round is None and now >= self.next_round_at:
-            # The decision to start is taken now: every list that vouches for it is read after.
+        # A round vouches only for the turn it began in: the decision to start is taken now,
+        # and every list that vouches for it is read after.
+        self.round = None
+        if may_start and now >= self.next_round_at:
             assert self.watch is not None
             self.round = self.watch.begin(skip=self._dead_now())
         state: ClusterState | None = None
@@ -655,8 +658,12 @@ class Engine:
         rnd = self.round
         if rnd is None:
             return None
-        if not self.watch.wait(rnd, ROUND_WAIT_S):
-            return None  # kept: the next turn waits on it again (the loop confirms meanwhile)
+        # Each read is bounded (its command timeout); a signal cuts the wait short.
+        limit = time.monotonic() + self.env.ssh.connect_timeout + ROUND_WAIT_S
+        while not self.watch.wait(rnd, 0.1):
+            if self.interrupts or time.monotonic() > limit:
+                self.round = None
+                return None
         self.round = None
         needed = [h for h in self.watch.hosts if h not in self._dead_now(state)]
         missing = rnd.unproven(needed)
