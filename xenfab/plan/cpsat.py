@@ -26,7 +26,7 @@ def available() -> bool:
 
 
 def solve(
-    m: Model, incumbent: State, deadline: float
+    m: Model, incumbent: State, deadline: float, threads: int = 2
 ) -> tuple[list[int | None] | None, bool] | None:
     """(better layout or None, proven) from CP-SAT; None when it cannot be used here."""
     try:
@@ -89,7 +89,7 @@ def solve(
         return None
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = left
-    solver.parameters.num_workers = 8
+    solver.parameters.num_workers = threads
     status = solver.Solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None

@@ -37,6 +37,8 @@ class Unplaced:
     per_host: dict[str, str] = field(default_factory=dict)
     tier: int = 0
     vcpus: int = 0
+    # host -> the rules that refused it there, with their figures (rules.Refusal.to_dict)
+    refusals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass

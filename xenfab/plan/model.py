@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..snapshot import Guest, Snapshot
 from .layout import Skipped
 from .policy import Policy, host_matches
+from .rules import NO_LIMIT, Refusal, Rule, rules_of
 
 # rgmanager states in which a service occupies its owner; on a failed host (what-if) they are down.
 RUNNING_STATES = frozenset({"started", "starting", "recovering"})
@@ -58,6 +59,8 @@ class AClass:
     unit_of: list[int]  # host index -> unit index (host or failure domain)
     unit_names: list[str]
     running: list[list[str]]  # unit index -> members already running there
+    members: int = 0  # members to place plus members running on usable units
+    usable_units: int = 0
 
 
 @dataclass
@@ -78,6 +81,14 @@ class Model:
     skipped: list[Skipped] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
+    _rules: list[Rule] | None = field(default=None, repr=False)
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every placement rule of this model (built once the classes are resolved)."""
+        if self._rules is None:
+            self._rules = rules_of(self)
+        return self._rules
 
     def host_name(self, h: int) -> str:
         """The name of host index ``h``."""
@@ -120,18 +131,20 @@ class State:
 
     def fits(self, g: PGuest, h: int) -> bool:
         """True when guest ``g`` may go on usable host ``h`` now (every rule)."""
-        if self.rem[h] < g.mem or not g.ok(h):
-            return False
-        cap = self.m.vcap[h]
-        if cap is not None and self.vused[h] + g.vcpus > cap:
-            return False
-        if g.classes and g.idx not in self.relaxed:
-            classes = self.m.classes
-            for c in g.classes:
-                cl = classes[c]
-                if self.count[c][cl.unit_of[h]] >= cl.limit:
-                    return False
-        return True
+        return all(rule.fits(self, g, h) for rule in self.m.rules)
+
+    def max_copies(self, g: PGuest, h: int) -> int:
+        """How many guests like ``g`` usable host ``h`` could still take (every rule)."""
+        return min(min(rule.copies(self, g, h) for rule in self.m.rules), NO_LIMIT)
+
+    def refusals(self, g: PGuest, h: int) -> list[Refusal]:
+        """Every rule that refuses ``g`` on usable host ``h`` now, with its figures."""
+        out = []
+        for rule in self.m.rules:
+            r = rule.refusal(self, g, h)
+            if r is not None:
+                out.append(r)
+        return out
 
     def breaks_class(self, g: PGuest, h: int) -> list[int]:
         """The classes ``g`` would break on ``h`` (used to explain a soft violation)."""
@@ -385,13 +398,22 @@ def _resolve_classes(m: Model, failed: set[str]) -> None:
                 members += 1
         members += sum(len(running[u]) for u in usable_units)
         units = len(usable_units)
-        limit = 1 if members <= units or units == 0 else math.ceil(members / units)
         what = "failure domains" if spec.spread == "domain" else "usable hosts"
         per = "domain" if spec.spread == "domain" else "host"
+        hard = m.policy.anti_affinity_mode == "hard"
+        # Hard means hard: one member per unit, whatever the count; the members that find no
+        # unit stay down (with the hint). Soft mode spreads them ceil(members/units) per unit.
+        limit = 1 if hard or members <= units or units == 0 else math.ceil(members / units)
         if members > units > 0:
-            m.warnings.append(
-                f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
-            )
+            if hard:
+                m.warnings.append(
+                    f"class {name}: {members} members but {units} {what}: "
+                    f"{members - units} stay down (anti_affinity_mode: soft lets them share)"
+                )
+            else:
+                m.warnings.append(
+                    f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
+                )
         for u in sorted(usable_units):
             if len(running[u]) > limit:
                 m.warnings.append(
@@ -405,5 +427,7 @@ def _resolve_classes(m: Model, failed: set[str]) -> None:
                 unit_of=unit_of,
                 unit_names=unit_names,
                 running=running,
+                members=members,
+                usable_units=units,
             )
         )

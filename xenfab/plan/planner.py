@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from ..snapshot import Snapshot
 from .explain import Explainer
@@ -20,8 +20,13 @@ def plan(
     without: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
     time_budget_s: float | None = None,
+    on_search: Callable[[float], None] | None = None,
 ) -> Layout:
-    """Place every disabled/failed guest on a host, or say per host why it cannot be placed."""
+    """Place every disabled/failed guest on a host, or say per host why it cannot be placed.
+
+    ``on_search(seconds)`` is called when the exact search starts, with the most it may take:
+    the caller shows it (the planner itself does no I/O).
+    """
     started = time.monotonic()
     budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
     deadline = started + budget
@@ -36,7 +41,7 @@ def plan(
         proven = None
         from .search import improve  # local: the search is only needed when greedy falls short
 
-        st, method, proven = improve(m, st, why, order, deadline)
+        st, method, proven = improve(m, st, why, order, deadline, on_search)
     return _layout(m, st, why, order, method, proven)
 
 
@@ -62,9 +67,9 @@ def _layout(
     for g in sorted(m.guests, key=lambda g: (g.tier, rank[g.idx])):
         h = st.where[g.idx]
         if h is None:
-            reason, per_host = explainer.unplaced(g)
+            reason, per_host, refusals = explainer.unplaced(g)
             out.unplaced.append(
-                Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus)
+                Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus, refusals)
             )
             continue
         placed_on.setdefault(h, []).append(g.name)

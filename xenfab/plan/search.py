@@ -8,7 +8,9 @@ it can on the host the greedy pass (the chosen strategy) gave them.
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Callable
 
 from . import cpsat
 from .greedy import Balanced, Pack, Picker, fit_text, place_greedy, soft_text
@@ -19,8 +21,31 @@ from .model import Model, PGuest, State
 _CLOCK_EVERY = 64
 
 
+# Which exact search runs: "mip" (HiGHS over guest kinds, the default), "bnb" (the built-in
+# branch and bound, used when highspy cannot be imported) or "cpsat" (OR-tools, measured only).
+SOLVER = "mip"
+# Repair (ejection chains) is cheap and keeps the greedy layout; it gets this share of the budget,
+# at most REPAIR_MAX_S, and the exact search the rest.
+REPAIR_SHARE = 0.1
+REPAIR_MAX_S = 0.2
+
+
+def solver_threads() -> int:
+    """Solver threads: never more than the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 2))
+
+
 def improve(
-    m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
+    m: Model,
+    st: State,
+    why: dict[int, str],
+    order: list[PGuest],
+    deadline: float,
+    on_search: Callable[[float], None] | None = None,
 ) -> tuple[State, str, bool | None]:
     """Try to place the guests greedy left down; returns the state, method and proof flag."""
     method, proven = "greedy", None
@@ -39,33 +64,45 @@ def improve(
             # For the search, every guest may break a class: that is the true soft optimum.
             st.relaxed = {g.idx for g in m.guests}
         now = time.monotonic()
-        # Repair is cheap and keeps the greedy layout; give it a share, the rest to the search.
-        if now < deadline and repair(m, st, why, order, now + (deadline - now) / 4):
+        share = min((deadline - now) * REPAIR_SHARE, REPAIR_MAX_S)
+        if now < deadline and repair(m, st, why, order, now + share):
             method = "greedy+repair"
         if all(st.where[g.idx] is not None for g in m.guests):
             proven = True
             continue
-        now = time.monotonic()
-        if now >= deadline:
+        if time.monotonic() >= deadline:
+            proven = None
             continue
-        # With CP-SAT at hand, the branch and bound gets half the time: it is deterministic and
-        # proves small cases at once; CP-SAT is stronger on large tight ones.
-        use_cp = cpsat.available()
-        result = exact(m, st, now + (deadline - now) / 2 if use_cp else deadline)
-        proven = result.proven
-        if result.where is not None:
-            _adopt(m, st, why, result.where, order, "exact search")
+        # In soft mode the hard pass gets half of what is left, the relaxed pass the rest.
+        now = time.monotonic()
+        stop = deadline if relax or not soft else now + (deadline - now) / 2
+        where, proven, label = _exact(m, st, stop, on_search)
+        if where is not None:
+            _adopt(m, st, why, where, order, label)
             method = "exact"
-        if not proven and use_cp:
-            solved = cpsat.solve(m, st, deadline)
-            if solved is not None:
-                where, proven = solved
-                if where is not None:
-                    _adopt(m, st, why, where, order, "exact search (CP-SAT)")
-                    method = "exact"
     if soft:
         _note_soft(m, st, why, hard_where)
     return st, method, proven
+
+
+def _exact(
+    m: Model, st: State, deadline: float, on_search: Callable[[float], None] | None
+) -> tuple[list[int | None] | None, bool, str]:
+    """(better layout or None, proven, label) from the configured exact search."""
+    if SOLVER == "mip":
+        from . import mip
+
+        solved = mip.solve(m, st, deadline, threads=solver_threads(), on_start=on_search)
+        if solved is not None:
+            return solved[0], solved[1], "exact search"
+    if SOLVER == "cpsat":
+        solved = cpsat.solve(m, st, deadline)
+        if solved is not None:
+            return solved[0], solved[1], "exact search (CP-SAT)"
+    if on_search is not None:
+        on_search(max(deadline - time.monotonic(), 0.0))
+    result = exact(m, st, deadline)
+    return result.where, result.proven, "exact search"
 
 
 def _adopt(
