@@ -15,16 +15,18 @@ one after the other instead (each at its best, the next maximised under it).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .model import Model, PGuest, State
 from .rules import Kind, Row, solver_rows
 
+# The keep-greedy-hosts tie-break gets at most this long once the guests placed are optimal.
+KEEP_MAX_S = 0.2
+HIGHS_OPTIONS: dict[str, object] = {}
 # Floats hold integers exactly up to 2**53; keep a margin for the solver's own arithmetic.
 _EXACT_FLOAT = 1 << 40
 
@@ -66,27 +68,27 @@ def kinds_of(m: Model, guests: list[PGuest], relaxed: bool) -> list[Kind]:
     ]
 
 
-def build(m: Model, relaxed: bool) -> Program:
-    """The program of model ``m`` (every guest; ``relaxed``: anti-affinity dropped)."""
-    kinds = kinds_of(m, m.guests, relaxed)
+def build(m: Model, base: State, free: list[PGuest], hosts: list[int], relaxed: bool) -> Program:
+    """The program placing the ``free`` guests on ``hosts`` on top of ``base``.
+
+    ``base`` holds the guests that stay where they are (none for the whole problem): the rules
+    read their room from it. ``relaxed``: anti-affinity dropped (soft mode's second pass).
+    """
+    kinds = kinds_of(m, free, relaxed)
     columns: list[tuple[int, int]] = []
     upper: list[int] = []
-    empty = State(m)
-    if relaxed:
-        empty.relaxed = {g.idx for g in m.guests}
-    hosts = sorted(m.usable, key=lambda h: m.rank[h])
     for k in kinds:
-        for h in hosts:
-            if not empty.fits(k.example, h):
+        for h in sorted(hosts, key=lambda h: m.rank[h]):
+            if not base.fits(k.example, h):
                 continue
             columns.append((k.index, h))
-            upper.append(min(len(k.members), empty.max_copies(k.example, h)))
+            upper.append(min(len(k.members), base.max_copies(k.example, h)))
     # Each kind has as many guests as it has members, wherever they go.
     per_kind: dict[int, list[tuple[int, int]]] = {}
     for col, (k, _h) in enumerate(columns):
         per_kind.setdefault(k, []).append((col, 1))
     rows = [Row(terms, len(kinds[k].members)) for k, terms in per_kind.items()]
-    return Program(kinds, columns, upper, rows + solver_rows(m, kinds, columns, relaxed))
+    return Program(kinds, columns, upper, rows + solver_rows(base, kinds, columns, relaxed))
 
 
 @contextlib.contextmanager
@@ -114,11 +116,13 @@ def solve(
     deadline: float,
     *,
     threads: int = 1,
-    on_start: Callable[[float], None] | None = None,
+    hosts: list[int] | None = None,
 ) -> tuple[list[int | None] | None, bool] | None:
     """(better layout or None, proven optimal) within ``deadline``; None when HiGHS is absent.
 
-    The returned layout places strictly more (tier-weighted) than ``incumbent``.
+    The returned layout places strictly more (tier-weighted) than ``incumbent``. With ``hosts``
+    (a neighbourhood), only the guests on those hosts and the guests left down may move; the
+    proof then covers that neighbourhood only.
     """
     try:
         import highspy
@@ -126,42 +130,54 @@ def solve(
     except ImportError:
         return None
     relaxed = bool(incumbent.relaxed)
-    prog = build(m, relaxed)
+    base = State(m)
+    base.relaxed = set(incumbent.relaxed)
+    if hosts is None:
+        hosts = list(m.usable)
+        free = list(m.guests)
+    else:
+        chosen = set(hosts)
+        free = []
+        for g in m.guests:
+            h = incumbent.where[g.idx]
+            if h is None or h in chosen:
+                free.append(g)
+            else:
+                base.place(g, h)
+    prog = build(m, base, free, hosts, relaxed)
     weights = m.weights()
     n_cols = len(prog.columns)
-    placed_now = sum(weights[g.tier] for g in m.guests if incumbent.where[g.idx] is not None)
+    placed_now = sum(weights[g.tier] for g in free if incumbent.where[g.idx] is not None)
     if n_cols == 0:
         return None, True
     start = _start_counts(prog, incumbent)
     kept = [c for c in range(n_cols) if start[c] > 0]
-    total = sum(weights[g.tier] for g in m.guests)
-    # One more (weighted) guest placed beats keeping every guest on its greedy host: the keep
-    # bonus (one per guest left where greedy put it) is a tie-break under the scaled weights.
-    scale = len(m.guests) + 1
-    if total * scale < _EXACT_FLOAT:
-        primary = [float(weights[prog.kinds[k].example.tier] * scale) for k, _ in prog.columns]
-        stages = [primary + [1.0] * len(kept)]
+    n_all = n_cols + len(kept)
+    total = sum(weights[g.tier] for g in free)
+    # First the guests placed (tier-weighted in one objective, or tier by tier when the weights
+    # would lose precision), then, in what time is left, as many guests as possible kept on
+    # their greedy host: the keep columns z_j <= y_j count those.
+    zeros = [0.0] * len(kept)
+    if total < _EXACT_FLOAT:
+        stages = [[float(weights[prog.kinds[k].example.tier]) for k, _ in prog.columns] + zeros]
     else:
-        scale = 1
-        kept = []
         tiers = sorted({k.example.tier for k in prog.kinds})
         stages = [
-            [1.0 if prog.kinds[k].example.tier == t else 0.0 for k, _ in prog.columns]
+            [1.0 if prog.kinds[k].example.tier == t else 0.0 for k, _ in prog.columns] + zeros
             for t in tiers
         ]
-    n_all = n_cols + len(kept)
+    keep_stage = [0.0] * n_cols + [1.0] * len(kept)
     rows = list(prog.rows)
-    # z_j <= y_j: the guests kept on their greedy host are among those the solution puts there.
     for j, col in enumerate(kept):
         rows.append(Row([(n_cols + j, 1), (col, -1)], 0))
-    if on_start is not None:
-        on_start(max(deadline - time.monotonic(), 0.0))
     with _quiet_stdout():
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", max(1, threads))
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.5)  # the objective is integral: 0.5 short is optimal
+    for key, val in HIGHS_OPTIONS.items():
+        h.setOptionValue(key, val)
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
     lp.num_col_ = n_all
@@ -183,46 +199,37 @@ def solve(
     h.passModel(lp)
     proven = True
     best = start + [float(start[c]) for c in kept]
-    for i, cost in enumerate(stages):
+    all_idx = np.arange(n_all, dtype=np.int32)
+    for i, cost in enumerate([*stages, keep_stage]):
+        is_keep = i == len(stages)
         left = deadline - time.monotonic()
         if left <= 0.01:
-            proven = False
+            proven = proven and is_keep
             break
         if i > 0:
-            h.changeColsCost(n_all, np.arange(n_all, dtype=np.int32), np.array(cost))
-        h.setOptionValue("time_limit", left)
+            h.changeColsCost(n_all, all_idx, np.array(cost))
+        # The keep stage is a tie-break: a short look, never the budget's remainder.
+        h.setOptionValue("time_limit", min(left, KEEP_MAX_S) if is_keep else left)
         sol = highspy.HighsSolution()
         sol.col_value = [float(x) for x in best]
         h.setSolution(sol)
         h.run()
         status = h.getModelStatus()
-        info = h.getInfo()
         values = h.getSolution().col_value
-        if len(values) == n_all and info.primal_solution_status == 2:
+        if len(values) == n_all and h.getInfo().primal_solution_status == 2:
             best = [round(v) for v in values]
-        if status != highspy.HighsModelStatus.kOptimal:
-            # Out of time on the tie-break is still a proof for the guests placed: the best
-            # bound, less the largest possible keep bonus, cannot beat what was found.
-            found = sum(a * b for a, b in zip(cost, best, strict=True))
-            if not (kept and len(stages) == 1 and _proven_by_bound(info, found, scale)):
-                proven = False
+        if is_keep:
             break
-        if i + 1 < len(stages):
-            # Keep this tier at its best while the next one is maximised.
-            got = sum(a * b for a, b in zip(cost, best, strict=True))
-            idx = np.array([c for c in range(n_all) if cost[c]], dtype=np.int32)
-            h.addRow(got - 0.5, inf, len(idx), idx, np.array([cost[c] for c in idx]))
-    where = _assign(m, prog, [int(x) for x in best[:n_cols]], incumbent)
-    score = sum(weights[g.tier] for g in m.guests if where[g.idx] is not None)
+        if status != highspy.HighsModelStatus.kOptimal:
+            proven = False
+            break
+        # Keep this stage at its best while the next one is maximised.
+        got = sum(a * b for a, b in zip(cost, best, strict=True))
+        idx = np.array([c for c in range(n_all) if cost[c]], dtype=np.int32)
+        h.addRow(got - 0.5, inf, len(idx), idx, np.array([cost[c] for c in idx]))
+    where = _assign(m, prog, [int(x) for x in best[:n_cols]], incumbent, base)
+    score = sum(weights[g.tier] for g in free if where[g.idx] is not None)
     return (where if score > placed_now else None), proven
-
-
-def _proven_by_bound(info: object, found: float, scale: int) -> bool:
-    """True when the solver's dual bound shows no layout places more guests than ``found``."""
-    bound = getattr(info, "mip_dual_bound", None)
-    if bound is None or not math.isfinite(bound):
-        return False
-    return int((bound + 0.5) // scale) <= int((found + 0.5) // scale)
 
 
 def _colwise(rows: list[Row], n_cols: int) -> tuple:
@@ -253,17 +260,19 @@ def _start_counts(prog: Program, st: State) -> list[int]:
     col_of = {c: i for i, c in enumerate(prog.columns)}
     out = [0] * len(prog.columns)
     for gi, h in enumerate(st.where):
-        if h is None:
-            continue
+        if h is None or gi not in kind_of:
+            continue  # down, or fixed outside the neighbourhood
         col = col_of.get((kind_of[gi], h))
         if col is not None:
             out[col] += 1
     return out
 
 
-def _assign(m: Model, prog: Program, counts: list[int], incumbent: State) -> list[int | None]:
+def _assign(
+    m: Model, prog: Program, counts: list[int], incumbent: State, base: State
+) -> list[int | None]:
     """Turn counts per (kind, host) into guests on hosts, keeping incumbent hosts where it can."""
-    where: list[int | None] = [None] * len(m.guests)
+    where: list[int | None] = list(base.where)  # the guests that stayed put
     slots: dict[int, dict[int, int]] = {}
     for (k, h), c in zip(prog.columns, counts, strict=True):
         if c > 0:

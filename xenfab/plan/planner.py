@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from ..snapshot import Snapshot
 from .explain import Explainer
@@ -11,6 +11,7 @@ from .greedy import guest_order, place_greedy
 from .layout import Assignment, HostUse, Layout, Unplaced
 from .model import Model, State, build_model
 from .policy import Policy
+from .search import SearchHook
 
 
 def plan(
@@ -20,12 +21,13 @@ def plan(
     without: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
     time_budget_s: float | None = None,
-    on_search: Callable[[float], None] | None = None,
+    on_search: SearchHook | None = None,
 ) -> Layout:
     """Place every disabled/failed guest on a host, or say per host why it cannot be placed.
 
-    ``on_search(seconds)`` is called when the exact search starts, with the most it may take:
-    the caller shows it (the planner itself does no I/O).
+    ``on_search(seconds)`` is called when the search beyond greedy starts, with the most it may
+    take; if it returns a callable, that is called when the search ends. The caller shows it
+    (the planner itself does no I/O).
     """
     started = time.monotonic()
     budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)

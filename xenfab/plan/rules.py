@@ -72,9 +72,9 @@ class Rule:
         raise NotImplementedError
 
     def rows(
-        self, model: Model, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
+        self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
     ) -> list[Row]:
-        """This rule's constraints over the (kind, host) columns of the exact search."""
+        """This rule's constraints over the (kind, host) columns, on top of ``base``."""
         return []
 
 
@@ -126,13 +126,18 @@ class RamRule(Rule):
         return Refusal("RAM", text, {"free_mib": free_mib, "needed_mib": guest.mem})
 
     def rows(
-        self, model: Model, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
+        self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
     ) -> list[Row]:
-        """Per host: the guests' RAM <= the host's room."""
+        """Per host: the guests' RAM <= the host's room (in units of the sizes' common divisor)."""
+        unit = 0
+        for k in kinds:
+            unit = math.gcd(unit, k.example.mem)
+        unit = unit or 1
+        # Small coefficients keep the solver's arithmetic exact and its cuts strong.
         per_host: dict[int, list[tuple[int, int]]] = {}
         for col, (k, h) in enumerate(columns):
-            per_host.setdefault(h, []).append((col, kinds[k].example.mem))
-        return [Row(terms, model.cap[h]) for h, terms in per_host.items()]
+            per_host.setdefault(h, []).append((col, kinds[k].example.mem // unit))
+        return [Row(terms, max(base.rem[h], 0) // unit) for h, terms in per_host.items()]
 
 
 class VcpuCapRule(Rule):
@@ -165,18 +170,18 @@ class VcpuCapRule(Rule):
         )
 
     def rows(
-        self, model: Model, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
+        self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
     ) -> list[Row]:
         """Per capped host: the guests' vCPUs <= the cap less the running domains' vCPUs."""
         per_host: dict[int, list[tuple[int, int]]] = {}
         for col, (k, h) in enumerate(columns):
-            if model.vcap[h] is not None and kinds[k].example.vcpus > 0:
+            if base.m.vcap[h] is not None and kinds[k].example.vcpus > 0:
                 per_host.setdefault(h, []).append((col, kinds[k].example.vcpus))
         out = []
         for h, terms in per_host.items():
-            cap = model.vcap[h]
+            cap = base.m.vcap[h]
             assert cap is not None
-            out.append(Row(terms, max(math.floor(cap - model.vused0[h] + 1e-9), 0)))
+            out.append(Row(terms, max(math.floor(cap - base.vused[h] + 1e-9), 0)))
         return out
 
 
@@ -220,12 +225,12 @@ class AntiAffinityRule(Rule):
         return Refusal(self.name, text, data)
 
     def rows(
-        self, model: Model, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
+        self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
     ) -> list[Row]:
         """Per unit: members placed <= limit less the members already running there."""
         if relaxed:
             return []
-        cl = model.classes[self.c]
+        cl = base.m.classes[self.c]
         per_unit: dict[int, list[tuple[int, int]]] = {}
         for col, (k, h) in enumerate(columns):
             if self.c in kinds[k].classes:
@@ -241,7 +246,7 @@ def rules_of(model: Model) -> list[Rule]:
 
 
 def solver_rows(
-    model: Model, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
+    base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
 ) -> list[Row]:
-    """The exact search's constraints: every rule's rows."""
-    return [row for rule in model.rules for row in rule.rows(model, kinds, columns, relaxed)]
+    """The exact search's constraints: every rule's rows, on top of ``base``."""
+    return [row for rule in base.m.rules for row in rule.rows(base, kinds, columns, relaxed)]

@@ -28,6 +28,20 @@ SOLVER = "mip"
 # at most REPAIR_MAX_S, and the exact search the rest.
 REPAIR_SHARE = 0.1
 REPAIR_MAX_S = 0.2
+VECTOR_SHARE = 0.15
+VECTOR_MAX_S = 0.3
+# The whole program first, with this share of what is left; when it cannot finish, the rest goes
+# to programs over a few hosts at a time (large neighbourhood search), which place more guests
+# sooner on large tight clusters.
+FULL_SHARE = 0.4
+NEIGHBOURHOOD_HOSTS = 5
+NEIGHBOURHOOD_MAX_S = 0.3
+MIN_SOLVER_S = 0.25
+
+
+# Called when the search starts, with the most seconds it may take; what it returns (if callable)
+# is called when the search ends. The planner does no I/O: the caller shows progress.
+SearchHook = Callable[[float], "Callable[[], None] | None"]
 
 
 def solver_threads() -> int:
@@ -45,7 +59,7 @@ def improve(
     why: dict[int, str],
     order: list[PGuest],
     deadline: float,
-    on_search: Callable[[float], None] | None = None,
+    on_search: SearchHook | None = None,
 ) -> tuple[State, str, bool | None]:
     """Try to place the guests greedy left down; returns the state, method and proof flag."""
     method, proven = "greedy", None
@@ -73,34 +87,92 @@ def improve(
         if time.monotonic() >= deadline:
             proven = None
             continue
-        # In soft mode the hard pass gets half of what is left, the relaxed pass the rest.
         now = time.monotonic()
+        # In soft mode the hard pass gets half of what is left, the relaxed pass the rest.
         stop = deadline if relax or not soft else now + (deadline - now) / 2
-        where, proven, label = _exact(m, st, stop, on_search)
-        if where is not None:
-            _adopt(m, st, why, where, order, label)
-            method = "exact"
+        finish = on_search(stop - now) if on_search is not None else None
+        try:
+            # Vector packing (RAM and vCPUs weighed together) from scratch: a short look first.
+            packed = vector_packing(m, st, now + min((stop - now) * VECTOR_SHARE, VECTOR_MAX_S))
+            if packed is not None:
+                _adopt(m, st, why, packed, order, "vector packing")
+                method = "exact"
+            if all(st.where[g.idx] is not None for g in m.guests):
+                proven = True
+                continue
+            now = time.monotonic()
+            first = stop if SOLVER != "mip" else now + (stop - now) * FULL_SHARE
+            where, proven, label = _exact(m, st, first)
+            if where is not None:
+                _adopt(m, st, why, where, order, label)
+                method = "exact"
+            if not proven and SOLVER == "mip" and _neighbourhoods(m, st, why, order, stop):
+                method = "exact"
+                if all(st.where[g.idx] is not None for g in m.guests):
+                    proven = True
+        finally:
+            if callable(finish):
+                finish()
     if soft:
         _note_soft(m, st, why, hard_where)
     return st, method, proven
 
 
-def _exact(
-    m: Model, st: State, deadline: float, on_search: Callable[[float], None] | None
-) -> tuple[list[int | None] | None, bool, str]:
+def _neighbourhoods(
+    m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
+) -> bool:
+    """Re-solve a few hosts at a time (their guests and the guests left down) until ``deadline``.
+
+    Each step frees the guests of NEIGHBOURHOOD_HOSTS hosts, half the roomiest (where a down
+    guest could go after moves), half drawn at random (a fixed seed: same input, same plan),
+    and lets the program place them and the down guests anew. Returns True when it placed more.
+    """
+    import random
+
+    from . import mip
+
+    hosts = sorted(m.usable, key=lambda h: m.rank[h])
+    size = min(len(hosts), NEIGHBOURHOOD_HOSTS)
+    if size == len(hosts):
+        return False  # the whole program already had every host
+    rng = random.Random(len(m.guests) * 7919 + len(hosts))
+    improved = False
+    while deadline - time.monotonic() > MIN_SOLVER_S / 2 and any(
+        st.where[g.idx] is None for g in m.guests
+    ):
+
+        def room(h: int) -> float:
+            cap = m.vcap[h]
+            v = 1.0 if cap is None else (cap - st.vused[h]) / max(cap - m.vused0[h], 1.0)
+            return st.rem[h] / max(m.cap[h], 1) + v
+
+        roomy = sorted(hosts, key=lambda h: (-room(h), m.rank[h]))[: size // 2]
+        rest = [h for h in hosts if h not in roomy]
+        pick = roomy + rng.sample(rest, size - len(roomy))
+        stop = min(deadline, time.monotonic() + NEIGHBOURHOOD_MAX_S)
+        solved = mip.solve(m, st, stop, threads=solver_threads(), hosts=pick)
+        if solved is None:
+            return improved
+        if solved[0] is not None:
+            _adopt(m, st, why, solved[0], order, "exact search")
+            improved = True
+    return improved
+
+
+def _exact(m: Model, st: State, deadline: float) -> tuple[list[int | None] | None, bool, str]:
     """(better layout or None, proven, label) from the configured exact search."""
-    if SOLVER == "mip":
+    # Below MIN_SOLVER_S the solver's start-up (import, model) would overrun the budget: the
+    # branch and bound checks the clock every few nodes.
+    if SOLVER == "mip" and deadline - time.monotonic() >= MIN_SOLVER_S:
         from . import mip
 
-        solved = mip.solve(m, st, deadline, threads=solver_threads(), on_start=on_search)
+        solved = mip.solve(m, st, deadline, threads=solver_threads())
         if solved is not None:
             return solved[0], solved[1], "exact search"
     if SOLVER == "cpsat":
         solved = cpsat.solve(m, st, deadline)
         if solved is not None:
             return solved[0], solved[1], "exact search (CP-SAT)"
-    if on_search is not None:
-        on_search(max(deadline - time.monotonic(), 0.0))
     result = exact(m, st, deadline)
     return result.where, result.proven, "exact search"
 
@@ -509,3 +581,75 @@ class _SubsetSums:
             return self.total * self.unit
         x = self.bits[k] & ((1 << (r + 1)) - 1)
         return (x.bit_length() - 1) * self.unit
+
+
+# --- vector packing ----------------------------------------------------------------------------
+
+
+def vector_packing(
+    m: Model, incumbent: State, deadline: float, seed: int = 0
+) -> list[int | None] | None:
+    """Layouts from scratch that weigh RAM and vCPUs together; the best if it beats ``incumbent``.
+
+    Greedy orders by RAM alone fail where RAM and vCPUs bind together. These passes size each
+    guest by its larger share of the cluster's room (RAM or vCPUs), largest first, and put it
+    where it leaves the least room wasted in both; then they retry with perturbed orders until
+    every guest is placed or the time is up. Cheap (milliseconds a pass) and often enough.
+    """
+    import random
+
+    weights = m.weights()
+    hosts = sorted(m.usable, key=lambda h: m.rank[h])
+    if not hosts:
+        return None
+    ram0 = {h: max(m.cap[h], 1) for h in hosts}
+    vroom0: dict[int, float] = {}
+    for h in hosts:
+        cap = m.vcap[h]
+        vroom0[h] = max(cap - m.vused0[h], 1.0) if cap is not None else float("inf")
+    total_ram = sum(ram0.values())
+    finite = [v for v in vroom0.values() if v != float("inf")]
+    total_v = sum(finite) if finite else float("inf")
+
+    def size(g: PGuest) -> float:
+        return max(g.mem / total_ram, g.vcpus / total_v if total_v != float("inf") else 0.0)
+
+    base = sorted(m.guests, key=lambda g: (g.tier, -size(g), g.name))
+    score_now = sum(weights[g.tier] for g in m.guests if incumbent.where[g.idx] is not None)
+    target = sum(weights[g.tier] for g in m.guests)
+    best: list[int | None] | None = None
+    best_score = score_now
+    rng = random.Random(seed)
+    attempt = 0
+    while time.monotonic() < deadline and best_score < target:
+        if attempt == 0:
+            seq = base
+        else:
+            noise = {g.idx: rng.uniform(0.8, 1.25) for g in base}
+            seq = sorted(base, key=lambda g: (g.tier, -size(g) * noise[g.idx], g.name))
+        mode = attempt % 2
+        st = State(m)
+        st.relaxed = set(incumbent.relaxed)
+        for g in seq:
+            pick, pick_key = None, None
+            for h in hosts:
+                if not st.fits(g, h):
+                    continue
+                r_left = (st.rem[h] - g.mem) / ram0[h]
+                if vroom0[h] == float("inf"):
+                    v_left = 0.0
+                else:
+                    cap = m.vcap[h]
+                    assert cap is not None
+                    v_left = (cap - st.vused[h] - g.vcpus) / vroom0[h]
+                # Best fit on the sum of the leftovers, or on the larger one.
+                key = (r_left + v_left) if mode == 0 else max(r_left, v_left)
+                if pick_key is None or key < pick_key:
+                    pick, pick_key = h, key
+            if pick is not None:
+                st.place(g, pick)
+        got = sum(weights[g.tier] for g in m.guests if st.where[g.idx] is not None)
+        if got > best_score:
+            best, best_score = list(st.where), got
+        attempt += 1
+    return best

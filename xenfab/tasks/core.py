@@ -59,9 +59,10 @@ def run_policy(
 
 def _layout(cfg, env, snap, strategy, exclude, without):
     from ..plan import plan
+    from ..show.progress import SearchNotice
 
     policy = run_policy(cfg, env, strategy, exclude)
-    return plan(snap, policy, without=without), policy
+    return plan(snap, policy, without=without, on_search=SearchNotice()), policy
 
 
 @task(help=COMMON_HELP, auto_shortflags=False)
