@@ -19,6 +19,7 @@ layout is checked by the same independent checker; a broken rule fails the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata as md
 import json
 import os
@@ -66,10 +67,8 @@ def installed_mib(*names: str) -> float | None:
         except md.PackageNotFoundError:
             return None
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(f.locate())
-            except OSError:
-                pass
     return total / 2**20
 
 
@@ -118,11 +117,11 @@ def planner(strategy: str, solver: str, budget: float | None):
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print one table; 1 when the default misses its target or breaks."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="10 instances")
+    ap.add_argument("--quick", action="store_true", help="6 instances")
     ap.add_argument("--instances", type=int, default=None, help="how many (default 60)")
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args(argv)
-    count = args.instances or (10 if args.quick else 60)
+    count = args.instances or (6 if args.quick else 60)
     t0 = time.monotonic()
     insts = tight_set(SEED, count)
     guests = [sum(g.state == "disabled" for g in i.snapshot.guests) for i in insts]
@@ -141,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(insts, label, planner(strategy, "mip", None)))
         print(f"  {rows[-1]}", flush=True)
     rows.append(
-        measure(insts, "before: round-robin + branch and bound", planner("round-robin", "bnb", None))
+        measure(
+            insts, "before: round-robin + branch and bound", planner("round-robin", "bnb", None)
+        )
     )
     print(f"  {rows[-1]}", flush=True)
     if search.cpsat.available():
@@ -150,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {rows[-1]}", flush=True)
     for strategy in STRATEGIES:
         rows.append(measure(insts, f"greedy alone: {strategy}", planner(strategy, "mip", 0.0)))
-    rows.append(
-        measure(insts, "seed's way (round robin, first fit)", lambda i: _seed_result(i))
-    )
+    rows.append(measure(insts, "seed's way (round robin, first fit)", lambda i: _seed_result(i)))
     headers = ["method", "all placed", "%", "proven optimal", "mean s", "max s", "rules broken"]
     print(
         table(

@@ -125,6 +125,12 @@ class RamRule(Rule):
             text += f" ({measured} measured free, {reserve_mib} reserved)"
         return Refusal("RAM", text, {"free_mib": free_mib, "needed_mib": guest.mem})
 
+    @staticmethod
+    def cannot_hold(need_mib: int, largest_mib: int, room_mib: list[int]) -> bool:
+        """True when hosts with these rooms surely cannot hold guests of ``need_mib`` in all
+        (the largest ``largest_mib``): a necessary test, for capacity's quick pruning."""
+        return need_mib > sum(room_mib) or largest_mib > max(room_mib, default=0)
+
     def rows(
         self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool
     ) -> list[Row]:
@@ -168,6 +174,13 @@ class VcpuCapRule(Rule):
         return Refusal(
             "vCPU cap", text, {"vcpus_used": used, "vcpu_cap": cap, "needed_vcpus": guest.vcpus}
         )
+
+    @staticmethod
+    def cannot_hold(need_vcpus: int, room_vcpus: list[float | None]) -> bool:
+        """True when hosts with these vCPU rooms (None: uncapped) cannot take ``need_vcpus``."""
+        if not room_vcpus or any(v is None for v in room_vcpus):
+            return False
+        return need_vcpus > sum(v for v in room_vcpus if v is not None)
 
     def rows(
         self, base: State, kinds: list[Kind], columns: list[tuple[int, int]], relaxed: bool

@@ -170,7 +170,7 @@ def _exact(m: Model, st: State, deadline: float) -> tuple[list[int | None] | Non
         if solved is not None:
             return solved[0], solved[1], "exact search"
     if SOLVER == "cpsat":
-        solved = cpsat.solve(m, st, deadline)
+        solved = cpsat.solve(m, st, deadline, threads=solver_threads())
         if solved is not None:
             return solved[0], solved[1], "exact search (CP-SAT)"
     result = exact(m, st, deadline)
