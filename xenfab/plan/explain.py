@@ -57,7 +57,7 @@ class Explainer:
         hint = self._class_hint(g, allowed, refused)
         if hint:
             return hint
-        largest = max(max(st.rem[h], 0) for h in allowed)
+        largest = max(max(st.free_mib[h], 0) for h in allowed)
         # Would it fit on some allowed host if this plan had placed nothing there?
         room_taken = [h for h in allowed if self.empty.fits(g, h)]
         if room_taken:

@@ -108,12 +108,12 @@ class Model:
 class State:
     """Mutable placement state: remaining RAM/vCPU per host and class members per unit."""
 
-    __slots__ = ("m", "rem", "vused", "count", "where", "relaxed")
+    __slots__ = ("m", "free_mib", "vcpus_used", "count", "where", "relaxed")
 
     def __init__(self, m: Model) -> None:
         self.m = m
-        self.rem = list(m.cap)
-        self.vused = list(m.vused0)
+        self.free_mib = list(m.cap)
+        self.vcpus_used = list(m.vused0)
         self.count = [[len(r) for r in c.running] for c in m.classes]
         self.where: list[int | None] = [None] * len(m.guests)
         self.relaxed: set[int] = set()
@@ -122,8 +122,8 @@ class State:
         """An independent copy."""
         s = State.__new__(State)
         s.m = self.m
-        s.rem = list(self.rem)
-        s.vused = list(self.vused)
+        s.free_mib = list(self.free_mib)
+        s.vcpus_used = list(self.vcpus_used)
         s.count = [list(c) for c in self.count]
         s.where = list(self.where)
         s.relaxed = set(self.relaxed)
@@ -157,8 +157,8 @@ class State:
 
     def place(self, g: PGuest, h: int) -> None:
         """Charge ``g`` to ``h``."""
-        self.rem[h] -= g.mem
-        self.vused[h] += g.vcpus
+        self.free_mib[h] -= g.mem
+        self.vcpus_used[h] += g.vcpus
         for c in g.classes:
             self.count[c][self.m.classes[c].unit_of[h]] += 1
         self.where[g.idx] = h
@@ -167,8 +167,8 @@ class State:
         """Take ``g`` off its host and return that host."""
         h = self.where[g.idx]
         assert h is not None
-        self.rem[h] += g.mem
-        self.vused[h] -= g.vcpus
+        self.free_mib[h] += g.mem
+        self.vcpus_used[h] -= g.vcpus
         for c in g.classes:
             self.count[c][self.m.classes[c].unit_of[h]] -= 1
         self.where[g.idx] = None

@@ -79,7 +79,7 @@ def _layout(
             Assignment(g.name, m.host_name(h), g.guest.memory_mib, g.vcpus, g.tier, why[g.idx])
         )
     for h, host in enumerate(m.snapshot.hosts):
-        charged = host.free_mib - m.policy.reserve_mib - st.rem[h]
+        charged = host.free_mib - m.policy.reserve_mib - st.free_mib[h]
         out.hosts.append(
             HostUse(
                 name=host.name,
@@ -87,7 +87,7 @@ def _layout(
                 free_mib_before=host.free_mib,
                 free_mib_after=host.free_mib - charged,
                 vcpus_before=m.vused0[h],
-                vcpus_after=st.vused[h],
+                vcpus_after=st.vcpus_used[h],
                 vcpu_cap=m.vcap[h],
                 guests=placed_on.get(h, []),
             )

@@ -106,15 +106,15 @@ class RamRule(Rule):
 
     def fits(self, state: State, guest: PGuest, host: int) -> bool:
         """True when the host's room holds the guest."""
-        return state.rem[host] >= guest.mem
+        return state.free_mib[host] >= guest.mem
 
     def copies(self, state: State, guest: PGuest, host: int) -> int:
         """Guests of this size the room holds."""
-        return max(state.rem[host], 0) // guest.mem if guest.mem > 0 else NO_LIMIT
+        return max(state.free_mib[host], 0) // guest.mem if guest.mem > 0 else NO_LIMIT
 
     def refusal(self, state: State, guest: PGuest, host: int) -> Refusal | None:
         """'RAM: 900 free < 2048 needed' (never a negative free figure)."""
-        room = state.rem[host]
+        room = state.free_mib[host]
         if room >= guest.mem:
             return None
         free_mib = max(room, 0)
@@ -143,7 +143,7 @@ class RamRule(Rule):
         per_host: dict[int, list[tuple[int, int]]] = {}
         for col, (k, h) in enumerate(columns):
             per_host.setdefault(h, []).append((col, kinds[k].example.mem // unit))
-        return [Row(terms, max(base.rem[h], 0) // unit) for h, terms in per_host.items()]
+        return [Row(terms, max(base.free_mib[h], 0) // unit) for h, terms in per_host.items()]
 
 
 class VcpuCapRule(Rule):
@@ -154,14 +154,14 @@ class VcpuCapRule(Rule):
     def fits(self, state: State, guest: PGuest, host: int) -> bool:
         """True when the host's vCPU cap (if any) takes the guest's vCPUs."""
         cap = state.m.vcap[host]
-        return cap is None or state.vused[host] + guest.vcpus <= cap
+        return cap is None or state.vcpus_used[host] + guest.vcpus <= cap
 
     def copies(self, state: State, guest: PGuest, host: int) -> int:
         """Guests of this vCPU count the cap still takes."""
         cap = state.m.vcap[host]
         if cap is None or guest.vcpus <= 0:
             return NO_LIMIT
-        return max(math.floor(cap - state.vused[host] + 1e-9), 0) // guest.vcpus
+        return max(math.floor(cap - state.vcpus_used[host] + 1e-9), 0) // guest.vcpus
 
     def refusal(self, state: State, guest: PGuest, host: int) -> Refusal | None:
         """'vCPU cap: 30 of 32 used, 4 needed'."""
@@ -169,7 +169,7 @@ class VcpuCapRule(Rule):
             return None
         cap = state.m.vcap[host]
         assert cap is not None
-        used = state.vused[host]
+        used = state.vcpus_used[host]
         text = f"vCPU cap: {used} of {_num(cap)} used, {guest.vcpus} needed"
         return Refusal(
             "vCPU cap", text, {"vcpus_used": used, "vcpu_cap": cap, "needed_vcpus": guest.vcpus}
@@ -194,7 +194,7 @@ class VcpuCapRule(Rule):
         for h, terms in per_host.items():
             cap = base.m.vcap[h]
             assert cap is not None
-            out.append(Row(terms, max(math.floor(cap - base.vused[h] + 1e-9), 0)))
+            out.append(Row(terms, max(math.floor(cap - base.vcpus_used[h] + 1e-9), 0)))
         return out
 
 

@@ -106,6 +106,8 @@ def improve(
             if where is not None:
                 _adopt(m, st, why, where, order, label)
                 method = "exact"
+                # A layout placing every guest is optimal, whether or not the solver said so.
+                proven = proven or all(st.where[g.idx] is not None for g in m.guests)
             if not proven and SOLVER == "mip" and _neighbourhoods(m, st, why, order, stop):
                 method = "exact"
                 if all(st.where[g.idx] is not None for g in m.guests):
@@ -143,14 +145,14 @@ def _neighbourhoods(
 
         def room(h: int) -> float:
             cap = m.vcap[h]
-            v = 1.0 if cap is None else (cap - st.vused[h]) / max(cap - m.vused0[h], 1.0)
-            return st.rem[h] / max(m.cap[h], 1) + v
+            v = 1.0 if cap is None else (cap - st.vcpus_used[h]) / max(cap - m.vused0[h], 1.0)
+            return st.free_mib[h] / max(m.cap[h], 1) + v
 
         roomy = sorted(hosts, key=lambda h: (-room(h), m.rank[h]))[: size // 2]
         rest = [h for h in hosts if h not in roomy]
         pick = roomy + rng.sample(rest, size - len(roomy))
         stop = min(deadline, time.monotonic() + NEIGHBOURHOOD_MAX_S)
-        solved = mip.solve(m, st, stop, threads=solver_threads(), hosts=pick)
+        solved = mip.solve(m, st, stop, threads=1, hosts=pick)
         if solved is None:
             return improved
         if solved[0] is not None:
@@ -166,7 +168,9 @@ def _exact(m: Model, st: State, deadline: float) -> tuple[list[int | None] | Non
     if SOLVER == "mip" and deadline - time.monotonic() >= MIN_SOLVER_S:
         from . import mip
 
-        solved = mip.solve(m, st, deadline, threads=solver_threads())
+        # HiGHS's branch and bound is mostly serial: one thread, so a busy machine's other
+        # core is left to the rest (measured: no slower, often faster than two).
+        solved = mip.solve(m, st, deadline, threads=1)
         if solved is not None:
             return solved[0], solved[1], "exact search"
     if SOLVER == "cpsat":
@@ -206,7 +210,7 @@ def _adopt(
         h, old = st.where[g.idx], before[g.idx]
         if h is None or h == old:
             continue
-        left = f"{st.rem[h]} MiB left free on {m.host_name(h)}"
+        left = f"{st.free_mib[h]} MiB left free on {m.host_name(h)}"
         if old is None:
             why[g.idx] = f"{label}: greedy left it down; this layout fits it ({left})"
         else:
@@ -277,7 +281,7 @@ class _Repair:
         st, m = self.st, self.m
         self.ejected.pop(g.idx, None)
         hosts = [h for h in m.usable if h not in frozen and g.ok(h)]
-        hosts.sort(key=lambda h: (-st.rem[h], m.rank[h]))
+        hosts.sort(key=lambda h: (-st.free_mib[h], m.rank[h]))
         for h in hosts:
             if st.fits(g, h):
                 self.place(g, h)
@@ -295,7 +299,7 @@ class _Repair:
                 key=lambda p: (-p.tier, p.mem, p.name),
             )
             for p in victims:
-                if st.rem[h] + p.mem < g.mem:
+                if st.free_mib[h] + p.mem < g.mem:
                     continue
                 mark = len(self.log)
                 self.remove(p)
@@ -400,7 +404,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         r = 0
         largest = 0
         for h in usable:
-            x = st.rem[h]
+            x = st.free_mib[h]
             if x >= smallest:
                 if x > largest:
                     largest = x
@@ -442,14 +446,14 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         # seed strategies; settle() afterwards moves guests back to their greedy hosts.
         hosts = sorted(
             (h for h in usable if m.rank[h] >= floor and st.fits(g, h)),
-            key=lambda h: (st.rem[h], m.rank[h]),
+            key=lambda h: (st.free_mib[h], m.rank[h]),
         )
         for h in hosts:
             # Hosts in the same state with the same static rules are interchangeable.
             sig = (
                 sig_static[h],
-                st.rem[h],
-                st.vused[h],
+                st.free_mib[h],
+                st.vcpus_used[h],
                 tuple(st.count[c][m.classes[c].unit_of[h]] for c in host_classes),
             )
             if sig in seen:
@@ -635,13 +639,13 @@ def vector_packing(
             for h in hosts:
                 if not st.fits(g, h):
                     continue
-                r_left = (st.rem[h] - g.mem) / ram0[h]
+                r_left = (st.free_mib[h] - g.mem) / ram0[h]
                 if vroom0[h] == float("inf"):
                     v_left = 0.0
                 else:
                     cap = m.vcap[h]
                     assert cap is not None
-                    v_left = (cap - st.vused[h] - g.vcpus) / vroom0[h]
+                    v_left = (cap - st.vcpus_used[h] - g.vcpus) / vroom0[h]
                 # Best fit on the sum of the leftovers, or on the larger one.
                 key = (r_left + v_left) if mode == 0 else max(r_left, v_left)
                 if pick_key is None or key < pick_key:
