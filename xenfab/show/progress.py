@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -45,7 +46,6 @@ class SearchNotice:
         return done
 
     def _write(self, line: str) -> None:
-        try:
+        # A closed stderr must not stop the plan.
+        with contextlib.suppress(OSError, ValueError):
             print(line, file=self.out, flush=True)
-        except (OSError, ValueError):
-            pass  # a closed stderr must not stop the plan
