@@ -63,9 +63,11 @@ def test_config_from_the_team_fabric_yaml_section(fresh_lab, team):
     cfg = yaml.safe_load((ROOT / "fabfile_config.yaml").read_text())
     (team / "fabric.yaml").write_text(yaml.safe_dump({"xenfab": cfg}))
     res = team_fab(team, "xen.start-all", "--yes")
-    assert res.returncode == 0, res.stderr + res.stdout
+    # Only the unreadable one is left, still down: the run says so with a non-zero exit (1 before
+    # issue 11's exit codes, 2 "recovery incomplete" after).
+    assert res.returncode in (1, 2) and "legacy07" in res.stdout, res.stderr + res.stdout
     down = [s for s in fresh_lab.status()["services"] if s["state"] in ("disabled", "failed")]
-    assert [s["name"] for s in down] == ["vm:legacy07"]  # only the unreadable one is left
+    assert [s["name"] for s in down] == ["vm:legacy07"]
 
 
 def test_config_path_from_the_team_fabric_yaml(fresh_lab, team):

@@ -45,7 +45,9 @@ def test_secret_in_fabric_config_is_never_printed(fresh_lab, tmp_path):
     seen = []
     for args in (("facts", "--format", "json"), ("check",), ("start-all", "--yes")):
         res = fab("--config", str(runtime), *args, "--config", str(conf))
-        assert res.returncode == 0, res.stderr
+        # start-all leaves legacy07 down (its config computes its name): non-zero, said so.
+        ok = (1, 2) if args[0] == "start-all" else (0,)
+        assert res.returncode in ok, res.stderr
         seen.append(res.stdout + res.stderr)
     assert json.loads(seen[0])["hosts"]
     assert audit.is_file() and audit.read_text().strip()

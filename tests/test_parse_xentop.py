@@ -247,3 +247,33 @@ def test_no_rows_is_an_error(text: str) -> None:
     with pytest.raises(ParseError) as exc:
         parse_xentop(text, source="h1")
     assert exc.value.source == "h1"
+
+
+# An interactive screen cut by the terminal width: the first 8 columns, header included (issue
+# 11 item 10). The columns come from the header line, not from a fixed list.
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "parse"
+
+
+@pytest.mark.parametrize("width", [74, 78])
+def test_interactive_screen_cut_to_eight_columns(width):
+    text = (FIXTURES / f"xentop-interactive-cut{width}.txt").read_text()
+    top = parse_xentop(text, source=f"cut{width}")
+    rows = {d.name: d for d in top.domains}
+    assert list(rows) == ["Domain-0", "web01", "db01.exmpl"]
+    assert rows["web01"].mem_kib == 1048576 and rows["web01"].maxmem_kib == 1049600
+    assert rows["Domain-0"].maxmem_kib is None  # "no limit"
+    assert all(d.vcpus is None for d in top.domains)  # VCPUS was cut away
+    assert (top.total_kib, top.free_kib, top.cpus) == (16776848, 7339664, 8)
+
+
+def test_cut_after_vcpus_keeps_vcpus():
+    text = "\n".join(line[:80] for line in (HEADER, DOM0, WEB)) + "\n"
+    rows = {d.name: d.vcpus for d in parse_xentop(text).domains}
+    assert rows == {"Domain-0": 4, "web01": 2}
+
+
+def test_a_partial_value_under_a_partial_column_name_is_ignored():
+    # Cut at 79: header ends "VCPU", a wide row keeps one digit of its VCPUS.
+    text = "\n".join([HEADER[:79], WEB[:79], DOM0[:79]]) + "\n"
+    rows = {d.name: (d.mem_kib, d.vcpus) for d in parse_xentop(text).domains}
+    assert rows == {"web01": (1048576, None), "Domain-0": (2097152, None)}

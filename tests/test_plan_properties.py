@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from xenfab.plan import Assignment, plan, policy_from_dict
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 
-STATES = ["disabled", "failed"] * 3 + ["started", "stopped", "starting"]
+STATES = ["disabled", "failed"] * 3 + ["started", "stopped", "starting", "recoverable", "migrating"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -34,6 +34,7 @@ def problems(draw, max_hosts=5, max_guests=9):
                 cpus=draw(st.integers(0, 4)),
                 domain=draw(st.sampled_from([None, "rackA", "rackB"])),
                 domains=doms,
+                member=draw(st.sampled_from([None, "online", "offline"])),
             )
         )
     names = [h.name for h in hosts]
@@ -90,15 +91,39 @@ def _match(name, patterns):
     return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+DOWN = ("disabled", "failed", "stopped", "recoverable")  # rgmanager's word (issue 11)
+OCCUPYING = ("started", "starting", "stopping", "recovering", "migrating", "checking")
+
+
+def accounted_of(snap, without):
+    """(names the planner must try to place, down guests that must stay down before placement).
+
+    Independent of the model: down or lost with a failed owner, and running nowhere; a guest the
+    cluster shows on an unreachable owner not proven dead stays down (liveness unknown).
+    """
+    seen = [d.name for h in snap.hosts if h.reachable and h.name not in without for d in h.domains]
+    to_place, stays_down = set(), set()
+    for g in snap.guests:
+        owner = snap.host(g.owner) if g.owner else None
+        occupies = g.state in OCCUPYING and owner is not None
+        lost = occupies and (
+            g.owner in without or (not owner.reachable and owner.member == "offline")
+        )
+        if occupies and not lost and not owner.reachable:
+            stays_down.add(g.name)
+            continue
+        if not (g.state in DOWN or lost) or g.name in seen:
+            continue
+        if g.plannable and g.memory_mib > 0:
+            to_place.add(g.name)
+        else:
+            stays_down.add(g.name)
+    return to_place, stays_down
+
+
 def to_place_of(snap, without):
     """Names the planner must place (independent of its model)."""
-    seen = [d.name for h in snap.hosts if h.reachable and h.name not in without for d in h.domains]
-    out = set()
-    for g in snap.guests:
-        lost = g.state in ("started", "starting", "recovering") and g.owner in without
-        if (g.startable or lost) and g.plannable and g.memory_mib > 0 and g.name not in seen:
-            out.add(g.name)
-    return out
+    return accounted_of(snap, without)[0]
 
 
 def check_layout(snap, pol_data, without, avoid, layout):
@@ -108,7 +133,7 @@ def check_layout(snap, pol_data, without, avoid, layout):
     unplaced = [u.guest for u in layout.unplaced]
     skipped = [s.guest for s in layout.skipped]
     assert sorted(placed + unplaced + skipped) == sorted(g.name for g in snap.guests)
-    assert set(placed) | set(unplaced) == to_place
+    assert set(placed) | set(unplaced) == to_place | accounted_of(snap, without)[1]
     assert len(set(placed)) == len(placed)
     check_rules(snap, pol_data, without, avoid, layout.assignments, to_place)
 
@@ -156,9 +181,7 @@ def check_class(snap, cl, usable, without, to_place, assignments):
         names |= {
             g.name
             for g in snap.guests
-            if g.name not in to_place
-            and g.state in ("started", "starting", "recovering")
-            and g.owner == h.name
+            if g.name not in to_place and g.state in OCCUPYING and g.owner == h.name
         }
         for name in names:
             if cl.matches(name):
@@ -181,6 +204,9 @@ def test_no_layout_breaks_a_hard_rule(problem):
     assert layout.complete == (not layout.unplaced)
     assert layout.method in ("greedy", "greedy+repair", "exact")
     for u in layout.unplaced:
+        assert u.kind in ("no-room", "cannot-plan", "liveness-unknown") and u.reason
+        if u.kind != "no-room":
+            continue  # left down before placement: no host was tried
         assert u.reason.startswith("Need SA intervention: ")
         assert set(u.per_host) == {h.name for h in snap.hosts}
         assert all(u.per_host.values()), u.per_host

@@ -204,11 +204,13 @@ def test_pin_restricts_hosts():
     )
 
 
-def test_pin_patterns_and_warning_for_unknown_hosts():
+def test_pin_patterns_and_error_for_unknown_hosts():
     s = snap([host("xen01", 8000), host("xen02", 4000)], [guest("lic", 1000)])
-    layout = run(s, pin={"l*": ["xen0[2-9]", "xen99"]})
+    layout = run(s, pin={"l*": ["xen0[2-9]"]})
     assert where(layout) == {"lic": "xen02"}
-    assert "pin: xen99 matches no host" in layout.warnings
+    # A typo in a host pattern is an error naming it (issue 11 item 6), not a warning.
+    with pytest.raises(ConfigError, match="pin: 'xen99' matches no host"):
+        run(s, pin={"l*": ["xen0[2-9]", "xen99"]})
 
 
 def test_prefer_is_tried_first_but_not_required():
@@ -224,7 +226,10 @@ def test_exclude_hosts():
     layout = run(s, exclude=["xen01"])
     assert where(layout) == {"a": "xen02"}
     assert [h.status for h in layout.hosts] == ["excluded", "ok"]
-    assert "exclude: xen77 matches no host" in run(s, exclude=["xen77"]).warnings
+    with pytest.raises(ConfigError, match="exclude: 'xen77' matches no host"):
+        run(s, exclude=["xen77"])
+    with pytest.raises(ConfigError, match="prefer: 'xen3' matches no host"):
+        run(s, prefer={"a": ["xen3"]})
 
 
 def test_prefer_last_owner():

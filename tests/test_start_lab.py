@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from xenfab.config import load_config
 from xenfab.errors import StartRefused
 from xenfab.gather import gather
 from xenfab.plan import plan, policy_from_dict
+from xenfab.plan.policy import MOVED
 from xenfab.start import start_guests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +50,10 @@ class Run:
         self.cfg.lock_path = str(lab.dir / "xenfab.lock")
         self.cfg.audit_log = str(tmp_path / "state" / "audit.jsonl")
         self.env = self.cfg.environment("lab")
-        self.policy = policy_from_dict({**self.cfg.policy_dict(self.env), **policy})
+        # The start caps are the start policy's; the rest are placement keys.
+        caps = {k: policy.pop(k) for k in list(policy) if k in MOVED}
+        self.env.start = dataclasses.replace(self.env.start, **caps)
+        self.policy = policy_from_dict(policy, base=self.env.policy)
         self.replan()
 
     def replan(self) -> None:
@@ -72,6 +77,12 @@ class Run:
     def audit(self) -> list[dict]:
         path = Path(self.cfg.audit_log)
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def planned_all_started(report, layout) -> bool:
+    """Every planned guest started; only guests the plan left down (legacy07) are not started."""
+    left = {x.guest for x in report.results if x.outcome != "started"}
+    return not report.interrupted and left <= {u.guest for u in layout.unplaced}
 
 
 def peak(windows) -> int:
@@ -102,7 +113,7 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
     assert {x.guest for x in report.results} == {g for g, h in planned.items() if h == first_host}
     r.replan()
     report, text = r.start(parallel=3)
-    assert report.ok, report.table()
+    assert planned_all_started(report, r.layout), report.table()
     assert first_host not in {x.planned_host for x in report.results}
     starts = lab_starts(fresh_lab)
     # Every guest started exactly once over both runs, where it was planned.
@@ -118,7 +129,8 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
     assert 2 <= peak([(s["began"], s["ended"]) for s in second]) <= 3
     # Progress: one plain line per event, with counts.
     assert "\r" not in text
-    assert f"{len(report.results)}/{len(report.results)} started" in text
+    n = sum(1 for x in report.results if x.outcome == "started")
+    assert f"{n}/{n} started" in text
     records = [a for a in r.audit() if a["action"] == "start"]
     assert len(records) == len(planned)
     for rec in records:
@@ -127,7 +139,7 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
 
 
 def test_the_policy_caps_starts_in_the_whole_cluster(fresh_lab, tmp_path):
-    # No --parallel: policy.max_starts_in_flight is the cluster-wide cap.
+    # No --parallel: start.max_starts_in_flight is the cluster-wide cap.
     r = Run(fresh_lab, tmp_path, max_starts_per_host=2, max_starts_in_flight=1)
     by_host = defaultdict(list)
     for a in r.layout.assignments:
@@ -148,7 +160,7 @@ def test_tiers_start_in_order(fresh_lab, tmp_path):
     tiers = {a.guest: a.tier for a in r.layout.assignments}
     assert {1, 2, 3} <= set(tiers.values())
     report, text = r.start()
-    assert report.ok, report.table()
+    assert planned_all_started(report, r.layout), report.table()
     starts = {s["guest"]: s for s in lab_starts(fresh_lab)}
     for t in (1, 2):
         done = max(starts[g]["ended"] for g, tier in tiers.items() if tier == t)
@@ -277,7 +289,7 @@ sys.path.insert(0, {root!r})
 from xenfab.config import load_config
 from xenfab.errors import XenfabError
 from xenfab.gather import gather
-from xenfab.plan import plan, policy_from_dict
+from xenfab.plan import plan
 from xenfab.start import start_guests
 
 mode = sys.argv[1]
@@ -285,7 +297,8 @@ cfg = load_config({config!r})
 cfg.lock_path = {lock!r}
 cfg.audit_log = {audit!r}
 env = cfg.environment("lab")
-pol = policy_from_dict({{**cfg.policy_dict(env), "max_starts_per_host": 1}})
+env.start.max_starts_per_host = 1
+pol = env.policy
 snap = gather(env)
 layout = plan(snap, pol)
 try:

@@ -143,7 +143,7 @@ def test_precheck_starts_only_disabled_or_failed_guests_running_nowhere():
     assert (c.action, c.host) == ("found running", "xen04")
     assert "found running on xen04" in c.message and "left alone" in c.message
     assert precheck("d", st, doms).action == "found running"
-    assert precheck("e", st, doms).action == "skipped"
+    assert precheck("e", st, doms).action == "start"  # stopped is a down state (issue 11)
     f = precheck("f", st, doms)
     assert (f.action, f.host) == ("found running", "xen03") and "xl list" in f.message
     assert precheck("zz", st, doms).action == "skipped"

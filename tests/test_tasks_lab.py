@@ -9,6 +9,9 @@ from clitools import fab, no_traceback
 
 pytestmark = pytest.mark.lab
 DOWN = ("disabled", "failed")
+# A run that leaves a guest down exits non-zero: 1 before the exit codes of issue 11 item 3
+# land, 2 ("recovery incomplete") after.
+STILL_DOWN_EXITS = (1, 2)
 
 
 def down_services(lab) -> set[str]:
@@ -68,18 +71,20 @@ def test_start_host_then_all_then_nothing(fresh_lab):
     assert on_xen06, "the default scenario plans guests onto xen06"
     res = fab("start-host", "xen06", "--yes")
     no_traceback(res)
-    assert res.returncode == 0, res.stderr
+    # legacy07 (its config computes its name) stays down: never an all-clear exit 0.
+    assert res.returncode in STILL_DOWN_EXITS, res.stderr
     starts = fresh_lab.status()["starts"]
     assert {s["guest"] for s in starts} == on_xen06 and {s["host"] for s in starts} == {"xen06"}
 
     res = fab("start-all", "--yes")
-    assert res.returncode == 0, res.stderr + res.stdout
+    assert res.returncode in STILL_DOWN_EXITS, res.stderr + res.stdout
     left = down_services(fresh_lab)
-    assert left == {s["guest"] for s in layout["skipped"] if s["state"] in DOWN}  # unplannable only
+    assert left == {u["guest"] for u in layout["unplaced"]} == {"legacy07"}
+    assert not {s["guest"] for s in layout["skipped"] if s["state"] in DOWN}
     count = len(fresh_lab.status()["starts"])
 
     again = fab("start-all", "--yes")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode in STILL_DOWN_EXITS, again.stderr
     assert "Nothing to start" in again.stdout
     assert len(fresh_lab.status()["starts"]) == count
 
@@ -132,7 +137,7 @@ def test_bad_config_is_one_line(tmp_path):
     no_traceback(res)
     assert res.stderr.strip() == (
         f"xenfab: {bad}: environments.lab.colour: unknown key (allowed: "
-        "['backend', 'description', 'guest_config_dir', 'hosts', 'lock_path', 'master', 'policy', 'ssh'])"
+        "['backend', 'description', 'guest_config_dir', 'hosts', 'lock_path', 'master', 'policy', 'ssh', 'start'])"
     )
     missing = fab("show-layout", "--env", "nope")
     assert missing.returncode == 1 and "no environment 'nope'" in missing.stderr

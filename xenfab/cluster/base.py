@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 
 from ..errors import XenfabError
 
+# One host-name rule for the config, the snapshot and the commands: the schema's.
+from ..schema import HOST_NAME
+
 # Xen accepts almost any byte in a domain name; we only let through what is safe to pass to a shell
 # and to rgmanager, so a crafted config file cannot smuggle a command into `clusvcadm`.
 GUEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$")
 
 
 class UnsafeName(XenfabError):
@@ -53,6 +55,35 @@ class Output:
 
     text: str
     exit_code: int
+
+
+@dataclass(frozen=True)
+class StateVocabulary:
+    """Which of a cluster manager's service states mean down, running, or in transition.
+
+    ``down``: ours to start. ``running``: the guest occupies its owner. ``transition``: the
+    manager is acting on it (wait for it or report it; never start it over). Any other state is
+    unknown to us and left alone.
+    """
+
+    down: frozenset[str]
+    running: frozenset[str]
+    transition: frozenset[str]
+
+    @property
+    def occupying(self) -> frozenset[str]:
+        """States in which the service holds its owner (running or in transition)."""
+        return self.running | self.transition
+
+    def kind(self, state: str | None) -> str:
+        """``down``, ``running``, ``transition`` or ``unknown`` for ``state``."""
+        if state in self.down:
+            return "down"
+        if state in self.running:
+            return "running"
+        if state in self.transition:
+            return "transition"
+        return "unknown"
 
 
 @dataclass
@@ -94,6 +125,11 @@ class ClusterBackend(ABC):
     """How one cluster manager is read and driven."""
 
     name: str = ""
+
+    @property
+    @abstractmethod
+    def states(self) -> StateVocabulary:
+        """This manager's service states: which are down, running, in transition."""
 
     @abstractmethod
     def state_probes(self) -> list[Probe]:

@@ -12,17 +12,32 @@ from .base import (
     Probe,
     ServiceState,
     StartOutcome,
+    StateVocabulary,
     safe_guest,
     safe_host,
 )
 
 VM_PREFIX = "vm:"
 
+# rgmanager's service states (rg_state.h). Down: the service runs nowhere and rgmanager will not
+# start it by itself (`stopped` is also what a failed enable leaves). Transitions: rgmanager is
+# acting on it; starting it over would race rgmanager. `checking` is a status check of a started
+# service. `uninitialized` and anything new are unknown: left alone.
+DOWN_STATES = frozenset({"disabled", "failed", "stopped", "recoverable"})
+RUNNING_STATES = frozenset({"started"})
+TRANSITION_STATES = frozenset({"starting", "stopping", "recovering", "migrating", "checking"})
+STATES = StateVocabulary(DOWN_STATES, RUNNING_STATES, TRANSITION_STATES)
+
 
 class RgmanagerBackend(ClusterBackend):
     """Red Hat Cluster Suite's resource group manager."""
 
     name = "rgmanager"
+
+    @property
+    def states(self) -> StateVocabulary:
+        """disabled/failed/stopped/recoverable down; started running; the rest transitions."""
+        return STATES
 
     def state_probes(self) -> list[Probe]:
         """``clustat -x`` (names never truncated), the text layout only when XML fails."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..cluster import ClusterBackend, ClusterState, Output
 from ..config import HostEntry
 from ..parse import ParseError, parse_guest_config, parse_xl_info, parse_xl_list
+from ..parse.records import GuestConfig
 from ..snapshot import Domain, Guest, Host, Snapshot
 
 
@@ -20,6 +21,8 @@ class HostReport:
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    # Config files the batch refused to print whole (oversized, ...): path -> why.
+    file_errors: dict[str, str] = field(default_factory=dict)
 
 
 def host_facts(entry: HostEntry, report: HostReport) -> Host:
@@ -57,28 +60,49 @@ def host_facts(entry: HostEntry, report: HostReport) -> Host:
 
 
 def guests_from(
-    files: dict[str, str], cluster: ClusterState, hosts: list[Host], config_dir: str
+    files: dict[str, str],
+    cluster: ClusterState,
+    hosts: list[Host],
+    config_dir: str,
+    file_errors: dict[str, str] | None = None,
+    configs_error: str | None = None,
 ) -> tuple[list[Guest], list[str]]:
-    """Join guest configs, cluster services and running domains into Guests (sorted by name)."""
+    """Join guest configs, cluster services and running domains into Guests (sorted by name).
+
+    A guest of the cluster whose config cannot be told is kept, not plannable, with the reason
+    naming the file(s) and line: the planner reports it as still down.
+    """
     errors: list[str] = []
-    configs: dict[str, tuple[str, object]] = {}
-    broken: dict[str, ParseError] = {}
+    by_name: dict[str, list[tuple[str, GuestConfig]]] = {}
+    broken: dict[str, str] = {}  # file name -> why it cannot be read (file and line inside)
+    for path, why in sorted((file_errors or {}).items()):
+        broken[os.path.basename(path)] = f"{path}: {why}"
     for path in sorted(files):
+        if os.path.basename(path) in broken:
+            continue
         try:
             cfg = parse_guest_config(files[path], source=path)
         except ParseError as exc:
-            broken[os.path.basename(path)] = exc
+            broken[os.path.basename(path)] = str(exc)
             continue
-        if cfg.name in configs:
-            errors.append(f"{path}: guest {cfg.name} is also defined in {configs[cfg.name][0]}")
-            continue
-        configs[cfg.name] = (path, cfg)
+        by_name.setdefault(cfg.name, []).append((path, cfg))
+    configs: dict[str, tuple[str, GuestConfig]] = {}
+    ambiguous: dict[str, list[str]] = {}
+    for name, found in by_name.items():
+        if len(found) == 1:
+            configs[name] = found[0]
+        else:
+            # Which one is real is unknown (a stray backup, a copy): never guess a size.
+            ambiguous[name] = [path for path, _ in found]
+            errors.append(
+                f"guest {name} is defined by {len(found)} files: {', '.join(ambiguous[name])}"
+            )
     running: dict[str, list[str]] = {}
     for host in hosts:
         for dom in host.domains:
             running.setdefault(dom.name, []).append(host.name)
     guests: list[Guest] = []
-    for name in sorted(set(cluster.services) | set(configs)):
+    for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)
         guest = Guest(name=name, running_on=sorted(running.get(name, [])))
         if svc is not None:
@@ -86,7 +110,12 @@ def guests_from(
         else:
             guest.state, guest.plannable = "no-service", False
             guest.reason = "not a vm: service of the cluster"
-        if name in configs:
+        if name in ambiguous:
+            guest.plannable = False
+            guest.reason = f"{len(ambiguous[name])} config files give name '{name}': " + ", ".join(
+                ambiguous[name]
+            )
+        elif name in configs:
             path, cfg = configs[name]
             guest.config_file = path
             guest.maxmem_mib = cfg.maxmem_mib
@@ -94,16 +123,24 @@ def guests_from(
             guest.memory_mib = max(cfg.memory_mib, cfg.maxmem_mib)
             guest.vcpus = cfg.vcpus
         elif _broken_for(name, broken):
-            exc = broken.pop(_broken_for(name, broken))
-            guest.plannable, guest.reason = False, f"config unreadable: {exc}"
+            key = _broken_for(name, broken)
+            guest.config_file = os.path.join(config_dir, key) if key else None
+            guest.plannable, guest.reason = False, f"config unreadable: {broken.pop(key or '')}"
         elif svc is not None:
             guest.plannable = False
-            guest.reason = f"no config file with name = {name!r} in {config_dir}"
+            if configs_error is not None:
+                guest.reason = f"guest configs not read: {configs_error}"
+            elif not files and not broken and not file_errors:
+                guest.reason = f"guest config directory {config_dir} has no config files"
+            else:
+                guest.reason = f"no config file in {config_dir} gives name = '{name}'"
             if broken:
                 # The file may be this guest's, under another name: point the admin at it.
-                guest.reason += f" (unreadable there: {', '.join(sorted(broken))})"
+                guest.reason += (
+                    f"; unreadable there: {'; '.join(broken[k] for k in sorted(broken))}"
+                )
         guests.append(guest)
-    errors.extend(f"{exc} (guest config skipped)" for exc in broken.values())
+    errors.extend(f"{why} (guest config skipped)" for why in broken.values())
     return guests, errors
 
 
@@ -122,18 +159,25 @@ def assemble(
     ]
     errors = [h.error for h in hosts if h.error]
     mreport = reports.get(master) if master else None
+    configs_error: str | None = None
+    file_errors: dict[str, str] = {}
     if mreport is None or mreport.error is not None:
         cluster = ClusterState(None, error="no host could read the cluster state")
         files: dict[str, str] = {}
     else:
         cluster = backend.parse_state(mreport.outputs, source=master)
         files = mreport.files
+        file_errors = dict(getattr(mreport, "file_errors", None) or {})
         cfg_out = mreport.outputs.get("configs")
         if cfg_out is not None and cfg_out.exit_code != 0:
+            configs_error = f"{master}: {cfg_out.text.strip() or f'exit {cfg_out.exit_code}'}"
             errors.append(f"{master}: guest configs: {cfg_out.text.strip()}")
     if cluster.error:
         errors.append(cluster.error)
-    guests, guest_errors = guests_from(files, cluster, hosts, config_dir)
+    _members_onto(hosts, cluster)
+    guests, guest_errors = guests_from(
+        files, cluster, hosts, config_dir, file_errors, configs_error
+    )
     return Snapshot(
         environment=environment,
         taken_at=taken_at,
@@ -147,7 +191,20 @@ def assemble(
     )
 
 
-def _broken_for(name: str, broken: dict[str, ParseError]) -> str | None:
+def _members_onto(hosts: list[Host], cluster: ClusterState) -> None:
+    """Record the cluster manager's word on each host (its member, by full or short name)."""
+    if cluster.error is not None and not cluster.members:
+        return
+    short = {m.split(".", 1)[0]: up for m, up in cluster.members.items()}
+    for host in hosts:
+        up = cluster.members.get(host.name)
+        if up is None:
+            up = short.get(host.name.split(".", 1)[0])
+        if up is not None:
+            host.member = "online" if up else "offline"
+
+
+def _broken_for(name: str, broken: dict[str, str]) -> str | None:
     """The unreadable config file named after guest ``name`` (``name``, ``name.cfg``...)."""
     for ext in ("", ".cfg", ".conf", ".xl", ".hvm"):
         if name + ext in broken:

@@ -67,13 +67,16 @@ class HostInfo(RecordMixin):
 
 @dataclass(frozen=True)
 class XentopDomain(RecordMixin):
-    """One xentop row; ``state`` is the 6 flag chars (order d s b c p r)."""
+    """One xentop row; ``state`` is the 6 flag chars (order d s b c p r).
+
+    ``vcpus`` is None when the screen was cut before the VCPUS column.
+    """
 
     name: str
     state: str
     mem_kib: int
     maxmem_kib: int | None
-    vcpus: int
+    vcpus: int | None
 
 
 @dataclass(frozen=True)

@@ -55,47 +55,55 @@ def _is_header(tokens: list[str]) -> bool:
     return len(tokens) >= 5 and tokens[0] == "NAME" and tokens[1] == "STATE" and "MEM(k)" in tokens
 
 
+def _header_layouts(tokens: list[str]) -> list[list[str]]:
+    """The column layouts a header line allows, most likely first.
+
+    An interactive screen is cut at the terminal width, header included: the columns are the
+    header's own (the first 8, say, with no VCPUS). The last name may be cut too (``VCP``);
+    its value, right-aligned, is then cut away or left partial, so both layouts are tried.
+    """
+    known = set(_COLS_NEW)
+    if tokens[-1] in known:
+        return [tokens]
+    whole = tokens[:-1]
+    return [whole + ["?"], whole]
+
+
 def _parse_row(line: str, cols: list[str]) -> XentopDomain | None:
     """Parse one domain row from the right using the column layout; None if it is not a row."""
-    try:
-        i_state = cols.index("STATE")
-        i_mem = cols.index("MEM(k)")
-        i_max = cols.index("MAXMEM(k)")
-        i_vcpus = cols.index("VCPUS")
-    except ValueError:
-        return None
-    if not (i_state == 1 and i_state < i_mem < i_max < i_vcpus):
+    if len(cols) < 5 or cols[0] != "NAME" or cols[1] != "STATE" or "MEM(k)" not in cols:
         return None
     toks = list(_TOKEN_RE.finditer(line))
-    n_right = len(cols) - i_max - 1
-    n_mid = i_max - i_state - 1
-    if len(toks) < n_right + 1 + n_mid + 2:
-        return None
-    right = [m.group() for m in toks[len(toks) - n_right :]]
-    rest = toks[: len(toks) - n_right]
-    # Dom0's MAXMEM(k) is "no limit": two tokens where a number is expected.
-    if len(rest) >= 2 and rest[-1].group() == "limit" and rest[-2].group() == "no":
-        maxmem = None
-        rest = rest[:-2]
-    else:
-        maxmem = dec_int(rest[-1].group())
-        if maxmem is None:
+    values: dict[str, str | None] = {}
+    pos = len(toks)
+    for col in reversed(cols[2:]):
+        if col == "MAXMEM(k)" and pos >= 2 and toks[pos - 1].group() == "limit":
+            # Dom0's MAXMEM(k) is "no limit": two tokens where a number is expected.
+            if toks[pos - 2].group() != "no":
+                return None
+            values[col] = None
+            pos -= 2
+            continue
+        if pos < 1:
             return None
-        rest = rest[:-1]
-    if len(rest) < n_mid + 2:
+        pos -= 1
+        tok = toks[pos].group()
+        if not _NUM_RE.fullmatch(tok):
+            return None
+        values[col] = tok
+    if pos < 2:
         return None
-    mid = [m.group() for m in rest[len(rest) - n_mid :]]
-    rest = rest[: len(rest) - n_mid]
-    state_tok = rest[-1]
+    state_tok = toks[pos - 1]
     if not _STATE_RE.fullmatch(state_tok.group()):
-        return None
-    if not all(_NUM_RE.fullmatch(t) for t in right + mid):
         return None
     # With -f the name is printed in full and may contain spaces: keep everything left.
     name = line[: state_tok.start()].strip()
-    mem = dec_int(mid[i_mem - i_state - 1])
-    vcpus = dec_int(right[i_vcpus - i_max - 1])
-    if not name or mem is None or vcpus is None:
+    mem = dec_int(values["MEM(k)"] or "")
+    maxmem = dec_int(values["MAXMEM(k)"] or "") if values.get("MAXMEM(k)") else None
+    if "MAXMEM(k)" in values and values["MAXMEM(k)"] is not None and maxmem is None:
+        return None
+    vcpus = dec_int(values["VCPUS"] or "") if "VCPUS" in values else None
+    if not name or mem is None or ("VCPUS" in values and vcpus is None):
         return None
     return XentopDomain(
         name=name, state=state_tok.group(), mem_kib=mem, maxmem_kib=maxmem, vcpus=vcpus
@@ -127,7 +135,7 @@ def _split_repeated(rows: list[XentopDomain]) -> list[XentopDomain]:
 def parse_xentop(text: str, source: str | None = None) -> Xentop:
     """Parse xentop output (batch or interactive, any -i/-r/-v/-n/-x/-f); keep the last block."""
     lines = normalize_text(text, source).split("\n")
-    cols: list[str] | None = None
+    cols: list[list[str]] | None = None
     blocks: list[_Block] = []
     have_summary = False
     # Per-header row counts, to recognise -r (a header before every row).
@@ -158,7 +166,7 @@ def parse_xentop(text: str, source: str | None = None) -> Xentop:
             blk.cpus = dec_int(mem.group(4)) if mem.group(4) else None
             continue
         if _is_header(tokens):
-            cols = tokens
+            cols = _header_layouts(tokens)
             header_rows.append(0)
             if have_summary:
                 blk = fresh(cur is not None)
@@ -167,7 +175,7 @@ def parse_xentop(text: str, source: str | None = None) -> Xentop:
                 blk = fresh(cur is not None and not cur.rows)
             blk.header = True
             continue
-        layouts = [cols] if cols else [_COLS_NEW, _COLS_OLD]
+        layouts = cols if cols else [_COLS_NEW, _COLS_OLD]
         row = None
         for layout in layouts:
             row = _parse_row(line, layout)

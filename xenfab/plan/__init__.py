@@ -2,15 +2,14 @@
 
 The standard library, plus highspy (HiGHS) for the exact search when greedy leaves guests down.
 
-``plan(snapshot, policy)`` places every disabled or failed guest so that it fits (RAM, vCPU cap,
-anti-affinity, pin, exclude), explains each choice and each refusal, and says whether the result
-is proven best when not everything fits.
+``plan(snapshot, policy)`` places every down guest (the backend's word) so that it fits (RAM,
+vCPU cap, anti-affinity, pin, exclude), explains each choice and each refusal, and says whether
+the result is proven best when not everything fits.
 """
 
 from .layout import Assignment, HostUse, Layout, Skipped, Unplaced
 from .planner import plan
 from .policy import (
-    POLICY_KEYS,
     STRATEGIES,
     AntiAffinityClass,
     Policy,
@@ -18,7 +17,6 @@ from .policy import (
 )
 
 __all__ = [
-    "POLICY_KEYS",
     "STRATEGIES",
     "AntiAffinityClass",
     "Assignment",

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..snapshot import Snapshot
 from .layout import Layout
-from .planner import plan
+from .planner import plan as _plan
 from .policy import Policy
 from .rules import RamRule, VcpuCapRule
 
@@ -140,6 +140,17 @@ class CapacityReport:
         }
 
 
+def plan(snapshot: Snapshot, policy: Policy, **kw: Any) -> Layout:
+    """The planner's layout with only the guests left down for want of room as unplaced.
+
+    A guest that cannot be planned at all (its facts) or whose owner's liveness is unknown stays
+    down whatever fails: no failure set is to blame for it (capacity() warns about them).
+    """
+    layout = _plan(snapshot, policy, **kw)
+    layout.unplaced = [u for u in layout.unplaced if u.kind == "no-room"]
+    return layout
+
+
 def _down_dict(d: Down) -> dict[str, Any]:
     return {"guest": d.guest, "tier": d.tier, "memory_mib": d.memory_mib, "reason": d.reason}
 
@@ -150,10 +161,11 @@ def counted_snapshot(snapshot: Snapshot, mode: str) -> Snapshot:
         raise ConfigError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
     if mode == "recovered":
         return snapshot
-    # Marked unplannable rather than dropped: the planner then lists them as skipped, with why.
+    # Given a state that is not down rather than dropped: the planner then lists them as
+    # skipped, with why (a down guest the planner cannot place would be "still down" instead).
     guests = [
-        replace(g, plannable=False, reason="down now; --running-only counts running guests")
-        if g.startable
+        replace(g, state="not-counted", reason="down now; --running-only counts running guests")
+        if snapshot.is_down(g)
         else g
         for g in snapshot.guests
     ]
@@ -266,12 +278,19 @@ def capacity(
     candidates = [h.name for h in snap.hosts if h.reachable]
     # The plan with no failure gets the planner's full search time, whatever our budget: every
     # set builds on it, and a k of -1 from a search we cut short would be a false alarm.
-    base = plan(snap, policy, without=gone)
+    base = _plan(snap, policy, without=gone)
+    elsewise = [u for u in base.unplaced if u.kind != "no-room"]
+    base.unplaced = [u for u in base.unplaced if u.kind == "no-room"]
     judge = _Judge(snap, policy, base, gone, deadline, clock)
     planned_here: dict[str, int] = {}
     for a in base.assignments:
         planned_here[a.host] = planned_here.get(a.host, 0) + 1
     warnings = list(base.warnings)
+    if elsewise and mode == "recovered":
+        warnings.append(
+            f"{len(elsewise)} down guest(s) stay down whatever fails, not counted: "
+            + "; ".join(f"{u.guest}: {u.reason}" for u in elsewise)
+        )
     status = {h.name: h.status for h in base.hosts}
 
     hosts: dict[str, HostReport] = {
@@ -288,8 +307,11 @@ def capacity(
     if gone:
         # Only the names matter here (which guests the unreachable hosts add), so no search.
         present = plan(snap, policy, time_budget_s=0)
-        known = {a.guest for a in present.assignments} | {u.guest for u in present.unplaced}
         owner = {g.name: g.owner for g in snap.guests}
+        # A guest taken over from a member the cluster calls offline is one the host adds too.
+        known = {a.guest for a in present.assignments if a.takeover_from is None} | {
+            u.guest for u in present.unplaced if owner.get(u.guest) not in gone
+        }
         for a in [*base.assignments, *base.unplaced]:
             where = owner.get(a.guest)
             if a.guest not in known and where in hosts:

@@ -91,7 +91,9 @@ class Explainer:
             rule = f"class {cl.name}"
             if cl.members <= cl.usable_units:
                 continue
-            if all(any(r.rule == rule for r in refused[h]) for h in allowed):
+            # The class cannot hold every member: a member it refuses somewhere is one of those
+            # it keeps down (which ones is the search's choice; the count is the class's).
+            if any(any(r.rule == rule for r in refused[h]) for h in allowed):
                 what = "failure domain" if cl.spread == "domain" else "usable host"
                 if cl.usable_units != 1:
                     what += "s"

@@ -16,6 +16,10 @@ class Assignment:
     vcpus: int
     tier: int
     why: str
+    # The service state the plan was made from: the start command depends on it (a guest taken
+    # over from a dead owner is still `started` there). ``takeover_from``: that dead owner.
+    state: str | None = None
+    takeover_from: str | None = None
 
 
 @dataclass
@@ -37,6 +41,10 @@ class Unplaced:
     per_host: dict[str, str] = field(default_factory=dict)
     tier: int = 0
     vcpus: int = 0
+    # Why it stays down: "no-room" (the planner found no host), "cannot-plan" (its facts are
+    # missing or unusable: config, size, name), "liveness-unknown" (it may still run on an
+    # unreachable owner). Capacity reasoning counts only "no-room".
+    kind: str = "no-room"
     # host -> the rules that refused it there, with their figures (rules.Refusal.to_dict)
     refusals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 

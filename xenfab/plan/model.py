@@ -7,20 +7,23 @@ search all read the same model and mutate only a :class:`State`, so they agree o
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..cluster.base import GUEST_NAME
 from ..errors import ConfigError
 from ..snapshot import Guest, Snapshot
-from .layout import Skipped
+from .layout import Skipped, Unplaced
 from .policy import Policy, host_matches
 from .rules import NO_LIMIT, Refusal, Rule, rules_of
 
-# rgmanager states in which a service occupies its owner; on a failed host (what-if) they are down.
-RUNNING_STATES = frozenset({"started", "starting", "recovering"})
-
 UNREACHABLE = "unreachable"
 FAILED = "failed host (what-if)"
+DEAD = "dead (declared)"
+# Unplaced.kind of guests the model leaves down before any placement.
+CANNOT_PLAN = "cannot-plan"
+LIVENESS = "liveness-unknown"
 EXCLUDED = "excluded"
 NOT_PINNED = "not in pin list"
 AVOIDED = "avoided after failed start"
@@ -43,6 +46,8 @@ class PGuest:
     prefer: tuple[int, ...] = ()
     last_owner: int | None = None
     order: int = 0
+    # The dead (or what-if failed) host the cluster still shows it on, when it is taken over.
+    takeover_from: str | None = None
 
     def ok(self, h: int) -> bool:
         """True when pin and avoid allow usable host ``h``."""
@@ -79,8 +84,11 @@ class Model:
     guests: list[PGuest] = field(default_factory=list)
     classes: list[AClass] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Down guests of ours left down before placement (facts unusable, liveness unknown).
+    unplaced: list[Unplaced] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
     _rules: list[Rule] | None = field(default=None, repr=False)
 
     @property
@@ -191,24 +199,29 @@ def build_model(
     policy: Policy,
     without: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
+    *,
+    dead: Iterable[str] = (),
 ) -> Model:
     """Resolve snapshot + policy into a Model: usable hosts, guests to place, class limits."""
     hosts = snapshot.hosts
     names = [h.name for h in hosts]
     without = list(dict.fromkeys(without))
-    for w in without:
-        if w not in names:
-            raise ConfigError(f"without: {w!r} is not a host of this snapshot")
+    dead = list(dict.fromkeys(dead))
+    for opt, given in (("without", without), ("dead", dead)):
+        for w in given:
+            if w not in names:
+                raise ConfigError(f"{opt}: {w!r} is not a host of this snapshot")
+    _check_patterns(policy, names)
     failed = set(without)
+    declared = set(dead) - failed
     warnings: list[str] = []
-    for pattern in policy.exclude:
-        if not any(host_matches(n, [pattern]) for n in names):
-            warnings.append(f"exclude: {pattern} matches no host")
 
     status: list[str | None] = []
     for h in hosts:
         if h.name in failed:
             status.append(FAILED)
+        elif h.name in declared:
+            status.append(DEAD)
         elif not h.reachable:
             status.append(UNREACHABLE)
         elif host_matches(h.name, policy.exclude):
@@ -245,56 +258,84 @@ def build_model(
         rank=rank,
         warnings=warnings,
         without=without,
+        dead=[d for d in dead if d in declared],
     )
-    _select_guests(m, failed, avoid or {})
-    _resolve_classes(m, failed)
+    _select_guests(m, failed | declared, avoid or {})
+    _resolve_classes(m, failed | declared)
     return m
 
 
-def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[str]]) -> None:
+def _check_patterns(policy: Policy, names: list[str]) -> None:
+    """A host pattern of exclude, pin or prefer that matches no host is a typo: refuse it.
+
+    A typo in `exclude` would send guests to the host meant to be in maintenance.
+    """
+    for key, patterns in (
+        ("exclude", list(policy.exclude)),
+        ("pin", [p for hs in policy.pin.values() for p in hs]),
+        ("prefer", [p for hs in policy.prefer.values() for p in hs]),
+    ):
+        for pattern in dict.fromkeys(patterns):
+            if not any(host_matches(n, [pattern]) for n in names):
+                raise ConfigError(f"{key}: {pattern!r} matches no host of this snapshot")
+
+
+def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]]) -> None:
+    """Sort every guest into placed-to-be (m.guests), still down (m.unplaced) or skipped.
+
+    ``gone``: hosts failed (what-if) or declared dead; what the cluster shows on them is lost.
+    """
     snap, policy = m.snapshot, m.policy
+    states = snap.states
     hosts = snap.hosts
     index = {h.name: i for i, h in enumerate(hosts)}
     # Domains seen in xl list on live hosts: a guest found there must never be started again.
     seen: dict[str, list[str]] = {}
     for h in hosts:
-        if h.reachable and h.name not in failed:
+        if h.reachable and h.name not in gone:
             for d in h.domains:
                 seen.setdefault(d.name, []).append(h.name)
     managed = {g.name for g in snap.guests}
-    for w in m.without:
+    for w in [*m.without, *m.dead]:
         doms = hosts[index[w]].domains
         others = sorted(d.name for d in doms if d.name != "Domain-0" and d.name not in managed)
         if others:
-            m.warnings.append(
-                f"what-if: {w} also runs {', '.join(others)} (not cluster services): not replanned"
-            )
+            what = f"what-if: {w} also runs" if w in m.without else f"{w} (declared dead) ran"
+            m.warnings.append(f"{what} {', '.join(others)} (not cluster services): not replanned")
     usable = set(m.usable)
-    pin_warned: set[str] = set()
     pin_sets: dict[tuple, frozenset[int]] = {}
     prefer_lists: dict[tuple, tuple[int, ...]] = {}
     by_rank = sorted(usable, key=lambda i: m.rank[i])
+    entries_of = Counter(g.name for g in snap.guests)
     names_seen: set[str] = set()
     for g in snap.guests:
         if g.name in names_seen:
-            # Two entries for one guest would mean two starts of one domain: never.
-            m.skipped.append(Skipped(g.name, g.state, "duplicate entry in the snapshot"))
-            continue
+            continue  # reported with its first entry
         names_seen.add(g.name)
-        lost = g.state in RUNNING_STATES and g.owner in failed
-        if not (g.startable or lost):
-            m.skipped.append(Skipped(g.name, g.state, _skip_reason(g)))
-            continue
-        if not g.plannable:
-            m.skipped.append(Skipped(g.name, g.state, f"not plannable: {g.reason or 'no reason'}"))
+        kind = states.kind(g.state)
+        owner = hosts[index[g.owner]] if g.owner in index else None
+        takeover: str | None = None
+        if kind in ("running", "transition") and owner is not None:
+            if owner.name in gone:
+                takeover = owner.name
+            elif not owner.reachable and owner.member == "offline" and snap.quorate is True:
+                # A quorate cluster's word that the member is gone is proof; a timeout is not
+                # (nor an inquorate node's view, which may be the partitioned side).
+                takeover = owner.name
+            elif not owner.reachable:
+                m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
+                continue
+        if takeover is None and kind != "down":
+            m.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
             continue
         running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
-        running = [h for h in running if h not in failed]
+        running = [h for h in running if h not in gone]
         if running:
             m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
             continue
-        if g.memory_mib <= 0:
-            m.skipped.append(Skipped(g.name, g.state, "not plannable: memory size unknown"))
+        why_not = _cannot_plan(g, entries_of[g.name])
+        if why_not:
+            m.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
             continue
         pinned: frozenset[int] | None = None
         entries = policy.pin_entries(g.name)
@@ -304,10 +345,6 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
                 pin_sets[key] = frozenset(
                     i for i in usable if all(host_matches(hosts[i].name, e) for e in entries)
                 )
-                for p in (p for e in entries for p in e):
-                    if p not in pin_warned and not any(host_matches(h.name, [p]) for h in hosts):
-                        m.warnings.append(f"pin: {p} matches no host")
-                    pin_warned.add(p)
             pinned = pin_sets[key]
         avoided = frozenset(index[n] for n in avoid.get(g.name, ()) if n in index)
         wanted = tuple(policy.preferred_hosts(g.name))
@@ -331,25 +368,57 @@ def _select_guests(m: Model, failed: set[str], avoid: Mapping[str, Collection[st
                 avoided=avoided,
                 prefer=prefer_lists[wanted],
                 last_owner=last if last is not None and last in usable else None,
+                takeover_from=takeover,
             )
         )
+    m.unplaced.sort(key=lambda u: (u.tier, u.guest))
 
 
-def _skip_reason(g: Guest) -> str:
+def _cannot_plan(g: Guest, entries: int) -> str | None:
+    """Why a down guest of ours cannot be planned at all, or None when it can."""
+    if entries > 1:
+        # Two entries for one guest would mean two starts of one domain: never.
+        return f"{entries} entries for {g.name} in the snapshot"
+    if not g.plannable:
+        return g.reason or "cannot be planned (no reason recorded)"
+    if not GUEST_NAME.match(g.name):
+        # Text from a host, kept raw in data (no repr): display escapes it (textsafe.printable).
+        return f"name '{g.name}' has characters xenfab will not send to a shell"
+    if g.memory_mib <= 0:
+        where = f" ({g.config_file})" if g.config_file else ""
+        return f"memory size unknown{where}"
+    return None
+
+
+def _still_down(g: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:
+    return Unplaced(
+        g.name, max(g.memory_mib, 0), reason, {}, policy.tier_of(g.name), max(g.vcpus, 0), kind
+    )
+
+
+def _liveness_reason(owner: str) -> str:
+    return (
+        f"owner {owner} unreachable, liveness unknown: fence or power off {owner}, "
+        f"or declare it dead: --dead {owner}"
+    )
+
+
+def _skip_reason(g: Guest, kind: str) -> str:
     where = g.owner or "an unknown host"
     if g.state == "started":
         return f"already started on {where}"
-    if g.state == "starting":
-        return f"starting on {where}"
-    if g.state in RUNNING_STATES:
+    if kind in ("running", "transition"):
         return f"{g.state} on {where}"
-    return f"state {g.state}: only disabled or failed guests are started"
+    if g.reason:
+        return f"state {g.state}: {g.reason}"
+    return f"state {g.state}: not a down state of the cluster manager"
 
 
 def _resolve_classes(m: Model, failed: set[str]) -> None:
     hosts = m.snapshot.hosts
     usable = set(m.usable)
     to_place = {g.name: g for g in m.guests}
+    occupying = m.snapshot.states.occupying
     # Members already running, per host: xl list names plus rgmanager's started owner.
     on_host: list[set[str]] = [set() for _ in hosts]
     index = {h.name: i for i, h in enumerate(hosts)}
@@ -359,7 +428,7 @@ def _resolve_classes(m: Model, failed: set[str]) -> None:
     for g in m.snapshot.guests:
         if g.name in to_place:
             continue
-        for where in [g.owner if g.state in RUNNING_STATES else None, *g.running_on]:
+        for where in [g.owner if g.state in occupying else None, *g.running_on]:
             i = index.get(where or "")
             if i is not None and hosts[i].reachable and hosts[i].name not in failed:
                 on_host[i].add(g.name)

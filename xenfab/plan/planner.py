@@ -19,12 +19,15 @@ def plan(
     policy: Policy,
     *,
     without: Iterable[str] = (),
+    dead: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
     time_budget_s: float | None = None,
     on_search: SearchHook | None = None,
 ) -> Layout:
-    """Place every disabled/failed guest on a host, or say per host why it cannot be placed.
+    """Place every down guest on a host, or say why it stays down (per host when it is room).
 
+    ``without``: what-if, plan as if these hosts had failed. ``dead``: hosts declared dead for
+    this run; the guests the cluster still shows on them are replanned, the hosts unused.
     ``on_search(seconds)`` is called when the search beyond greedy starts, with the most it may
     take; if it returns a callable, that is called when the search ends. The caller shows it
     (the planner itself does no I/O).
@@ -32,7 +35,7 @@ def plan(
     started = time.monotonic()
     budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
     deadline = started + budget
-    m = build_model(snapshot, policy, without, avoid)
+    m = build_model(snapshot, policy, without, avoid, dead=dead)
     st = State(m)
     why: dict[int, str] = {}
     order = guest_order(m)
@@ -71,13 +74,32 @@ def _layout(
         if h is None:
             reason, per_host, refusals = explainer.unplaced(g)
             out.unplaced.append(
-                Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus, refusals)
+                Unplaced(
+                    g.name,
+                    g.guest.memory_mib,
+                    reason,
+                    per_host,
+                    g.tier,
+                    g.vcpus,
+                    refusals=refusals,
+                )
             )
             continue
         placed_on.setdefault(h, []).append(g.name)
         out.assignments.append(
-            Assignment(g.name, m.host_name(h), g.guest.memory_mib, g.vcpus, g.tier, why[g.idx])
+            Assignment(
+                g.name,
+                m.host_name(h),
+                g.guest.memory_mib,
+                g.vcpus,
+                g.tier,
+                why[g.idx],
+                state=g.guest.state,
+                takeover_from=g.takeover_from,
+            )
         )
+    # Down guests the model could not plan at all (facts, liveness) stay down too.
+    out.unplaced.extend(m.unplaced)
     for h, host in enumerate(m.snapshot.hosts):
         charged = host.free_mib - m.policy.reserve_mib - st.free_mib[h]
         out.hosts.append(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..cluster import ClusterState, ServiceState
-from ..snapshot import STARTABLE_STATES
+from ..cluster.rgmanager import DOWN_STATES as STARTABLE_STATES
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
 # MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
