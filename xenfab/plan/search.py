@@ -30,6 +30,7 @@ REPAIR_SHARE = 0.1
 REPAIR_MAX_S = 0.2
 VECTOR_SHARE = 0.15
 VECTOR_MAX_S = 0.3
+VECTOR_PASSES = 16
 # The whole program first, with this share of what is left; when it cannot finish, the rest goes
 # to programs over a few hosts at a time (large neighbourhood search), which place more guests
 # sooner on large tight clusters.
@@ -625,7 +626,9 @@ def vector_packing(
     best_score = score_now
     rng = random.Random(seed)
     attempt = 0
-    while time.monotonic() < deadline and best_score < target:
+    # A fixed number of passes, not "until the clock": the same input then gives the same
+    # layout (unless a slow machine hits the deadline first).
+    while attempt < VECTOR_PASSES and best_score < target and time.monotonic() < deadline:
         if attempt == 0:
             seq = base
         else:
