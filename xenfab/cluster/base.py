@@ -119,6 +119,8 @@ class StartOutcome:
     acted_on: str | None = None
     running_on: str | None = None
     already_running: bool = False
+    # A guard in the start command refused before anything was sent (the state had changed).
+    refused: bool = False
 
 
 class ClusterBackend(ABC):
@@ -140,11 +142,15 @@ class ClusterBackend(ABC):
         """Turn the probes' outputs into a ClusterState; never raises on bad output."""
 
     @abstractmethod
-    def start_command(self, guest: str, host: str, state: str | None = None) -> str:
+    def start_command(
+        self, guest: str, host: str, state: str | None = None, *, dead_owner: str | None = None
+    ) -> str:
         """The shell command that starts ``guest`` (now in ``state``) on ``host``, names quoted.
 
         Pass the state the guest was just re-read in: some managers need a different command for
         a failed service (rgmanager must disable it before it can be enabled again).
+        ``dead_owner``: the service is in a running state on that host, which is proven dead
+        (declared dead for the run, or offline in the manager's word); the command moves it.
         """
 
     @abstractmethod

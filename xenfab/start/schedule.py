@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ..cluster import ClusterState, ServiceState
@@ -29,6 +29,8 @@ DONE = "done"
 
 # rgmanager states in which the guest is (being) run: never start a second copy.
 RUNNING_STATES = frozenset({"started", "starting", "migrating"})
+# States a service may be moved from once its owner is proven dead (the backend's sequence).
+DEAD_OWNER_STATES = frozenset({"started", "starting", "recovering", "stopping"})
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Job:
     command_at: float | None = None
     returned_at: float | None = None
     start_state: str | None = None
+    dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
     approved: bool = False  # step mode: the operator said yes
     outcome: str | None = None
     result_host: str | None = None
@@ -84,24 +87,34 @@ class Decision:
 
 
 def precheck(
-    guest: str, state: ClusterState, domains: dict[str, Iterable[str]], retry: bool = False
+    guest: str,
+    state: ClusterState,
+    domains: dict[str, Iterable[str]],
+    retry: bool = False,
+    dead: Collection[str] = (),
 ) -> Decision:
     """Start only a guest the cluster calls disabled or failed and no host runs a domain of.
 
+    ``domains`` are the lists read after the decision to start, from every host not ``dead``.
     On a retry ``stopped`` is accepted too: that is where rgmanager leaves a service whose
-    start (ours) just failed.
+    start (ours) just failed. A service in a running state on a ``dead`` owner (declared dead
+    for the run, or offline in the cluster's word) is started, from that state: Decision.host
+    is then the dead owner, for the backend's disable-then-enable.
     """
     svc: ServiceState | None = state.services.get(guest)
     if svc is None:
         return Decision("skipped", None, f"no vm:{guest} service in the cluster any more")
-    if svc.state in RUNNING_STATES:
+    on_dead_owner = svc.owner is not None and svc.owner in dead
+    if svc.state in RUNNING_STATES and not on_dead_owner:
         where = svc.owner or "an unknown member"
         return Decision(
             "found running",
             svc.owner,
             f"found running on {where} (clustat: {svc.state}): left alone",
         )
-    running = sorted(host for host, names in domains.items() if guest in set(names))
+    running = sorted(
+        host for host, names in domains.items() if host not in dead and guest in set(names)
+    )
     if running:
         return Decision(
             "found running",
@@ -109,6 +122,8 @@ def precheck(
             f"found running on {', '.join(running)} (xl list) while the cluster says "
             f"{svc.state}: left alone",
         )
+    if on_dead_owner and svc.state in DEAD_OWNER_STATES:
+        return Decision("start", svc.owner, svc.state)
     allowed = STARTABLE_STATES | {"stopped"} if retry else STARTABLE_STATES
     if svc.state not in allowed:
         return Decision("skipped", svc.owner, f"cluster state is {svc.state}: left alone")
@@ -325,7 +340,7 @@ class Scheduler:
             "started": c["started"] + c["already running"],
             "failed": c["failed"],
             "left alone": c["found running"] + c["skipped"],
-            "not started": c["not started"],
+            "not-started": c["not-started"],
             "running": sum(1 for j in self.jobs if j.active),
         }
 
