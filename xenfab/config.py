@@ -28,6 +28,7 @@ ENV_KEYS = {
     "master",
     "guest_config_dir",
     "backend",
+    "backend_options",
     "ssh",
     "policy",
     "description",
@@ -45,7 +46,13 @@ SSH_KEYS = {
     "parallel",
 }
 TOP_KEYS = {"default_env", "environments", "policy", "audit_log", "lock_path"}
-BACKENDS = ("rgmanager",)
+
+
+def known_backends() -> tuple[str, ...]:
+    """Every cluster-manager backend found (xenfab.cluster's registry and entry points)."""
+    from .cluster import names
+
+    return names()
 
 
 @dataclass
@@ -81,6 +88,8 @@ class Environment:
     master: str | None
     guest_config_dir: str
     backend: str = "rgmanager"
+    # The backend's own settings, checked by the backend (xl: auto_dir, guests, lock_host).
+    backend_options: dict[str, Any] = field(default_factory=dict)
     ssh: SSHSettings = field(default_factory=SSHSettings)
     policy: dict[str, Any] = field(default_factory=dict)
     lock_path: str | None = None
@@ -233,8 +242,15 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
     if not isinstance(gdir, str) or not gdir:
         raise ConfigError(f"{path}: {where}.guest_config_dir: expected a directory path")
     backend = raw.get("backend", "rgmanager")
-    if backend not in BACKENDS:
-        raise ConfigError(f"{path}: {where}.backend: {backend!r} is not one of {BACKENDS}")
+    if backend not in known_backends():
+        raise ConfigError(
+            f"{path}: {where}.backend: {backend!r} is not one of {', '.join(known_backends())}"
+        )
+    from .cluster import check_options
+
+    opts = raw.get("backend_options") or {}
+    _mapping(opts, path, where + ".backend_options")
+    backend_options = _with_path(path, lambda: check_options(backend, opts, where))
     policy = raw.get("policy") or {}
     _mapping(policy, path, where + ".policy")
     lock = raw.get("lock_path")
@@ -246,6 +262,7 @@ def _environment(name: str, raw: Any, path: str) -> Environment:
         master=str(master) if master is not None else None,
         guest_config_dir=expand_path(gdir),
         backend=backend,
+        backend_options=backend_options,
         ssh=_ssh(raw.get("ssh") or {}, path, where + ".ssh"),
         policy=dict(policy),
         lock_path=expand_path(str(lock)) if lock is not None else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from ..parse import ParseError, parse_clustat, parse_clusvcadm
+from . import register
 from .base import (
     ClusterBackend,
     ClusterState,
@@ -26,13 +27,17 @@ VM_PREFIX = "vm:"
 DOWN_STATES = frozenset({"disabled", "failed", "stopped", "recoverable"})
 RUNNING_STATES = frozenset({"started"})
 TRANSITION_STATES = frozenset({"starting", "stopping", "recovering", "migrating", "checking"})
-STATES = StateVocabulary(DOWN_STATES, RUNNING_STATES, TRANSITION_STATES)
+# A failed enable leaves the service `failed` (or `stopped`, already down): retried, not waited on.
+STATES = StateVocabulary(DOWN_STATES, RUNNING_STATES, TRANSITION_STATES, frozenset({"failed"}))
 
 
 class RgmanagerBackend(ClusterBackend):
     """Red Hat Cluster Suite's resource group manager."""
 
     name = "rgmanager"
+    service_format = VM_PREFIX + "{guest}"
+    state_tool = "clustat"
+    start_tool = "clusvcadm"
 
     @property
     def states(self) -> StateVocabulary:
@@ -75,7 +80,9 @@ class RgmanagerBackend(ClusterBackend):
             return ClusterState(parsed.quorate, members, services, probe, error)
         return ClusterState(None, source="", error="; ".join(errors) or "no clustat output")
 
-    def start_command(self, guest: str, host: str, state: str | None = None) -> str:
+    def start_command(
+        self, guest: str, host: str, state: str | None = None, *, config: str | None = None
+    ) -> str:
         """``clusvcadm -e vm:NAME -m HOST``; a failed service is disabled first, as rgmanager asks.
 
         Always the vm: prefix: clusvcadm would otherwise add ``service:``.
@@ -123,3 +130,6 @@ class RgmanagerBackend(ClusterBackend):
             running_on=res.running_on or (acted if ok and not res.already_running else None),
             already_running=bool(res.already_running),
         )
+
+
+register(RgmanagerBackend.name, RgmanagerBackend)

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..cluster import Output, Probe
+from ..cluster.base import TOOLSTACK_PROBES
 
 # Prefer xl; fall back to xm on old (Xen 3.x/4.0) hosts. "toolstack" reports which one answered.
 TOOLSTACK = (
@@ -29,11 +30,8 @@ AWK_FILES = shlex.quote(
     " END { while (n < ARGC) mark(n++) }"
 )
 CONFIG_BATCH = 100
-HOST_PROBES = [
-    Probe("toolstack", 'echo "$t"'),
-    Probe("info", '"$t" info'),
-    Probe("list", '"$t" list'),
-]
+# The Xen toolstack probes every host runs (the backend may add its own: backend.host_probes()).
+HOST_PROBES = TOOLSTACK_PROBES
 
 
 @dataclass

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from ..cluster import ClusterBackend
-from ..snapshot import Snapshot
+from ..cluster import ClusterBackend, UnsafeName
+from ..cluster.base import MASTER
+from ..snapshot import Guest, Snapshot
 
 if TYPE_CHECKING:  # only a type hint: `fab facts` need not load the planner
     from ..plan.capacity import CapacityReport
@@ -94,6 +95,17 @@ def _wrap(text: str) -> str:
     )
 
 
+def _command(backend: ClusterBackend, guests: dict[str, Guest], a: dict[str, Any]) -> str:
+    """The start command of assignment ``a``, or why there is none."""
+    g = guests.get(a["guest"])
+    try:
+        if g is None:
+            return backend.start_command(a["guest"], a["host"])
+        return backend.command_for(g, a["host"])
+    except UnsafeName as exc:
+        return f"# not sent: {exc}"
+
+
 def layout_text(
     layout: dict[str, Any],
     snap: Snapshot,
@@ -158,12 +170,13 @@ def layout_text(
             runner = next(
                 (h["name"] for h in layout["hosts"] if h.get("status", "ok") == "ok"), "-"
             )
-        parts += ["", f"Commands (run on {runner}):"]
-        states = {g.name: g.state for g in snap.guests}
-        parts += [
-            f"  {backend.start_command(a['guest'], a['host'], states.get(a['guest']))}"
-            for a in assignments
-        ]
+        guests = {g.name: g for g in snap.guests}
+        if backend.start_on == MASTER:
+            parts += ["", f"Commands (run on {runner}):"]
+            parts += [f"  {_command(backend, guests, a)}" for a in assignments]
+        else:
+            parts += ["", "Commands (each on its target host):"]
+            parts += [f"  {a['host']}$ {_command(backend, guests, a)}" for a in assignments]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors, snap.warnings))

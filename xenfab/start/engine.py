@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
+from ..cluster.base import MASTER
 from ..config import Environment, XenfabConfig, expand_path
 from ..errors import StartRefused, XenfabError
 from ..gather import batch, ssh
@@ -118,9 +119,13 @@ class Engine:
         self.out = out if out is not None else sys.stdout
         self.prompt = prompt
         self.confirm_timeout_s = confirm_timeout_s or CONFIRM_TIMEOUT_S
-        self.backend = get_backend(env.backend)
+        self.backend = get_backend(env.backend, env.backend_options)
         # The snapshot names the host that actually read the cluster; the config is the fallback.
         self.master = snapshot.master or env.master or ""
+        # The lock's host: the reader (rgmanager), or a host fixed in the config (xl), so that
+        # two workstations that read on different hosts still meet at the same lock.
+        configured = env.master or (env.hosts[0].name if env.hosts else self.master)
+        self.lock_host = self.backend.lock_host(self.master, configured)
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=dry_run)
         self.results: queue.Queue[_StartDone | _Replanned] = queue.Queue()
@@ -148,7 +153,8 @@ class Engine:
     def run(self) -> StartReport:
         """Start the layout's guests; raise StartRefused before the first start when unsafe."""
         t0 = time.monotonic()
-        self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
+        if self.backend.quorum:
+            self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
         self.jobs = self._jobs()
         if self.dry_run:
             return self._dry_run(t0)
@@ -268,7 +274,7 @@ class Engine:
         for note in sched.advance(time.monotonic()):
             self.progress.note(note)
         stopping = self.report.interrupted or self.quit or self.stop_reason is not None
-        if state is not None and state.quorate and not stopping:
+        if state is not None and self._may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
         self.progress.tick(self._status())
         if sched.done():
@@ -299,7 +305,9 @@ class Engine:
                 job = picked[0]
                 # Ask only about a guest that is still to start; then look again after the
                 # answer, which may have taken minutes.
-                first = precheck(job.guest, state, domains, retry=job.attempts > 0)
+                first = precheck(
+                    job.guest, state, domains, retry=job.attempts > 0, backend=self.backend
+                )
                 if first.action == "start":
                     answer = self._ask(job)
                     if answer != "start":
@@ -313,7 +321,7 @@ class Engine:
                         return
                     job.approved = True
                     fresh = self._read_state()
-                    if fresh is None or not fresh.quorate:
+                    if fresh is None or not self._may_start(fresh):
                         sched.unpick(job)
                         return
                     state = fresh
@@ -325,7 +333,9 @@ class Engine:
                     # Ctrl-C arrived during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
                     continue
-                decision = precheck(job.guest, state, domains, retry=job.attempts > 0)
+                decision = precheck(
+                    job.guest, state, domains, retry=job.attempts > 0, backend=self.backend
+                )
                 if decision.action == "start":
                     job.start_state = decision.message
                     self._send(sched, workers, job)
@@ -340,7 +350,9 @@ class Engine:
         sched.begin(job, time.monotonic())
         try:
             # The state just re-read decides the command: a failed service needs clearing first.
-            command = self.backend.start_command(job.guest, job.host, job.start_state)
+            command = self.backend.start_command(
+                job.guest, job.host, job.start_state, config=self._config_of(job.guest)
+            )
         except UnsafeName as exc:
             self._finish(job, "failed", job.host, str(exc))
             return
@@ -354,7 +366,8 @@ class Engine:
     def _start_worker(self, job: Job, host: str, command: str, send_at: float) -> None:
         assert self.pool is not None
         time.sleep(max(0.0, send_at - time.monotonic()))
-        res = self.pool.run(self.master, command, timeout=self.env.ssh.command_timeout)
+        on = self.backend.start_host(self.master, host)
+        res = self.pool.run(on, command, timeout=self.env.ssh.command_timeout)
         self.results.put(_StartDone(job, host, command, res))
 
     # -- what comes back -----------------------------------------------------------------------
@@ -405,7 +418,8 @@ class Engine:
         )
         if outcome.already_running:
             where = outcome.running_on or outcome.acted_on or done.host
-            self._finish(job, "already running", where, f"clusvcadm: {outcome.message}")
+            tool = self.backend.start_tool
+            self._finish(job, "already running", where, f"{tool}: {outcome.message}")
             return
         if outcome.ok:
             job.phase = CONFIRMING
@@ -414,7 +428,8 @@ class Engine:
             if actual and actual != job.host:
                 # It boots there, whatever we asked: that host's slot is the one in use.
                 sched.occupy(job, actual)
-                self._event(f"{job.guest}: clusvcadm started it on {actual}, not {job.host}")
+                tool = self.backend.start_tool
+                self._event(f"{job.guest}: {tool} started it on {actual}, not {job.host}")
             return
         self._failed(sched, job, outcome.message or f"exit {outcome.exit_code}")
 
@@ -422,7 +437,12 @@ class Engine:
         now = time.monotonic()
         for job in jobs:
             c = confirm(
-                job, state.services.get(job.guest), now, self.confirm_timeout_s, CONFIRM_GRACE_S
+                job,
+                state.services.get(job.guest),
+                now,
+                self.confirm_timeout_s,
+                CONFIRM_GRACE_S,
+                self.backend,
             )
             if c.status == "wait":
                 continue
@@ -549,6 +569,8 @@ class Engine:
     def _read_state(self) -> ClusterState | None:
         assert self.pool is not None
         self.read_at = time.monotonic()
+        if self.watch is not None and not self.backend.state_probes():
+            return self._read_lists()
         nonce = batch.new_nonce()
         script = batch.build_script(nonce, self.backend.state_probes())
         res = self.pool.run(self.master, script, timeout=self.env.ssh.command_timeout)
@@ -563,6 +585,31 @@ class Engine:
         self.state_ok_at = time.monotonic()
         self.last_state_error = None
         return state
+
+    def _read_lists(self) -> ClusterState | None:
+        """No manager: every host's fresh ``xl list`` is the state (a host that fails: unknown)."""
+        assert self.watch is not None
+        self.watch.refresh()
+        failing = sorted(self.watch.failing)
+        if failing:
+            self._state_problem(
+                f"{', '.join(failing)} did not list its domains: liveness unknown, "
+                "nothing more is started (declare it dead with --dead to go on)"
+            )
+            return None
+        guests = [j.guest for j in self.jobs]
+        state = self.backend.live_state(self.watch.current(), guests)
+        self.state_ok_at = time.monotonic()
+        self.last_state_error = None
+        return state
+
+    def _may_start(self, state: ClusterState) -> bool:
+        """True when the state read allows starts: quorate, or a backend with no quorum."""
+        return bool(state.quorate) or not self.backend.quorum
+
+    def _config_of(self, guest: str) -> str | None:
+        g = self.snapshot.guest(guest)
+        return g.config_file if g is not None else None
 
     def _state_problem(self, error: str) -> None:
         if error != self.last_state_error:
@@ -591,25 +638,26 @@ class Engine:
         if "XENFAB_LAB_DIR" in path:
             path = expand_path(path)
         self.lock = MasterLock(
-            lambda host, cmd: pool.run(host, cmd), self.master, path, local_user()
+            lambda host, cmd: pool.run(host, cmd), self.lock_host, path, local_user()
         )
         try:
             self.lock.acquire(break_lock=self.break_lock)
         except StartRefused as exc:
-            self._audit("lock", host=self.master, outcome="refused", message=str(exc))
+            self._audit("lock", host=self.lock_host, outcome="refused", message=str(exc))
             raise
         if self.lock.broken is not None:
             msg = f"broke the lock held by {self.lock.broken.describe()}"
             self.progress.note(f"warning: {msg}")
-            self._audit("lock-broken", host=self.master, outcome="broken", message=msg)
-        self._audit("lock", host=self.master, outcome="acquired", path=path)
+            self._audit("lock-broken", host=self.lock_host, outcome="broken", message=msg)
+        self._audit("lock", host=self.lock_host, outcome="acquired", path=path)
         # The lock is ours: re-read quorum live before the first start.
         state = self._read_state()
         if state is None:
             raise StartRefused(
                 f"cannot read the cluster state on {self.master}: {self.last_state_error}"
             )
-        self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
+        if self.backend.quorum:
+            self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
         self.primed = state
 
     def _release_lock(self) -> None:
@@ -618,7 +666,7 @@ class Engine:
         for _ in range(3):
             try:
                 self.lock.release()
-                self._audit("unlock", host=self.master, outcome="released")
+                self._audit("unlock", host=self.lock_host, outcome="released")
                 return
             except KeyboardInterrupt:
                 # Releasing is the one thing Ctrl-C must not skip.
@@ -763,17 +811,24 @@ class Engine:
         return jobs
 
     def _dry_run(self, t0: float) -> StartReport:
+        down = "/".join(sorted(self.backend.states.down))
+        via = f" via {self.master}" if self.backend.start_on == MASTER else ""
         lines = [
-            f"dry run: would start {len(self.jobs)} guests via {self.master} "
+            f"dry run: would start {len(self.jobs)} guests{via} "
             f"(at most {self.policy.max_starts_per_host} per host, {self.parallel} in all), "
-            "each only if still disabled or failed and running nowhere:"
+            f"each only if still {down} and running nowhere:"
         ]
         for tier in sorted({j.tier for j in self.jobs}):
             lines.append(f"tier {tier}:")
             for job in (j for j in self.jobs if j.tier == tier):
                 state = self._snapshot_state(job.guest)
-                command = self.backend.start_command(job.guest, job.host, state)
-                lines.append(f"  {self.master}$ {command}")
+                try:
+                    command = self.backend.start_command(
+                        job.guest, job.host, state, config=self._config_of(job.guest)
+                    )
+                except UnsafeName as exc:
+                    command = f"# not sent: {exc}"
+                lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
             GuestResult(j.guest, j.host, "not started", 0.0, "dry run", 0, j.host, j.tier)
@@ -798,7 +853,7 @@ def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapsh
             if g.state == "stopped":
                 g.state = "disabled"
             continue
-        if not g.startable:
+        if not trial.is_down(g):
             continue
         # Not ours to place now: either another guest of this run (its room is held below) or
         # a guest outside this run (--host), which must not compete for the room.

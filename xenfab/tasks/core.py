@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from invoke import task
 from invoke.exceptions import Exit
@@ -97,22 +97,29 @@ def show_layout(
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
     from .. import show
-    from ..cluster import backend as get_backend
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = _facts(c, cfg, environment, from_)
     layout, _ = _layout(cfg, environment, snap, strategy, split_list(exclude), split_list(without))
-    backend = get_backend(snap.backend or environment.backend)
+    backend = _backend(snap, environment)
     if format == "json":
         data = layout.to_dict()
-        states = {g.name: g.state for g in snap.guests}
+        guests = {g.name: g for g in snap.guests}
         data["commands"] = [
-            backend.start_command(a.guest, a.host, states.get(a.guest)) for a in layout.assignments
+            backend.command_for(guests[a.guest], a.host) for a in layout.assignments
         ]
         print(show.to_json(data))
     else:
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
+
+
+def _backend(snap: Any, environment: Any) -> Any:
+    """The backend that gathered ``snap``, with the environment's options when it is its own."""
+    from ..cluster import backend as get_backend
+
+    name = snap.backend or environment.backend
+    return get_backend(name, environment.backend_options if name == environment.backend else None)
 
 
 START_HELP = {
@@ -145,7 +152,6 @@ def _start(
     break_lock,
 ):
     from .. import show
-    from ..cluster import backend as get_backend
     from ..start import start_guests
 
     check_format(format)
@@ -162,7 +168,7 @@ def _start(
         missing = [h for h in hosts if snap.host(h) is None]
         if missing:
             raise StartRefused(f"no host {', '.join(missing)} in environment {environment.name}")
-    backend = get_backend(snap.backend or environment.backend)
+    backend = _backend(snap, environment)
     only = set(hosts) if hosts else None
     if format == "table":
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, only_hosts=only))
