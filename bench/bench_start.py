@@ -39,7 +39,7 @@ from xenfab import lab  # noqa: E402
 from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import XenfabConfig, load_config  # noqa: E402
 from xenfab.gather import batch, environment_hosts, gather, ssh  # noqa: E402
-from xenfab.plan import plan, policy_from_dict  # noqa: E402
+from xenfab.plan import plan  # noqa: E402
 from xenfab.start import start_guests  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             if down >= want:
                 break
             total += want - down + 2
-        policy = policy_from_dict({**cfg.policy_dict(env), "max_starts_per_host": args.cap})
+        env.start.max_starts_per_host = args.cap
+        policy = env.policy
 
         # 1. The seed's way, on a sample (then a fresh scenario for the real run).
         snap = gather(env)

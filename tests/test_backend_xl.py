@@ -102,7 +102,7 @@ def test_options_are_checked():
         check_options("xl", {"guests": [1]}, "environments.t")
     with pytest.raises(ConfigError, match="lock_host"):
         check_options("xl", {"lock_host": "a b"}, "environments.t")
-    with pytest.raises(ConfigError, match="takes no backend_options"):
+    with pytest.raises(ConfigError, match="backend rgmanager takes none"):
         check_options("rgmanager", {"auto_dir": "/x"}, "environments.t")
     assert check_options("xl", {}, "e")["auto_dir"] == "/etc/xen/auto"
 
@@ -121,5 +121,5 @@ def test_config_file_names_the_backend_and_its_options(tmp_path):
         "environments:\n  x:\n    hosts: [xen01]\n    guest_config_dir: /srv/xen\n"
         "    backend: pacemaker\n"
     )
-    with pytest.raises(ConfigError, match="backend: 'pacemaker' is not one of rgmanager, xl"):
+    with pytest.raises(ConfigError, match="'pacemaker' is not one of rgmanager, xl"):
         load_config(str(path))

@@ -9,7 +9,6 @@ from clitools import ROOT, no_traceback
 from clitools import fab as run_fab
 
 from xenfab.config import load_config
-from xenfab.plan import policy_from_dict
 from xenfab.plan.capacity import capacity
 from xenfab.snapshot import Snapshot
 
@@ -26,7 +25,7 @@ def fab(*args: str, env: dict | None = None):
 def lab_policy():
     """The policy `fab capacity` uses for the lab: the repository config, merged like a task."""
     cfg = load_config(str(ROOT / "fabfile_config.yaml"))
-    return policy_from_dict(cfg.policy_dict(cfg.environment("lab")))
+    return cfg.environment("lab").policy
 
 
 def test_capacity_json_matches_the_lab_and_replays_offline(fresh_lab, tmp_path):
@@ -84,7 +83,8 @@ def test_capacity_table_and_options(fresh_lab):
     assert data["guests_down"] == 0 and data["checked_sets"] == 6
     bad = fab("capacity", "--max-k", "zero")
     assert bad.returncode == 1 and bad.stderr.strip() == (
-        "xenfab: --max-k: expected a whole number, got 'zero'"
+        "xenfab: --max-k: input should be a valid integer, unable to parse string as an integer, "
+        "got 'zero'"
     )
 
 
@@ -133,4 +133,4 @@ def test_capacity_strategy_and_exclude_like_show_layout(fresh_lab, tmp_path):
     assert packed.returncode == 0, packed.stderr
     bad = fab("capacity", "--from", str(snap), "--strategy", "fastest")
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
-    assert "policy.strategy" in bad.stderr
+    assert bad.stderr.startswith("xenfab: --strategy: input should be 'round-robin'")

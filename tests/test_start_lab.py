@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from xenfab.config import load_config
 from xenfab.errors import StartRefused
 from xenfab.gather import gather
 from xenfab.plan import plan, policy_from_dict
+from xenfab.plan.policy import MOVED
 from xenfab.start import start_guests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +50,10 @@ class Run:
         self.cfg.lock_path = str(lab.dir / "xenfab.lock")
         self.cfg.audit_log = str(tmp_path / "state" / "audit.jsonl")
         self.env = self.cfg.environment("lab")
-        self.policy = policy_from_dict({**self.cfg.policy_dict(self.env), **policy})
+        # The start caps are the start policy's; the rest are placement keys.
+        caps = {k: policy.pop(k) for k in list(policy) if k in MOVED}
+        self.env.start = dataclasses.replace(self.env.start, **caps)
+        self.policy = policy_from_dict(policy, base=self.env.policy)
         self.replan()
 
     def replan(self) -> None:
@@ -134,7 +139,7 @@ def test_caps_hold_and_a_rerun_starts_only_what_is_still_down(fresh_lab, tmp_pat
 
 
 def test_the_policy_caps_starts_in_the_whole_cluster(fresh_lab, tmp_path):
-    # No --parallel: policy.max_starts_in_flight is the cluster-wide cap.
+    # No --parallel: start.max_starts_in_flight is the cluster-wide cap.
     r = Run(fresh_lab, tmp_path, max_starts_per_host=2, max_starts_in_flight=1)
     by_host = defaultdict(list)
     for a in r.layout.assignments:
@@ -284,7 +289,7 @@ sys.path.insert(0, {root!r})
 from xenfab.config import load_config
 from xenfab.errors import XenfabError
 from xenfab.gather import gather
-from xenfab.plan import plan, policy_from_dict
+from xenfab.plan import plan
 from xenfab.start import start_guests
 
 mode = sys.argv[1]
@@ -292,7 +297,8 @@ cfg = load_config({config!r})
 cfg.lock_path = {lock!r}
 cfg.audit_log = {audit!r}
 env = cfg.environment("lab")
-pol = policy_from_dict({{**cfg.policy_dict(env), "max_starts_per_host": 1}})
+env.start.max_starts_per_host = 1
+pol = env.policy
 snap = gather(env)
 layout = plan(snap, pol)
 try:

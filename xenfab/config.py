@@ -1,51 +1,42 @@
-"""Load and validate ``fabfile_config.yaml``: environments (hosts, master, SSH) and policy.
+"""Load and validate ``fabfile_config.yaml``: environments (hosts, master, SSH), policies, audit.
 
-Every problem is a ConfigError naming the file and the key, so a typo costs one line to fix.
+The file's shape is the dataclasses below: each key's type, default and meaning is declared once,
+on its field (the README's configuration reference is generated from them). ``xenfab.schema``
+validates the file into them at the edge; a problem is one ConfigError line naming the file and
+the key path, so a typo costs one line to fix.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from .errors import ConfigError
+from .plan.policy import MOVED, Policy
+from .schema import (
+    HOST_NAME,
+    Check,
+    Core,
+    HostName,
+    HostPattern,
+    Name,
+    Port,
+    PosFloat,
+    PosInt,
+    Str,
+    doc,
+    read_text,
+    unique_by,
+    validate,
+)
 
 CONFIG_FILENAME = "fabfile_config.yaml"
 DEFAULT_LAB_DIR = "~/.cache/xenfab/lab"
-
-# A host name ends up in `clusvcadm -m HOST` on a remote shell: only what DNS and rgmanager allow.
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$")
-
-ENV_KEYS = {
-    "hosts",
-    "master",
-    "guest_config_dir",
-    "backend",
-    "backend_options",
-    "ssh",
-    "policy",
-    "description",
-    "lock_path",
-}
-SSH_KEYS = {
-    "config",
-    "user",
-    "port",
-    "key_filename",
-    "known_hosts",
-    "host_key_check",
-    "connect_timeout",
-    "command_timeout",
-    "parallel",
-}
-TOP_KEYS = {"default_env", "environments", "policy", "audit_log", "lock_path"}
 
 
 def known_backends() -> tuple[str, ...]:
@@ -55,44 +46,162 @@ def known_backends() -> tuple[str, ...]:
     return names()
 
 
+def _known_backend(value: str) -> str:
+    if value not in known_backends():
+        raise ValueError(f"{value!r} is not one of {', '.join(known_backends())}")
+    return value
+
+
+__all__ = ["HOST_NAME", "Environment", "HostEntry", "SSHSettings", "StartPolicy", "XenfabConfig"]
+
+
+def expand_path(value: str) -> str:
+    """Expand ``~`` and ``$VARS``; ``$XENFAB_LAB_DIR`` defaults to the lab's default directory."""
+    lab = os.environ.get("XENFAB_LAB_DIR") or DEFAULT_LAB_DIR
+    text = value.replace("${XENFAB_LAB_DIR}", lab).replace("$XENFAB_LAB_DIR", lab)
+    return os.path.expanduser(os.path.expandvars(text))
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path")
+    return value
+
+
+def _host_entry(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _nonblank(value: str) -> str:
+    if not value or value != value.strip():
+        raise ValueError(f"{value!r}: empty or surrounded by whitespace")
+    return value
+
+
+Path = Annotated[Str, Check(_nonblank), Check(expand_path)]
+AbsPath = Annotated[Path, Check(_absolute)]
+
+
 @dataclass
 class HostEntry:
     """One physical host of an environment, with its optional placement tags."""
 
-    name: str
-    location: str | None = None
-    domain: str | None = None
+    __pydantic_config__ = {"extra": "forbid"}
+
+    name: HostPattern
+    location: Name | None = None
+    domain: Name | None = None
+
+
+Hosts = Annotated[
+    list[Annotated[HostEntry, Check(_host_entry, before=True)]],
+    Core(min_length=1),
+    unique_by("name"),
+]
 
 
 @dataclass
 class SSHSettings:
     """How to reach an environment's hosts; None means "what Fabric and ssh_config say"."""
 
-    config: str | None = None
-    user: str | None = None
-    port: int | None = None
-    key_filename: str | None = None
-    known_hosts: str | None = None
-    host_key_check: str = "strict"
-    connect_timeout: float = 10.0
-    command_timeout: float = 120.0
-    parallel: int = 64
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    config: Path | None = doc(
+        None,
+        "ssh_config file: HostName, User, Port, IdentityFile, ProxyJump, ...",
+        shown="Fabric's (`~/.ssh/config`; `fab -S` wins)",
+    )
+    user: Name | None = doc(None, "login user", shown="from ssh_config")
+    port: Port | None = doc(None, "login port", shown="from ssh_config")
+    key_filename: Path | None = doc(
+        None, "private key", shown="from ssh_config / agent (`fab -i` adds)"
+    )
+    known_hosts: Path | None = doc(
+        None,
+        "trusted host keys",
+        shown="ssh_config `UserKnownHostsFile`, then `~/.ssh/known_hosts`",
+    )
+    host_key_check: Literal["strict", "off"] = doc(
+        "strict",
+        "`strict` refuses unknown and changed keys; `off` is the explicit opt-out "
+        "(Fabric's own accept-anything behaviour)",
+    )
+    connect_timeout: PosFloat = doc(10.0, "seconds to connect (`fab -t` wins)")
+    command_timeout: PosFloat = doc(120.0, "seconds a remote command may run")
+    parallel: PosInt = doc(64, "most hosts contacted at once while gathering")
+
+
+@dataclass
+class StartPolicy:
+    """The start engine's caps (the ``start`` key): how many starts at once, how long a tier."""
+
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    max_starts_per_host: PosInt = doc(2, "starts booting on one host at a time")
+    max_starts_in_flight: PosInt = doc(
+        8, "starts booting in the whole cluster at a time; `--parallel N` overrides it for one run"
+    )
+    tier_timeout_s: PosFloat = doc(
+        600.0, "seconds a priority tier may take before the next tier starts (then a warning)"
+    )
 
 
 @dataclass
 class Environment:
     """A cluster xenfab can act on."""
 
-    name: str
-    hosts: list[HostEntry]
-    master: str | None
-    guest_config_dir: str
-    backend: str = "rgmanager"
-    # The backend's own settings, checked by the backend (xl: auto_dir, guests, lock_host).
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    __pydantic_config__ = {"extra": "forbid"}
+
+    name: Name
+    hosts: Hosts = doc(
+        help="host names, glob patterns over the ssh_config's `Host` aliases (`xen*`), or "
+        "`{name, location, domain}` mappings (`location` for `--loc`, `domain` = failure domain "
+        "for anti-affinity); each host once",
+        shown="required",
+    )
+    guest_config_dir: Path = doc(
+        help="directory of guest configs (`/xenconfig`), read once on the master", shown="required"
+    )
+    master: HostName | None = doc(
+        None,
+        "where cluster commands run; must be one of the hosts; if it is down another host "
+        "reads the cluster",
+        shown="first host",
+    )
+    backend: Annotated[Str, Check(_known_backend)] = doc(
+        "rgmanager",
+        "cluster manager: `rgmanager`, `xl` (no manager), or any backend installed "
+        "(see README, Which clusters xenfab drives)",
+    )
+    backend_options: dict[Str, Any] = doc(
+        {},
+        "the backend's own settings, checked by it (xl: `auto_dir`, `guests`, `lock_host`)",
+        shown="`{}`",
+    )
     ssh: SSHSettings = field(default_factory=SSHSettings)
-    policy: dict[str, Any] = field(default_factory=dict)
-    lock_path: str | None = None
+    policy: Policy = doc(
+        Policy(), "overrides of any `policy` key for this environment", shown="`{}`"
+    )
+    start: StartPolicy = doc(
+        StartPolicy(), "overrides of any `start` key for this environment", shown="`{}`"
+    )
+    lock_path: AbsPath | None = doc(
+        None, "lock directory on this environment's master", shown="the top-level `lock_path`"
+    )
+    description: Str | None = doc(None, "free text", shown="-")
+
+    def __post_init__(self) -> None:
+        """The master is one of the hosts (a pattern may name it); the backend's options hold."""
+        if self.master is not None and not any(
+            fnmatch.fnmatchcase(self.master, h.name) for h in self.hosts
+        ):
+            raise ValueError(f"master: {self.master!r} is not one of the hosts")
+        from .cluster import check_options
+
+        try:
+            self.backend_options = check_options(self.backend, self.backend_options, "")
+        except ConfigError as exc:
+            raise ValueError(str(exc).lstrip(".")) from None
 
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""
@@ -117,12 +226,33 @@ class Environment:
 class XenfabConfig:
     """The whole configuration file, validated."""
 
-    path: str
-    default_env: str
-    environments: dict[str, Environment]
-    policy: dict[str, Any]
-    audit_log: str
-    lock_path: str
+    __pydantic_config__ = {"extra": "forbid"}
+
+    path: Str
+    # The top-level sections come first: an error there is reported as theirs, not as the
+    # first environment's (each environment validates the merged copy too).
+    policy: Policy = doc(
+        Policy(), "placement policy: see [docs/policy.md](docs/policy.md)", shown="see docs"
+    )
+    start: StartPolicy = doc(
+        StartPolicy(), "start policy: the start engine's caps (below)", shown="see below"
+    )
+    audit_log: Path = doc(
+        "~/.local/state/xenfab/audit.jsonl",
+        "one JSON line per start action (time, user, guest, host, command, outcome)",
+    )
+    lock_path: AbsPath = doc(
+        "/var/lock/xenfab.lock", "lock directory on the master: one starting run at a time"
+    )
+    default_env: Name = doc("", "environment used without `--env`", shown="the first environment")
+    environments: Annotated[dict[Name, Environment], Core(min_length=1)] = doc(
+        {}, "the clusters, by name (keys below)", shown="required"
+    )
+
+    def __post_init__(self) -> None:
+        """``default_env`` names an environment."""
+        if self.default_env not in self.environments:
+            raise ValueError(f"default_env: {self.default_env!r} is not an environment")
 
     def environment(self, name: str | None = None) -> Environment:
         """The environment called ``name`` (or the default one)."""
@@ -131,20 +261,6 @@ class XenfabConfig:
             known = ", ".join(sorted(self.environments)) or "none"
             raise ConfigError(f"{self.path}: no environment {key!r} (known: {known})")
         return self.environments[key]
-
-    def policy_dict(self, env: Environment, overrides: Mapping[str, Any] | None = None) -> dict:
-        """The policy for ``env``: the file's policy, the environment's keys, then CLI overrides."""
-        merged = dict(self.policy)
-        merged.update(env.policy)
-        merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return merged
-
-
-def expand_path(value: str) -> str:
-    """Expand ``~`` and ``$VARS``; ``$XENFAB_LAB_DIR`` defaults to the lab's default directory."""
-    lab = os.environ.get("XENFAB_LAB_DIR") or DEFAULT_LAB_DIR
-    text = value.replace("${XENFAB_LAB_DIR}", lab).replace("$XENFAB_LAB_DIR", lab)
-    return os.path.expanduser(os.path.expandvars(text))
 
 
 def find_config(explicit: str | None = None, search_dirs: tuple[str, ...] = ()) -> str:
@@ -165,50 +281,101 @@ def find_config(explicit: str | None = None, search_dirs: tuple[str, ...] = ()) 
     )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (a 2 KB alias bomb expands to gigabytes) or duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse aliases before they are expanded."""
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"alias *{event.anchor}: aliases are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """Refuse a key given twice: YAML keeps the last one silently."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key) if isinstance(key, (str, int, float, bool)) else None
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str) -> XenfabConfig:
     """Read and validate a configuration file."""
+    text = read_text(path, "configuration")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else path
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     return config_from_dict(data if data is not None else {}, path)
 
 
 def config_from_dict(data: Any, path: str = "<config>") -> XenfabConfig:
-    """Validate an already-parsed configuration mapping."""
-    _mapping(data, path, "top level")
-    _unknown(data, TOP_KEYS, path, "")
-    envs_raw = data.get("environments")
-    _mapping(envs_raw, path, "environments")
-    if not envs_raw:
-        raise ConfigError(f"{path}: environments: at least one environment is needed")
-    envs = {str(n): _environment(str(n), raw, path) for n, raw in envs_raw.items()}
-    default_env = data.get("default_env", next(iter(envs)))
-    if default_env not in envs:
-        raise ConfigError(f"{path}: default_env: {default_env!r} is not an environment")
-    policy = data.get("policy") or {}
-    _mapping(policy, path, "policy")
-    cfg = XenfabConfig(
-        path=path,
-        default_env=str(default_env),
-        environments=envs,
-        policy=dict(policy),
-        audit_log=expand_path(str(data.get("audit_log", "~/.local/state/xenfab/audit.jsonl"))),
-        lock_path=str(data.get("lock_path", "/var/lock/xenfab.lock")),
-    )
-    # Validate every policy the file can produce now, not at the first recovery.
-    from .plan import policy_from_dict
+    """Validate an already-parsed configuration mapping (the schema does every check)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level: expected a mapping, got {type(data).__name__}")
+    for key in ("path",):
+        if key in data:
+            raise ConfigError(f"{path}: {key}: unknown key")
+    raw: dict[str, Any] = {**data, "path": path}
+    top = {k: _section(data, k) for k in ("policy", "start")}
+    for key in top["policy"] if isinstance(top["policy"], Mapping) else ():
+        if key in MOVED:
+            raise ConfigError(f"{path}: policy.{key}: moved to {MOVED[key]} (the start policy)")
+    raw.update({k: v for k, v in top.items() if k in data})
+    envs = data.get("environments")
+    if isinstance(envs, Mapping):
+        raw["environments"] = {
+            name: _merged_env(name, env, top, path) for name, env in envs.items()
+        }
+        first = next(iter(envs), None)
+        if "default_env" not in data and isinstance(first, str):
+            raw["default_env"] = first
+    return validate(XenfabConfig, raw, path)
 
-    for env in envs.values():
-        where = "policy" if not env.policy else f"environments.{env.name}.policy"
-        _with_path(path, lambda e=env, w=where: policy_from_dict(cfg.policy_dict(e), where=w))
-    return cfg
+
+def _section(data: Mapping, key: str) -> Any:
+    # `policy:` with every key commented out is YAML null: an empty section, not an error.
+    value = data.get(key)
+    return {} if value is None else value
+
+
+def _merged_env(name: Any, env: Any, top: dict[str, Any], path: str) -> Any:
+    # Each environment's policies are the file's, then the environment's own keys.
+    if not isinstance(env, Mapping):
+        return env
+    if "name" in env:
+        raise ConfigError(f"{path}: environments.{name}.name: unknown key")
+    out = {**env, "name": name}
+    for key in ("policy", "start"):
+        own = _section(env, key)
+        if key == "policy" and isinstance(own, Mapping):
+            for k in own:
+                if k in MOVED:
+                    raise ConfigError(
+                        f"{path}: environments.{name}.policy.{k}: moved to "
+                        f"environments.{name}.{MOVED[k]} (the start policy)"
+                    )
+        if isinstance(own, Mapping) and isinstance(top[key], Mapping):
+            out[key] = {**top[key], **own}
+        elif key in env:
+            out[key] = own
+        else:
+            out[key] = top[key]
+    if env.get("ssh") is None and "ssh" in env:
+        out["ssh"] = {}
+    return out
 
 
 def resolve_hosts(env: Environment, ssh_config_hosts: list[str]) -> list[HostEntry]:
@@ -225,121 +392,20 @@ def resolve_hosts(env: Environment, ssh_config_hosts: list[str]) -> list[HostEnt
     return unique
 
 
-def _environment(name: str, raw: Any, path: str) -> Environment:
-    where = f"environments.{name}"
-    _mapping(raw, path, where)
-    _unknown(raw, ENV_KEYS, path, where + ".")
-    hosts_raw = raw.get("hosts")
-    if not isinstance(hosts_raw, list) or not hosts_raw:
-        raise ConfigError(f"{path}: {where}.hosts: expected a non-empty list of host names")
-    hosts = [_host(h, path, f"{where}.hosts[{i}]") for i, h in enumerate(hosts_raw)]
-    master = raw.get("master")
-    if master is not None and not HOST_NAME.match(str(master)):
-        raise ConfigError(f"{path}: {where}.master: {master!r} is not a valid host name")
-    if master is not None and not any(fnmatch.fnmatchcase(str(master), h.name) for h in hosts):
-        raise ConfigError(f"{path}: {where}.master: {master!r} is not one of the hosts")
-    gdir = raw.get("guest_config_dir")
-    if not isinstance(gdir, str) or not gdir:
-        raise ConfigError(f"{path}: {where}.guest_config_dir: expected a directory path")
-    backend = raw.get("backend", "rgmanager")
-    if backend not in known_backends():
-        raise ConfigError(
-            f"{path}: {where}.backend: {backend!r} is not one of {', '.join(known_backends())}"
-        )
-    from .cluster import check_options
-
-    opts = raw.get("backend_options") or {}
-    _mapping(opts, path, where + ".backend_options")
-    backend_options = _with_path(path, lambda: check_options(backend, opts, where))
-    policy = raw.get("policy") or {}
-    _mapping(policy, path, where + ".policy")
-    lock = raw.get("lock_path")
-    if lock is not None and not expand_path(str(lock)).startswith("/"):
-        raise ConfigError(f"{path}: {where}.lock_path: {lock!r} must be an absolute path")
-    return Environment(
-        name=name,
-        hosts=hosts,
-        master=str(master) if master is not None else None,
-        guest_config_dir=expand_path(gdir),
-        backend=backend,
-        backend_options=backend_options,
-        ssh=_ssh(raw.get("ssh") or {}, path, where + ".ssh"),
-        policy=dict(policy),
-        lock_path=expand_path(str(lock)) if lock is not None else None,
-    )
-
-
-def _host(raw: Any, path: str, where: str) -> HostEntry:
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    _mapping(raw, path, where)
-    _unknown(raw, {"name", "location", "domain"}, path, where + ".")
-    name = str(raw.get("name", ""))
-    pattern = name.replace("*", "a").replace("?", "a").replace("[", "a").replace("]", "a")
-    if not HOST_NAME.match(pattern):
-        raise ConfigError(f"{path}: {where}.name: {name!r} is not a valid host name or pattern")
-    loc, dom = raw.get("location"), raw.get("domain")
-    return HostEntry(name, None if loc is None else str(loc), None if dom is None else str(dom))
-
-
-def _ssh(raw: Any, path: str, where: str) -> SSHSettings:
-    _mapping(raw, path, where)
-    _unknown(raw, SSH_KEYS, path, where + ".")
-    s = SSHSettings()
-    for key in ("config", "key_filename", "known_hosts"):
-        if raw.get(key) is not None:
-            setattr(s, key, expand_path(str(raw[key])))
-    if raw.get("user") is not None:
-        s.user = str(raw["user"])
-    s.port = _number(raw, "port", int, path, where, low=1, high=65535)
-    check = raw.get("host_key_check", "strict")
-    if check not in ("strict", "off"):
-        raise ConfigError(f"{path}: {where}.host_key_check: {check!r} is not 'strict' or 'off'")
-    s.host_key_check = check
-    for key, kind in (("connect_timeout", float), ("command_timeout", float), ("parallel", int)):
-        value = _number(raw, key, kind, path, where, low=1)
-        if value is not None:
-            setattr(s, key, value)
-    return s
-
-
-def _number(raw, key, kind, path, where, low=None, high=None):
-    if raw.get(key) is None:
-        return None
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != kind(value):
-        raise ConfigError(f"{path}: {where}.{key}: expected {kind.__name__}, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{path}: {where}.{key}: {value} is out of range")
-    return kind(value)
-
-
-def _mapping(value: Any, path: str, where: str) -> None:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping, got {type(value).__name__}")
-
-
-def _unknown(raw: dict, allowed: set[str], path: str, prefix: str) -> None:
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{path}: {prefix}{key}: unknown key (allowed: {sorted(allowed)})")
-
-
-def _with_path(path: str, fn) -> Any:
-    try:
-        return fn()
-    except ConfigError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith(path) else f"{path}: {message}") from None
-
-
 def ssh_config_hosts(path: str | None) -> list[str]:
-    """The literal Host aliases (no patterns) an ssh_config file names."""
-    if not path or not Path(path).is_file():
+    """The literal Host aliases (no patterns) an ssh_config file names (paramiko reads it)."""
+    if not path or not os.path.isfile(path):
         return []
-    names: list[str] = []
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = line.strip().split()
-        if len(parts) >= 2 and parts[0].lower() == "host":
-            names.extend(p for p in parts[1:] if not any(ch in p for ch in "*?!"))
-    return names
+    import paramiko
+
+    try:
+        parsed = paramiko.SSHConfig.from_path(path)
+    except (OSError, UnicodeDecodeError, paramiko.ConfigParseError) as exc:
+        raise ConfigError(f"{path}: cannot read ssh_config: {exc}") from None
+    try:
+        names = parsed.get_hostnames()
+    except KeyError:
+        # paramiko's get_hostnames() fails on `Match` blocks (paramiko issues #1729, #2014;
+        # fixes #1674, #1991 unmerged): the same walk, skipping the entries without Host.
+        names = {n for entry in parsed._config for n in entry.get("host", ())}
+    return sorted(n for n in names if not any(ch in n for ch in "*?!"))

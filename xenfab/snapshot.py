@@ -8,10 +8,22 @@ Memory is MiB everywhere.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from .errors import XenfabError
+from .schema import (
+    Bool,
+    HostName,
+    MiB,
+    Name,
+    NonNegFloat,
+    NonNegInt,
+    Str,
+    read_text,
+    unique_by,
+    validate,
+)
 
 if TYPE_CHECKING:
     from .cluster import StateVocabulary
@@ -36,31 +48,35 @@ class SnapshotError(XenfabError):
 class Domain:
     """A domain running on a host, as ``xl list`` / ``xm list`` shows it."""
 
-    name: str
-    mem_mib: int
-    vcpus: int
-    state: str = ""
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    name: Name
+    mem_mib: MiB
+    vcpus: NonNegInt
+    state: Str = ""
 
 
 @dataclass
 class Host:
     """A physical Xen host (dom0) and what it has free."""
 
-    name: str
-    reachable: bool = True
-    total_mib: int = 0
-    free_mib: int = 0
-    cpus: int = 0
-    toolstack: str | None = None
-    xen_version: str | None = None
-    location: str | None = None
-    domain: str | None = None
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    name: HostName
+    reachable: Bool = True
+    total_mib: MiB = 0
+    free_mib: MiB = 0
+    cpus: NonNegInt = 0
+    toolstack: Str | None = None
+    xen_version: Str | None = None
+    location: Str | None = None
+    domain: Str | None = None
     domains: list[Domain] = field(default_factory=list)
-    error: str | None = None
-    rtt_ms: float | None = None
+    error: Str | None = None
+    rtt_ms: NonNegFloat | None = None
     # The cluster manager's word on this host: "online", "offline", or None (not a member, or
     # the cluster state could not be read). Only "offline" proves an unreachable host dead.
-    member: str | None = None
+    member: Literal["online", "offline"] | None = None
 
     @property
     def vcpus_used(self) -> int:
@@ -72,17 +88,19 @@ class Host:
 class Guest:
     """A guest (a service of the cluster manager and/or a config file) and its state."""
 
-    name: str
-    memory_mib: int = 0
-    vcpus: int = 1
-    state: str = "unknown"
-    owner: str | None = None
-    last_owner: str | None = None
-    maxmem_mib: int | None = None
-    config_file: str | None = None
-    running_on: list[str] = field(default_factory=list)
-    plannable: bool = True
-    reason: str | None = None
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    name: Name
+    memory_mib: MiB = 0
+    vcpus: NonNegInt = 1
+    state: Str = "unknown"
+    owner: Name | None = None
+    last_owner: Name | None = None
+    maxmem_mib: MiB | None = None
+    config_file: Str | None = None
+    running_on: list[Name] = field(default_factory=list)
+    plannable: Bool = True
+    reason: Str | None = None
 
     @property
     def startable(self) -> bool:
@@ -98,15 +116,17 @@ class Guest:
 class Snapshot:
     """All facts of one environment at one moment."""
 
-    environment: str
-    taken_at: str
-    master: str | None
-    quorate: bool | None
-    hosts: list[Host] = field(default_factory=list)
-    guests: list[Guest] = field(default_factory=list)
-    backend: str = DEFAULT_BACKEND
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    environment: Str
+    taken_at: Str
+    master: HostName | None
+    quorate: Bool | None
+    hosts: Annotated[list[Host], unique_by("name")] = field(default_factory=list)
+    guests: Annotated[list[Guest], unique_by("name")] = field(default_factory=list)
+    backend: Str = DEFAULT_BACKEND
+    errors: list[Str] = field(default_factory=list)
+    warnings: list[Str] = field(default_factory=list)
 
     @property
     def states(self) -> StateVocabulary:
@@ -142,44 +162,23 @@ class Snapshot:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "snapshot") -> Snapshot:
-        """Build a snapshot from its JSON object; unknown keys are ignored (newer writers)."""
-        if not isinstance(data, dict) or data.get("xenfab_snapshot") != SNAPSHOT_VERSION:
+    def from_dict(cls, data: Any, source: str = "snapshot") -> Snapshot:
+        """Build a snapshot from its JSON object, validated strictly (one SnapshotError line)."""
+        version = data.get("xenfab_snapshot") if isinstance(data, dict) else None
+        # `true == 1` in Python: the version must be the integer itself.
+        if type(version) is not int or version != SNAPSHOT_VERSION:
             raise SnapshotError(f"{source}: not a xenfab snapshot (key xenfab_snapshot != 1)")
-        try:
-            hosts = [_build(Host, h, source) for h in data.get("hosts", [])]
-            for h, raw in zip(hosts, data.get("hosts", []), strict=True):
-                h.domains = [_build(Domain, d, source) for d in raw.get("domains", [])]
-            guests = [_build(Guest, g, source) for g in data.get("guests", [])]
-            return cls(
-                environment=str(data.get("environment", "")),
-                taken_at=str(data.get("taken_at", "")),
-                master=data.get("master"),
-                quorate=data.get("quorate"),
-                hosts=hosts,
-                guests=guests,
-                backend=str(data.get("backend", DEFAULT_BACKEND)),
-                errors=list(data.get("errors", [])),
-                warnings=list(data.get("warnings", [])),
-            )
-        except (TypeError, AttributeError, KeyError) as exc:
-            raise SnapshotError(f"{source}: malformed snapshot: {exc}") from None
+        body = {k: v for k, v in data.items() if k != "xenfab_snapshot"}
+        return validate(cls, body, source, error=SnapshotError)
 
     @classmethod
     def load(cls, path: str) -> Snapshot:
         """Read a snapshot saved as JSON."""
+        text = read_text(path, "snapshot", error=SnapshotError)
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except OSError as exc:
-            raise SnapshotError(f"{path}: cannot read snapshot: {exc.strerror}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SnapshotError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise SnapshotError(f"{path}: not a snapshot: nested too deeply") from None
         return cls.from_dict(data, source=path)
-
-
-def _build(kind: type, raw: Any, source: str) -> Any:
-    if not isinstance(raw, dict) or "name" not in raw:
-        raise SnapshotError(f"{source}: every host, guest and domain needs a name")
-    known = {f.name for f in fields(kind)} - {"domains"}
-    return kind(**{k: v for k, v in raw.items() if k in known})

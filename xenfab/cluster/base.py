@@ -18,10 +18,12 @@ from typing import Any
 
 from ..errors import ConfigError, XenfabError
 
+# One host-name rule for the config, the snapshot and the commands: the schema's.
+from ..schema import HOST_NAME
+
 # Xen accepts almost any byte in a domain name; we only let through what is safe to pass to a shell
 # and to rgmanager, so a crafted config file cannot smuggle a command into `clusvcadm`.
 GUEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,253}$")
 
 
 class UnsafeName(XenfabError):
@@ -163,8 +165,9 @@ class ClusterBackend(ABC):
     def check_options(cls, options: Mapping[str, Any], where: str) -> dict[str, Any]:
         """Validate an environment's ``backend_options``; ConfigError naming ``where``."""
         if options:
+            at = f"{where}." if where else ""
             raise ConfigError(
-                f"{where}: backend {cls.name} takes no backend_options ({', '.join(options)})"
+                f"{at}backend_options: backend {cls.name} takes none ({', '.join(options)})"
             )
         return {}
 

@@ -8,7 +8,6 @@ the result is proven best when not everything fits.
 from .layout import Assignment, HostUse, Layout, Skipped, Unplaced
 from .planner import plan
 from .policy import (
-    POLICY_KEYS,
     STRATEGIES,
     AntiAffinityClass,
     Policy,
@@ -16,7 +15,6 @@ from .policy import (
 )
 
 __all__ = [
-    "POLICY_KEYS",
     "STRATEGIES",
     "AntiAffinityClass",
     "Assignment",

@@ -1,44 +1,51 @@
-"""The placement policy: the ``policy`` config key, validated into a :class:`Policy`.
+"""The placement policy: the ``policy`` config key, typed as a :class:`Policy`.
 
-Every error names the key path in one line, so a typo in the YAML file is fixed without a
-traceback. Environments override keys before validation (the config module merges), so this
-module validates the merged mapping as a whole.
+Each key's type, default and meaning is declared once, on its field below (``xenfab.schema``
+validates into it and docs/policy.md's key table is generated from it). Environments override
+keys before validation (the config module merges), so the merged mapping is validated as a
+whole. The start engine's caps are not here: they are the start policy (``config.StartPolicy``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
-import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from ..errors import ConfigError
+from ..schema import (
+    Bool,
+    Check,
+    Core,
+    HostPattern,
+    HostPatterns,
+    MiB,
+    Name,
+    NonNegFloat,
+    PosFloat,
+    PosInt,
+    doc,
+    field_type,
+    one_or_many,
+    option,
+    validate,
+)
 
 STRATEGIES = ("round-robin", "most-free", "balanced", "pack")
 AFFINITY_MODES = ("hard", "soft")
 SPREADS = ("host", "domain")
 
-# Documented defaults, in the order docs/policy.md lists them: key -> (default, meaning).
-POLICY_KEYS: dict[str, tuple[Any, str]] = {
-    "strategy": ("round-robin", "how greedy placement picks a host: " + ", ".join(STRATEGIES)),
-    "reserve_mib": (0, "RAM kept free on every host (MiB)"),
-    "overhead_mib": (0, "RAM added to every guest's size (MiB)"),
-    "vcpu_ratio": (None, "cap on vCPUs (running + placed) per physical CPU; null = no cap"),
-    "anti_affinity": ({}, "classes: name -> guest names/patterns, or {members, spread}"),
-    "anti_affinity_mode": ("hard", "hard: never broken; soft: broken only to avoid leaving down"),
-    "pin": ({}, "guest or pattern -> the only hosts it may use"),
-    "prefer": ({}, "guest or pattern -> hosts tried first"),
-    "exclude": ([], "hosts never used (maintenance); the CLI adds to it"),
-    "prefer_last_owner": (True, "put a guest back on its last owner when that host fits"),
-    "priority": ({}, "guest or pattern -> tier (1 = most important)"),
-    "default_tier": (3, "tier of guests no priority pattern matches"),
-    "max_starts_per_host": (2, "concurrent starts per host (read by the start engine)"),
-    "max_starts_in_flight": (8, "concurrent starts in the cluster (start engine; --parallel)"),
-    "tier_timeout_s": (600, "how long a tier may take before the next starts (start engine)"),
-    "exact_search_s": (2.0, "time budget of the exact search when greedy leaves guests down"),
+Members = Annotated[tuple[Name, ...], Core(min_length=1)]
+NonEmptyHosts = Annotated[list[HostPattern], Core(min_length=1), Check(one_or_many, before=True)]
+# The start caps moved to the start policy (`start:`); an old config says where they went.
+MOVED = {
+    "max_starts_per_host": "start.max_starts_per_host",
+    "max_starts_in_flight": "start.max_starts_in_flight",
+    "tier_timeout_s": "start.tier_timeout_s",
 }
 
 
@@ -46,35 +53,68 @@ POLICY_KEYS: dict[str, tuple[Any, str]] = {
 class AntiAffinityClass:
     """Guests (names or fnmatch patterns) that must not share a host or failure domain."""
 
-    name: str
-    members: tuple[str, ...]
-    spread: str = "host"
+    __pydantic_config__ = {"extra": "forbid"}
+
+    name: Name
+    members: Members
+    spread: Literal[SPREADS] = "host"
 
     def matches(self, guest: str) -> bool:
         """True when ``guest`` is a member of this class."""
         return matcher(self.members)(guest)
 
 
+def _classes(value: Any) -> Any:
+    # The YAML spells a class as `name: [members]` or `name: {members, spread}`; the class
+    # object also carries its name.
+    if not isinstance(value, Mapping):
+        return value
+    out = {}
+    for name, spec in value.items():
+        if isinstance(spec, (list, str)):
+            spec = {"members": spec}
+        if isinstance(spec, Mapping):
+            if "name" in spec:
+                raise ValueError(f"{name}.name: unknown key")
+            spec = {**spec, "name": name}
+        out[name] = spec
+    return out
+
+
 @dataclass
 class Policy:
-    """How to place guests; every field is a documented ``policy`` key (see POLICY_KEYS)."""
+    """How to place guests; every field is a documented ``policy`` key."""
 
-    strategy: str = "round-robin"
-    reserve_mib: int = 0
-    overhead_mib: int = 0
-    vcpu_ratio: float | None = None
-    anti_affinity: dict[str, AntiAffinityClass] = field(default_factory=dict)
-    anti_affinity_mode: str = "hard"
-    pin: dict[str, list[str]] = field(default_factory=dict)
-    prefer: dict[str, list[str]] = field(default_factory=dict)
-    exclude: list[str] = field(default_factory=list)
-    prefer_last_owner: bool = True
-    priority: dict[str, int] = field(default_factory=dict)
-    default_tier: int = 3
-    max_starts_per_host: int = 2
-    max_starts_in_flight: int = 8
-    tier_timeout_s: float = 600
-    exact_search_s: float = 2.0
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    strategy: Literal[STRATEGIES] = doc(
+        "round-robin",
+        "how the greedy pass picks a host: " + ", ".join(f"`{s}`" for s in STRATEGIES),
+    )
+    reserve_mib: MiB = doc(0, "RAM (MiB) kept free on every host")
+    overhead_mib: MiB = doc(0, "RAM (MiB) added to every guest's configured size")
+    vcpu_ratio: PosFloat | None = doc(
+        None, "at most this many vCPUs (running + placed) per physical CPU; `null` = no cap"
+    )
+    anti_affinity: Annotated[dict[Name, AntiAffinityClass], Check(_classes, before=True)] = doc(
+        {}, "classes whose members never share a host (or failure domain)"
+    )
+    anti_affinity_mode: Literal[AFFINITY_MODES] = doc(
+        "hard", "`hard`: never broken; `soft`: broken only when a guest would otherwise stay down"
+    )
+    pin: dict[Name, NonEmptyHosts] = doc({}, "guest or pattern -> the only hosts it may use")
+    prefer: dict[Name, NonEmptyHosts] = doc({}, "guest or pattern -> hosts tried first")
+    exclude: HostPatterns = doc(
+        [], "hosts never used (maintenance); `--exclude` on the command line adds to it"
+    )
+    prefer_last_owner: Bool = doc(
+        True, "put a guest back on its last owner when that host passes every rule"
+    )
+    priority: dict[Name, PosInt] = doc({}, "guest or pattern -> tier, 1 = most important")
+    default_tier: PosInt = doc(3, "tier of guests no `priority` pattern matches")
+    exact_search_s: NonNegFloat = doc(
+        2.0, "time budget (seconds) of repair + exact search when greedy leaves guests down"
+    )
 
     def tier_of(self, guest: str) -> int:
         """The guest's tier: an exact name entry wins, else the most important matching pattern."""
@@ -97,31 +137,20 @@ class Policy:
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as the config mapping that ``policy_from_dict`` reads back."""
-        return {
-            "strategy": self.strategy,
-            "reserve_mib": self.reserve_mib,
-            "overhead_mib": self.overhead_mib,
-            "vcpu_ratio": self.vcpu_ratio,
-            "anti_affinity": {
-                name: (
-                    list(c.members)
-                    if c.spread == "host"
-                    else {"members": list(c.members), "spread": c.spread}
-                )
-                for name, c in self.anti_affinity.items()
-            },
-            "anti_affinity_mode": self.anti_affinity_mode,
-            "pin": {k: list(v) for k, v in self.pin.items()},
-            "prefer": {k: list(v) for k, v in self.prefer.items()},
-            "exclude": list(self.exclude),
-            "prefer_last_owner": self.prefer_last_owner,
-            "priority": dict(self.priority),
-            "default_tier": self.default_tier,
-            "max_starts_per_host": self.max_starts_per_host,
-            "max_starts_in_flight": self.max_starts_in_flight,
-            "tier_timeout_s": self.tier_timeout_s,
-            "exact_search_s": self.exact_search_s,
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["anti_affinity"] = {
+            name: (
+                list(c.members)
+                if c.spread == "host"
+                else {"members": list(c.members), "spread": c.spread}
+            )
+            for name, c in self.anti_affinity.items()
         }
+        data["pin"] = {k: list(v) for k, v in self.pin.items()}
+        data["prefer"] = {k: list(v) for k, v in self.prefer.items()}
+        data["exclude"] = list(self.exclude)
+        data["priority"] = dict(self.priority)
+        return data
 
 
 @functools.lru_cache(maxsize=4096)
@@ -149,136 +178,29 @@ def host_matches(host: str, patterns: list[str] | tuple[str, ...]) -> bool:
     return matcher(tuple(patterns))(host)
 
 
-def policy_from_dict(data: Mapping[str, Any] | None, where: str = "policy") -> Policy:
-    """Validate the ``policy`` mapping; raise ConfigError naming the key path on the first error."""
-    if data is None:
+def policy_from_dict(
+    data: Mapping[str, Any] | None, where: str = "policy", base: Policy | None = None
+) -> Policy:
+    """Validate a ``policy`` mapping (over ``base``'s keys); ConfigError names the key path."""
+    if data is None and base is None:
         return Policy()
-    if not isinstance(data, Mapping):
+    if data is not None and not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of policy keys")
-    for key in data:
-        if key not in POLICY_KEYS:
-            raise ConfigError(f"{where}.{key}: unknown key")
-    pol = Policy()
-    if "strategy" in data:
-        pol.strategy = _choice(data["strategy"], STRATEGIES, f"{where}.strategy")
-    if "reserve_mib" in data:
-        pol.reserve_mib = _int(data["reserve_mib"], f"{where}.reserve_mib", 0, "MiB")
-    if "overhead_mib" in data:
-        pol.overhead_mib = _int(data["overhead_mib"], f"{where}.overhead_mib", 0, "MiB")
-    if "vcpu_ratio" in data and data["vcpu_ratio"] is not None:
-        pol.vcpu_ratio = _number(data["vcpu_ratio"], f"{where}.vcpu_ratio", positive=True)
-    if "anti_affinity" in data:
-        pol.anti_affinity = _classes(data["anti_affinity"], f"{where}.anti_affinity")
-    if "anti_affinity_mode" in data:
-        pol.anti_affinity_mode = _choice(
-            data["anti_affinity_mode"], AFFINITY_MODES, f"{where}.anti_affinity_mode"
-        )
-    if "pin" in data:
-        pol.pin = _host_map(data["pin"], f"{where}.pin")
-    if "prefer" in data:
-        pol.prefer = _host_map(data["prefer"], f"{where}.prefer")
-    if "exclude" in data:
-        pol.exclude = _names(data["exclude"], f"{where}.exclude", "host names", allow_empty=True)
-    if "prefer_last_owner" in data:
-        pol.prefer_last_owner = _bool(data["prefer_last_owner"], f"{where}.prefer_last_owner")
-    if "priority" in data:
-        pol.priority = _tiers(data["priority"], f"{where}.priority")
-    if "default_tier" in data:
-        pol.default_tier = _int(data["default_tier"], f"{where}.default_tier", 1, "tier")
-    if "max_starts_per_host" in data:
-        pol.max_starts_per_host = _int(
-            data["max_starts_per_host"], f"{where}.max_starts_per_host", 1, "starts"
-        )
-    if "max_starts_in_flight" in data:
-        pol.max_starts_in_flight = _int(
-            data["max_starts_in_flight"], f"{where}.max_starts_in_flight", 1, "starts"
-        )
-    if "tier_timeout_s" in data:
-        pol.tier_timeout_s = _number(data["tier_timeout_s"], f"{where}.tier_timeout_s", True)
-    if "exact_search_s" in data:
-        pol.exact_search_s = _number(data["exact_search_s"], f"{where}.exact_search_s", False)
-    return pol
+    for key in data or ():
+        if key in MOVED:
+            raise ConfigError(f"{where}.{key}: moved to {MOVED[key]} (the start policy)")
+    merged = {**(base.to_dict() if base else {}), **(data or {})}
+    return validate(Policy, merged, "", prefix=where)
 
 
-def _choice(value: Any, allowed: tuple[str, ...], path: str) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _int(value: Any, path: str, minimum: int, unit: str) -> int:
-    # bool is an int subclass: `reserve_mib: yes` is a typo, not 1 MiB.
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{path}: expected a whole number >= {minimum} ({unit}), got {value!r}")
-    return value
-
-
-def _number(value: Any, path: str, positive: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        what = "a number > 0" if positive else "a number >= 0"
-        raise ConfigError(f"{path}: expected {what}, got {value!r}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}: expected true or false, got {value!r}")
-    return value
-
-
-def _names(value: Any, path: str, what: str, allow_empty: bool = False) -> list[str]:
-    # A lone string is accepted for host lists (`exclude: xen03`), the natural YAML spelling.
-    if isinstance(value, str) and what == "host names" and value:
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{path}: expected a list of {what}")
-    if not value and not allow_empty:
-        raise ConfigError(f"{path}: expected a list of {what}, got an empty list")
-    return list(value)
-
-
-def _host_map(value: Any, path: str) -> dict[str, list[str]]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of guest name or pattern -> list of hosts")
-    out: dict[str, list[str]] = {}
-    for guest, hosts in value.items():
-        if not isinstance(guest, str) or not guest:
-            raise ConfigError(f"{path}: {guest!r} is not a guest name or pattern")
-        out[guest] = _names(hosts, f"{path}.{guest}", "host names")
-    return out
-
-
-def _tiers(value: Any, path: str) -> dict[str, int]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of guest name or pattern -> tier")
-    out: dict[str, int] = {}
-    for guest, tier in value.items():
-        if not isinstance(guest, str) or not guest:
-            raise ConfigError(f"{path}: {guest!r} is not a guest name or pattern")
-        out[guest] = _int(tier, f"{path}.{guest}", 1, "tier, 1 = most important")
-    return out
-
-
-def _classes(value: Any, path: str) -> dict[str, AntiAffinityClass]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of class name -> list of guests")
-    out: dict[str, AntiAffinityClass] = {}
-    for name, spec in value.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{path}: {name!r} is not a class name")
-        where = f"{path}.{name}"
-        spread = "host"
-        if isinstance(spec, Mapping):
-            for key in spec:
-                if key not in ("members", "spread"):
-                    raise ConfigError(f"{where}.{key}: unknown key")
-            if "members" not in spec:
-                raise ConfigError(f"{where}.members: missing (list of guest names or patterns)")
-            if "spread" in spec:
-                spread = _choice(spec["spread"], SPREADS, f"{where}.spread")
-            members = _names(spec["members"], f"{where}.members", "guest names or patterns")
-        else:
-            members = _names(spec, where, "guest names or patterns")
-        out[name] = AntiAffinityClass(name=name, members=tuple(members), spread=spread)
-    return out
+def with_run_options(
+    policy: Policy, strategy: str | None = None, exclude: list[str] | None = None
+) -> Policy:
+    """``policy`` with this run's ``--strategy`` and ``--exclude`` (added to its own), checked."""
+    changes: dict[str, Any] = {}
+    if strategy is not None:
+        changes["strategy"] = option("--strategy", strategy, field_type(Policy, "strategy"))
+    if exclude:
+        extra = option("--exclude", list(exclude), field_type(Policy, "exclude"))
+        changes["exclude"] = sorted(set(policy.exclude) | set(extra))
+    return dataclasses.replace(policy, **changes)

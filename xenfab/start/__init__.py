@@ -12,7 +12,7 @@ from .engine import DEFAULT_PARALLEL, Engine
 from .report import OUTCOMES, GuestResult, StartReport
 
 if TYPE_CHECKING:
-    from ..config import Environment, XenfabConfig
+    from ..config import Environment, StartPolicy, XenfabConfig
     from ..plan import Layout, Policy
     from ..snapshot import Snapshot
 
@@ -33,6 +33,7 @@ def start_guests(
     out: TextIO | None = None,
     prompt: Callable[[str], str] | None = None,
     confirm_timeout_s: float | None = None,
+    start_policy: StartPolicy | None = None,
 ) -> StartReport:
     """Start ``layout``'s guests; raises StartRefused (before any start) when it is not safe."""
     engine = Engine(
@@ -50,6 +51,7 @@ def start_guests(
         out=out,
         prompt=prompt,
         confirm_timeout_s=confirm_timeout_s,
+        start_policy=start_policy,
     )
     return engine.run()
 

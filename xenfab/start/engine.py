@@ -25,7 +25,7 @@ from typing import Any, TextIO
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
-from ..config import Environment, XenfabConfig, expand_path
+from ..config import Environment, StartPolicy, XenfabConfig, expand_path
 from ..errors import StartRefused, XenfabError
 from ..gather import batch, ssh
 from ..gather.ssh import RunResult
@@ -47,8 +47,8 @@ from .schedule import (
 )
 from .watch import DomainWatch
 
-# A careful admin's global cap (docs/start.md explains the choice).
-DEFAULT_PARALLEL = 8
+# A careful admin's global cap (docs/start.md explains the choice); declared in the start policy.
+DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
 # How often the loop reads clustat while starts are in flight (a read that takes longer is
 # followed at once by the next).
 POLL_S = 0.2
@@ -101,6 +101,7 @@ class Engine:
         out: TextIO | None = None,
         prompt: Callable[[str], str] | None = None,
         confirm_timeout_s: float | None = None,
+        start_policy: StartPolicy | None = None,
     ):
         """Prepare a run; nothing touches the cluster before ``run()``."""
         self.cfg = cfg
@@ -108,11 +109,13 @@ class Engine:
         self.snapshot = snapshot
         self.layout = layout
         self.policy = policy
+        # The start caps are the environment's start policy (config `start:`), not the planner's.
+        self.start_policy = start_policy or env.start
         self.base_config = base_config
         self.only_hosts = set(only_hosts) if only_hosts is not None else None
         self.step = step
-        # --parallel for this run, else the environment's policy, else the built-in default.
-        configured = parallel or getattr(policy, "max_starts_in_flight", None) or DEFAULT_PARALLEL
+        # --parallel for this run, else the environment's start policy.
+        configured = parallel or self.start_policy.max_starts_in_flight
         self.parallel = 1 if step else max(1, int(configured))
         self.dry_run = dry_run
         self.break_lock = break_lock
@@ -207,9 +210,9 @@ class Engine:
     def _loop(self, t0: float) -> None:
         sched = Scheduler(
             self.jobs,
-            per_host=self.policy.max_starts_per_host,
+            per_host=self.start_policy.max_starts_per_host,
             parallel=self.parallel,
-            tier_timeout_s=self.policy.tier_timeout_s,
+            tier_timeout_s=self.start_policy.tier_timeout_s,
             now=time.monotonic(),
         )
         self.sched = sched
@@ -217,7 +220,7 @@ class Engine:
         hosts = len({j.host for j in self.jobs})
         self.progress.note(
             f"starting {len(self.jobs)} guests on {hosts} hosts: at most "
-            f"{self.policy.max_starts_per_host} per host, {self.parallel} in all"
+            f"{self.start_policy.max_starts_per_host} per host, {self.parallel} in all"
             + (f", tiers {', '.join(map(str, tiers))} in order" if len(tiers) > 1 else "")
             + (" (step mode)" if self.step else "")
         )
@@ -815,7 +818,7 @@ class Engine:
         via = f" via {self.master}" if self.backend.start_on == MASTER else ""
         lines = [
             f"dry run: would start {len(self.jobs)} guests{via} "
-            f"(at most {self.policy.max_starts_per_host} per host, {self.parallel} in all), "
+            f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all), "
             f"each only if still {down} and running nowhere:"
         ]
         for tier in sorted({j.tier for j in self.jobs}):

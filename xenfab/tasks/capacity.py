@@ -5,7 +5,6 @@ from __future__ import annotations
 from invoke import task
 from invoke.exceptions import Exit
 
-from ..errors import ConfigError
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
 from ._common import check_format, cli, load, split_list
 from .core import COMMON_HELP, PLAN_HELP, run_policy
@@ -21,16 +20,6 @@ CAPACITY_HELP = {
     "strategy": PLAN_HELP["strategy"],
     "exclude": "hosts no guest may move to, comma-separated (maintenance; added to policy.exclude)",
 }
-
-
-def _number(value: str | None, name: str, kind: type, what: str) -> float | int | None:
-    # Options default to None so Invoke hands us text: its own casts fail with a traceback.
-    if value is None:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"--{name}: expected {what}, got {value!r}") from None
 
 
 @task(help=CAPACITY_HELP, auto_shortflags=False)
@@ -52,11 +41,13 @@ def capacity(
     from .. import show
     from ..gather import gather
     from ..plan.capacity import capacity as nk_report
+    from ..schema import NonNegFloat, PosInt, option
     from ..snapshot import Snapshot
 
     check_format(format)
-    k_cap = _number(max_k, "max-k", int, "a whole number")
-    budget = _number(time_budget, "time-budget", float, "seconds")
+    # Options default to None so Invoke hands us text: its own casts fail with a traceback.
+    k_cap = option("--max-k", max_k, PosInt)
+    budget = option("--time-budget", time_budget, NonNegFloat)
     cfg, environment = load(c, config, env, loc)
     if from_:
         snap = Snapshot.load(from_)

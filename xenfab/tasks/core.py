@@ -49,12 +49,9 @@ def run_policy(
     exclude: list[str] | None = None,
 ) -> Policy:
     """The environment's policy with this run's --strategy and --exclude (added to its own)."""
-    from ..plan import policy_from_dict
+    from ..plan.policy import with_run_options
 
-    policy_data = cfg.policy_dict(env, {"strategy": strategy})
-    if exclude:
-        policy_data["exclude"] = sorted(set(policy_data.get("exclude") or []) | set(exclude))
-    return policy_from_dict(policy_data, where="policy")
+    return with_run_options(env.policy, strategy, exclude)
 
 
 def _layout(cfg, env, snap, strategy, exclude, without):
@@ -126,7 +123,7 @@ START_HELP = {
     **PLAN_HELP,
     "yes": "start without asking for confirmation",
     "dry_run": "print the commands that would run, start nothing",
-    "parallel": "most starts in flight at once, cluster-wide (0: policy.max_starts_in_flight, 8)",
+    "parallel": "most starts in flight at once, cluster-wide (default: start.max_starts_in_flight)",
     "step": "confirm each start on the terminal (Enter = start, s = skip, q = quit)",
     "break_lock": "break another run's stale start lock (it is reported with owner and age)",
 }
@@ -152,9 +149,12 @@ def _start(
     break_lock,
 ):
     from .. import show
+    from ..config import StartPolicy
+    from ..schema import field_type, option
     from ..start import start_guests
 
     check_format(format)
+    parallel = option("--parallel", parallel, field_type(StartPolicy, "max_starts_in_flight"))
     cfg, environment = load(c, config, env, loc)
     if from_ and not dry_run:
         raise StartRefused(
@@ -192,7 +192,7 @@ def _start(
         policy,
         base_config=c.config,
         only_hosts=only,
-        parallel=parallel or None,
+        parallel=parallel,
         dry_run=dry_run,
         step=step,
         break_lock=break_lock,
@@ -225,7 +225,7 @@ def start_host(
     explain=False,
     yes=False,
     dry_run=False,
-    parallel=0,
+    parallel=None,
     step=False,
     break_lock=False,
 ):
@@ -250,7 +250,7 @@ def start_all(
     explain=False,
     yes=False,
     dry_run=False,
-    parallel=0,
+    parallel=None,
     step=False,
     break_lock=False,
 ):

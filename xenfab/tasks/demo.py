@@ -22,14 +22,19 @@ def _banner(text: str) -> None:
     }
 )
 @cli
-def demo(c, hosts=6, guests=30, seed=1, boot_s=2.0, config=None):
+def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None):
     """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
     from .. import lab as lab_api
+    from .lab import lab_options
 
-    _banner(f"lab up: {hosts} Xen hosts, {guests} guests, just after a crash")
-    info = lab_api.up(lab_api.lab_dir(), hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
+    opts = lab_options(hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
+    _banner("lab up: simulated Xen hosts, just after a crash")
+    info = lab_api.up(lab_api.lab_dir(), **opts)
     down = sum(1 for s in info["services"] if s["state"] in ("disabled", "failed"))
-    print(f"lab on 127.0.0.11.. port {info['port']}; {down} of {len(info['services'])} guests down")
+    print(
+        f"lab on 127.0.0.11.. port {info['port']}: {len(info['hosts'])} Xen hosts; "
+        f"{down} of {len(info['services'])} guests down"
+    )
     _banner("fab show-layout --explain")
     core.show_layout(c, env="lab", config=config, explain=True)
     _banner("fab start-all --yes")

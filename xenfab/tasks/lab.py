@@ -9,6 +9,19 @@ from invoke.exceptions import Exit
 
 from ._common import cli
 
+
+def lab_options(**given: object) -> dict:
+    """The lab's numeric options given on the command line, checked (the lab has the defaults)."""
+    from ..schema import Int, NonNegFloat, option
+
+    kinds = {"hosts": Int, "guests": Int, "seed": Int, "latency_ms": Int, "boot_s": NonNegFloat}
+    return {
+        k: option("--" + k.replace("_", "-"), v, kinds[k])
+        for k, v in given.items()
+        if v is not None
+    }
+
+
 LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
 
 
@@ -40,17 +53,13 @@ def _summary(st: dict) -> str:
     }
 )
 @cli
-def up(c, hosts=6, guests=30, seed=1, latency_ms=0, boot_s=2.0, lab_dir=None):
+def up(c, hosts=None, guests=None, seed=None, latency_ms=None, boot_s=None, lab_dir=None):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     from .. import lab as _lab
 
     st = _lab.up(
         lab_dir,
-        hosts=int(hosts),
-        guests=int(guests),
-        seed=int(seed),
-        latency_ms=int(latency_ms),
-        boot_s=float(boot_s),
+        **lab_options(hosts=hosts, guests=guests, seed=seed, latency_ms=latency_ms, boot_s=boot_s),
     )
     if st.get("restarted"):
         print("lab was already running: restarted it with a fresh scenario")

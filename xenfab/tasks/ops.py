@@ -107,7 +107,9 @@ def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
     from ..gather import hostkeys
     from ..gather.ssh import fabric_config
+    from ..schema import HostName, option
 
+    host = option("HOST", host, HostName)
     cfg, environment = load(c, config, env)
     fcfg = fabric_config(environment, c.config)
     hk = hostkeys.fetch(host, environment, fcfg)
