@@ -81,7 +81,7 @@ def test_no_auto_directory_and_no_patterns_means_nothing_is_ours():
 def test_start_is_xl_create_of_the_config_on_the_target_behind_a_check_of_its_list():
     b = backend("xl")
     cmd = b.start_command("web01", "xen02", "down", config="/srv/xen/web01.cfg")
-    assert cmd.index("xl list web01") < cmd.index("xl create /srv/xen/web01.cfg")
+    assert cmd.index('"$t" list web01') < cmd.index('"$t" create /srv/xen/web01.cfg')
     assert b.start_host("xen01", "xen02") == "xen02"
     with pytest.raises(Exception, match="config path"):
         b.start_command("web01", "xen02", "down", config="/srv/xen/web01.cfg; reboot")

@@ -76,6 +76,10 @@ class XlBackend(ClusterBackend):
             )
         out: dict[str, Any] = {}
         auto = options.get("auto_dir", DEFAULT_AUTO_DIR)
+        if isinstance(auto, str):
+            from ..config import expand_path  # ~ and $VARS, as lock_path ($XENFAB_LAB_DIR)
+
+            auto = expand_path(auto)
         if auto is not None and (not isinstance(auto, str) or not _PATH.match(auto)):
             raise ConfigError(
                 f"{where}.backend_options.auto_dir: {auto!r} is not an absolute path (or null)"
@@ -155,8 +159,10 @@ class XlBackend(ClusterBackend):
             pattern = next((p for p in patterns if fnmatch.fnmatchcase(name, p)), None)
             if linked:
                 where = f"{self.auto_dir} on {', '.join(linked)}"
-                # The host whose xendomains would have started it is where it ran: prefer it.
-                services[name] = ServiceState(name, DOWN, None, linked[0], f"linked from {where}")
+                # The one host whose xendomains would have started it is where it ran: prefer it.
+                # Linked from several (an autostart directory on shared storage): no preference.
+                last = linked[0] if len(linked) == 1 else None
+                services[name] = ServiceState(name, DOWN, None, last, f"linked from {where}")
             elif pattern is not None:
                 note = f"matches backend_options.guests {pattern!r}"
                 services[name] = ServiceState(name, DOWN, None, None, note)
@@ -195,16 +201,20 @@ class XlBackend(ClusterBackend):
     def start_command(
         self, guest: str, host: str, state: str | None = None, *, config: str | None = None
     ) -> str:
-        """``xl create CONFIG`` on ``host``, refused there if ``host`` already lists ``guest``."""
+        """``xl create CONFIG`` on ``host`` (``xm`` where only it is), refused there if ``host``
+        already lists ``guest``."""
         name = safe_guest(guest)
         safe_host(host)
         if config is None or not _PATH.match(config) or ".." in config.split("/"):
             raise UnsafeName(
                 f"guest {guest}: config path {config!r} is not one xenfab will send to a shell"
             )
+        # xl where it is installed, xm on the old (Xen 3.x) hosts that only have xm.
         return (
-            f"if xl list {name} >/dev/null 2>&1; then echo {GUARD_REFUSED} running-here; "
-            f"exit 3; fi; xl create {shlex.quote(config)}"
+            "if command -v xl >/dev/null 2>&1; then t=xl; "
+            "elif command -v xm >/dev/null 2>&1; then t=xm; else t=xl; fi; "
+            f'if "$t" list {name} >/dev/null 2>&1; then echo {GUARD_REFUSED} running-here; '
+            f'exit 3; fi; "$t" create {shlex.quote(config)}'
         )
 
     def parse_start(self, guest: str, host: str, output: Output) -> StartOutcome:

@@ -127,7 +127,8 @@ class Engine:
         self.master = snapshot.master or env.master or ""
         # The lock's host: the reader (rgmanager), or a host fixed in the config (xl), so that
         # two workstations that read on different hosts still meet at the same lock.
-        configured = env.master or (env.hosts[0].name if env.hosts else self.master)
+        first = snapshot.hosts[0].name if snapshot.hosts else self.master
+        configured = env.master or first
         self.lock_host = self.backend.lock_host(self.master, configured)
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=dry_run)

@@ -19,30 +19,34 @@ def _banner(text: str) -> None:
         "seed": "scenario seed (same seed, same crash)",
         "boot_s": "seconds a guest takes from `starting` to `started`",
         "config": "config file (default: fabfile_config.yaml; its lab environment is used)",
+        "backend": "rgmanager (default; environment lab) or xl (no cluster manager; lab-xl)",
     }
 )
 @cli
-def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None):
+def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backend=None):
     """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
     from .. import lab as lab_api
     from .lab import lab_options
 
     opts = lab_options(hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
-    _banner("lab up: simulated Xen hosts, just after a crash")
-    info = lab_api.up(lab_api.lab_dir(), **opts)
+    backend = backend or "rgmanager"
+    env = "lab" if backend == "rgmanager" else f"lab-{backend}"
+    _banner(f"lab up ({backend}): simulated Xen hosts, just after a crash")
+    info = lab_api.up(lab_api.lab_dir(), backend=backend, **opts)
+    # The lab's own record of each guest (the same scenario whatever the backend).
     down = sum(1 for s in info["services"] if s["state"] in ("disabled", "failed"))
     print(
         f"lab on 127.0.0.11.. port {info['port']}: {len(info['hosts'])} Xen hosts; "
         f"{down} of {len(info['services'])} guests down"
     )
     _banner("fab show-layout --explain")
-    core.show_layout(c, env="lab", config=config, explain=True)
+    core.show_layout(c, env=env, config=config, explain=True)
     _banner("fab start-all --yes")
     try:
-        core.start_all(c, env="lab", config=config, yes=True)
+        core.start_all(c, env=env, config=config, yes=True)
     finally:
         _banner("fab facts (after)")
         try:
-            core.facts(c, env="lab", config=config)
+            core.facts(c, env=env, config=config)
         finally:
             print(f"\nThe lab keeps running ({lab_api.lab_dir()}); stop it with: fab lab.down")
