@@ -122,3 +122,81 @@ def test_many_configs_cross_batches_whole_and_in_order(tmp_path: Path, awk: bool
     assert out.complete and out.outputs["configs"].exit_code == 0
     assert list(out.files) == sorted(expected)
     assert out.files == expected
+
+
+def test_a_file_name_never_becomes_content_and_a_huge_file_is_not_read(tmp_path: Path) -> None:
+    """Issue 14 cases 5 (framing) and 6 (limits): per-file errors, every other file read."""
+    from xenfab.gather.batch import MAX_CONFIG_BYTES
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    cfgdir = tmp_path / "configs"
+    cfgdir.mkdir()
+    (cfgdir / "web01.cfg").write_text('name = "web01"\nmemory = 8192\n')
+    forged = 'forge\nname = "web01"\nmemory = 1\n#'
+    (cfgdir / forged).write_text("")
+    with open(cfgdir / "huge.cfg", "wb") as fh:  # sparse: costs no disk
+        fh.truncate(300 * 1024 * 1024)
+    (cfgdir / "edge.cfg").write_text("#" * (MAX_CONFIG_BYTES - 1) + "\n")  # exactly the limit
+    nonce = new_nonce()
+    out = split_output(_run(build_script(nonce, [], str(cfgdir)), bindir), nonce)
+    assert out.complete
+    assert set(out.files) == {str(cfgdir / "web01.cfg"), str(cfgdir / "edge.cfg")}
+    assert out.files[str(cfgdir / "web01.cfg")] == 'name = "web01"\nmemory = 8192\n'
+    assert "larger than" in out.file_errors[str(cfgdir / "huge.cfg")]
+    assert "control characters" in out.file_errors[str(cfgdir / forged)]
+    assert not any("memory = 1\n" in body for body in out.files.values())
+
+
+@pytest.mark.parametrize("tool", ["timeout", "setsid"])
+def test_bounded_kills_the_command_and_its_children_at_the_deadline(
+    tmp_path: Path, tool: str
+) -> None:
+    import os
+    import time
+
+    from xenfab.gather.batch import bounded
+
+    # "setsid": a host without coreutils' timeout (RHEL 5), only the tools the fallback needs.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ["sh", "sleep", tool]:
+        (bindir / name).symlink_to(shutil.which(name))
+    env = {"PATH": str(bindir)}
+
+    marker = f"xenfab-test-{os.getpid()}-{time.monotonic_ns() % 100000}"
+    started = time.monotonic()
+    res = subprocess.run(
+        ["/bin/sh", "-c", bounded(f"echo hi; sh -c 'sleep 77; : {marker}'; echo never", 1)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env=env,
+    )
+    assert time.monotonic() - started < 5
+    assert res.stdout == "hi\n" and res.returncode != 0
+    time.sleep(0.3)
+    assert not _processes_with(marker)
+    # A command that ends first: its exit code, and no watchdog left behind.
+    res = subprocess.run(["/bin/sh", "-c", bounded("exit 7", 97)], timeout=20, env=env)
+    assert res.returncode == 7
+    time.sleep(0.3)
+    assert not _processes_with("sleep 97;")
+
+
+def _processes_with(text: str) -> list[str]:
+    """Command lines of live (non-zombie) processes containing ``text``, read from /proc."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            found.append(cmd)
+    return found

@@ -44,3 +44,74 @@ def test_one_connection_and_one_command_per_host_and_configs_read_once(fresh_lab
     assert readers == [master]
     assert sum(c.count(f"for f in {config_dir}/*") for _, c in commands) == 1
     assert len({g.config_file for g in snap.guests if g.config_file}) >= 20
+
+
+def test_a_huge_file_and_a_forged_file_name_cost_nothing_and_forge_nothing(fresh_lab):
+    """Issue 14 cases 5 and 6 over SSH: a 300 MB sparse config and a name with newlines."""
+    import time
+
+    env = load_config(str(ROOT / "fabfile_config.yaml")).environment("lab")
+    cfg_dir = fresh_lab.dir / "xenconfig"
+    with open(cfg_dir / "huge.cfg", "wb") as fh:
+        fh.truncate(300 * 1024 * 1024)
+    forged = cfg_dir / 'forge\nname = "web01"\nmemory = 1\n#'
+    forged.write_text("")
+    try:
+        started = time.monotonic()
+        snap = gather(env)
+        took = time.monotonic() - started
+    finally:
+        (cfg_dir / "huge.cfg").unlink()
+        forged.unlink()
+    assert took < 10
+    web01 = snap.guest("web01")
+    assert web01 is not None and web01.memory_mib > 1
+    warnings = "\n".join(snap.warnings)
+    assert "huge.cfg: larger than" in warnings
+    assert "control characters" in warnings
+    # The forged name is shown escaped, on one line.
+    assert any("forge\\nname" in w for w in snap.warnings)
+
+
+def test_a_remote_command_that_times_out_leaves_nothing_running(fresh_lab):
+    """Issue 14 case 6: the host kills a timed-out command with its process group."""
+    import os
+    import time
+
+    from xenfab.gather import ssh
+    from xenfab.start.remote import SessionPool
+
+    env = load_config(str(ROOT / "fabfile_config.yaml")).environment("lab")
+    marker = f"xenfab-timeout-{os.getpid()}"
+    host = env.master or "xen01"
+    started = time.monotonic()
+    res = ssh.run(host, f"sh -c 'sleep 60; : {marker}-a'", env, ssh.fabric_config(env), timeout=1)
+    assert res.error is not None and "still running" in res.error
+    pool = SessionPool(env, ssh.fabric_config(env))
+    try:
+        res = pool.run(host, f"sh -c 'sleep 60; : {marker}-b'", timeout=1)
+    finally:
+        pool.close()
+    assert res.error is not None and time.monotonic() - started < 15
+    deadline = time.monotonic() + 5
+    while _live(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _live(marker)
+
+
+def _live(text: str) -> list[str]:
+    """Live (non-zombie) processes whose command line holds ``text`` (the lab's hosts are local)."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z" and "pytest" not in cmd:
+            found.append(cmd)
+    return found

@@ -92,3 +92,77 @@ def test_check_reports_a_host_down(fresh_lab):
         assert len(res.stderr.strip().splitlines()) == 1
     finally:
         fresh_lab.inject("host-up", "xen04")
+
+
+def _trusted(lab, tmp_path, extra_before: str = "", extra_after: str = ""):
+    """A config whose known_hosts trusts xen01 and xen02, with ``extra`` lines around them."""
+    cfg, known = _env(lab, tmp_path)
+    for host in ("xen01", "xen02"):
+        assert fab("trust-host", host, "--config", cfg, "--yes").returncode == 0
+    known.write_text(extra_before + known.read_text() + extra_after)
+    return cfg, known
+
+
+CA_LINE = (
+    "@cert-authority *.example.com ssh-ed25519 "
+    "AAAAC3NzaC1lZDI1NTE5AAAAIHs8X9Vq1l7G3Fk0Zr2bJg1b6mX3P1nYbqO5dD7mQ8kR\n"
+)
+SK_LINE = (
+    "xen09 sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIHs8X9Vq1l7"
+    "G3Fk0Zr2bJg1b6mX3P1nYbqO5dD7mQ8kRAAAABHNzaDo=\n"
+)
+
+
+def test_known_hosts_markers_are_read_as_openssh_reads_them(lab, tmp_path):
+    """Issue 14 case 9: @cert-authority skipped with a note, @revoked refused, never a crash."""
+    cfg, known = _trusted(lab, tmp_path, "# our hosts\n" + CA_LINE)
+    res = fab("facts", "--config", cfg)
+    no_traceback(res)
+    assert res.returncode == 0, res.stderr
+    assert "@cert-authority line skipped" in res.stderr
+    # xen01's own key marked revoked: refused, named as revoked; xen02 still answers.
+    line = next(x for x in known.read_text().splitlines() if x.startswith("[127.") or "xen01" in x)
+    known.write_text(known.read_text() + "@revoked " + line + "\n")
+    res = fab("check", "--config", cfg)
+    no_traceback(res)
+    assert res.returncode != 0
+    assert "REVOKED" in res.stdout + res.stderr
+
+
+def test_trust_host_keeps_every_line_it_does_not_own(lab, tmp_path):
+    """Issue 14 case 9: comments, markers and unknown key types survive trust-host byte for byte."""
+    cfg, known = _env(lab, tmp_path)
+    before = "# keep me\n" + SK_LINE + CA_LINE + "\n"
+    known.write_text(before)
+    assert fab("trust-host", "xen01", "--config", cfg, "--yes").returncode == 0
+    text = known.read_text()
+    assert text.startswith(before) and len(text.splitlines()) == len(before.splitlines()) + 1
+    # --replace touches only the line it owns.
+    impostor = paramiko.Ed25519Key.from_private_key_file(str(lab.dir / "id_ed25519"))
+    ours = text.splitlines()[-1]
+    names = ours.split()[0]
+    known.write_text(before + f"{names} ssh-ed25519 {impostor.get_base64()}\n# tail\n")
+    assert fab("trust-host", "xen01", "--config", cfg, "--yes").returncode == 1
+    assert fab("trust-host", "xen01", "--config", cfg, "--yes", "--replace").returncode == 0
+    after = known.read_text()
+    assert after == before + "# tail\n" + ours + "\n"
+
+
+def test_the_configured_known_hosts_is_the_only_one_used(lab, tmp_path):
+    """Issue 11 item 9: with ssh.known_hosts set, the ssh_config's file does not widen it."""
+    cfg, known = _env(lab, tmp_path)
+    other = tmp_path / "other_known_hosts"
+    sshcfg = tmp_path / "ssh_config"
+    sshcfg.write_text(
+        re.sub(
+            r"(?im)^\s*UserKnownHostsFile .*$", f"  UserKnownHostsFile {other}", sshcfg.read_text()
+        )
+    )
+    # Trust the hosts in the ssh_config's file only (trust-host writes the configured one).
+    for host in ("xen01", "xen02"):
+        assert fab("trust-host", host, "--config", cfg, "--yes").returncode == 0
+    other.write_text(known.read_text())
+    known.write_text("")
+    res = fab("facts", "--config", cfg)
+    no_traceback(res)
+    assert res.returncode != 0 and "unknown host key" in res.stdout + res.stderr

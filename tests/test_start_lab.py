@@ -276,7 +276,7 @@ def test_dry_run_touches_nothing(fresh_lab, tmp_path):
     r = Run(fresh_lab, tmp_path)
     report, text = r.start(dry_run=True)
     assert report.ok and report.dry_run
-    assert {x.outcome for x in report.results} <= {"not started"}
+    assert {x.outcome for x in report.results} <= {"not-started"}
     assert text.count("clusvcadm -e vm:") == len(r.layout.assignments)
     assert lab_starts(fresh_lab, ok=None) == []
     assert not Path(r.cfg.audit_log).exists()
@@ -362,7 +362,7 @@ def test_ctrl_c_starts_nothing_new_waits_and_prints_the_summary(fresh_lab, tmp_p
     res = result_of(text)
     assert res["interrupted"] and not res["ok"]
     counts = res["counts"]
-    assert counts["started"] >= 1 and counts["not started"] >= 1 and counts["failed"] == 0
+    assert counts["started"] >= 1 and counts["not-started"] >= 1 and counts["failed"] == 0
     # Only what was already on its way started: nothing was sent after the interrupt.
     assert "starting " not in after
     sent = set(re.findall(r"\] starting (\S+) on \S+", before))
@@ -405,6 +405,309 @@ def test_step_mode_asks_on_the_terminal(fresh_lab, tmp_path):
     res = result_of(text.replace("\r", ""))
     outcomes = [x["outcome"] for x in res["results"]]
     assert outcomes.count("started") == 1 and outcomes.count("skipped") == 1
-    assert outcomes.count("not started") == len(outcomes) - 2
+    assert outcomes.count("not-started") == len(outcomes) - 2
     assert len(lab_starts(fresh_lab, ok=None)) == 1
     assert os.waitstatus_to_exitcode(status) == 1
+
+
+# -- never twice, never lost (issue 14) --------------------------------------------------------
+
+
+def lab_domains(lab) -> set[tuple[str, str]]:
+    """(guest, host) of every domain the lab's hosts run, read from the lab's own state."""
+    import sqlite3
+
+    db = sqlite3.connect(lab.dir / "state.db")
+    try:
+        return {(n, h) for n, h in db.execute("SELECT name, host FROM domains")}
+    finally:
+        db.close()
+
+
+def two_on_different_hosts(r: Run, first_state: str | None = None, second_state: str | None = None):
+    """Two planned guests on two hosts (states as asked), and a third host that is not the master."""
+    states = {g.name: g.state for g in r.snap.guests}
+    picks = r.layout.assignments
+    a = next(x for x in picks if first_state in (None, states[x.guest]))
+    b = next(
+        x
+        for x in picks
+        if x.host != a.host and x.guest != a.guest and second_state in (None, states[x.guest])
+    )
+    third = next(h.name for h in r.snap.hosts if h.name not in (a.host, b.host, r.snap.master))
+    r.keep([a.guest, b.guest])
+    r.layout.assignments.sort(key=lambda x: x.guest != a.guest)  # a is sent first
+    return a, b, third
+
+
+def test_a_hand_start_during_the_run_is_seen_by_the_next_start(fresh_lab, tmp_path):
+    """Issue 14 case 1: a domain list read before the decision to start vouches for nothing."""
+    r = Run(fresh_lab, tmp_path)
+    a, b, third = two_on_different_hosts(r)
+    # An `xl create` of b on a third host at the moment a's start reaches the cluster; b waits
+    # behind a (one start at a time) and must then be found running there, not started again.
+    fresh_lab.inject("hand-start-on-start", b.guest, third)
+    report, text = r.start(parallel=1)
+    assert report.result(a.guest).outcome == "started"
+    res = report.result(b.guest)
+    assert (res.outcome, res.host) == ("found running", third), report.table()
+    assert b.guest not in {s["guest"] for s in lab_starts(fresh_lab, ok=None)}
+    assert [h for g, h in lab_domains(fresh_lab) if g == b.guest] == [third]
+
+
+def test_a_host_that_cannot_list_its_domains_holds_every_start(fresh_lab, tmp_path):
+    """Issue 14 case 1: `command-fails` on a host plus a hand start there: never a second copy."""
+    r = Run(fresh_lab, tmp_path)
+    a, b, third = two_on_different_hosts(r)
+    fresh_lab.inject("command-fails", third)
+    fresh_lab.inject("hand-start", b.guest, third)
+    try:
+        report, text = r.start(liveness_wait_s=1.5)
+    finally:
+        fresh_lab.inject("command-ok", third)
+    assert lab_starts(fresh_lab, ok=None) == []
+    assert f"waiting: no domain list from {third}" in text
+    for guest in (a.guest, b.guest):
+        res = report.result(guest)
+        assert res.outcome == "not-started" and "liveness unknown" in res.message, report.table()
+        assert third in res.message
+    assert not report.ok and report.refused and third in report.refused
+    assert any(x["action"] == "stop" and x["outcome"] == "liveness-unknown" for x in r.audit())
+    # Once the host answers again, b is found running there and only a starts.
+    r.replan()
+    r.keep([a.guest, b.guest])
+    report, _ = r.start()
+    assert report.result(a.guest).outcome == "started"
+    # The planner saw b running on the host (not planned) or the check before starting did.
+    b_res = report.result(b.guest)
+    assert b_res is None or b_res.outcome == "found running"
+    assert [h for g, h in lab_domains(fresh_lab) if g == b.guest] == [third]
+
+
+def test_a_host_declared_dead_is_not_waited_for_and_is_audited(fresh_lab, tmp_path):
+    r = Run(fresh_lab, tmp_path)
+    a, b, third = two_on_different_hosts(r)
+    r.keep([a.guest])
+    fresh_lab.inject("command-fails", third)
+    try:
+        report, text = r.start(dead_hosts=[third], liveness_wait_s=1.5)
+    finally:
+        fresh_lab.inject("command-ok", third)
+    assert report.ok and report.result(a.guest).outcome == "started", report.table()
+    declared = [x for x in r.audit() if x["action"] == "declare-dead"]
+    assert [x["host"] for x in declared] == [third]
+    assert "declared dead for this run by " in declared[0]["message"] and declared[0]["user"]
+
+
+def test_a_failed_guest_started_behind_is_never_disabled(fresh_lab, tmp_path, monkeypatch):
+    """Issue 14 case 2: the -d of a failed service is guarded in the same remote command."""
+    from xenfab.start import engine
+
+    r = Run(fresh_lab, tmp_path)
+    a, f, third = two_on_different_hosts(r, second_state="failed")
+    # f is checked together with a, then sent 0.8 s after it; a's start makes someone start f
+    # on a third host in between (through the cluster). Today's -d would stop that domain.
+    monkeypatch.setattr(engine, "STAGGER_S", 0.8)
+    fresh_lab.inject("start-behind-on-start", f.guest, third)
+    report, text = r.start(parallel=8)
+    res = report.result(f.guest)
+    assert res.outcome == "found running", report.table()
+    assert "not disabled" in res.message and "nothing was sent" in res.message
+    assert (f.guest, third) in lab_domains(fresh_lab)  # still running where it was started
+    assert services(fresh_lab)[f.guest]["owner"] == third
+    assert f.guest not in {s["guest"] for s in lab_starts(fresh_lab, ok=None)}
+    assert report.result(a.guest).outcome == "started"
+    intent = [x for x in r.audit() if x["action"] == "intent" and x["guest"] == f.guest]
+    assert len(intent) == 1 and "clustat -x -s" in intent[0]["command"]
+
+
+def test_two_break_lock_runs_never_both_hold_the_lock(fresh_lab, tmp_path):
+    """Issue 14 case 8: breaking a stale lock cannot take a live one (5 races)."""
+    from xenfab.gather import ssh as gssh
+    from xenfab.start.lock import MasterLock
+    from xenfab.start.remote import SessionPool
+
+    r = Run(fresh_lab, tmp_path)
+    pool = SessionPool(r.env, gssh.fabric_config(r.env))
+    path = str(fresh_lab.dir / "xenfab.lock")
+    master = r.snap.master
+    try:
+        for round_no in range(5):
+            lock_dir = fresh_lab.dir / "xenfab.lock"
+            lock_dir.mkdir()
+            stale = {"user": "ghost@nowhere", "pid": 1, "token": f"stale{round_no}", "started": ""}
+            (lock_dir / "owner").write_text(json.dumps(stale) + "\n1\n")
+            locks = [
+                MasterLock(lambda h, c: pool.run(h, c), master, path, f"run{i}") for i in (1, 2)
+            ]
+            barrier = threading.Barrier(2)
+            outcome: dict[int, str] = {}
+
+            def take(i: int, lock: MasterLock, barrier=barrier, outcome=outcome) -> None:
+                barrier.wait()
+                try:
+                    lock.acquire(break_lock=True)
+                    outcome[i] = "held"
+                except StartRefused as exc:
+                    outcome[i] = f"refused: {exc}"
+
+            threads = [threading.Thread(target=take, args=(i, lk)) for i, lk in enumerate(locks)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            held = [lk for lk in locks if lk.held]
+            assert len(held) == 1, outcome
+            owner = json.loads((lock_dir / "owner").read_text().splitlines()[0])
+            assert owner["token"] == held[0].token  # the one that holds it is the one recorded
+            held[0].release()
+            assert not lock_dir.exists()
+            for aside in fresh_lab.dir.glob("xenfab.lock.broken-*"):
+                shutil.rmtree(aside)
+    finally:
+        pool.close()
+
+
+def _spawn(lab, script: Path) -> subprocess.Popen:
+    env = {**os.environ, "XENFAB_LAB_DIR": str(lab.dir), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(script), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
+def _read_until(proc: subprocess.Popen, pattern: bytes, timeout: float = 60) -> bytes:
+    """What the process printed up to the first match of ``pattern`` (raw reads, no read-ahead)."""
+    assert proc.stdout is not None
+    head = b""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, head) and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1)
+        if not ready:
+            continue
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _audit_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_every_start_is_in_the_audit_log_whenever_the_run_is_killed(fresh_lab, tmp_path):
+    """Issue 14 case 7: SIGKILL at random moments; the lab's record of starts against the log."""
+    import random
+
+    script = helper(fresh_lab, tmp_path)
+    audit = tmp_path / "audit.jsonl"
+    rng = random.Random(14)
+    total = 0
+    for _ in range(5):
+        fresh_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0)
+        audit.unlink(missing_ok=True)
+        proc = _spawn(fresh_lab, script)
+        try:
+            _read_until(proc, rb"\] starting \S+ on")
+            time.sleep(rng.uniform(0.0, 1.5))
+        finally:
+            proc.kill()
+            proc.wait(30)
+        shutil.rmtree(fresh_lab.dir / "xenfab.lock", ignore_errors=True)
+        started = [s["guest"] for s in lab_starts(fresh_lab, ok=None)]
+        intents = {x["guest"] for x in _audit_lines(audit) if x["action"] == "intent"}
+        assert set(started) <= intents, (started, intents)
+        total += len(started)
+    assert total >= 5  # the kills did land while guests were being started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_run_like_ctrl_c(fresh_lab, tmp_path, sig):
+    script = helper(fresh_lab, tmp_path)
+    proc = _spawn(fresh_lab, script)
+    try:
+        head = _read_until(proc, rb"\] started \S+ on")
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = (head + rest).decode(errors="replace")
+    assert proc.returncode == 1, text
+    assert "interrupted: starting nothing new" in text and "Traceback" not in text
+    res = result_of(text)
+    assert res["interrupted"] and res["counts"]["failed"] == 0
+    assert res["counts"]["not-started"] >= 1
+    started = {s["guest"] for s in lab_starts(fresh_lab, ok=None)}
+    assert {r["guest"] for r in res["results"] if r["outcome"] == "started"} == started
+    assert not (fresh_lab.dir / "xenfab.lock").exists()
+    actions = [x["action"] for x in _audit_lines(tmp_path / "audit.jsonl")]
+    assert "interrupt" in actions and actions[-1] == "run-end"
+
+
+def test_a_double_ctrl_c_never_logs_a_started_guest_as_failed(fresh_lab, tmp_path):
+    script = helper(fresh_lab, tmp_path)
+    proc = _spawn(fresh_lab, script)
+    try:
+        head = _read_until(proc, rb"\] starting \S+ on[^\n]*\n[^\n]*\] starting \S+ on")
+        time.sleep(0.3)  # the two starts reach the cluster
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = (head + rest).decode(errors="replace")
+    res = result_of(text)
+    assert res["interrupted"], text
+    came_up = {s["guest"] for s in lab_starts(fresh_lab, ok=True)}
+    assert came_up, text
+    outcomes = {r["guest"]: r["outcome"] for r in res["results"]}
+    for guest in came_up:
+        assert outcomes[guest] in ("started", "unconfirmed"), text
+    logged = [x for x in _audit_lines(tmp_path / "audit.jsonl") if x["action"] == "result"]
+    assert not [x for x in logged if x["guest"] in came_up and x["outcome"] == "failed"], logged
+    assert all(o in ("started", "unconfirmed", "not-started") for o in outcomes.values())
+
+
+def test_a_service_on_a_host_declared_dead_is_disabled_then_enabled_loudly(fresh_lab, tmp_path):
+    """Issue 11 item 7 / issue 14 case 2: the exact sequence for `started` on a dead owner."""
+    from xenfab.plan.layout import Assignment
+
+    r = Run(fresh_lab, tmp_path)
+    running = next(
+        g
+        for g in r.snap.guests
+        if g.state == "started" and g.owner not in (None, r.snap.master) and g.memory_mib
+    )
+    dead = running.owner
+    target = next(
+        h.name
+        for h in r.snap.hosts
+        if h.name not in (dead, r.snap.master) and h.free_mib > running.memory_mib
+    )
+    r.layout.assignments = [
+        Assignment(running.name, target, running.memory_mib, running.vcpus, 1, "test")
+    ]
+    r.layout.unplaced = []
+    # Without the declaration it is found running: never touched.
+    report, _ = r.start()
+    assert report.result(running.name).outcome == "found running"
+    fresh_lab.inject("command-fails", dead)
+    try:
+        report, text = r.start(dead_hosts=[dead], liveness_wait_s=5)
+    finally:
+        fresh_lab.inject("command-ok", dead)
+    res = report.result(running.name)
+    assert (res.outcome, res.host) == ("started", target), report.table()
+    assert f"WARNING: disabling vm:{running.name}" in text and dead in text
+    stops = [x for x in r.audit() if x["action"] == "stop" and x["guest"] == running.name]
+    assert stops and stops[0]["outcome"] == "disable-on-dead-owner"
+    assert "clusvcadm -d" in stops[0]["command"] and "clusvcadm -e" in stops[0]["command"]
+    assert services(fresh_lab)[running.name]["owner"] == target

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -149,6 +148,17 @@ def test_precheck_starts_only_disabled_or_failed_guests_running_nowhere():
     assert precheck("zz", st, doms).action == "skipped"
 
 
+def test_precheck_moves_a_running_service_only_off_a_dead_owner():
+    st = state(a=("started", "xen03"), b=("started", "xen04"), c=("disabled", None))
+    doms = {"xen01": {"Domain-0"}, "xen03": {"a", "c"}}
+    # xen03 dead: its (stale) list is not evidence; a's service is moved from it.
+    a = precheck("a", st, doms, dead={"xen03"})
+    assert (a.action, a.host, a.message) == ("start", "xen03", "started")
+    assert precheck("b", st, doms, dead={"xen03"}).action == "found running"
+    assert precheck("c", st, doms, dead={"xen03"}).action == "start"
+    assert precheck("a", st, doms).action == "found running"
+
+
 def test_precheck_accepts_stopped_only_on_a_retry():
     st = state(e=("stopped", None))
     assert precheck("e", st, {}, retry=True).action == "start"
@@ -267,7 +277,7 @@ def test_report_ok_table_and_dict():
     assert not rep.ok
     data = json.loads(json.dumps(rep.to_dict()))
     assert data["ok"] is False and data["counts"]["failed"] == 1
-    assert StartReport(results=[GuestResult("x", None, "not started")], dry_run=True).ok
+    assert StartReport(results=[GuestResult("x", None, "not-started")], dry_run=True).ok
     assert not StartReport(interrupted=True).ok
 
 
@@ -347,21 +357,53 @@ class FakePool:
         return RunResult(host, Output(XL_LIST.format(name=name), 0))
 
 
-def test_domain_watch_reads_every_host_and_tolerates_a_silent_one():
+def test_domain_watch_round_proves_only_hosts_that_answered_it():
+    """A silent host is never vouched for by an older list (the snapshot's or a previous one)."""
     from xenfab.start.watch import DomainWatch
 
     hosts = [Host("xen01", toolstack="xl"), Host("xen02", toolstack="xm"), Host("xen03")]
     hosts[2].domains = [Domain("old", 512, 1)]
-    warnings: list[str] = []
-    pool = FakePool({"xen01": "web01", "xen02": "db01", "xen03": None})
-    watch = DomainWatch(pool, hosts, 5, warnings.append, max_age=10)
-    assert not watch.fresh()
-    watch.refresh()
-    watch.refresh()
-    seen = watch.current()
-    assert "web01" in seen["xen01"] and "db01" in seen["xen02"]
-    assert seen["xen03"] == {"old"}  # the snapshot's list stands in for a silent host
-    assert watch.fresh()
-    assert len(warnings) == 1 and "xen03" in warnings[0]
-    assert watch.fresh(time.monotonic() + 11) is False
-    watch.stop()
+    pool = FakePool({"xen01": "web01", "xen02": "db01", "xen03": None, "xen04": "x"})
+    hosts.append(Host("xen04", reachable=False))
+    watch = DomainWatch(pool, hosts, 5, lambda _m: None)
+    try:
+        rnd = watch.begin(skip={"xen04"})
+        assert watch.wait(rnd, 5)
+        lists = rnd.lists()
+        assert "web01" in lists["xen01"] and "db01" in lists["xen02"]
+        assert "xen03" not in lists and "xen04" not in lists
+        missing = rnd.unproven(["xen01", "xen02", "xen03"])
+        assert list(missing) == ["xen03"] and "connection refused" in missing["xen03"]
+        assert rnd.unproven(["xen01", "xen02"]) == {}
+        assert "xen04" not in pool.calls  # a dead host is not read
+        # A later round starts from nothing: what xen01 said before vouches for nothing now.
+        later = watch.begin()
+        assert later.began >= rnd.began and later.futures.keys() == {
+            "xen01",
+            "xen02",
+            "xen03",
+            "xen04",
+        }
+        watch.wait(later, 5)
+    finally:
+        watch.stop()
+
+
+def test_progress_defaults_to_stderr_and_escapes_text_from_hosts(monkeypatch):
+    """--format json keeps stdout clean; a name with escapes never reaches a terminal raw."""
+    import sys
+    from pathlib import Path
+
+    from xenfab.config import load_config
+    from xenfab.start.engine import Engine
+
+    fake_err, fake_out = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", fake_err)
+    monkeypatch.setattr(sys, "stdout", fake_out)
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "fabfile_config.yaml"))
+    engine = Engine(cfg, cfg.environment("lab"), Snapshot("lab", "t", "xen01", True), None, None)
+    assert engine.out is fake_err
+    engine.progress.note("started \x1b]0;pwned\x07web01 on xen01")
+    text = fake_err.getvalue()
+    assert "\x1b" not in text and "\\x1b]0;pwned\\x07web01" in text
+    assert fake_out.getvalue() == ""

@@ -78,6 +78,8 @@ class StateVocabulary:
     # False when no manager records which host runs a guest: a guest seen nowhere may then run
     # on any host that did not answer, so its liveness is unknown until that host is dead.
     owners_tracked: bool = True
+    # Running states a service may be moved from once its owner is proven dead.
+    movable: frozenset[str] = frozenset()
 
     @property
     def occupying(self) -> frozenset[str]:
@@ -131,6 +133,8 @@ class StartOutcome:
     acted_on: str | None = None
     running_on: str | None = None
     already_running: bool = False
+    # A guard in the start command refused before anything was sent (the state had changed).
+    refused: bool = False
 
 
 # Every host's facts: which toolstack answers, its memory and CPUs, its running domains.
@@ -249,13 +253,21 @@ class ClusterBackend(ABC):
 
     @abstractmethod
     def start_command(
-        self, guest: str, host: str, state: str | None = None, *, config: str | None = None
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
     ) -> str:
         """The shell command that starts ``guest`` (now in ``state``) on ``host``, names quoted.
 
         Pass the state the guest was just re-read in: some managers need a different command for
         a failed service (rgmanager must disable it before it can be enabled again). ``config``
         is the guest's config file, for a backend that starts from it (xl create).
+        ``dead_owner``: the service is in a running state on that host, which is proven dead
+        (declared dead for the run, or offline in the manager's word); the command moves it.
         """
 
     @abstractmethod

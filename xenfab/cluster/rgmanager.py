@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from ..parse import ParseError, parse_clustat, parse_clusvcadm
@@ -14,11 +15,55 @@ from .base import (
     ServiceState,
     StartOutcome,
     StateVocabulary,
+    UnsafeName,
     safe_guest,
     safe_host,
 )
 
 VM_PREFIX = "vm:"
+# What the guard in front of a `clusvcadm -d` prints when it refuses (and so sends nothing).
+GUARD_REFUSED = "XENFAB-GUARD-REFUSED"
+# A running state a service may be moved from once its owner is proven dead.
+DEAD_OWNER_STATES = frozenset({"started", "starting", "recovering", "stopping"})
+
+
+def _guarded_disable(guest: str, state: str, owner: str | None, enable: str) -> str:
+    """``clusvcadm -d`` then ``enable``, only if the service still reads ``state`` (on ``owner``).
+
+    The check and the ``-d`` are one remote command, milliseconds apart: a guest started behind
+    the run's back since its last clustat read is seen here and left running. The master's own
+    ``xl list``/``xm list`` must not show the guest either (a hand start there). Anything but an
+    exact match (clustat failing, another state, another owner) refuses: the guard can only
+    ever keep a ``-d`` from being sent.
+    """
+    service = VM_PREFIX + guest
+    q = shlex.quote(service)
+    want = f'state_str="{state}"'
+    owner_check = ""
+    if owner is not None:
+        owner_check = f' && printf %s "$s" | grep -qF {shlex.quote(f" owner={_xq(owner)}")}'
+    tool = (
+        "if command -v xl >/dev/null 2>&1; then x=xl; elif command -v xm >/dev/null 2>&1; "
+        "then x=xm; else x=; fi"
+    )
+    refuse = f"echo {GUARD_REFUSED}"
+    named = shlex.quote(f"name={_xq(service)}")
+    return (
+        f"s=$(clustat -x -s {q} 2>&1); {tool}; "
+        f'if printf %s "$s" | grep -qF {named} '
+        f'&& printf %s "$s" | grep -qF {shlex.quote(want)}{owner_check}; then '
+        f'if [ -n "$x" ] && $x list {shlex.quote(guest)} >/dev/null 2>&1; then '
+        f'{refuse} running-here "$(hostname)"; exit 3; fi; '
+        f"clusvcadm -d {q} && {enable}; "
+        f"else {refuse} state; printf '%s\\n' \"$s\" | grep -F {named}; "
+        "exit 3; fi"
+    )
+
+
+def _xq(value: str) -> str:
+    """``value`` as a double-quoted XML attribute value (names are validated: no escapes)."""
+    return f'"{value}"'
+
 
 # rgmanager's service states (rg_state.h). Down: the service runs nowhere and rgmanager will not
 # start it by itself (`stopped` is also what a failed enable leaves). Transitions: rgmanager is
@@ -28,7 +73,13 @@ DOWN_STATES = frozenset({"disabled", "failed", "stopped", "recoverable"})
 RUNNING_STATES = frozenset({"started"})
 TRANSITION_STATES = frozenset({"starting", "stopping", "recovering", "migrating", "checking"})
 # A failed enable leaves the service `failed` (or `stopped`, already down): retried, not waited on.
-STATES = StateVocabulary(DOWN_STATES, RUNNING_STATES, TRANSITION_STATES, frozenset({"failed"}))
+STATES = StateVocabulary(
+    DOWN_STATES,
+    RUNNING_STATES,
+    TRANSITION_STATES,
+    frozenset({"failed"}),
+    movable=DEAD_OWNER_STATES,
+)
 
 
 class RgmanagerBackend(ClusterBackend):
@@ -81,25 +132,39 @@ class RgmanagerBackend(ClusterBackend):
         return ClusterState(None, source="", error="; ".join(errors) or "no clustat output")
 
     def start_command(
-        self, guest: str, host: str, state: str | None = None, *, config: str | None = None
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
     ) -> str:
         """``clusvcadm -e vm:NAME -m HOST``; a failed service is disabled first, as rgmanager asks.
 
-        Always the vm: prefix: clusvcadm would otherwise add ``service:``.
+        Always the vm: prefix: clusvcadm would otherwise add ``service:``. ``-d`` stops a running
+        service, so it is only ever sent behind a guard in the same remote command that re-reads
+        the service (``clustat -x -s``) right before it and refuses unless the service is still
+        failed (or, for ``dead_owner``, still in that state on that dead member), and the master's
+        own domain list does not show the guest.
         """
         safe_guest(guest)
         service = shlex.quote(VM_PREFIX + guest)
         enable = f"clusvcadm -e {service} -m {safe_host(host)}"
+        if dead_owner is not None:
+            if state not in DEAD_OWNER_STATES:
+                raise ValueError(f"no start command for {guest} in state {state!r} on a dead owner")
+            return _guarded_disable(guest, state, safe_host(dead_owner), enable)
         if state == "failed":
-            # rgmanager refuses to enable a failed service; -d clears it. Only ever for a guest
-            # just re-read as failed and absent from every host's xl list: -d on a running
-            # service would stop it.
-            return f"clusvcadm -d {service} && {enable}"
+            # rgmanager refuses to enable a failed service; -d clears it.
+            return _guarded_disable(guest, "failed", None, enable)
         return enable
 
     def parse_start(self, guest: str, host: str, output: Output) -> StartOutcome:
         """Success only when clusvcadm says so and acted on the member we asked for."""
         text = output.text
+        if GUARD_REFUSED in text:
+            return _refused(guest, host, text, output.exit_code)
         lines = text.splitlines(keepends=True)
         enable_at = [i for i, line in enumerate(lines) if "trying to enable" in line]
         if enable_at:
@@ -130,6 +195,52 @@ class RgmanagerBackend(ClusterBackend):
             running_on=res.running_on or (acted if ok and not res.already_running else None),
             already_running=bool(res.already_running),
         )
+
+
+_STATE_ATTR = re.compile(r'\bstate_str="([^"]*)"')
+_OWNER_ATTR = re.compile(r'\sowner="([^"]*)"')
+
+
+def _refused(guest: str, host: str, text: str, exit_code: int) -> StartOutcome:
+    """The guard before ``clusvcadm -d`` refused: nothing was sent; say what it saw."""
+    line = next(ln for ln in text.splitlines() if GUARD_REFUSED in ln)
+    words = line.split()
+    if len(words) >= 2 and words[1] == "running-here":
+        where = words[2] if len(words) > 2 else "the master"
+        return StartOutcome(
+            guest,
+            host,
+            False,
+            f"not disabled: the master's domain list shows {guest} running (on {where})",
+            exit_code,
+            already_running=True,
+            refused=True,
+        )
+    state = _STATE_ATTR.search(text)
+    owner = _OWNER_ATTR.search(text)
+    now = state.group(1) if state else "unreadable"
+    on = owner.group(1) if owner and owner.group(1) != "none" else None
+    message = f"not disabled: vm:{guest} reads {now}" + (f" on {on}" if on else "")
+    message += " just before clusvcadm -d (checked in the same command); nothing was sent"
+    running = now in ("started", "starting", "migrating", "recovering", "stopping")
+    return StartOutcome(
+        guest,
+        host,
+        False,
+        message,
+        exit_code,
+        running_on=on if running and on and safe_host_or_none(on) else None,
+        already_running=running,
+        refused=True,
+    )
+
+
+def safe_host_or_none(name: str) -> str | None:
+    """``name`` when it is a valid host name, else None (never raises)."""
+    try:
+        return safe_host(name)
+    except UnsafeName:
+        return None
 
 
 register(RgmanagerBackend.name, RgmanagerBackend)

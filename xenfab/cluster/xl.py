@@ -199,10 +199,19 @@ class XlBackend(ClusterBackend):
         return self.options.get("lock_host") or configured
 
     def start_command(
-        self, guest: str, host: str, state: str | None = None, *, config: str | None = None
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
     ) -> str:
-        """``xl create CONFIG`` on ``host`` (``xm`` where only it is), refused there if ``host``
-        already lists ``guest``."""
+        """``xl create CONFIG`` on ``host`` (xm where only it is), unless ``host`` lists it.
+
+        ``dead_owner`` changes nothing: no manager holds a service to move, and the domain lists
+        of every live host were just read.
+        """
         name = safe_guest(guest)
         safe_host(host)
         if config is None or not _PATH.match(config) or ".." in config.split("/"):

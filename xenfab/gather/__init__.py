@@ -68,6 +68,7 @@ def gather(
                 if extra.error is None:
                     reports[entry.name].outputs.update(extra.outputs)
                     reports[entry.name].files = extra.files
+                    reports[entry.name].file_errors = extra.file_errors
                     used_master = entry.name
                     break
     taken_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -86,6 +87,7 @@ def _report(result: ssh.RunResult, nonce: str, is_master: bool) -> HostReport:
         return HostReport(result.host, error=result.error or "no output", seconds=result.seconds)
     split = split_output(result.output.text, nonce)
     report = HostReport(result.host, split.outputs, split.files, seconds=result.seconds)
+    report.file_errors = dict(split.file_errors)
     if not split.complete:
         report.error = (
             f"{result.host}: the gather script stopped early (exit {result.output.exit_code})"

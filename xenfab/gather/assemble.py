@@ -21,7 +21,7 @@ class HostReport:
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
-    # Config files the batch refused to print whole (oversized, ...): path -> why.
+    # Config files seen but not read (too large, a name with control characters): path -> why.
     file_errors: dict[str, str] = field(default_factory=dict)
 
 

@@ -1,7 +1,15 @@
 """One shell script per host, so gathering costs one SSH round trip; and its output split back.
 
 Each probe's output is framed by marker lines carrying a random nonce, so no guest config or tool
-output can forge a section boundary.
+output can forge a section boundary; and no file name either: a name with a control character
+(a newline could end the marker line and start "content") is never printed raw, and its file is
+not read.
+
+Limits on what a host may send (docs/start.md, "Limits on remote data"): a config file larger
+than MAX_CONFIG_BYTES is not read (``find -size`` on the host, before any byte of it is read);
+its guest is still down with that reason. Every remote command runs under ``bounded``: it is
+killed with its whole process group when its time is up, on the host itself, so nothing xenfab
+started keeps running there after it gave up.
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ AWK_FILES = shlex.quote(
     " END { while (n < ARGC) mark(n++) }"
 )
 CONFIG_BATCH = 100
+# A Xen guest config is a few hundred bytes; 256 KiB is far above any real one and bounds what
+# one file can cost (a name, a memory line) whatever it holds.
+MAX_CONFIG_BYTES = 256 * 1024
+# What one remote command may print before xenfab stops reading and gives up on it: 5,000
+# guests' configs and clustat come to a few MiB; a hostile or broken host must not fill memory.
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 # The Xen toolstack probes every host runs (the backend may add its own: backend.host_probes()).
 HOST_PROBES = TOOLSTACK_PROBES
 
@@ -41,6 +55,9 @@ class BatchOutput:
     outputs: dict[str, Output] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     complete: bool = False
+    # Config files seen but not read, path -> why (too large, a name with control characters).
+    # A path is in ``files`` or here, never both.
+    file_errors: dict[str, str] = field(default_factory=dict)
 
 
 def new_nonce() -> str:
@@ -67,15 +84,27 @@ def build_script(nonce: str, probes: list[Probe], config_dir: str | None = None)
         rc_var[probe.name] = f"r{i}"
     if config_dir is not None:
         d = shlex.quote(config_dir.rstrip("/") or "/")
+        limit = MAX_CONFIG_BYTES
         # Files go to awk in batches of CONFIG_BATCH: appending to "$@" copies it, so one list of
         # every file was quadratic (5,000 configs: 2.4 s of shell), and ARG_MAX stays far away.
+        # Too large files are listed by one find (names with control characters left out: they
+        # never reach a line of their own), then skipped with a marker; a name with a control
+        # character gets a marker with its bytes in hex and is not read.
         lines += [
             'p() { if [ -n "$a" ]; then awk -v m="$m" ' + AWK_FILES + ' "$@"; '
             'else for f in "$@"; do printf \'\\n%s file %s\\n\' "$m" "$f"; cat -- "$f"; done; '
             "fi; }",
+            "nl='\n'",
             f"b configs; if [ -d {d} ]; then",
             "a=; if command -v awk >/dev/null 2>&1; then a=1; fi; set --",
-            f'for f in {d}/*; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; '
+            f"big=$(find {d}/ -maxdepth 1 -type f -size +{limit}c ! -name '*[[:cntrl:]]*' "
+            "-print 2>/dev/null)",
+            f'for f in {d}/*; do if [ -f "$f" ]; then case "$f" in '
+            "*[[:cntrl:]]*) printf '\\n%s badname %s\\n' \"$m\" "
+            '"$(printf %s "$f" | od -An -tx1 | tr -d \' \\n\')";; '
+            '*) if [ -n "$big" ] && case "$nl$big$nl" in *"$nl$f$nl"*) true;; *) false;; esac; '
+            'then printf \'\\n%s big %s\\n\' "$m" "$f"; '
+            'else set -- "$@" "$f"; fi;; esac; fi; '
             f'if [ $# -ge {CONFIG_BATCH} ]; then p "$@"; set --; fi; done',
             'if [ $# -gt 0 ]; then p "$@"; fi',
             f'e configs 0; else echo "no such directory: "{d}; e configs 1; fi',
@@ -106,9 +135,16 @@ def split_output(text: str, nonce: str) -> BatchOutput:
         words = line[len(mark) :].rstrip("\n").split(" ", 2)
         kind = words[0]
         if current_file is not None:
-            result.files[current_file] = flush()
+            _file_done(result, current_file, flush())
             current_file = None
-        if kind == "begin" and len(words) >= 2:
+        if kind == "big" and len(words) >= 2:
+            result.file_errors[" ".join(words[1:])] = (
+                f"larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES): not read"
+            )
+        elif kind == "badname" and len(words) >= 2:
+            name = _unhex(words[1])
+            result.file_errors[name] = "file name has control characters: not read"
+        elif kind == "begin" and len(words) >= 2:
             current = words[1]
             buf.clear()
         elif kind == "file" and len(words) >= 2:
@@ -125,3 +161,44 @@ def split_output(text: str, nonce: str) -> BatchOutput:
         elif kind == "done":
             result.complete = True
     return result
+
+
+def _file_done(result: BatchOutput, path: str, body: str) -> None:
+    """Record one file's content, or why not (it grew past the limit after the host's check)."""
+    if len(body) > MAX_CONFIG_BYTES:
+        result.file_errors[path] = (
+            f"larger than {MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES): not read"
+        )
+        return
+    result.files[path] = body
+
+
+def _unhex(text: str) -> str:
+    """A file name from the hex ``od`` printed (undecodable bytes replaced)."""
+    try:
+        return bytes.fromhex(text).decode("utf-8", errors="replace")
+    except ValueError:
+        return f"(unreadable name {text[:64]})"
+
+
+def bounded(command: str, timeout_s: float) -> str:
+    """``command`` run so that the host kills it, with its whole process group, at the deadline.
+
+    With coreutils ``timeout`` (RHEL 6 and later) that is ``timeout -k 2``: it runs the command in
+    a process group of its own and signals the whole group (TERM, KILL two seconds later). Without
+    it (RHEL 5) the command runs in a session of its own (``setsid``) next to a watchdog in
+    another, which does the same; when the command ends first the watchdog is killed. An SSH
+    client that gave up (or died) cannot do this: closing a channel does not stop a command that
+    is not writing (an awk reading a huge file). With neither tool the command runs as it is.
+    """
+    t = max(1, int(timeout_s + 0.999))
+    return (
+        f"c={shlex.quote(command)}; if command -v timeout >/dev/null 2>&1; then "
+        f'timeout -k 2 {t} sh -c "$c" </dev/null; '
+        "elif command -v setsid >/dev/null 2>&1; then "
+        'setsid sh -c "$c" </dev/null & p=$!; '
+        f"setsid sh -c 'sleep {t}; kill -TERM -$0 2>/dev/null; sleep 2; "
+        'kill -KILL -$0 2>/dev/null\' "$p" </dev/null >/dev/null 2>&1 & w=$!; '
+        'wait "$p"; r=$?; kill -KILL -"$w" "$w" 2>/dev/null; exit "$r"; '
+        'else sh -c "$c" </dev/null; fi'
+    )

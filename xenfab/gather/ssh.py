@@ -15,10 +15,13 @@ to it (IndexedSSHConfig), not every stanza of a config with one per host.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import heapq
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +32,9 @@ from invoke.exceptions import CommandTimedOut
 
 from ..cluster import Output
 from ..config import Environment
+from ..textsafe import printable
+from .batch import MAX_OUTPUT_BYTES, bounded
+from .hostkeys import KnownHosts, read_known_hosts
 
 
 @dataclass
@@ -165,15 +171,36 @@ def connect(host: str, env: Environment, cfg: Config) -> Connection:
         connect_kwargs=kwargs,
     )
     if env.ssh.host_key_check == "strict":
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         # paramiko checks the key filed under this name only (SSHClient.connect), so the
         # client needs just those entries of the (cached) known_hosts files.
         name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
-        found = _trusted_keys(tuple(known_hosts_files(conn, env))).lookup(name)
+        known = _trusted_keys(tuple(known_hosts_files(conn, env)))
+        revoked = list((known.revoked.lookup(name) or {}).values())
+        conn.client.set_missing_host_key_policy(_RejectPolicy(revoked))
+        found = known.keys.lookup(name)
         client_keys = conn.client.get_host_keys()
         for keytype, key in (found or {}).items():
-            client_keys.add(name, keytype, key)
+            # A key both trusted and @revoked is revoked (OpenSSH refuses it).
+            if key not in revoked:
+                client_keys.add(name, keytype, key)
     return conn
+
+
+class RevokedHostKey(paramiko.SSHException):
+    """The host offered a key that a known_hosts file marks @revoked."""
+
+
+class _RejectPolicy(paramiko.MissingHostKeyPolicy):
+    """paramiko's RejectPolicy, naming a @revoked key as such."""
+
+    def __init__(self, revoked: list[paramiko.PKey]):
+        self.revoked = revoked
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+        """Refuse the key; say so when it is a revoked one."""
+        if key in self.revoked:
+            raise RevokedHostKey(f"host key for {hostname} is marked @revoked in known_hosts")
+        raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
 
 
 def transport(sock: object, **kwargs: object) -> paramiko.Transport:
@@ -209,10 +236,11 @@ class _AckingSocket:
 
 
 _KEYS_LOCK = threading.Lock()
-_KEYS_CACHE: dict[tuple, paramiko.HostKeys] = {}
+_KEYS_CACHE: dict[tuple, KnownHosts] = {}
+_NOTED: set[str] = set()
 
 
-def _trusted_keys(paths: tuple[str, ...]) -> paramiko.HostKeys:
+def _trusted_keys(paths: tuple[str, ...]) -> KnownHosts:
     # Keyed by each file's identity and version, so `fab trust-host` (which rewrites the file)
     # is seen by the next connection of the same process.
     stamp = []
@@ -224,25 +252,37 @@ def _trusted_keys(paths: tuple[str, ...]) -> paramiko.HostKeys:
         stamp.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
     key = tuple(stamp)
     with _KEYS_LOCK:
-        keys = _KEYS_CACHE.get(key)
-        if keys is None:
-            keys = paramiko.HostKeys()
+        known = _KEYS_CACHE.get(key)
+        if known is None:
+            known = KnownHosts(paramiko.HostKeys(), paramiko.HostKeys(), [])
             for path, *_ in stamp:
-                try:
-                    keys.load(path)
-                except (OSError, paramiko.SSHException):
-                    continue
+                one = read_known_hosts(path)
+                # First file first: paramiko's lookup takes the first entry for a name.
+                for target, source in ((known.keys, one.keys), (known.revoked, one.revoked)):
+                    for entry in source._entries:
+                        target._entries.append(entry)
+                known.notes += one.notes
             if len(_KEYS_CACHE) > 8:
                 _KEYS_CACHE.clear()
-            _KEYS_CACHE[key] = keys
-    return keys
+            _KEYS_CACHE[key] = known
+        fresh = [n for n in known.notes if n not in _NOTED]
+        _NOTED.update(fresh)
+    for note in fresh:
+        # Once per process and line: a note, not an error (the line is skipped).
+        print(f"note: {printable(note)}", file=sys.stderr)
+    return known
 
 
 def known_hosts_files(conn: Connection, env: Environment) -> list[str]:
-    """Where host keys for this connection are trusted from, in order."""
-    files = []
+    """Where host keys for this connection are trusted from, in order.
+
+    ``ssh.known_hosts`` in the configuration, when set, is the only one: what the admin named
+    for this environment is not widened by ~/.ssh/known_hosts or the ssh_config's files.
+    """
     if env.ssh.known_hosts:
-        files.append(env.ssh.known_hosts)
+        path = os.path.expanduser(env.ssh.known_hosts)
+        return [path] if os.path.isfile(path) else []
+    files = []
     for item in (conn.ssh_config.get("userknownhostsfile") or "").split():
         files.append(os.path.expanduser(item))
     files.append(os.path.expanduser("~/.ssh/known_hosts"))
@@ -266,6 +306,14 @@ def run(
         conn.close()
 
 
+class OutputTooLarge(Exception):
+    """The command printed more than MAX_OUTPUT_BYTES; the rest was not read."""
+
+    def __init__(self, limit: int = MAX_OUTPUT_BYTES):
+        super().__init__(f"printed more than {limit} bytes (MAX_OUTPUT_BYTES)")
+        self.limit = limit
+
+
 class CommandTimeout(Exception):
     """The command was still running when its time was up."""
 
@@ -287,10 +335,13 @@ def execute(conn: Connection, command: str, timeout: float, open_timeout: float 
     deadline = time.monotonic() + timeout
     chan = transport.open_session(timeout=open_timeout)
     try:
-        chan.exec_command(command)
+        # The host kills the command (its process group) at the deadline: closing the channel
+        # alone leaves an awk reading a huge file running there.
+        chan.exec_command(bounded(command, timeout))
         # No input: the remote side reads EOF at once instead of waiting for a terminal.
         chan.shutdown_write()
         chunks: list[bytes] = []
+        size = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -308,6 +359,9 @@ def execute(conn: Connection, command: str, timeout: float, open_timeout: float 
             if not data:
                 break
             chunks.append(data)
+            size += len(data)
+            if size > MAX_OUTPUT_BYTES:
+                raise OutputTooLarge()
         if not chan.status_event.wait(max(0.0, deadline - time.monotonic())):
             raise CommandTimeout(timeout)
         code = chan.recv_exit_status()
@@ -323,11 +377,18 @@ def describe(exc: BaseException, host: str, address: str, env: Environment) -> s
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and exc.errors:
         # paramiko tried every address of the host; the first refusal or error says enough.
         exc = next(iter(exc.errors.values()))
-    if isinstance(exc, paramiko.BadHostKeyException):
+    if isinstance(exc, RevokedHostKey):
         return (
-            f"{where}: host key CHANGED (got {exc.key.get_name()} "
-            f"{exc.key.get_fingerprint().hex()}); refusing to connect. If the host was "
-            f"reinstalled, remove the old key and run: fab trust-host {host}"
+            f"{where}: host key REVOKED ({exc}); refusing to connect. Find out why it was "
+            "revoked before you trust any key for this host"
+        )
+    if isinstance(exc, paramiko.BadHostKeyException):
+        digest = hashlib.sha256(exc.key.asbytes()).digest()
+        fingerprint = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+        return (
+            f"{where}: host key CHANGED (got {exc.key.get_name()} {fingerprint}); refusing to "
+            f"connect. If the host was reinstalled, check that fingerprint on its console, then "
+            f"run: fab trust-host {host} --replace"
         )
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         return (
@@ -346,10 +407,13 @@ def describe(exc: BaseException, host: str, address: str, env: Environment) -> s
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return f"{where}: no answer within {env.ssh.connect_timeout:g} s"
     if isinstance(exc, (CommandTimeout, CommandTimedOut)):
-        return f"{where}: command still running after {exc.timeout:g} s; gave up"
+        return f"{where}: command still running after {exc.timeout:g} s; gave up (killed there)"
+    if isinstance(exc, OutputTooLarge):
+        return f"{where}: the command {exc}; gave up"
     if isinstance(exc, socket.gaierror):
         return f"{where}: cannot resolve host name ({exc.strerror})"
     if isinstance(exc, OSError):
         return f"{where}: {exc.strerror or exc}"
     text = str(exc).strip().splitlines()
-    return f"{where}: {type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    first = printable(text[0][:300]) if text else ""
+    return f"{where}: {type(exc).__name__}: {first}".rstrip(": ")

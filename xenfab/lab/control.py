@@ -765,6 +765,11 @@ INJECT_KINDS = {
     "inquorate": (),
     "quorate": (),
     "start-behind": ("GUEST", "HOST"),
+    # a hand `xl create` on HOST: the domain runs there, the cluster does not know
+    "hand-start": ("GUEST", "HOST"),
+    # armed: fire at the next clusvcadm acting on another guest (during a run's starts)
+    "hand-start-on-start": ("GUEST", "HOST"),
+    "start-behind-on-start": ("GUEST", "HOST"),
     "start-fails": ("GUEST",),
     "start-ok": ("GUEST",),
 }
@@ -822,7 +827,6 @@ def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -
 
 
 def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
-    now = time.time()
     if kind == "host-down":
         db.execute("UPDATE hosts SET up = 0 WHERE name = ?", (v["host"],))
     elif kind == "host-up":
@@ -843,33 +847,16 @@ def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
             "UPDATE services SET start_fails = ? WHERE name = ?", (kind == "start-fails", v["svc"])
         )
     elif kind == "start-behind":
-        _start_behind(lab, db, v["svc"], v["host"], now)
-
-
-def _start_behind(lab: Path, db, svc: str, host: str, now: float) -> None:
-    """Someone else started the guest on host just now (behind xenfab's back)."""
-    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
-    guest = svc.split(":", 1)[1]
-    try:
-        cfg = emulator.read_cfg(str(lab / "xenconfig" / row["cfg"]))
-    except (OSError, ValueError, KeyError):
-        cfg = {"name": guest, "memory": 1024, "maxmem": 1024, "vcpus": 1}
-    if not db.execute(
-        "SELECT 1 FROM domains WHERE host = ? AND name = ?", (host, cfg["name"])
-    ).fetchone():
-        domid = db.execute("SELECT next_domid FROM hosts WHERE name = ?", (host,)).fetchone()[0]
-        db.execute("UPDATE hosts SET next_domid = next_domid + 1 WHERE name = ?", (host,))
+        emulator.start_behind(db, str(lab), v["svc"], v["host"], cluster=True)
+    elif kind == "hand-start":
+        emulator.start_behind(db, str(lab), v["svc"], v["host"], cluster=False)
+    elif kind in ("hand-start-on-start", "start-behind-on-start"):
+        armed = json.loads(emulator.meta(db, emulator.ARMED_KEY, "[]") or "[]")
+        armed.append([kind, v["svc"], v["host"]])
         db.execute(
-            "INSERT INTO domains(name, host, mem_mib, maxmem_mib, vcpus, domid, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (cfg["name"], host, cfg["memory"], cfg["maxmem"], cfg["vcpus"], domid, now),
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            (emulator.ARMED_KEY, json.dumps(armed)),
         )
-    last = row["owner"] if row["state"] in emulator.RUNNING_STATES else row["last_owner"]
-    db.execute(
-        "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ? "
-        "WHERE name = ?",
-        (host, last, now, svc),
-    )
 
 
 def reseed(

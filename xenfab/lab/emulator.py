@@ -17,6 +17,7 @@ RHEL 6), as described in the project's FORMATS reference.
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import signal
 import socket
@@ -1190,8 +1191,69 @@ def _record_start(ctx: Ctx, guest: str, host: str, began: float, ended: float, o
     )
 
 
+def start_behind(db: sqlite3.Connection, lab_dir: str, svc: str, host: str, cluster: bool) -> None:
+    """Someone else started ``svc`` on ``host`` just now: through the cluster, or by ``xl create``.
+
+    ``cluster=False`` is a hand ``xl create``: the domain runs on the host and the cluster's
+    state is left as it was (rgmanager does not know about it).
+    """
+    now = time.time()
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
+    if row is None:
+        return
+    guest = svc.split(":", 1)[1]
+    try:
+        cfg = read_cfg(os.path.join(lab_dir, "xenconfig", row["cfg"]))
+    except (OSError, ValueError, KeyError):
+        cfg = {"name": guest, "memory": 1024, "maxmem": 1024, "vcpus": 1}
+    if not db.execute(
+        "SELECT 1 FROM domains WHERE host = ? AND name = ?", (host, cfg["name"])
+    ).fetchone():
+        domid = db.execute("SELECT next_domid FROM hosts WHERE name = ?", (host,)).fetchone()[0]
+        db.execute("UPDATE hosts SET next_domid = next_domid + 1 WHERE name = ?", (host,))
+        db.execute(
+            "INSERT INTO domains(name, host, mem_mib, maxmem_mib, vcpus, domid, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (cfg["name"], host, cfg["memory"], cfg["maxmem"], cfg["vcpus"], domid, now),
+        )
+    if not cluster:
+        return
+    last = row["owner"] if row["state"] in RUNNING_STATES else row["last_owner"]
+    db.execute(
+        "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ? "
+        "WHERE name = ?",
+        (host, last, now, svc),
+    )
+
+
+# Faults armed to fire at the next `clusvcadm` that acts on another service (a JSON list of
+# [kind, svc, host] in meta): a guest started behind xenfab's back at the very moment its run
+# is sending starts, which a test cannot time from outside.
+ARMED_KEY = "armed"
+
+
+def fire_armed(ctx: Ctx, acting_on: str) -> None:
+    """Fire every armed fault that waits on a clusvcadm acting on a service other than its own."""
+    db = ctx.db
+    try:
+        armed = json.loads(meta(db, ARMED_KEY, "[]"))
+    except ValueError:
+        armed = []
+    keep = []
+    for kind, svc, host in armed:
+        if svc == acting_on:
+            keep.append([kind, svc, host])
+            continue
+        start_behind(db, ctx.lab_dir, svc, host, cluster=kind == "start-behind-on-start")
+    if armed != keep:
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (ARMED_KEY, json.dumps(keep))
+        )
+
+
 def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
     db = ctx.db
+    fire_armed(ctx, svc)
     now = time.time()
     boot_s = float(meta(db, "boot_s", "2"))
     if meta(db, "quorate", "1") != "1":
@@ -1262,6 +1324,7 @@ def _disable(ctx: Ctx, svc: str) -> int:
 
 def _disable_locked(ctx: Ctx, svc: str) -> int:
     db = ctx.db
+    fire_armed(ctx, svc)
     if meta(db, "quorate", "1") != "1":
         return RG_EQUORUM
     row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()

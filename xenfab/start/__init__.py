@@ -34,8 +34,16 @@ def start_guests(
     prompt: Callable[[str], str] | None = None,
     confirm_timeout_s: float | None = None,
     start_policy: StartPolicy | None = None,
+    dead_hosts: Collection[str] = (),
+    liveness_wait_s: float | None = None,
 ) -> StartReport:
-    """Start ``layout``'s guests; raises StartRefused (before any start) when it is not safe."""
+    """Start ``layout``'s guests; raises StartRefused (before any start) when it is not safe.
+
+    ``dead_hosts``: hosts declared dead for this run (audited with the operator's name): their
+    domain lists are not waited for and a service the cluster shows running there is moved.
+    ``out`` (progress, prompts) defaults to stderr. ``liveness_wait_s``: how long the run waits
+    for a host that does not list its domains before the guests still queued are not started.
+    """
     engine = Engine(
         cfg,
         env,
@@ -52,6 +60,8 @@ def start_guests(
         prompt=prompt,
         confirm_timeout_s=confirm_timeout_s,
         start_policy=start_policy,
+        dead_hosts=dead_hosts,
+        liveness_wait_s=liveness_wait_s,
     )
     return engine.run()
 

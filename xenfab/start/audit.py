@@ -61,9 +61,13 @@ class AuditLog:
         host: str | None = None,
         command: str | None = None,
         outcome: str | None = None,
+        sync: bool = False,
         **extra: Any,
     ) -> None:
-        """Append one action; a full disk must not stop a recovery, so write errors are dropped."""
+        """Append one action; a full disk must not stop a recovery, so write errors are dropped.
+
+        ``sync``: on disk (fsync) before this returns; for an intent, written before the action.
+        """
         record: dict[str, Any] = {
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
             "user": self.user,
@@ -83,6 +87,8 @@ class AuditLog:
             try:
                 self._fh.write(line)
                 self._fh.flush()
+                if sync:
+                    os.fsync(self._fh.fileno())
             except OSError:
                 pass
 

@@ -30,6 +30,7 @@ from ..errors import StartRefused, XenfabError
 from ..gather import batch, ssh
 from ..gather.ssh import RunResult
 from ..snapshot import Domain, Snapshot
+from ..textsafe import printable
 from .audit import AuditLog, local_user
 from .lock import MasterLock
 from .progress import Progress, counts_line
@@ -45,7 +46,7 @@ from .schedule import (
     confirm,
     precheck,
 )
-from .watch import DomainWatch
+from .watch import DomainWatch, Round
 
 # A careful admin's global cap (docs/start.md explains the choice); declared in the start policy.
 DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
@@ -61,8 +62,20 @@ CONFIRM_TIMEOUT_S = 600.0
 CONFIRM_GRACE_S = 3.0
 # With no answer from the master this long, nothing more is started.
 STATE_GIVE_UP_S = 60.0
+# With no fresh domain list from some live host this long, the guests still queued are not
+# started (their liveness cannot be proven). A round of reads is waited on (beyond the reads' own
+# timeout) this long, and a round with a failed read is retried this often.
+LIVENESS_WAIT_S = 60.0
+ROUND_WAIT_S = 1.0
+ROUND_RETRY_S = 1.0
+# After a second Ctrl-C, one last clustat read (this long at most) says which starts came up.
+LAST_READ_S = 5.0
 
 PROMPT = "Start {guest} on {host}? [Enter=yes, s=skip, q=quit] "
+# Signals that stop a run like Ctrl-C: a `kill`, a closed terminal or ssh session.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 @dataclass
@@ -102,6 +115,8 @@ class Engine:
         prompt: Callable[[str], str] | None = None,
         confirm_timeout_s: float | None = None,
         start_policy: StartPolicy | None = None,
+        dead_hosts: Collection[str] = (),
+        liveness_wait_s: float | None = None,
     ):
         """Prepare a run; nothing touches the cluster before ``run()``."""
         self.cfg = cfg
@@ -119,9 +134,14 @@ class Engine:
         self.parallel = 1 if step else max(1, int(configured))
         self.dry_run = dry_run
         self.break_lock = break_lock
-        self.out = out if out is not None else sys.stdout
+        # Progress and prompts never go to stdout: `--format json` keeps it for the document.
+        self.out = out if out is not None else sys.stderr
         self.prompt = prompt
         self.confirm_timeout_s = confirm_timeout_s or CONFIRM_TIMEOUT_S
+        # Hosts declared dead for this run (--dead): their guests may be moved, their domain
+        # lists are not waited for.
+        self.dead_hosts = frozenset(dead_hosts)
+        self.liveness_wait_s = _cap(liveness_wait_s, policy, "liveness_wait_s", LIVENESS_WAIT_S)
         self.backend = get_backend(env.backend, env.backend_options)
         # The snapshot names the host that actually read the cluster; the config is the fallback.
         self.master = snapshot.master or env.master or ""
@@ -139,6 +159,13 @@ class Engine:
         self.in_prompt = False
         self.in_loop = False
         self.watch: DomainWatch | None = None
+        self.round: Round | None = None
+        self.next_round_at = 0.0
+        self.waiting_since: float | None = None
+        self.waiting_key: tuple[str, ...] | None = None
+        self.last_state: ClusterState | None = None
+        self.sent_any = False
+        self.old_handlers: dict[int, Any] = {}
         self.state_ok_at = time.monotonic()
         self.read_at = 0.0
         self.primed: ClusterState | None = None
@@ -171,6 +198,14 @@ class Engine:
         run_id = secrets.token_hex(6)
         self.audit = AuditLog(self.cfg.audit_log, self.env.name, run_id)
         self.audit.open()
+        for host in sorted(self.dead_hosts):
+            self._audit(
+                "declare-dead",
+                host=host,
+                outcome="declared",
+                message=f"declared dead for this run by {local_user()}",
+                sync=True,
+            )
         fab_cfg = ssh.fabric_config(self.env, self.base_config)
         self.pool = SessionPool(self.env, fab_cfg)
         # While the lock is taken: connect to every host and read their domain lists, and open
@@ -178,15 +213,16 @@ class Engine:
         self.watch = DomainWatch(
             self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
         )
-        self.watch.start()
-        self.watch.want(True)
+        # A first round while the lock is taken opens a transport to every host; the loop reads
+        # its own rounds (a round vouches only for the turn it began in).
+        self.round = self.watch.begin(skip=self._dead_now())
         warm = threading.Thread(
             target=self.pool.warm,
             args=(self.master, -(-self.parallel // CHANNELS_PER_TRANSPORT)),
             daemon=True,
         )
         warm.start()
-        old_handler = self._trap_sigint()
+        self._trap_signals()
         try:
             try:
                 self._take_lock()
@@ -195,7 +231,7 @@ class Engine:
                 self.watch.stop()
                 self._release_lock()
         finally:
-            self._restore_sigint(old_handler)
+            self._restore_signals()
             if self.pool is not None:
                 self.pool.close()
             self.audit.write(
@@ -226,8 +262,13 @@ class Engine:
             + (" (step mode)" if self.step else "")
         )
         for h in self.snapshot.hosts:
-            if not h.reachable:
-                self.progress.note(f"note: {h.name} unreachable; its domains cannot be checked")
+            if h.name in self.dead_hosts:
+                self.progress.note(f"note: {h.name} declared dead for this run")
+            elif not h.reachable:
+                self.progress.note(
+                    f"note: {h.name} was unreachable; no guest starts until it lists its "
+                    "domains, the cluster shows it offline, or it is declared dead (--dead)"
+                )
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
         self.in_loop = True
         try:
@@ -257,15 +298,25 @@ class Engine:
         stopping = self.report.interrupted or self.quit or self.stop_reason is not None
         if stopping:
             self._drop_queued(sched)
-        if self.watch is not None:
-            self.watch.want(not stopping and any(j.phase == QUEUED for j in self.jobs))
         confirming = [j for j in self.jobs if j.phase == CONFIRMING]
         may_start = not stopping and sched.ready(now)
+        # A round vouches only for the turn it began in: the decision to start is taken now,
+        # and every list that vouches for it is read after.
+        self.round = None
+        if may_start and now >= self.next_round_at:
+            assert self.watch is not None
+            self.round = self.watch.begin(skip=self._dead_now())
         state: ClusterState | None = None
         if confirming or may_start:
             primed, self.primed = self.primed, None
-            # The read that checked quorum after taking the lock serves the first turn.
-            fresh = primed is not None and time.monotonic() - self.read_at < POLL_S
+            # The read that checked quorum after taking the lock serves the first turn, unless
+            # a start may follow: its cluster state must be read after the round began.
+            fresh = (
+                primed is not None
+                and time.monotonic() - self.read_at < POLL_S
+                and (self.round is None or self.read_at >= self.round.began)
+                and not may_start
+            )
             state = primed if fresh else self._read_state()
         if state is not None:
             self._confirm(sched, confirming, state)
@@ -295,12 +346,10 @@ class Engine:
 
     def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
         assert self.watch is not None
-        if not self.watch.fresh():
-            # Some host's domain list is too old to vouch for it; the watch is re-reading it
-            # and the loop goes on confirming meanwhile.
-            self.watch.want(True)
+        domains = self._proven_domains(sched, state)
+        if domains is None:
             return
-        domains = self.watch.current()
+        dead = self._dead_now(state)
         for _ in range(4):
             picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
             if not picked:
@@ -310,7 +359,12 @@ class Engine:
                 # Ask only about a guest that is still to start; then look again after the
                 # answer, which may have taken minutes.
                 first = precheck(
-                    job.guest, state, domains, retry=job.attempts > 0, backend=self.backend
+                    job.guest,
+                    state,
+                    domains,
+                    retry=job.attempts > 0,
+                    backend=self.backend,
+                    dead=dead,
                 )
                 if first.action == "start":
                     answer = self._ask(job)
@@ -324,13 +378,20 @@ class Engine:
                             self._drop_queued(sched)
                         return
                     job.approved = True
+                    # The answer may have taken minutes: a new round, then the state.
+                    self.round = self.watch.begin(skip=self._dead_now(state))
                     fresh = self._read_state()
                     if fresh is None or not self._may_start(fresh):
                         sched.unpick(job)
                         return
                     state = fresh
-                    self.watch.refresh()
-                    domains = self.watch.current()
+                    self.watch.wait(self.round, self.env.ssh.connect_timeout + 1)
+                    proven = self._proven_domains(sched, state)
+                    if proven is None:
+                        sched.unpick(job)
+                        return
+                    domains = proven
+                    dead = self._dead_now(state)
             dropped = 0
             for job in picked:
                 if self.interrupts:
@@ -338,10 +399,16 @@ class Engine:
                     sched.unpick(job)
                     continue
                 decision = precheck(
-                    job.guest, state, domains, retry=job.attempts > 0, backend=self.backend
+                    job.guest,
+                    state,
+                    domains,
+                    retry=job.attempts > 0,
+                    backend=self.backend,
+                    dead=dead,
                 )
                 if decision.action == "start":
                     job.start_state = decision.message
+                    job.dead_owner = decision.host
                     self._send(sched, workers, job)
                     continue
                 dropped += 1
@@ -355,12 +422,40 @@ class Engine:
         try:
             # The state just re-read decides the command: a failed service needs clearing first.
             command = self.backend.start_command(
-                job.guest, job.host, job.start_state, config=self._config_of(job.guest)
+                job.guest,
+                job.host,
+                job.start_state,
+                config=self._config_of(job.guest),
+                dead_owner=job.dead_owner,
             )
-        except UnsafeName as exc:
+        except (UnsafeName, ValueError) as exc:
             self._finish(job, "failed", job.host, str(exc))
             return
+        self.sent_any = True
         tries = f" (try {job.attempts})" if job.attempts > 1 else ""
+        if job.dead_owner is not None:
+            # The one case where the run disables a service the cluster shows running: its
+            # owner is proven dead. Said loudly, and recorded before it is sent.
+            why = (
+                "declared dead for this run"
+                if job.dead_owner in self.dead_hosts
+                else "offline in the cluster's word"
+            )
+            msg = (
+                f"WARNING: disabling {self.backend.service_name(job.guest)}, which the cluster "
+                f"shows {job.start_state} on "
+                f"{job.dead_owner} ({why}), to start it on {job.host}"
+            )
+            self._event(msg)
+            self._audit(
+                "stop",
+                guest=job.guest,
+                host=job.dead_owner,
+                command=command,
+                outcome="disable-on-dead-owner",
+                message=msg,
+                sync=True,
+            )
         self._event(f"starting {job.guest} on {job.host}{tries}")
         now = time.monotonic()
         send_at = max(now, self.next_send)
@@ -370,7 +465,18 @@ class Engine:
     def _start_worker(self, job: Job, host: str, command: str, send_at: float) -> None:
         assert self.pool is not None
         time.sleep(max(0.0, send_at - time.monotonic()))
+        # The intent is on disk before the command leaves: after a SIGKILL the log still says
+        # what may have been sent.
         on = self.backend.start_host(self.master, host)
+        self._audit(
+            "intent",
+            guest=job.guest,
+            host=host,
+            command=command,
+            outcome="sending",
+            attempt=job.attempts,
+            sync=True,
+        )
         res = self.pool.run(on, command, timeout=self.env.ssh.command_timeout)
         self.results.put(_StartDone(job, host, command, res))
 
@@ -409,6 +515,7 @@ class Engine:
             outcome = StartOutcome(job.guest, done.host, False, res.error or "no output", 255)
         else:
             outcome = self.backend.parse_start(job.guest, done.host, res.output)
+        outcome.message = printable(outcome.message)
         self._audit(
             "start",
             guest=job.guest,
@@ -420,6 +527,9 @@ class Engine:
             attempt=job.attempts,
             seconds=round(res.seconds, 2),
         )
+        if outcome.refused and outcome.already_running:
+            self._finish(job, "found running", outcome.running_on, outcome.message)
+            return
         if outcome.already_running:
             where = outcome.running_on or outcome.acted_on or done.host
             tool = self.backend.start_tool
@@ -516,12 +626,8 @@ class Engine:
         job = r.job
         if job.phase != REPLANNING:
             return
-        if r.snapshot is not None and self.watch is not None:
-            for h in r.snapshot.hosts:
-                if h.reachable:
-                    self.watch.update(h.name, {d.name for d in h.domains})
         if self.report.interrupted or self.quit or self.stop_reason is not None:
-            self._finish(job, "not started", None, "stopped before it could move")
+            self._finish(job, "not-started", None, "stopped before it could move")
             return
         if r.host is None:
             tried = ", ".join(job.hosts_tried)
@@ -541,7 +647,8 @@ class Engine:
             "already running": f"{job.guest} already running on {host}",
             "found running": f"{job.guest}",
             "skipped": f"skipped {job.guest}",
-            "not started": f"not started: {job.guest}",
+            "not-started": f"not started: {job.guest}",
+            "unconfirmed": f"UNCONFIRMED {job.guest}" + (f" on {host}" if host else ""),
         }[outcome]
         took = ""
         if outcome == "started" and job.command_at is not None:
@@ -550,7 +657,7 @@ class Engine:
         if outcome == "found running":
             tail = f" {message}"
         self._event(f"{verb}{took}{tail}")
-        if outcome in ("found running", "skipped", "not started"):
+        if outcome in ("found running", "skipped", "not-started"):
             self._audit(
                 outcome.replace(" ", "-"),
                 guest=job.guest,
@@ -558,7 +665,7 @@ class Engine:
                 outcome=outcome,
                 message=message,
             )
-        elif outcome in ("started", "failed"):
+        elif outcome in ("started", "failed", "unconfirmed"):
             self._audit(
                 "result",
                 guest=job.guest,
@@ -568,16 +675,81 @@ class Engine:
                 attempts=job.attempts,
             )
 
+    # -- liveness ------------------------------------------------------------------------------
+
+    def _dead_now(self, state: ClusterState | None = None) -> set[str]:
+        """Hosts proven dead: declared for the run, or offline in the cluster manager's word."""
+        state = state or self.last_state
+        dead = set(self.dead_hosts)
+        if state is not None:
+            dead |= {name for name, online in state.members.items() if online is False}
+        return dead
+
+    def _proven_domains(self, sched: Scheduler, state: ClusterState) -> dict[str, set[str]] | None:
+        """The domain lists of a round begun after the decision to start, from every live host.
+
+        None while some live host has not answered such a round: nothing starts meanwhile, the
+        run says what it waits for, and after ``liveness_wait_s`` the queued guests are given up.
+        """
+        assert self.watch is not None
+        rnd = self.round
+        if rnd is None:
+            return None
+        # Each read is bounded (its command timeout); a signal cuts the wait short.
+        limit = time.monotonic() + self.env.ssh.connect_timeout + ROUND_WAIT_S
+        while not self.watch.wait(rnd, 0.1):
+            if self.interrupts or time.monotonic() > limit:
+                self.round = None
+                return None
+        self.round = None
+        needed = [h for h in self.watch.hosts if h not in self._dead_now(state)]
+        missing = rnd.unproven(needed)
+        if not missing:
+            if self.waiting_since is not None:
+                self.progress.note("every live host listed its domains: starting again")
+                self._audit("wait", outcome="resolved")
+            self.waiting_since = self.waiting_key = None
+            return rnd.lists()
+        now = time.monotonic()
+        self.next_round_at = now + ROUND_RETRY_S
+        if self.waiting_since is None:
+            self.waiting_since = now
+        key = tuple(sorted(missing))
+        why = "; ".join(f"{h}: {missing[h]}" for h in key)
+        queued = sum(1 for j in self.jobs if j.phase == QUEUED)
+        if key != self.waiting_key:
+            self.waiting_key = key
+            msg = (
+                f"waiting: no domain list from {', '.join(key)} ({why}); {queued} guest(s) wait "
+                f"because any of them could run there (giving up after "
+                f"{self.liveness_wait_s:g} s; declare a dead host with --dead HOST)"
+            )
+            self.progress.note(msg)
+            self._audit("wait", outcome="liveness-unknown", message=msg)
+        if now - self.waiting_since >= self.liveness_wait_s:
+            reason = (
+                f"liveness unknown: no domain list from {', '.join(key)} for "
+                f"{self.liveness_wait_s:g} s ({why}); fence or power off the host, or declare "
+                "it dead for this run (--dead HOST)"
+            )
+            self.stop_reason = reason
+            if not self.sent_any:
+                self.report.refused = reason
+            self.progress.note(f"STOP: {reason}")
+            self._audit("stop", outcome="liveness-unknown", message=reason)
+            self._drop_queued(sched)
+        return None
+
     # -- reading the cluster -------------------------------------------------------------------
 
-    def _read_state(self) -> ClusterState | None:
+    def _read_state(self, timeout: float | None = None) -> ClusterState | None:
         assert self.pool is not None
         self.read_at = time.monotonic()
         if self.watch is not None and not self.backend.state_probes():
-            return self._read_lists()
+            return self._read_lists(timeout)
         nonce = batch.new_nonce()
         script = batch.build_script(nonce, self.backend.state_probes())
-        res = self.pool.run(self.master, script, timeout=self.env.ssh.command_timeout)
+        res = self.pool.run(self.master, script, timeout=timeout or self.env.ssh.command_timeout)
         if res.error is not None or res.output is None:
             self._state_problem(res.error or "no output")
             return None
@@ -588,23 +760,29 @@ class Engine:
             return None
         self.state_ok_at = time.monotonic()
         self.last_state_error = None
+        self.last_state = state
         return state
 
-    def _read_lists(self) -> ClusterState | None:
-        """No manager: every host's fresh ``xl list`` is the state (a host that fails: unknown)."""
+    def _read_lists(self, timeout: float | None = None) -> ClusterState | None:
+        """No manager: the hosts' domain lists are the state (this turn's round, or a new one).
+
+        A host that does not answer shows nothing here; starts still wait for every live
+        host's list in the round that vouches for them (``_proven_domains``).
+        """
         assert self.watch is not None
-        self.watch.refresh()
-        failing = sorted(self.watch.failing)
-        if failing:
-            self._state_problem(
-                f"{', '.join(failing)} did not list its domains: liveness unknown, "
-                "nothing more is started (declare it dead with --dead to go on)"
-            )
+        rnd = self.round if self.round is not None else self.watch.begin(skip=self._dead_now())
+        limit = time.monotonic() + (timeout or self.env.ssh.command_timeout)
+        while not self.watch.wait(rnd, 0.1):
+            if self.interrupts or time.monotonic() > limit:
+                break
+        lists = rnd.lists()
+        if not lists:
+            self._state_problem("no host listed its domains")
             return None
-        guests = [j.guest for j in self.jobs]
-        state = self.backend.live_state(self.watch.current(), guests)
+        state = self.backend.live_state(lists, [j.guest for j in self.jobs])
         self.state_ok_at = time.monotonic()
         self.last_state_error = None
+        self.last_state = state
         return state
 
     def _may_start(self, state: ClusterState) -> bool:
@@ -616,6 +794,7 @@ class Engine:
         return g.config_file if g is not None else None
 
     def _state_problem(self, error: str) -> None:
+        error = printable(error)
         if error != self.last_state_error:
             self.progress.note(f"warning: cannot read the cluster state: {error}")
         self.last_state_error = error
@@ -677,29 +856,32 @@ class Engine:
                 self.interrupts += 1
                 continue
 
-    def _trap_sigint(self) -> Any:
+    def _trap_signals(self) -> None:
+        """Ctrl-C, SIGTERM and SIGHUP all stop the run the same way (a closed terminal too)."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return
 
         def handler(signum: int, frame: Any) -> None:
             # A prompt blocks in input(): only an exception gets out of it (counted by the loop).
             if self.in_prompt:
                 raise KeyboardInterrupt
-            # The first Ctrl-C is a flag the loop reads between two steps, so no bookkeeping is
+            # The first signal is a flag the loop reads between two steps, so no bookkeeping is
             # cut in half; the second one breaks out of whatever wait is under way.
             self.interrupts += 1
             if self.interrupts > 1 and self.in_loop:
                 raise KeyboardInterrupt
 
-        try:
-            return signal.signal(signal.SIGINT, handler)
-        except ValueError:
-            return None
+        for sig in STOP_SIGNALS:
+            try:
+                self.old_handlers[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                continue
 
-    def _restore_sigint(self, old: Any) -> None:
-        if old is not None:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGINT, old)
+    def _restore_signals(self) -> None:
+        for sig, old in self.old_handlers.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self.old_handlers = {}
 
     def _on_interrupt(self) -> None:
         self.report.interrupted = True
@@ -714,11 +896,27 @@ class Engine:
 
     def _abandon(self) -> None:
         assert self.sched is not None
-        for job in self.jobs:
-            if job.active:
-                self._finish(
-                    job, "failed", job.host, "interrupted before it was confirmed: check clustat"
-                )
+        active = [job for job in self.jobs if job.active]
+        state = None
+        if active:
+            # One last, short look: a start that came up is reported started, never failed.
+            try:
+                state = self._read_state(timeout=min(LAST_READ_S, self.env.ssh.command_timeout))
+            except KeyboardInterrupt:
+                self.interrupts += 1
+        for job in active:
+            svc = state.services.get(job.guest) if state is not None else None
+            if svc is not None and svc.state == "started" and job.command_at is not None:
+                self._finish(job, "started", svc.owner or job.host, "confirmed after the interrupt")
+                continue
+            sent = "accepted by clusvcadm" if job.phase == CONFIRMING else "sent"
+            seen = f" (clustat: {svc.state})" if svc is not None else ""
+            self._finish(
+                job,
+                "unconfirmed",
+                job.host,
+                f"interrupted before it was confirmed: start {sent}{seen}; check clustat",
+            )
         self._drop_queued(self.sched)
 
     def _drop_queued(self, sched: Scheduler) -> None:
@@ -726,7 +924,7 @@ class Engine:
         for job in self.jobs:
             if job.phase in (QUEUED, REPLANNING):
                 sched.unpick(job)
-                self._finish(job, "not started", None, why)
+                self._finish(job, "not-started", None, why)
 
     def _give_up_on_state(self, sched: Scheduler) -> None:
         self.stop_reason = f"no cluster state from {self.master} for {STATE_GIVE_UP_S:g} s"
@@ -767,9 +965,9 @@ class Engine:
     def _event(self, text: str) -> None:
         self.progress.event(text, self._status() if self.sched is not None else None)
 
-    def _audit(self, action: str, **fields: Any) -> None:
+    def _audit(self, action: str, sync: bool = False, **fields: Any) -> None:
         if self.audit is not None:
-            self.audit.write(action, **fields)
+            self.audit.write(action, sync=sync, **fields)
 
     def _collect(self) -> None:
         results = []
@@ -781,7 +979,7 @@ class Engine:
                 GuestResult(
                     guest=job.guest,
                     host=job.result_host,
-                    outcome=job.outcome or "not started",
+                    outcome=job.outcome or "not-started",
                     seconds=seconds,
                     message=job.message,
                     attempts=job.attempts,
@@ -810,7 +1008,7 @@ class Engine:
         if self.only_hosts is None:
             for u in getattr(self.layout, "unplaced", []) or []:
                 self.extra.append(
-                    GuestResult(u.guest, None, "not started", message=f"no host: {u.reason}")
+                    GuestResult(u.guest, None, "not-started", message=f"no host: {u.reason}")
                 )
         return jobs
 
@@ -826,16 +1024,24 @@ class Engine:
             lines.append(f"tier {tier}:")
             for job in (j for j in self.jobs if j.tier == tier):
                 state = self._snapshot_state(job.guest)
+                # The plan names the dead owner a guest is taken over from (declared dead, or
+                # offline in the cluster's word): the same move a real run makes.
+                planned = self.layout.assignment(job.guest)
+                dead_owner = planned.takeover_from if planned is not None else None
                 try:
                     command = self.backend.start_command(
-                        job.guest, job.host, state, config=self._config_of(job.guest)
+                        job.guest,
+                        job.host,
+                        state,
+                        config=self._config_of(job.guest),
+                        dead_owner=dead_owner,
                     )
-                except UnsafeName as exc:
-                    command = f"# not sent: {exc}"
+                except (UnsafeName, ValueError) as exc:
+                    command = f"# not startable: {exc}"
                 lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
-            GuestResult(j.guest, j.host, "not started", 0.0, "dry run", 0, j.host, j.tier)
+            GuestResult(j.guest, j.host, "not-started", 0.0, "dry run", 0, j.host, j.tier)
             for j in self.jobs
         ] + self.extra
         self.report.seconds = time.monotonic() - t0
@@ -889,3 +1095,11 @@ def terminal_prompt() -> Callable[[str], str]:
         return line.rstrip("\n")
 
     return ask
+
+
+def _cap(given: float | None, policy: Any, name: str, default: float) -> float:
+    """A limit for this run: the keyword, else the (start) policy's value, else the default."""
+    if given is not None:
+        return float(given)
+    value = getattr(policy, name, None)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else default

@@ -25,6 +25,9 @@ ACQUIRED = "XENFAB-LOCK-ACQUIRED"
 HELD = "XENFAB-LOCK-HELD"
 FAILED = "XENFAB-LOCK-ERROR"
 RELEASED = "XENFAB-LOCK-RELEASED"
+BROKEN = "XENFAB-LOCK-BROKEN"
+NOT_STALE = "XENFAB-LOCK-NOT-STALE"
+GONE = "XENFAB-LOCK-GONE"
 
 Runner = Callable[[str, str], RunResult]
 
@@ -91,7 +94,7 @@ class MasterLock:
                 f"another xenfab run holds the lock {self.path} on {self.master}: "
                 f"{owner.describe()}.{stale} If no run is active, re-run with --break-lock"
             )
-        self._remove()
+        self._break(owner)
         self.broken = owner
         again = self._try()
         if again is not None:
@@ -146,12 +149,41 @@ class MasterLock:
             "(check lock_path in the configuration)"
         )
 
-    def _remove(self) -> None:
+    def _break(self, owner: LockOwner) -> None:
+        """Move the stale lock aside, atomically, only if it is still the one ``owner`` holds.
+
+        ``mv -T`` is one rename(2): of two runs breaking the same stale lock, one moves it to
+        ``PATH.broken-TOKEN`` and the other's rename fails (that name is taken by a non-empty
+        directory), so neither can take away a lock the other has just created. The moved lock
+        is checked once more: if it is not the stale owner's (the owner released it and a new
+        run locked in between), it is put back and the break refused. The moved directory is
+        kept as the record of what was broken.
+        """
         p = shlex.quote(self.path)
-        res = self.run(self.master, f"rm -rf -- {p}")
-        if res.error is not None or res.output is None or res.output.exit_code != 0:
-            why = res.error or (res.output.text.strip() if res.output else "")
-            raise StartRefused(f"cannot break the lock {self.path} on {self.master}: {why}")
+        token = owner.token or "no-token"
+        if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", token):
+            raise StartRefused(f"cannot break the lock {self.path}: its owner file is unreadable")
+        aside = shlex.quote(f"{self.path}.broken-{token}")
+        check = f"grep -qF {shlex.quote(token)} {aside}/owner" if owner.token else "true"
+        if not owner.token:
+            # No owner file yet (or one without a token): only an empty lock may be moved.
+            check = f"! [ -s {aside}/owner ]"
+        cmd = (
+            f"if mv -T -- {p} {aside} 2>/dev/null; then "
+            f"if {check}; then : > {aside}/broken; echo {BROKEN}; "
+            f"else mv -T -- {aside} {p} 2>/dev/null; echo {NOT_STALE}; fi; "
+            f"else echo {GONE}; fi"
+        )
+        res = self.run(self.master, cmd)
+        if res.error is not None or res.output is None:
+            raise StartRefused(f"cannot break the lock {self.path} on {self.master}: {res.error}")
+        said = res.output.text.strip().splitlines()[-1:] or [""]
+        if said[0] == NOT_STALE:
+            raise StartRefused(
+                f"did not break the lock {self.path} on {self.master}: it is no longer the stale "
+                f"one of {owner.describe()}; another run holds it now"
+            )
+        # BROKEN, or GONE: another breaker moved it first; the next mkdir decides who holds it.
 
 
 def _parse_owner(lines: list[str]) -> LockOwner:

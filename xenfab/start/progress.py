@@ -10,6 +10,7 @@ import threading
 import time
 from typing import TextIO
 
+from ..textsafe import printable
 from .report import format_duration
 
 CLEAR = "\r\x1b[K"
@@ -18,7 +19,7 @@ CLEAR = "\r\x1b[K"
 def counts_line(counts: dict[str, int], eta: float | None) -> str:
     """``12/48 started, 2 failed, 3 running, ETA 1m20s``; zero counts are left out."""
     parts = [f"{counts['started']}/{counts['total']} started"]
-    for key in ("failed", "running", "left alone", "not started"):
+    for key in ("failed", "running", "left alone", "not-started"):
         if counts.get(key):
             parts.append(f"{counts[key]} {key}")
     if counts.get("running") or counts["started"] + counts.get("failed", 0) < counts["total"]:
@@ -47,6 +48,9 @@ class Progress:
     def event(self, text: str, status: str | None = None) -> None:
         """Print one event line, with the counts when given."""
         stamp = f"[{time.monotonic() - self.t0:6.1f}s]"
+        # Names and messages in events came from hosts: never raw to a terminal.
+        text = printable(text)
+        status = printable(status) if status else status
         line = f"{stamp} {text}" + (f"  |  {status}" if status else "")
         with self._lock:
             if self.tty:
@@ -85,8 +89,8 @@ class Progress:
         self._drawn_at = time.monotonic()
 
     def write(self, text: str) -> None:
-        """Write text as is (dry-run listings); output errors are ignored."""
-        self._write(text)
+        """Write text with its newlines (dry-run listings), controls escaped; errors ignored."""
+        self._write(printable(text, newlines=True))
 
     def _write(self, text: str) -> None:
         try:

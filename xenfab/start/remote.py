@@ -21,6 +21,7 @@ from fabric import Config, Connection
 from ..cluster import Output
 from ..config import Environment
 from ..gather import ssh
+from ..gather.batch import MAX_OUTPUT_BYTES, bounded
 from ..gather.ssh import RunResult
 
 CHANNELS_PER_TRANSPORT = 8
@@ -86,6 +87,10 @@ class SessionPool:
             except CommandLost as exc:
                 slot.dead = True
                 return RunResult(host, None, f"{host}: {exc}", time.monotonic() - started)
+            except ssh.OutputTooLarge as exc:
+                return RunResult(
+                    host, None, f"{host}: the command {exc}; gave up", time.monotonic() - started
+                )
             except TimeoutError:
                 return RunResult(
                     host,
@@ -220,11 +225,13 @@ class SessionPool:
         try:
             chan = transport.open_session(timeout=self.env.ssh.connect_timeout)
             chan.set_combine_stderr(True)
-            chan.exec_command(command)
+            # Killed on the host (with its process group) at the deadline: see batch.bounded.
+            chan.exec_command(bounded(command, limit))
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise _NotSent(exc) from None
         deadline = time.monotonic() + limit
         chunks: list[bytes] = []
+        size = 0
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -235,11 +242,14 @@ class SessionPool:
                 if not data:
                     break
                 chunks.append(data)
+                size += len(data)
+                if size > MAX_OUTPUT_BYTES:
+                    raise ssh.OutputTooLarge()
             remaining = max(0.1, deadline - time.monotonic())
             if not chan.status_event.wait(remaining):
                 raise TimeoutError()
             code = chan.recv_exit_status()
-        except TimeoutError:
+        except (TimeoutError, ssh.OutputTooLarge):
             chan.close()
             raise
         except (paramiko.SSHException, OSError, EOFError) as exc:

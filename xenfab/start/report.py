@@ -7,9 +7,18 @@ from typing import Any
 
 from tabulate import tabulate
 
-# Every outcome a guest can end a run with; "failed" and "not started" make the run not ok.
-OUTCOMES = ("started", "failed", "already running", "found running", "skipped", "not started")
-BAD_OUTCOMES = frozenset({"failed", "not started"})
+# Every outcome a guest can end a run with; "failed" and "not-started" make the run not ok.
+# "unconfirmed": sent (or accepted) but the run was stopped before clustat confirmed it.
+OUTCOMES = (
+    "started",
+    "failed",
+    "already running",
+    "found running",
+    "skipped",
+    "not-started",
+    "unconfirmed",
+)
+BAD_OUTCOMES = frozenset({"failed", "not-started", "unconfirmed"})
 
 
 @dataclass
@@ -43,11 +52,13 @@ class StartReport:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     environment: str = ""
+    # Why the run started nothing although guests were due (e.g. a host's liveness unknown).
+    refused: str | None = None
 
     @property
     def ok(self) -> bool:
         """True when no guest failed or was left not started (a dry run is ok)."""
-        if self.interrupted:
+        if self.interrupted or self.refused:
             return False
         if self.dry_run:
             return True
@@ -70,6 +81,7 @@ class StartReport:
             "environment": self.environment,
             "ok": self.ok,
             "interrupted": self.interrupted,
+            "refused": self.refused,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 2),
             "counts": self.counts(),

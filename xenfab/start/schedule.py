@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from ..cluster import ClusterBackend, ClusterState, ServiceState
@@ -55,6 +55,7 @@ class Job:
     command_at: float | None = None
     returned_at: float | None = None
     start_state: str | None = None
+    dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
     approved: bool = False  # step mode: the operator said yes
     outcome: str | None = None
     result_host: str | None = None
@@ -91,11 +92,16 @@ def precheck(
     domains: dict[str, Iterable[str]],
     retry: bool = False,
     backend: ClusterBackend | None = None,
+    dead: Collection[str] = (),
 ) -> Decision:
     """Start only a guest the backend calls down and no host runs a domain of.
 
-    ``retry`` is kept for callers; every down state of the backend (rgmanager's ``stopped``,
-    where a failed start of ours leaves a service, included) is startable on any try.
+    ``domains`` are the lists read after the decision to start, from every host not ``dead``.
+    Every down state of the backend (rgmanager's ``stopped``, where a failed start of ours
+    leaves a service, included) is startable on any try (``retry`` is kept for callers). A
+    service in a state the backend may move from (``states.movable``) on a ``dead`` owner
+    (declared dead for the run, or offline in the cluster's word) is started, from that state:
+    Decision.host is then the dead owner, for the backend's disable-then-enable.
     """
     backend = backend or _default_backend()
     states = backend.states
@@ -103,14 +109,17 @@ def precheck(
     if svc is None:
         service = backend.service_name(guest)
         return Decision("skipped", None, f"no {service} service in the cluster any more")
-    if svc.state in states.occupying:
+    on_dead_owner = svc.owner is not None and svc.owner in dead
+    if svc.state in states.occupying and not on_dead_owner:
         where = svc.owner or "an unknown member"
         return Decision(
             "found running",
             svc.owner,
             f"found running on {where} ({backend.state_tool}: {svc.state}): left alone",
         )
-    running = sorted(host for host, names in domains.items() if guest in set(names))
+    running = sorted(
+        host for host, names in domains.items() if host not in dead and guest in set(names)
+    )
     if running:
         return Decision(
             "found running",
@@ -118,6 +127,8 @@ def precheck(
             f"found running on {', '.join(running)} (xl list) while the cluster says "
             f"{svc.state}: left alone",
         )
+    if on_dead_owner and svc.state in states.movable:
+        return Decision("start", svc.owner, svc.state)
     if svc.state not in states.down:
         return Decision("skipped", svc.owner, f"cluster state is {svc.state}: left alone")
     return Decision("start", None, svc.state)
@@ -342,7 +353,7 @@ class Scheduler:
             "started": c["started"] + c["already running"],
             "failed": c["failed"],
             "left alone": c["found running"] + c["skipped"],
-            "not started": c["not started"],
+            "not-started": c["not-started"],
             "running": sum(1 for j in self.jobs if j.active),
         }
 
