@@ -865,8 +865,14 @@ def reseed(
     seed: int | None = None,
     boot_s: float | None = None,
     latency_ms: int | None = None,
+    backend: str | None = None,
 ) -> dict:
-    """A fresh scenario (state and configs) while sshd keeps running; every host reachable again."""
+    """A fresh scenario (state and configs) while sshd keeps running; every host reachable again.
+
+    ``backend`` switches the lab's cluster manager (rgmanager or xl); None keeps the current one.
+    """
+    if backend is not None and backend not in BACKEND_TOOLS:
+        raise LabError(f"backend must be one of {', '.join(BACKEND_TOOLS)}, not {backend!r}")
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     with _locked(lab):
@@ -887,7 +893,7 @@ def reseed(
         if not isinstance(boot_s, (int, float)) or boot_s < 0:
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
-        backend = old.get("backend", "rgmanager")
+        backend = backend or old.get("backend", "rgmanager")
         _write_backend(lab, backend)
         host_rows = _host_rows(lab)
         _write_tools(lab, host_rows, _live_server(lab, info), backend)

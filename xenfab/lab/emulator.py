@@ -565,6 +565,7 @@ def _create(ctx: Ctx, tool: str, args: list[str]) -> int:
 
 def _create_locked(ctx: Ctx, cfg: dict) -> int:
     db, name, now = ctx.db, cfg["name"], time.time()
+    fire_armed(ctx, "vm:" + name)
     if db.execute("SELECT 1 FROM domains WHERE host = ? AND name = ?", (ctx.host, name)).fetchone():
         ctx.err(
             "libxl: error: libxl_create.c:1:do_domain_create: Domain '%s' already exists\n" % name
