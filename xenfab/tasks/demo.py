@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from invoke import task
 
+from ..cluster import names
 from . import core
 from ._common import cli
 
@@ -19,7 +20,9 @@ def _banner(text: str) -> None:
         "seed": "scenario seed (same seed, same crash)",
         "boot_s": "seconds a guest takes from `starting` to `started`",
         "config": "config file (default: fabfile_config.yaml; its lab environment is used)",
-        "backend": "rgmanager (default; environment lab) or xl (no cluster manager; lab-xl)",
+        "backend": "the lab's cluster manager, one of "
+        + ", ".join(names())
+        + " (default rgmanager, environment lab; otherwise environment lab-BACKEND)",
     }
 )
 @cli
