@@ -207,12 +207,14 @@ class ClusterBackend(ABC):
         """
         return None
 
-    def command_for(self, guest: Any, host: str) -> str:
-        """``start_command`` for a snapshot Guest (its state and config file) onto ``host``."""
+    def command_for(self, guest: Any, host: str, dead_owner: str | None = None) -> str:
+        """``start_command`` for a snapshot Guest (its state and config file) onto ``host``.
+
+        ``dead_owner``: the plan takes the guest over from that dead host (``takeover_from``).
+        """
         state = getattr(guest, "state", None)
-        return self.start_command(
-            guest.name, host, state, config=getattr(guest, "config_file", None)
-        )
+        config = getattr(guest, "config_file", None)
+        return self.start_command(guest.name, host, state, config=config, dead_owner=dead_owner)
 
     def start_host(self, master: str, target: str) -> str:
         """The host the start command for ``target`` runs on."""

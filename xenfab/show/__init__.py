@@ -95,15 +95,15 @@ def _wrap(text: str) -> str:
     )
 
 
-def _command(backend: ClusterBackend, guests: dict[str, Guest], a: dict[str, Any]) -> str:
-    """The start command of assignment ``a``, or why there is none."""
+def command_text(backend: ClusterBackend, guests: dict[str, Guest], a: dict[str, Any]) -> str:
+    """The start command of assignment ``a`` (a layout's dict), or why there is none."""
     g = guests.get(a["guest"])
     try:
         if g is None:
             return backend.start_command(a["guest"], a["host"])
-        return backend.command_for(g, a["host"])
-    except UnsafeName as exc:
-        return f"# not sent: {exc}"
+        return backend.command_for(g, a["host"], a.get("takeover_from"))
+    except (UnsafeName, ValueError) as exc:
+        return f"# not startable: {exc}"
 
 
 def layout_text(
@@ -173,10 +173,10 @@ def layout_text(
         guests = {g.name: g for g in snap.guests}
         if backend.start_on == MASTER:
             parts += ["", f"Commands (run on {runner}):"]
-            parts += [f"  {_command(backend, guests, a)}" for a in assignments]
+            parts += [f"  {command_text(backend, guests, a)}" for a in assignments]
         else:
             parts += ["", "Commands (each on its target host):"]
-            parts += [f"  {a['host']}$ {_command(backend, guests, a)}" for a in assignments]
+            parts += [f"  {a['host']}$ {command_text(backend, guests, a)}" for a in assignments]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors, snap.warnings))

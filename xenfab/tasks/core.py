@@ -103,9 +103,7 @@ def show_layout(
     if format == "json":
         data = layout.to_dict()
         guests = {g.name: g for g in snap.guests}
-        data["commands"] = [
-            backend.command_for(guests[a.guest], a.host) for a in layout.assignments
-        ]
+        data["commands"] = [show.command_text(backend, guests, a) for a in data["assignments"]]
         print(show.to_json(data))
     else:
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
