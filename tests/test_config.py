@@ -121,3 +121,28 @@ def test_location_narrows_hosts_and_drops_a_foreign_master():
     assert env.at_location("dc2").master is None and env.at_location("dc1").master == "xen01"
     with pytest.raises(ConfigError, match="locations: dc1, dc2"):
         env.at_location("dc3")
+
+
+def test_a_host_listed_twice_is_an_error():
+    data = _base(hosts=["xen01", {"name": "xen02", "location": "dc1"}, "xen02"])
+    with pytest.raises(
+        ConfigError, match=r"hosts\[2\]: 'xen02' is listed twice \(also .*hosts\[1\]\)"
+    ):
+        config_from_dict(data, path="cfg.yaml")
+
+
+def test_the_lab_writes_its_audit_log_in_its_own_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XENFAB_LAB_DIR", str(tmp_path))
+    cfg = load_config(str(ROOT / "fabfile_config.yaml"))
+    assert cfg.environment("lab").audit_log == f"{tmp_path}/audit.jsonl"
+    assert not cfg.audit_log.startswith(str(tmp_path))
+    assert config_from_dict(_base(), path="x").environment().audit_log is None
+
+
+def test_the_shipped_config_names_readme_sections_that_exist():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    sections = {line.lstrip("#").strip() for line in readme.splitlines() if line.startswith("#")}
+    named = re.findall(r'README(?:\.md)?,? "([^"]+)"', (ROOT / "fabfile_config.yaml").read_text())
+    assert named and set(named) <= sections, (named, sections)

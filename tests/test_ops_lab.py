@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import paramiko
@@ -43,7 +45,7 @@ def test_unknown_key_refused_then_trusted(lab, tmp_path):
     assert "unknown host key" in res.stdout + res.stderr
     assert "fab trust-host xen01" in res.stdout + res.stderr
     refused = fab("trust-host", "xen01", "--config", cfg, stdin="")
-    assert refused.returncode == 1 and "no terminal to confirm" in refused.stderr
+    assert refused.returncode == 3 and "no terminal to confirm" in refused.stderr
     for host in ("xen01", "xen02"):
         ok = fab("trust-host", host, "--config", cfg, "--yes")
         assert ok.returncode == 0, ok.stderr
@@ -63,8 +65,16 @@ def test_changed_key_refused_until_replaced(lab, tmp_path):
         keys.add(name, "ssh-ed25519", impostor)
     keys.save(str(known))
     res = fab("check", "--config", cfg)
-    assert res.returncode == 1
+    assert res.returncode == 2
     assert "CHANGED" in res.stdout and "host key CHANGED" in res.stderr
+    # The fingerprint of the key the host now offers, as trust-host and ssh-keygen -lf show it,
+    # and the command that works.
+    offered = paramiko.Ed25519Key.from_private_key_file(
+        str(lab.dir / "sshd" / "ssh_host_ed25519_key")
+    )
+    digest = hashlib.sha256(offered.asbytes()).digest()
+    fingerprint = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    assert fingerprint in res.stderr and "fab trust-host xen01 --replace" in res.stderr
     again = fab("trust-host", "xen01", "--config", cfg, "--yes")
     assert again.returncode == 1 and "--replace" in again.stderr
     assert fab("trust-host", "xen01", "--config", cfg, "--yes", "--replace").returncode == 0
@@ -85,7 +95,7 @@ def test_check_reports_a_host_down(fresh_lab):
     try:
         res = fab("check", "--format", "json")
         no_traceback(res)
-        assert res.returncode == 1
+        assert res.returncode == 2
         rows = {r["host"]: r for r in __import__("json").loads(res.stdout)["hosts"]}
         assert rows["xen04"]["reachable"] is False and "refused" in rows["xen04"]["problem"]
         assert all(rows[h]["reachable"] for h in rows if h != "xen04")

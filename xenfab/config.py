@@ -188,6 +188,12 @@ class Environment:
     lock_path: AbsPath | None = doc(
         None, "lock directory on this environment's master", shown="the top-level `lock_path`"
     )
+    audit_log: Path | None = doc(
+        None,
+        "this environment's audit log (the lab's is in the lab's directory, so rehearsals never "
+        "write to the real one)",
+        shown="the top-level `audit_log`",
+    )
     description: Str | None = doc(None, "free text", shown="-")
 
     def __post_init__(self) -> None:

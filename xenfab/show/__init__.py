@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
 from ..cluster import ClusterBackend, UnsafeName
 from ..cluster.base import MASTER
-from ..snapshot import Guest, Snapshot
+from ..snapshot import Snapshot
+from ..textsafe import printable
 
-if TYPE_CHECKING:  # only a type hint: `fab facts` need not load the planner
+if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
     from ..plan.capacity import CapacityReport
+    from ..plan.layout import Layout
+    from ..start.report import StartReport
 
 TABLE_FORMAT = "simple"
 
@@ -24,7 +28,11 @@ def to_json(data: Any) -> str:
 
 
 def facts_text(snap: Snapshot) -> str:
-    """The gathered facts: hosts, then guests, then problems met."""
+    """The gathered facts: hosts, then guests, then problems met (host text made printable)."""
+    return printable(_facts_text(snap), newlines=True)
+
+
+def _facts_text(snap: Snapshot) -> str:
     hosts = [
         [
             h.name,
@@ -95,17 +103,6 @@ def _wrap(text: str) -> str:
     )
 
 
-def command_text(backend: ClusterBackend, guests: dict[str, Guest], a: dict[str, Any]) -> str:
-    """The start command of assignment ``a`` (a layout's dict), or why there is none."""
-    g = guests.get(a["guest"])
-    try:
-        if g is None:
-            return backend.start_command(a["guest"], a["host"])
-        return backend.command_for(g, a["host"], a.get("takeover_from"))
-    except (UnsafeName, ValueError) as exc:
-        return f"# not startable: {exc}"
-
-
 def layout_text(
     layout: dict[str, Any],
     snap: Snapshot,
@@ -114,6 +111,16 @@ def layout_text(
     only_hosts: set[str] | None = None,
 ) -> str:
     """The planned layout: per host the guests to start and RAM before -> after, then the rest."""
+    return printable(_layout_text(layout, snap, backend, explain, only_hosts), newlines=True)
+
+
+def _layout_text(
+    layout: dict[str, Any],
+    snap: Snapshot,
+    backend: ClusterBackend,
+    explain: bool,
+    only_hosts: set[str] | None,
+) -> str:
     assignments = [a for a in layout["assignments"] if not only_hosts or a["host"] in only_hosts]
     by_host: dict[str, list[dict]] = {}
     for a in assignments:
@@ -125,7 +132,7 @@ def layout_text(
             continue
         placed = by_host.get(name, [])
         names = _wrap(", ".join(a["guest"] for a in placed)) or "-"
-        ram = f"{h['free_mib_before']} -> {h['free_mib_after']}"
+        ram = f"{_or_dash(h['free_mib_before'])} -> {_or_dash(h['free_mib_after'])}"
         status = h.get("status") or "ok"
         if status != "ok":
             names, ram = f"({status})", "-"
@@ -157,7 +164,7 @@ def layout_text(
     if layout["unplaced"]:
         parts += ["", "UNPLACED (need SA intervention):"]
         for u in layout["unplaced"]:
-            parts.append(f"  {u['guest']} ({u['memory_mib']} MiB): {u['reason']}")
+            parts.append(f"  {u['guest']} ({_mib(u['memory_mib'])}): {u['reason']}")
             if explain:
                 for host, why in sorted((u.get("per_host") or {}).items()):
                     parts.append(f"      {host}: {why}")
@@ -170,17 +177,187 @@ def layout_text(
             runner = next(
                 (h["name"] for h in layout["hosts"] if h.get("status", "ok") == "ok"), "-"
             )
-        guests = {g.name: g for g in snap.guests}
+        states = {g.name: g.state for g in snap.guests}
+        configs = {g.name: g.config_file for g in snap.guests}
         if backend.start_on == MASTER:
             parts += ["", f"Commands (run on {runner}):"]
-            parts += [f"  {command_text(backend, guests, a)}" for a in assignments]
+            parts += [f"  {start_command(backend, a, states, configs)}" for a in assignments]
         else:
             parts += ["", "Commands (each on its target host):"]
-            parts += [f"  {a['host']}$ {command_text(backend, guests, a)}" for a in assignments]
+            parts += [
+                f"  {a['host']}$ {start_command(backend, a, states, configs)}" for a in assignments
+            ]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
+
+
+def start_command(
+    backend: ClusterBackend,
+    a: dict[str, Any],
+    states: dict[str, str],
+    configs: dict[str, str | None] | None = None,
+) -> str:
+    """The command an assignment needs, as the engine sends it (one code path for both).
+
+    The plan's own state for the guest wins over the snapshot's; a guest taken over from a dead
+    owner needs the manager's move sequence; ``configs`` (guest -> config file) serve a backend
+    that starts from the file (xl create).
+    """
+    state = a.get("state") or states.get(a["guest"])
+    dead_owner = a.get("takeover_from") or None
+    config = (configs or {}).get(a["guest"])
+    try:
+        return backend.start_command(
+            a["guest"], a["host"], state, config=config, dead_owner=dead_owner
+        )
+    except (UnsafeName, ValueError) as exc:
+        return f"# not startable: {exc}"
+
+
+def _mib(value: int | None) -> str:
+    return f"{value} MiB" if value else "size unknown"
+
+
+def _or_dash(value: Any) -> Any:
+    return "-" if value is None else value
+
+
+# Outcomes of a start after which the guest is still down. "skipped" also covers a service that
+# vanished from the cluster (not ours any more): only a skip at the prompt leaves it down.
+# "unconfirmed" (a second Ctrl-C while a start was in flight) is not known to be up either.
+DOWN_OUTCOMES = frozenset({"failed", "not started", "not-started", "unconfirmed"})
+
+
+def still_down(
+    layout: Layout,
+    report: StartReport | None = None,
+    refused: str | None = None,
+    only_hosts: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Every guest that is down, ours, and stays down after this run, each with why.
+
+    From the layout's unplaced guests, then (when ``report``) the start report's failed and
+    not-started guests; when ``refused`` (nothing was started), every planned guest too. With
+    ``only_hosts`` (start-host) only the guests planned there count, besides the unplaced.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for u in layout.unplaced:
+        out[u.guest] = {
+            "guest": u.guest,
+            "memory_mib": u.memory_mib or None,
+            "tier": u.tier,
+            "reason": u.reason,
+        }
+    planned = [a for a in layout.assignments if not only_hosts or a.host in only_hosts]
+    sizes = {a.guest: a for a in planned}
+    if refused is not None:
+        for a in planned:
+            out.setdefault(
+                a.guest,
+                {
+                    "guest": a.guest,
+                    "memory_mib": a.memory_mib or None,
+                    "tier": a.tier,
+                    "reason": f"not started (planned on {a.host}): {_short(refused)}",
+                },
+            )
+    if report is not None and not report.dry_run:
+        for r in report.results:
+            bad = r.outcome in DOWN_OUTCOMES or (
+                r.outcome == "skipped" and "prompt" in (r.message or "")
+            )
+            if not bad or (r.guest in out and r.guest not in sizes):
+                continue  # an unplaced guest keeps the planner's reason
+            a = sizes.get(r.guest)
+            where = f" on {r.host}" if r.host else ""
+            out[r.guest] = {
+                "guest": r.guest,
+                "memory_mib": (a.memory_mib or None) if a else None,
+                "tier": a.tier if a else r.tier,
+                "reason": f"{r.outcome}{where}" + (f": {r.message}" if r.message else ""),
+            }
+    return list(out.values())
+
+
+def _short(refused: str) -> str:
+    # The whole refusal is the run's first and last line; each guest repeats only its gist.
+    return refused.split(":", 1)[0].split(" (", 1)[0]
+
+
+def still_down_text(entries: list[dict[str, Any]], preview: bool = False) -> str:
+    """The closing block of every run: each guest still down and why (or that none is)."""
+    if not entries:
+        return (
+            "STILL DOWN: none (every down guest would be started)"
+            if preview
+            else "STILL DOWN: none (every down guest is up)"
+        )
+    head = "would stay down" if preview else "stay down"
+    lines = [f"STILL DOWN: {len(entries)} guest(s) {head}, need SA intervention:"]
+    for e in entries:
+        lines.append(f"  {e['guest']} ({_mib(e['memory_mib'])}): {e['reason']}")
+    return printable("\n".join(lines), newlines=True)
+
+
+def refusal_text(refused: str) -> str:
+    """The first lines of a run that would be refused: said before any plan."""
+    return printable(
+        f"REFUSED: {refused}\nNothing will be started; the plan below is for reading.",
+        newlines=True,
+    )
+
+
+def layout_json(
+    layout: Layout,
+    snap: Snapshot,
+    backend: ClusterBackend,
+    *,
+    refused: str | None = None,
+    still: list[dict[str, Any]] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The layout as one JSON object carrying everything the table shows, and the facts' state."""
+    import time
+    from datetime import datetime
+
+    data = layout.to_dict()
+    states = {g.name: g.state for g in snap.guests}
+    configs = {g.name: g.config_file for g in snap.guests}
+    data["commands"] = [
+        start_command(backend, asdict(a), states, configs) for a in layout.assignments
+    ]
+    unreachable = {h.name for h in snap.hosts if not h.reachable}
+    for h in data["hosts"]:
+        if h["name"] in unreachable:
+            # Not measured: 0 would read as "full".
+            h["free_mib_before"] = h["free_mib_after"] = None
+    if still is not None:
+        # `unplaced` lists every guest that stays down (the key scripts already read); the
+        # planner's details (per_host, vcpus) stay where it had them.
+        planner = {u["guest"]: u for u in data["unplaced"]}
+        data["unplaced"] = [{**planner.get(s["guest"], {}), **s} for s in still]
+    for u in data["unplaced"]:
+        u["memory_mib"] = u.get("memory_mib") or None
+    data["complete"] = not data["unplaced"] and refused is None
+    age = None
+    try:
+        taken = datetime.fromisoformat(str(snap.taken_at).replace("Z", "+00:00"))
+        age = round((now if now is not None else time.time()) - taken.timestamp(), 1)
+    except (TypeError, ValueError):
+        pass
+    data.update(
+        environment=snap.environment,
+        taken_at=snap.taken_at,
+        age_s=age,
+        master=snap.master,
+        quorate=snap.quorate,
+        refused=refused,
+        gather_errors=list(snap.errors),
+        gather_warnings=list(snap.warnings),
+    )
+    return data
 
 
 def _problems(errors: list[str], warnings: list[str]) -> list[str]:
@@ -198,6 +375,10 @@ def _yes_no(value: bool | None) -> str:
 
 def capacity_text(report: CapacityReport) -> str:
     """The report as tables for people: the verdict, per host, then who stays down first."""
+    return printable(_capacity_text(report), newlines=True)
+
+
+def _capacity_text(report: CapacityReport) -> str:
     counted = (
         f"{report.guests_running} running + {report.guests_down} down guests"
         if report.mode == "recovered"

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 
-from ..errors import ConfigError, XenfabError
+from ..errors import ConfigError, ExitCode, XenfabError
+from ..textsafe import printable
 
 if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
@@ -25,22 +26,78 @@ FORMATS = ("table", "json")
 
 
 def cli(fn: Callable) -> Callable:
-    """Turn every XenfabError (and Ctrl-C) into a one-line message and an exit code."""
+    """Turn every XenfabError (and Ctrl-C) into a one-line message and its exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(sys.stdout, _PipeSafe):  # a task called from another (fab demo)
+            return _run(fn, args, kwargs)
+        guard = _PipeSafe(sys.stdout)
+        sys.stdout = guard
         try:
-            return fn(*args, **kwargs)
-        except XenfabError as exc:
-            raise Exit(f"xenfab: {exc}", code=1) from None
-        except KeyboardInterrupt:
-            raise Exit("xenfab: interrupted", code=130) from None
-        except BrokenPipeError:
-            # `fab facts | head` closes our stdout early: not an error worth a traceback.
-            sys.stderr.close()
-            raise Exit(code=0) from None
+            return _run(fn, args, kwargs)
+        finally:
+            sys.stdout = guard.stream
 
     return wrapper
+
+
+def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except XenfabError as exc:
+        raise Exit(f"xenfab: {printable(exc)}", code=int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        raise Exit("xenfab: interrupted", code=int(ExitCode.INTERRUPTED)) from None
+
+
+class _PipeSafe:
+    """stdout that survives its reader going away (`| head`, `| true`).
+
+    The task runs to its end and keeps its exit code and its error line (on stderr): a closed
+    pipe must never turn a failure into 0.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        """Write through, or drop the text once the reader is gone."""
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush through, unless the reader is gone."""
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.broken = True
+        # Python flushes stdout once more at exit: point the descriptor at /dev/null so that
+        # flush neither fails nor prints "Exception ignored".
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def exit_with(code: int, message: str | None = None) -> None:
+    """End a task with ``code`` (ExitCode) and a last line on stderr; returns when code is 0."""
+    if code:
+        raise Exit(f"xenfab: {message}" if message else None, code=int(code))
 
 
 def check_format(fmt: str) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from invoke import task
-from invoke.exceptions import Exit
 
+from ..errors import ExitCode
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
-from ._common import check_format, cli, load, split_list
-from .core import COMMON_HELP, PLAN_HELP, run_policy
+from ._common import check_format, cli, exit_with, load, split_list
+from .core import COMMON_HELP, PLAN_HELP, check_dead, run_policy
 
 CAPACITY_HELP = {
     **COMMON_HELP,
@@ -19,6 +19,7 @@ CAPACITY_HELP = {
     "running_only": "count only the guests running now, not the down ones a recovery would start",
     "strategy": PLAN_HELP["strategy"],
     "exclude": "hosts no guest may move to, comma-separated (maintenance; added to policy.exclude)",
+    "dead": "hosts known dead now, comma-separated: counted as failed already",
 }
 
 
@@ -36,6 +37,7 @@ def capacity(
     running_only=False,
     strategy=None,
     exclude=None,
+    dead=None,
 ):
     """N+k: per host, could its guests restart elsewhere; how many hosts may fail at once."""
     from .. import show
@@ -49,17 +51,14 @@ def capacity(
     k_cap = option("--max-k", max_k, PosInt)
     budget = option("--time-budget", time_budget, NonNegFloat)
     cfg, environment = load(c, config, env, loc)
-    if from_:
-        snap = Snapshot.load(from_)
-    else:
-        snap = gather(environment, base_config=c.config)
-        if snap.errors:
-            # A host we could not read may still run guests: a report would guess. A saved
-            # snapshot (--from) reports anyway, with its problems listed as warnings.
-            raise Exit(
-                f"xenfab: {len(snap.errors)} problem(s) while gathering; first: {snap.errors[0]}",
-                2,
-            )
+    # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
+    # report says so in its warnings instead of refusing to report.
+    snap = Snapshot.load(from_) if from_ else gather(environment, base_config=c.config)
+    lost = check_dead(snap, split_list(dead))
+    for name in lost:
+        # Declared dead for this run: counted as failed already, like a host that did not answer.
+        host = snap.host(name)
+        host.reachable, host.error = False, host.error or "declared dead (--dead)"
     policy = run_policy(cfg, environment, strategy, split_list(exclude))
     report = nk_report(
         snap,
@@ -70,3 +69,8 @@ def capacity(
     )
     report.warnings[:0] = [f"snapshot: {e}" for e in snap.errors]
     print(show.to_json(report.to_dict()) if format == "json" else show.capacity_text(report))
+    if report.k < 0:
+        exit_with(
+            ExitCode.INCOMPLETE,
+            "some guests cannot be restarted even with no other host failing (k = -1)",
+        )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from invoke import task
-from invoke.exceptions import Exit
 
-from ..errors import StartRefused
-from ._common import check_format, cli, load, split_list
+from ..errors import ConfigError, ExitCode, StartRefused
+from ..textsafe import printable
+from ._common import check_format, cli, exit_with, load, split_list
 
 if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
@@ -29,6 +30,8 @@ PLAN_HELP = {
     "exclude": "hosts not to place guests on, comma-separated (maintenance)",
     "without": "what-if: plan as if these hosts had failed, comma-separated",
     "explain": "say why each guest got its host, and why unplaced guests fit nowhere",
+    "dead": "hosts known dead for this run (powered off or fenced), comma-separated: their "
+    "guests may be restarted elsewhere; the audit log records it with your name",
 }
 
 
@@ -40,6 +43,22 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     from ..gather import gather
 
     return gather(env, base_config=c.config)
+
+
+def refusal(snap: Snapshot) -> str | None:
+    """Why a start on these facts would be refused before any change, or None."""
+    from ..cluster import backend as get_backend
+
+    where = f"read on {snap.master}" if snap.master else "no host could read the cluster"
+    if snap.quorate is True or not get_backend(snap.backend).quorum:
+        # A backend with no quorum (xl: no cluster manager) has nothing to refuse on here.
+        return None
+    if snap.quorate is False:
+        return (
+            f"the cluster is not quorate ({where}): starting guests now could run them twice "
+            "once the partitions rejoin; restore quorum first (clustat, cman_tool status)"
+        )
+    return f"the cluster's quorum is unknown ({where}): cannot confirm it is safe to start guests"
 
 
 def run_policy(
@@ -54,11 +73,48 @@ def run_policy(
     return with_run_options(env.policy, strategy, exclude)
 
 
-def _layout(cfg, env, snap, strategy, exclude, without):
+def check_dead(snap: Snapshot, dead: list[str]) -> list[str]:
+    """The --dead hosts, each one of the environment's hosts (a typo is an error, not a no-op)."""
+    unknown = [d for d in dead if snap.host(d) is None]
+    if unknown:
+        raise ConfigError(
+            f"--dead: no host {', '.join(unknown)} in environment {snap.environment} "
+            f"(hosts: {', '.join(h.name for h in snap.hosts)})"
+        )
+    return dead
+
+
+def _layout(cfg, env, snap, strategy, exclude, without, dead=()):
     from ..plan import plan
 
     policy = run_policy(cfg, env, strategy, exclude)
-    return plan(snap, policy, without=without), policy
+    return plan(snap, policy, without=without, dead=dead), policy
+
+
+@dataclass
+class Outcome:
+    """How a run ended: its exit code, the last line, and the guests still down."""
+
+    code: ExitCode
+    message: str | None
+    still: list[dict] = field(default_factory=list)
+
+    def exit(self) -> None:
+        """End the task with this outcome's code (returns when it is 0)."""
+        exit_with(self.code, self.message)
+
+
+def _verdict(still: list[dict], refused: str | None, preview: bool) -> Outcome:
+    if refused is not None:
+        return Outcome(ExitCode.REFUSED, f"refused: {printable(refused)}", still)
+    if still:
+        verb = "would stay" if preview else "stay"
+        return Outcome(
+            ExitCode.INCOMPLETE,
+            f"recovery incomplete: {len(still)} guest(s) {verb} down (see STILL DOWN)",
+            still,
+        )
+    return Outcome(ExitCode.OK, None, still)
 
 
 @task(help=COMMON_HELP, auto_shortflags=False)
@@ -71,10 +127,19 @@ def facts(c, env=None, config=None, format="table", loc=None):
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = gather(environment, base_config=c.config)
-    print(snap.to_json() if format == "json" else show.facts_text(snap))
+    refused = refusal(snap)
+    if format == "json":
+        print(snap.to_json())
+    else:
+        if refused:
+            print(printable(f"REFUSED: starts would be refused: {refused}") + "\n")
+        print(show.facts_text(snap))
+    if refused and not (snap.quorate is None and snap.errors):
+        exit_with(ExitCode.REFUSED, f"refused: {printable(refused)}")
     if snap.errors:
-        raise Exit(
-            f"xenfab: {len(snap.errors)} problem(s) while gathering; first: {snap.errors[0]}", 2
+        exit_with(
+            ExitCode.INCOMPLETE,
+            f"{len(snap.errors)} problem(s) while gathering; first: {printable(snap.errors[0])}",
         )
 
 
@@ -91,30 +156,43 @@ def show_layout(
     without=None,
     explain=False,
     loc=None,
+    dead=None,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
+    opts = dict(locals())
+    del opts["c"]
+    preview(c, **opts).exit()
+
+
+def preview(
+    c, *, env, config, format, from_, strategy, exclude, without, explain, loc, dead
+) -> Outcome:
+    """show-layout's work: print the plan and the STILL DOWN block; return how it ended."""
     from .. import show
+    from ..cluster import backend as get_backend
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
     snap = _facts(c, cfg, environment, from_)
-    layout, _ = _layout(cfg, environment, snap, strategy, split_list(exclude), split_list(without))
-    backend = _backend(snap, environment)
+    dead_hosts = check_dead(snap, split_list(dead))
+    refused = refusal(snap)
+    layout, _ = _layout(
+        cfg, environment, snap, strategy, split_list(exclude), split_list(without), dead_hosts
+    )
+    backend = get_backend(
+        snap.backend or environment.backend,
+        environment.backend_options if snap.backend in (None, environment.backend) else None,
+    )
+    still = show.still_down(layout, refused=refused)
     if format == "json":
-        data = layout.to_dict()
-        guests = {g.name: g for g in snap.guests}
-        data["commands"] = [show.command_text(backend, guests, a) for a in data["assignments"]]
-        print(show.to_json(data))
+        doc = show.layout_json(layout, snap, backend, refused=refused, still=still)
+        print(show.to_json(doc))
     else:
+        if refused:
+            print(show.refusal_text(refused) + "\n")
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
-
-
-def _backend(snap: Any, environment: Any) -> Any:
-    """The backend that gathered ``snap``, with the environment's options when it is its own."""
-    from ..cluster import backend as get_backend
-
-    name = snap.backend or environment.backend
-    return get_backend(name, environment.backend_options if name == environment.backend else None)
+        print("\n" + show.still_down_text(still, preview=True))
+    return _verdict(still, refused, preview=True)
 
 
 START_HELP = {
@@ -125,6 +203,39 @@ START_HELP = {
     "step": "confirm each start on the terminal (Enter = start, s = skip, q = quit)",
     "break_lock": "break another run's stale start lock (it is reported with owner and age)",
 }
+
+
+def _target_hosts(raw: str) -> list[str]:
+    hosts = split_list(raw)
+    if not hosts:
+        raise ConfigError(
+            f"start-host: no host given ({raw!r}); name one or more, comma-separated "
+            "(start-all starts every host's guests)"
+        )
+    return hosts
+
+
+def _check_targets(hosts: list[str], snap: Snapshot, layout, env_name: str) -> None:
+    missing = [h for h in hosts if snap.host(h) is None]
+    if missing:
+        raise ConfigError(
+            f"start-host: no host {', '.join(missing)} in environment {env_name} "
+            f"(hosts: {', '.join(h.name for h in snap.hosts)})"
+        )
+    status = {h.name: h.status for h in layout.hosts}
+    for name in hosts:
+        why = status.get(name) or "ok"
+        if why == "ok":
+            continue
+        host = snap.host(name)
+        if host is not None and not host.reachable:
+            detail = f"unreachable ({host.error})" if host.error else "unreachable"
+            raise ConfigError(
+                f"start-host: {name} is {detail}: no guest can start there. Its guests are "
+                f"restarted elsewhere only once it is known dead (powered off or fenced): "
+                f"fab start-all --dead {name}"
+            )
+        raise ConfigError(f"start-host: {name} is {why}: no guest is planned there")
 
 
 def _start(
@@ -145,44 +256,133 @@ def _start(
     parallel,
     step,
     break_lock,
-):
+    dead,
+) -> Outcome:
     from .. import show
+    from ..cluster import backend as get_backend
     from ..config import StartPolicy
     from ..schema import field_type, option
-    from ..start import start_guests
 
     check_format(format)
     parallel = option("--parallel", parallel, field_type(StartPolicy, "max_starts_in_flight"))
     cfg, environment = load(c, config, env, loc)
+    if environment.audit_log:
+        cfg = replace(cfg, audit_log=environment.audit_log)
     if from_ and not dry_run:
-        raise StartRefused(
+        raise ConfigError(
             "--from plans from old facts: only with --dry-run; starts use fresh facts"
         )
     snap = _facts(c, cfg, environment, from_)
+    dead_hosts = check_dead(snap, split_list(dead))
+    refused = refusal(snap)
     layout, policy = _layout(
-        cfg, environment, snap, strategy, split_list(exclude), split_list(without)
+        cfg, environment, snap, strategy, split_list(exclude), split_list(without), dead_hosts
     )
     if hosts is not None:
-        missing = [h for h in hosts if snap.host(h) is None]
-        if missing:
-            raise StartRefused(f"no host {', '.join(missing)} in environment {environment.name}")
-    backend = _backend(snap, environment)
+        _check_targets(hosts, snap, layout, environment.name)
+    backend = get_backend(
+        snap.backend or environment.backend,
+        environment.backend_options if snap.backend in (None, environment.backend) else None,
+    )
     only = set(hosts) if hosts else None
-    if format == "table":
+    table = format == "table"
+    if table:
+        if refused:
+            print(show.refusal_text(refused) + "\n")
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, only_hosts=only))
+        sys.stdout.flush()
     todo = [a for a in layout.assignments if not only or a.host in only]
-    if not todo:
-        print("Nothing to start.")
-        if layout.unplaced:
-            raise Exit(f"xenfab: {len(layout.unplaced)} guest(s) fit nowhere; see UNPLACED", 1)
+    report = None
+    declined = False
+    try:
+        if refused is None and todo:
+            _confirm(len(todo), yes or dry_run or step)
+    except StartRefused as exc:
+        refused = str(exc)
+    except _Declined:
+        declined = True
+    try:
+        if refused is None and todo and not declined:
+            report = _run_engine(
+                c,
+                cfg,
+                environment,
+                snap,
+                layout,
+                policy,
+                only,
+                parallel,
+                dry_run,
+                step,
+                break_lock,
+                dead_hosts,
+                table,
+            )
+    except StartRefused as exc:
+        refused = str(exc)
+    except KeyboardInterrupt:
+        # Out of the engine's own handling (a second Ctrl-C): what started is not known here.
+        still = show.still_down(
+            layout, refused="interrupted: may have started; see fab facts", only_hosts=only
+        )
+        _close(table, show, layout, snap, backend, None, still, None, dry_run)
+        return Outcome(ExitCode.INTERRUPTED, "interrupted (see fab facts)", still)
+    why = refused or ("not confirmed at the prompt" if declined else None)
+    still = show.still_down(layout, report, refused=why, only_hosts=only)
+    if table and only:
+        others = [a.guest for a in layout.assignments if a.host not in only]
+        if others:
+            print(
+                f"\n{len(others)} other guest(s) planned on other hosts, not in this run "
+                "(fab start-all starts them)."
+            )
+    _close(table, show, layout, snap, backend, report, still, refused, dry_run)
+    if report is not None and report.interrupted:
+        done = sum(1 for r in report.results if r.outcome == "started")
+        return Outcome(
+            ExitCode.INTERRUPTED,
+            f"interrupted: {done} started, {len(still)} still down (see STILL DOWN)",
+            still,
+        )
+    if declined:
+        return Outcome(ExitCode.INCOMPLETE, "nothing started (not confirmed)", still)
+    return _verdict(still, refused, preview=dry_run)
+
+
+class _Declined(Exception):
+    pass
+
+
+def _confirm(count: int, given: bool) -> None:
+    if given:
         return
-    if not (yes or dry_run or step):
-        if not sys.stdin.isatty():
-            raise StartRefused("no terminal to confirm on; give --yes to start, or --dry-run")
-        answer = input(f"Start {len(todo)} guest(s)? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            raise Exit("xenfab: nothing started", 1)
-    report = start_guests(
+    if not sys.stdin.isatty():
+        raise StartRefused("no terminal to confirm on; give --yes to start, or --dry-run")
+    # The question goes to stderr: stdout carries only the result (JSON stays one document).
+    sys.stderr.write(f"Start {count} guest(s)? [y/N] ")
+    sys.stderr.flush()
+    if input().strip().lower() not in ("y", "yes"):
+        raise _Declined
+
+
+def _run_engine(
+    c,
+    cfg,
+    environment,
+    snap,
+    layout,
+    policy,
+    only,
+    parallel,
+    dry_run,
+    step,
+    break_lock,
+    dead,
+    table,
+):
+    from ..start import start_guests
+
+    return start_guests(
         cfg,
         environment,
         snap,
@@ -194,13 +394,24 @@ def _start(
         dry_run=dry_run,
         step=step,
         break_lock=break_lock,
+        dead_hosts=dead,
+        # Progress goes to stderr; a dry run's listing is the result, so in a table it is stdout.
+        out=sys.stdout if (dry_run and table) else sys.stderr,
     )
-    if dry_run:
+
+
+def _close(table, show, layout, snap, backend, report, still, refused, dry_run) -> None:
+    """The end of every start run: the result table (or the one JSON document), then STILL DOWN."""
+    if not table:
+        doc = report.to_dict() if report is not None else {"dry_run": dry_run, "results": []}
+        doc["layout"] = show.layout_json(layout, snap, backend, refused=refused, still=still)
+        doc["refused"] = refused
+        doc["still_down"] = still
+        print(show.to_json(doc))
         return
-    print(show.to_json(report.to_dict()) if format == "json" else report.table())
-    if not report.ok or layout.unplaced:
-        failed = sum(1 for r in report.results if r.outcome == "failed")
-        raise Exit(f"xenfab: {failed} start(s) failed, {len(layout.unplaced)} guest(s) unplaced", 1)
+    if report is not None and not report.dry_run:
+        print("\n" + printable(report.table(), newlines=True))
+    print("\n" + show.still_down_text(still, preview=dry_run))
 
 
 @task(
@@ -226,11 +437,12 @@ def start_host(
     parallel=None,
     step=False,
     break_lock=False,
+    dead=None,
 ):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
     opts = dict(locals())
     del opts["c"], opts["host"]
-    _start(c, split_list(host), **opts)
+    _start(c, _target_hosts(host), **opts).exit()
 
 
 @task(help=START_HELP, name="start-all", auto_shortflags=False)
@@ -251,8 +463,9 @@ def start_all(
     parallel=None,
     step=False,
     break_lock=False,
+    dead=None,
 ):
     """Start every down guest where the layout puts it, in parallel within safe caps."""
     opts = dict(locals())
     del opts["c"]
-    _start(c, None, **opts)
+    _start(c, None, **opts).exit()

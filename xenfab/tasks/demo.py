@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from invoke import task
+from invoke.exceptions import Exit
 
 from ..cluster import names
 from . import core
@@ -29,6 +30,7 @@ def _banner(text: str) -> None:
 def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backend=None):
     """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
     from .. import lab as lab_api
+    from .. import show
     from .lab import lab_options
 
     opts = lab_options(hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
@@ -43,13 +45,45 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
         f"{down} of {len(info['services'])} guests down"
     )
     _banner("fab show-layout --explain")
-    core.show_layout(c, env=env, config=config, explain=True)
+    common = dict(env=env, config=config, from_=None, strategy=None, exclude=None)
+    common.update(without=None, explain=False, loc=None, dead=None, format="table")
+    shown = core.preview(c, **{**common, "explain": True})
+    print(_exit_line("show-layout", shown))
     _banner("fab start-all --yes")
+    ran = None
     try:
-        core.start_all(c, env=env, config=config, yes=True)
+        ran = core._start(
+            c,
+            None,
+            **common,
+            yes=True,
+            dry_run=False,
+            parallel=None,
+            step=False,
+            break_lock=False,
+        )
+        print(_exit_line("start-all", ran))
     finally:
         _banner("fab facts (after)")
         try:
             core.facts(c, env=env, config=config)
+        except Exit as exc:
+            print(f"(fab facts would exit {exc.code}: {exc.message})")
         finally:
             print(f"\nThe lab keeps running ({lab_api.lab_dir()}); stop it with: fab lab.down")
+    if ran is not None:
+        # The rehearsal's point: what a real recovery would leave down, and the code it ends with.
+        _banner("outcome of fab start-all")
+        print(show.still_down_text(ran.still))
+        print(_exit_line("start-all", ran))
+
+
+def _exit_line(task_name: str, outcome: core.Outcome) -> str:
+    preview = task_name == "show-layout"
+    meaning = {
+        0: "every down guest would be up" if preview else "every down guest is up",
+        2: "recovery would be incomplete" if preview else "recovery incomplete",
+        3: "refused",
+    }.get(int(outcome.code), outcome.code.name.lower())
+    tail = f" ({outcome.message})" if outcome.message else ""
+    return f"fab {task_name} exit code {int(outcome.code)}: {meaning}{tail}"

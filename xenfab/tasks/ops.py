@@ -7,9 +7,10 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from ..errors import StartRefused
-from ._common import check_format, cli, load
-from .core import COMMON_HELP
+from ..errors import ExitCode, StartRefused
+from ..textsafe import printable
+from ._common import check_format, cli, exit_with, load
+from .core import COMMON_HELP, refusal
 
 
 def _key_state(error: str | None) -> str:
@@ -49,8 +50,12 @@ def check(c, env=None, config=None, loc=None, format="table"):
     problems = [r["problem"] for r in rows if r["problem"]] + [
         e for e in snap.errors if not any(e == r["problem"] for r in rows)
     ]
-    if snap.quorate is False:
-        problems.append(f"cluster is not quorate (read on {snap.master})")
+    refused = refusal(snap)
+    # Quorum unknown because no host answered: the problem to fix first is the gathering.
+    unknown = snap.quorate is None and bool(snap.errors)
+    if refused:
+        # Otherwise first: it decides the exit code and is what to fix before anything else.
+        problems.insert(len(problems) if unknown else 0, refused)
     if format == "json":
         print(
             show.to_json(
@@ -78,17 +83,17 @@ def check(c, env=None, config=None, loc=None, format="table"):
             ]
             for r in rows
         ]
-        print(
-            tabulate(
-                table,
-                headers=["host", "reachable", "host key", "toolstack", "xen", "rtt ms"],
-                tablefmt=show.TABLE_FORMAT,
-            )
+        text = tabulate(
+            table,
+            headers=["host", "reachable", "host key", "toolstack", "xen", "rtt ms"],
+            tablefmt=show.TABLE_FORMAT,
         )
+        print(printable(text, newlines=True))
         for p in problems:
-            print(f"  - {p}")
+            print(printable(f"  - {p}"))
     if problems:
-        raise Exit(f"xenfab: check found {len(problems)} problem(s); first: {problems[0]}", 1)
+        code = ExitCode.REFUSED if refused and not unknown else ExitCode.INCOMPLETE
+        exit_with(code, f"check found {len(problems)} problem(s); first: {printable(problems[0])}")
 
 
 @task(
