@@ -284,6 +284,44 @@ def plan_rows(out: Outcome) -> list[list[str]]:
     ]
 
 
+def place_rows(out: Outcome, fig: dict) -> list[list[str]]:
+    """Summary rows of bench_place.py: the default's all-placed share against the others."""
+    rows = fig.get("rows") or []
+    if out.rc is None or not rows:
+        return [
+            ["place", "all placed, tight set (bench_place.py)", "-", "-", "-", ">= 99%", out.status]
+        ]
+    default = rows[0]
+    n = default["instances"]
+    greedy = max(
+        (r for r in rows if r["method"].startswith("greedy")), key=lambda r: r["all_placed"]
+    )
+    seed = next((r for r in rows if r["method"].startswith("seed")), None)
+    before = next((r for r in rows if r["method"].startswith("before")), None)
+    out_rows = [
+        [
+            "place",
+            f"all placed, {n} tight instances, default (round-robin + HiGHS)",
+            f"{default['all_placed_pct']:.1f}% "
+            f"(mean {default['mean_s']:.2f} s, max {default['max_s']:.2f} s)",
+            "100% (exact optimum)",
+            f"{default['proven']}/{n} proven",
+            ">= 99%",
+            verdict(default["all_placed_pct"] >= 99 and not default["broken"]),
+        ]
+    ]
+    for label, r in (
+        ("before: branch and bound", before),
+        (greedy["method"], greedy),
+        ("seed's way", seed),
+    ):
+        if r is not None:
+            out_rows.append(
+                ["place", f"all placed, {label}", f"{r['all_placed_pct']:.1f}%", "", "", "", "info"]
+            )
+    return out_rows
+
+
 def start_rows(out: Outcome) -> list[list[str]]:
     """Summary rows of bench_start.py, read from its first GitHub table."""
     lines = [ln for ln in out.output.splitlines() if ln.startswith("|")]
@@ -353,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work, ignore_errors=True)
 
     outcomes["plan"] = run_bench("bench_plan.py", quick, timeout)
+    place_json = os.path.join(tempfile.gettempdir(), f"xenfab-bench-place-{os.getpid()}.json")
+    outcomes["place"] = run_bench("bench_place.py", [*quick, "--json", place_json], timeout)
+    figures["place"] = read_json(place_json)
+    if os.path.exists(place_json):
+        os.unlink(place_json)
     start_args = list(quick)
     if args.quick:
         # Its own --quick takes about a minute; smaller sizes keep the whole run short.
@@ -366,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         *gather_rows(outcomes["gather"], figures["gather"]),
         *memory_rows(outcomes["memory"], figures["memory"]),
         *plan_rows(outcomes["plan"]),
+        *place_rows(outcomes["place"], figures["place"]),
         *start_rows(outcomes["start"]),
     ]
     headers = ["bench", "figure", "measured", "bound / baseline", "ratio", "target", "verdict"]

@@ -22,8 +22,10 @@ def test_available_matches_import():
 
 @pytest.fixture
 def only_cpsat(monkeypatch):
-    """Make the built-in branch and bound give up at once, so CP-SAT has to do the work."""
+    """Make CP-SAT the exact search and the branch and bound give up at once."""
     pytest.importorskip("ortools")
+    monkeypatch.setattr(search, "SOLVER", "cpsat")
+    monkeypatch.setattr(search, "vector_packing", lambda m, st, deadline: None)
     monkeypatch.setattr(search, "exact", lambda m, st, deadline: search.ExactResult(None, False, 0))
 
 

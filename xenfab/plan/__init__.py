@@ -1,4 +1,6 @@
-"""The placement planner: snapshot + policy -> layout. Pure: no SSH, no Fabric, standard library.
+"""The placement planner: snapshot + policy -> layout. Pure: no SSH, no Fabric, no I/O.
+
+The standard library, plus highspy (HiGHS) for the exact search when greedy leaves guests down.
 
 ``plan(snapshot, policy)`` places every down guest (the backend's word) so that it fits (RAM,
 vCPU cap, anti-affinity, pin, exclude), explains each choice and each refusal, and says whether

@@ -19,6 +19,7 @@ from ..snapshot import Snapshot
 from .layout import Layout
 from .planner import plan as _plan
 from .policy import Policy
+from .rules import RamRule, VcpuCapRule
 
 MODES = ("recovered", "running")
 DEFAULT_TIME_BUDGET_S = 10.0
@@ -225,19 +226,13 @@ class _Judge:
         """
         if any(h not in self.lost for h in failed):
             return False
-        need = self.base_need + sum(self.lost[h][0] for h in failed)
-        biggest = max([self.base_max, *(self.lost[h][1] for h in failed)])
+        need_mib = self.base_need + sum(self.lost[h][0] for h in failed)
+        largest_mib = max([self.base_max, *(self.lost[h][1] for h in failed)])
         survivors = [h for h in self.room if h not in failed]
-        if need > sum(self.room[h] for h in survivors):
+        if RamRule.cannot_hold(need_mib, largest_mib, [self.room[h] for h in survivors]):
             return True
-        if biggest > max((self.room[h] for h in survivors), default=0):
-            return True
-        vroom = [self.vroom[h] for h in survivors]
-        if vroom and all(v is not None for v in vroom):
-            vneed = self.base_vcpus + sum(self.lost[h][2] for h in failed)
-            if vneed > sum(v for v in vroom if v is not None):
-                return True
-        return False
+        need_vcpus = self.base_vcpus + sum(self.lost[h][2] for h in failed)
+        return VcpuCapRule.cannot_hold(need_vcpus, [self.vroom[h] for h in survivors])
 
     def plan(self, failed: Sequence[str], count: bool = True) -> Layout:
         """The planner's layout for this failure set, its search within the time left."""

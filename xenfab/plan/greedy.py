@@ -24,7 +24,7 @@ def guest_order(m: Model) -> list[PGuest]:
 
 def fit_text(st: State, g: PGuest, h: int) -> str:
     """The RAM fit behind a choice, e.g. '4096 free >= 2048 needed'."""
-    return f"{st.rem[h]} free >= {g.mem} needed"
+    return f"{st.free_mib[h]} free >= {g.mem} needed"
 
 
 class MaxTree:
@@ -85,12 +85,12 @@ class Picker:
     def __init__(self, m: Model, st: State) -> None:
         self.m = m
         self.st = st
-        self.tree = MaxTree([st.rem[h] for h in m.usable])
+        self.tree = MaxTree([st.free_mib[h] for h in m.usable])
         self.tpos = {h: i for i, h in enumerate(m.usable)}
 
     def update(self, h: int) -> None:
         """Host ``h`` gained or lost room."""
-        self.tree.update(self.tpos[h], self.st.rem[h])
+        self.tree.update(self.tpos[h], self.st.free_mib[h])
 
     def pick(self, g: PGuest, i: int) -> tuple[int, str] | None:
         """A host for ``g`` (the i-th guest in order) and why, or None when no host fits."""
@@ -129,7 +129,7 @@ class RoundRobin(Picker):
         hosts = m.snapshot.hosts
         self.order = sorted(m.usable, key=lambda h: (-hosts[h].total_mib, m.rank[h]))
         self.pos = {h: p for p, h in enumerate(self.order)}
-        self.tree = MaxTree([st.rem[h] for h in self.order])
+        self.tree = MaxTree([st.free_mib[h] for h in self.order])
         self.tpos = self.pos
 
     def key(self, h: int, i: int) -> tuple:
@@ -213,7 +213,7 @@ class MostFree(HeapPicker):
 
     def key(self, h: int, i: int) -> tuple:
         """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (-self.st.rem[h], self.m.rank[h])
+        return (-self.st.free_mib[h], self.m.rank[h])
 
     def hopeless(self, top: tuple, g: PGuest) -> bool:
         """The roomiest host left is too small: so is every other."""
@@ -231,7 +231,7 @@ class Balanced(HeapPicker):
 
     def share(self, h: int) -> float:
         """Fraction of the host's RAM still free."""
-        return self.st.rem[h] / self.m.size[h]
+        return self.st.free_mib[h] / self.m.size[h]
 
     def key(self, h: int, i: int) -> tuple:
         """Sort key of host ``h`` for this strategy (smaller is better)."""
@@ -250,7 +250,7 @@ class Pack(Picker):
 
     def __init__(self, m: Model, st: State) -> None:
         super().__init__(m, st)
-        self.cur = {h: (st.rem[h], m.rank[h], h) for h in m.usable}
+        self.cur = {h: (st.free_mib[h], m.rank[h], h) for h in m.usable}
         self.keys = sorted(self.cur.values())
 
     def update(self, h: int) -> None:
@@ -258,13 +258,13 @@ class Pack(Picker):
         super().update(h)
         old = self.cur[h]
         del self.keys[bisect_left(self.keys, old)]
-        new = (self.st.rem[h], self.m.rank[h], h)
+        new = (self.st.free_mib[h], self.m.rank[h], h)
         self.cur[h] = new
         insort(self.keys, new)
 
     def key(self, h: int, i: int) -> tuple:
         """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (self.st.rem[h], self.m.rank[h])
+        return (self.st.free_mib[h], self.m.rank[h])
 
     def search(self, g: PGuest, i: int) -> int | None:
         """The best unpinned host for ``g`` by this strategy, or None."""

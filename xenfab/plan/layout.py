@@ -45,6 +45,8 @@ class Unplaced:
     # missing or unusable: config, size, name), "liveness-unknown" (it may still run on an
     # unreachable owner). Capacity reasoning counts only "no-room".
     kind: str = "no-room"
+    # host -> the rules that refused it there, with their figures (rules.Refusal.to_dict)
+    refusals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass

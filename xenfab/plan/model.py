@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..snapshot import Guest, Snapshot
 from .layout import Skipped, Unplaced
 from .policy import Policy, host_matches
+from .rules import NO_LIMIT, Refusal, Rule, rules_of
 
 UNREACHABLE = "unreachable"
 FAILED = "failed host (what-if)"
@@ -63,6 +64,8 @@ class AClass:
     unit_of: list[int]  # host index -> unit index (host or failure domain)
     unit_names: list[str]
     running: list[list[str]]  # unit index -> members already running there
+    members: int = 0  # members to place plus members running on usable units
+    usable_units: int = 0
 
 
 @dataclass
@@ -86,6 +89,14 @@ class Model:
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)
+    _rules: list[Rule] | None = field(default=None, repr=False)
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every placement rule of this model (built once the classes are resolved)."""
+        if self._rules is None:
+            self._rules = rules_of(self)
+        return self._rules
 
     def host_name(self, h: int) -> str:
         """The name of host index ``h``."""
@@ -105,12 +116,12 @@ class Model:
 class State:
     """Mutable placement state: remaining RAM/vCPU per host and class members per unit."""
 
-    __slots__ = ("m", "rem", "vused", "count", "where", "relaxed")
+    __slots__ = ("m", "free_mib", "vcpus_used", "count", "where", "relaxed")
 
     def __init__(self, m: Model) -> None:
         self.m = m
-        self.rem = list(m.cap)
-        self.vused = list(m.vused0)
+        self.free_mib = list(m.cap)
+        self.vcpus_used = list(m.vused0)
         self.count = [[len(r) for r in c.running] for c in m.classes]
         self.where: list[int | None] = [None] * len(m.guests)
         self.relaxed: set[int] = set()
@@ -119,8 +130,8 @@ class State:
         """An independent copy."""
         s = State.__new__(State)
         s.m = self.m
-        s.rem = list(self.rem)
-        s.vused = list(self.vused)
+        s.free_mib = list(self.free_mib)
+        s.vcpus_used = list(self.vcpus_used)
         s.count = [list(c) for c in self.count]
         s.where = list(self.where)
         s.relaxed = set(self.relaxed)
@@ -128,18 +139,20 @@ class State:
 
     def fits(self, g: PGuest, h: int) -> bool:
         """True when guest ``g`` may go on usable host ``h`` now (every rule)."""
-        if self.rem[h] < g.mem or not g.ok(h):
-            return False
-        cap = self.m.vcap[h]
-        if cap is not None and self.vused[h] + g.vcpus > cap:
-            return False
-        if g.classes and g.idx not in self.relaxed:
-            classes = self.m.classes
-            for c in g.classes:
-                cl = classes[c]
-                if self.count[c][cl.unit_of[h]] >= cl.limit:
-                    return False
-        return True
+        return all(rule.fits(self, g, h) for rule in self.m.rules)
+
+    def max_copies(self, g: PGuest, h: int) -> int:
+        """How many guests like ``g`` usable host ``h`` could still take (every rule)."""
+        return min(min(rule.copies(self, g, h) for rule in self.m.rules), NO_LIMIT)
+
+    def refusals(self, g: PGuest, h: int) -> list[Refusal]:
+        """Every rule that refuses ``g`` on usable host ``h`` now, with its figures."""
+        out = []
+        for rule in self.m.rules:
+            r = rule.refusal(self, g, h)
+            if r is not None:
+                out.append(r)
+        return out
 
     def breaks_class(self, g: PGuest, h: int) -> list[int]:
         """The classes ``g`` would break on ``h`` (used to explain a soft violation)."""
@@ -152,8 +165,8 @@ class State:
 
     def place(self, g: PGuest, h: int) -> None:
         """Charge ``g`` to ``h``."""
-        self.rem[h] -= g.mem
-        self.vused[h] += g.vcpus
+        self.free_mib[h] -= g.mem
+        self.vcpus_used[h] += g.vcpus
         for c in g.classes:
             self.count[c][self.m.classes[c].unit_of[h]] += 1
         self.where[g.idx] = h
@@ -162,8 +175,8 @@ class State:
         """Take ``g`` off its host and return that host."""
         h = self.where[g.idx]
         assert h is not None
-        self.rem[h] += g.mem
-        self.vused[h] -= g.vcpus
+        self.free_mib[h] += g.mem
+        self.vcpus_used[h] -= g.vcpus
         for c in g.classes:
             self.count[c][self.m.classes[c].unit_of[h]] -= 1
         self.where[g.idx] = None
@@ -468,13 +481,22 @@ def _resolve_classes(m: Model, failed: set[str]) -> None:
                 members += 1
         members += sum(len(running[u]) for u in usable_units)
         units = len(usable_units)
-        limit = 1 if members <= units or units == 0 else math.ceil(members / units)
         what = "failure domains" if spec.spread == "domain" else "usable hosts"
         per = "domain" if spec.spread == "domain" else "host"
+        hard = m.policy.anti_affinity_mode == "hard"
+        # Hard means hard: one member per unit, whatever the count; the members that find no
+        # unit stay down (with the hint). Soft mode spreads them ceil(members/units) per unit.
+        limit = 1 if hard or members <= units or units == 0 else math.ceil(members / units)
         if members > units > 0:
-            m.warnings.append(
-                f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
-            )
+            if hard:
+                m.warnings.append(
+                    f"class {name}: {members} members but {units} {what}: "
+                    f"{members - units} stay down (anti_affinity_mode: soft lets them share)"
+                )
+            else:
+                m.warnings.append(
+                    f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
+                )
         for u in sorted(usable_units):
             if len(running[u]) > limit:
                 m.warnings.append(
@@ -488,5 +510,7 @@ def _resolve_classes(m: Model, failed: set[str]) -> None:
                 unit_of=unit_of,
                 unit_names=unit_names,
                 running=running,
+                members=members,
+                usable_units=units,
             )
         )

@@ -11,6 +11,7 @@ from .greedy import guest_order, place_greedy
 from .layout import Assignment, HostUse, Layout, Unplaced
 from .model import Model, State, build_model
 from .policy import Policy
+from .search import SearchHook
 
 
 def plan(
@@ -21,11 +22,15 @@ def plan(
     dead: Iterable[str] = (),
     avoid: Mapping[str, Collection[str]] | None = None,
     time_budget_s: float | None = None,
+    on_search: SearchHook | None = None,
 ) -> Layout:
     """Place every down guest on a host, or say why it stays down (per host when it is room).
 
     ``without``: what-if, plan as if these hosts had failed. ``dead``: hosts declared dead for
     this run; the guests the cluster still shows on them are replanned, the hosts unused.
+    ``on_search(seconds)`` is called when the search beyond greedy starts, with the most it may
+    take; if it returns a callable, that is called when the search ends. The caller shows it
+    (the planner itself does no I/O).
     """
     started = time.monotonic()
     budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
@@ -41,7 +46,7 @@ def plan(
         proven = None
         from .search import improve  # local: the search is only needed when greedy falls short
 
-        st, method, proven = improve(m, st, why, order, deadline)
+        st, method, proven = improve(m, st, why, order, deadline, on_search)
     return _layout(m, st, why, order, method, proven)
 
 
@@ -67,9 +72,17 @@ def _layout(
     for g in sorted(m.guests, key=lambda g: (g.tier, rank[g.idx])):
         h = st.where[g.idx]
         if h is None:
-            reason, per_host = explainer.unplaced(g)
+            reason, per_host, refusals = explainer.unplaced(g)
             out.unplaced.append(
-                Unplaced(g.name, g.guest.memory_mib, reason, per_host, g.tier, g.vcpus)
+                Unplaced(
+                    g.name,
+                    g.guest.memory_mib,
+                    reason,
+                    per_host,
+                    g.tier,
+                    g.vcpus,
+                    refusals=refusals,
+                )
             )
             continue
         placed_on.setdefault(h, []).append(g.name)
@@ -88,7 +101,7 @@ def _layout(
     # Down guests the model could not plan at all (facts, liveness) stay down too.
     out.unplaced.extend(m.unplaced)
     for h, host in enumerate(m.snapshot.hosts):
-        charged = host.free_mib - m.policy.reserve_mib - st.rem[h]
+        charged = host.free_mib - m.policy.reserve_mib - st.free_mib[h]
         out.hosts.append(
             HostUse(
                 name=host.name,
@@ -96,7 +109,7 @@ def _layout(
                 free_mib_before=host.free_mib,
                 free_mib_after=host.free_mib - charged,
                 vcpus_before=m.vused0[h],
-                vcpus_after=st.vused[h],
+                vcpus_after=st.vcpus_used[h],
                 vcpu_cap=m.vcap[h],
                 guests=placed_on.get(h, []),
             )

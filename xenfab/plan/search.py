@@ -8,7 +8,9 @@ it can on the host the greedy pass (the chosen strategy) gave them.
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import Callable
 
 from . import cpsat
 from .greedy import Balanced, Pack, Picker, fit_text, place_greedy, soft_text
@@ -19,8 +21,46 @@ from .model import Model, PGuest, State
 _CLOCK_EVERY = 64
 
 
+# Which exact search runs: "mip" (HiGHS over guest kinds, the default), "bnb" (the built-in
+# branch and bound, used when highspy cannot be imported) or "cpsat" (OR-tools, measured only).
+SOLVER = "mip"
+# Repair (ejection chains) is cheap and keeps the greedy layout; it gets this share of the budget,
+# at most REPAIR_MAX_S, and the exact search the rest.
+REPAIR_SHARE = 0.1
+REPAIR_MAX_S = 0.2
+VECTOR_SHARE = 0.15
+VECTOR_MAX_S = 0.3
+VECTOR_PASSES = 16
+# The whole program first, with this share of what is left; when it cannot finish, the rest goes
+# to programs over a few hosts at a time (large neighbourhood search), which place more guests
+# sooner on large tight clusters.
+FULL_SHARE = 0.4
+NEIGHBOURHOOD_HOSTS = 5
+NEIGHBOURHOOD_MAX_S = 0.3
+MIN_SOLVER_S = 0.25
+
+
+# Called when the search starts, with the most seconds it may take; what it returns (if callable)
+# is called when the search ends. The planner does no I/O: the caller shows progress.
+SearchHook = Callable[[float], "Callable[[], None] | None"]
+
+
+def solver_threads() -> int:
+    """Solver threads: never more than the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 2))
+
+
 def improve(
-    m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
+    m: Model,
+    st: State,
+    why: dict[int, str],
+    order: list[PGuest],
+    deadline: float,
+    on_search: SearchHook | None = None,
 ) -> tuple[State, str, bool | None]:
     """Try to place the guests greedy left down; returns the state, method and proof flag."""
     method, proven = "greedy", None
@@ -39,33 +79,107 @@ def improve(
             # For the search, every guest may break a class: that is the true soft optimum.
             st.relaxed = {g.idx for g in m.guests}
         now = time.monotonic()
-        # Repair is cheap and keeps the greedy layout; give it a share, the rest to the search.
-        if now < deadline and repair(m, st, why, order, now + (deadline - now) / 4):
+        share = min((deadline - now) * REPAIR_SHARE, REPAIR_MAX_S)
+        if now < deadline and repair(m, st, why, order, now + share):
             method = "greedy+repair"
         if all(st.where[g.idx] is not None for g in m.guests):
             proven = True
             continue
-        now = time.monotonic()
-        if now >= deadline:
+        if time.monotonic() >= deadline:
+            proven = None
             continue
-        # With CP-SAT at hand, the branch and bound gets half the time: it is deterministic and
-        # proves small cases at once; CP-SAT is stronger on large tight ones.
-        use_cp = cpsat.available()
-        result = exact(m, st, now + (deadline - now) / 2 if use_cp else deadline)
-        proven = result.proven
-        if result.where is not None:
-            _adopt(m, st, why, result.where, order, "exact search")
-            method = "exact"
-        if not proven and use_cp:
-            solved = cpsat.solve(m, st, deadline)
-            if solved is not None:
-                where, proven = solved
-                if where is not None:
-                    _adopt(m, st, why, where, order, "exact search (CP-SAT)")
-                    method = "exact"
+        now = time.monotonic()
+        # In soft mode the hard pass gets half of what is left, the relaxed pass the rest.
+        stop = deadline if relax or not soft else now + (deadline - now) / 2
+        finish = on_search(stop - now) if on_search is not None else None
+        try:
+            # Vector packing (RAM and vCPUs weighed together) from scratch: a short look first.
+            packed = vector_packing(m, st, now + min((stop - now) * VECTOR_SHARE, VECTOR_MAX_S))
+            if packed is not None:
+                _adopt(m, st, why, packed, order, "vector packing")
+                method = "exact"
+            if all(st.where[g.idx] is not None for g in m.guests):
+                proven = True
+                continue
+            now = time.monotonic()
+            first = stop if SOLVER != "mip" else now + (stop - now) * FULL_SHARE
+            where, proven, label = _exact(m, st, first)
+            if where is not None:
+                _adopt(m, st, why, where, order, label)
+                method = "exact"
+                # A layout placing every guest is optimal, whether or not the solver said so.
+                proven = proven or all(st.where[g.idx] is not None for g in m.guests)
+            if not proven and SOLVER == "mip" and _neighbourhoods(m, st, why, order, stop):
+                method = "exact"
+                if all(st.where[g.idx] is not None for g in m.guests):
+                    proven = True
+        finally:
+            if callable(finish):
+                finish()
     if soft:
         _note_soft(m, st, why, hard_where)
     return st, method, proven
+
+
+def _neighbourhoods(
+    m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
+) -> bool:
+    """Re-solve a few hosts at a time (their guests and the guests left down) until ``deadline``.
+
+    Each step frees the guests of NEIGHBOURHOOD_HOSTS hosts, half the roomiest (where a down
+    guest could go after moves), half drawn at random (a fixed seed: same input, same plan),
+    and lets the program place them and the down guests anew. Returns True when it placed more.
+    """
+    import random
+
+    from . import mip
+
+    hosts = sorted(m.usable, key=lambda h: m.rank[h])
+    size = min(len(hosts), NEIGHBOURHOOD_HOSTS)
+    if size == len(hosts):
+        return False  # the whole program already had every host
+    rng = random.Random(len(m.guests) * 7919 + len(hosts))
+    improved = False
+    while deadline - time.monotonic() > MIN_SOLVER_S / 2 and any(
+        st.where[g.idx] is None for g in m.guests
+    ):
+
+        def room(h: int) -> float:
+            cap = m.vcap[h]
+            v = 1.0 if cap is None else (cap - st.vcpus_used[h]) / max(cap - m.vused0[h], 1.0)
+            return st.free_mib[h] / max(m.cap[h], 1) + v
+
+        roomy = sorted(hosts, key=lambda h: (-room(h), m.rank[h]))[: size // 2]
+        rest = [h for h in hosts if h not in roomy]
+        pick = roomy + rng.sample(rest, size - len(roomy))
+        stop = min(deadline, time.monotonic() + NEIGHBOURHOOD_MAX_S)
+        solved = mip.solve(m, st, stop, threads=1, hosts=pick)
+        if solved is None:
+            return improved
+        if solved[0] is not None:
+            _adopt(m, st, why, solved[0], order, "exact search")
+            improved = True
+    return improved
+
+
+def _exact(m: Model, st: State, deadline: float) -> tuple[list[int | None] | None, bool, str]:
+    """(better layout or None, proven, label) from the configured exact search."""
+    # Below MIN_SOLVER_S the solver's start-up (import, model) would overrun the budget: the
+    # branch and bound checks the clock every few nodes.
+    if SOLVER == "mip" and deadline - time.monotonic() >= MIN_SOLVER_S:
+        from . import mip
+
+        # HiGHS's branch and bound is mostly serial: one thread, so a busy machine's other
+        # core is left to the rest (measured: no slower, often faster than two).
+        solved = mip.solve(m, st, deadline, threads=1)
+        if solved is not None:
+            return solved[0], solved[1], "exact search"
+    if SOLVER == "cpsat":
+        solved = cpsat.solve(m, st, deadline, threads=solver_threads())
+        if solved is not None:
+            return solved[0], solved[1], "exact search (CP-SAT)"
+    result = exact(m, st, deadline)
+    return result.where, result.proven, "exact search"
 
 
 def _adopt(
@@ -97,7 +211,7 @@ def _adopt(
         h, old = st.where[g.idx], before[g.idx]
         if h is None or h == old:
             continue
-        left = f"{st.rem[h]} MiB left free on {m.host_name(h)}"
+        left = f"{st.free_mib[h]} MiB left free on {m.host_name(h)}"
         if old is None:
             why[g.idx] = f"{label}: greedy left it down; this layout fits it ({left})"
         else:
@@ -168,7 +282,7 @@ class _Repair:
         st, m = self.st, self.m
         self.ejected.pop(g.idx, None)
         hosts = [h for h in m.usable if h not in frozen and g.ok(h)]
-        hosts.sort(key=lambda h: (-st.rem[h], m.rank[h]))
+        hosts.sort(key=lambda h: (-st.free_mib[h], m.rank[h]))
         for h in hosts:
             if st.fits(g, h):
                 self.place(g, h)
@@ -186,7 +300,7 @@ class _Repair:
                 key=lambda p: (-p.tier, p.mem, p.name),
             )
             for p in victims:
-                if st.rem[h] + p.mem < g.mem:
+                if st.free_mib[h] + p.mem < g.mem:
                     continue
                 mark = len(self.log)
                 self.remove(p)
@@ -291,7 +405,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         r = 0
         largest = 0
         for h in usable:
-            x = st.rem[h]
+            x = st.free_mib[h]
             if x >= smallest:
                 if x > largest:
                     largest = x
@@ -333,14 +447,14 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         # seed strategies; settle() afterwards moves guests back to their greedy hosts.
         hosts = sorted(
             (h for h in usable if m.rank[h] >= floor and st.fits(g, h)),
-            key=lambda h: (st.rem[h], m.rank[h]),
+            key=lambda h: (st.free_mib[h], m.rank[h]),
         )
         for h in hosts:
             # Hosts in the same state with the same static rules are interchangeable.
             sig = (
                 sig_static[h],
-                st.rem[h],
-                st.vused[h],
+                st.free_mib[h],
+                st.vcpus_used[h],
                 tuple(st.count[c][m.classes[c].unit_of[h]] for c in host_classes),
             )
             if sig in seen:
@@ -472,3 +586,77 @@ class _SubsetSums:
             return self.total * self.unit
         x = self.bits[k] & ((1 << (r + 1)) - 1)
         return (x.bit_length() - 1) * self.unit
+
+
+# --- vector packing ----------------------------------------------------------------------------
+
+
+def vector_packing(
+    m: Model, incumbent: State, deadline: float, seed: int = 0
+) -> list[int | None] | None:
+    """Layouts from scratch that weigh RAM and vCPUs together; the best if it beats ``incumbent``.
+
+    Greedy orders by RAM alone fail where RAM and vCPUs bind together. These passes size each
+    guest by its larger share of the cluster's room (RAM or vCPUs), largest first, and put it
+    where it leaves the least room wasted in both; then they retry with perturbed orders until
+    every guest is placed or the time is up. Cheap (milliseconds a pass) and often enough.
+    """
+    import random
+
+    weights = m.weights()
+    hosts = sorted(m.usable, key=lambda h: m.rank[h])
+    if not hosts:
+        return None
+    ram0 = {h: max(m.cap[h], 1) for h in hosts}
+    vroom0: dict[int, float] = {}
+    for h in hosts:
+        cap = m.vcap[h]
+        vroom0[h] = max(cap - m.vused0[h], 1.0) if cap is not None else float("inf")
+    total_ram = sum(ram0.values())
+    finite = [v for v in vroom0.values() if v != float("inf")]
+    total_v = sum(finite) if finite else float("inf")
+
+    def size(g: PGuest) -> float:
+        return max(g.mem / total_ram, g.vcpus / total_v if total_v != float("inf") else 0.0)
+
+    base = sorted(m.guests, key=lambda g: (g.tier, -size(g), g.name))
+    score_now = sum(weights[g.tier] for g in m.guests if incumbent.where[g.idx] is not None)
+    target = sum(weights[g.tier] for g in m.guests)
+    best: list[int | None] | None = None
+    best_score = score_now
+    rng = random.Random(seed)
+    attempt = 0
+    # A fixed number of passes, not "until the clock": the same input then gives the same
+    # layout (unless a slow machine hits the deadline first).
+    while attempt < VECTOR_PASSES and best_score < target and time.monotonic() < deadline:
+        if attempt == 0:
+            seq = base
+        else:
+            noise = {g.idx: rng.uniform(0.8, 1.25) for g in base}
+            seq = sorted(base, key=lambda g: (g.tier, -size(g) * noise[g.idx], g.name))
+        mode = attempt % 2
+        st = State(m)
+        st.relaxed = set(incumbent.relaxed)
+        for g in seq:
+            pick, pick_key = None, None
+            for h in hosts:
+                if not st.fits(g, h):
+                    continue
+                r_left = (st.free_mib[h] - g.mem) / ram0[h]
+                if vroom0[h] == float("inf"):
+                    v_left = 0.0
+                else:
+                    cap = m.vcap[h]
+                    assert cap is not None
+                    v_left = (cap - st.vcpus_used[h] - g.vcpus) / vroom0[h]
+                # Best fit on the sum of the leftovers, or on the larger one.
+                key = (r_left + v_left) if mode == 0 else max(r_left, v_left)
+                if pick_key is None or key < pick_key:
+                    pick, pick_key = h, key
+            if pick is not None:
+                st.place(g, pick)
+        got = sum(weights[g.tier] for g in m.guests if st.where[g.idx] is not None)
+        if got > best_score:
+            best, best_score = list(st.where), got
+        attempt += 1
+    return best

@@ -86,9 +86,10 @@ def check_dead(snap: Snapshot, dead: list[str]) -> list[str]:
 
 def _layout(cfg, env, snap, strategy, exclude, without, dead=()):
     from ..plan import plan
+    from ..show.progress import SearchNotice
 
     policy = run_policy(cfg, env, strategy, exclude)
-    return plan(snap, policy, without=without, dead=dead), policy
+    return plan(snap, policy, without=without, dead=dead, on_search=SearchNotice()), policy
 
 
 @dataclass
