@@ -34,3 +34,22 @@ def fab(
 def no_traceback(res: subprocess.CompletedProcess) -> None:
     """A user-facing failure is one line, never a Python traceback."""
     assert "Traceback" not in res.stderr + res.stdout
+
+
+def live_processes(text: str) -> list[str]:
+    """Command lines of live (non-zombie) processes holding ``text``, pytest's own aside.
+
+    The lab's hosts are local processes, so /proc shows what a remote command left running.
+    """
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z" and "pytest" not in cmd:
+            found.append(cmd)
+    return found

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from clitools import live_processes
 
 from xenfab.cluster import Probe
 from xenfab.gather.batch import CONFIG_BATCH, HOST_PROBES, build_script, new_nonce, split_output
@@ -176,27 +177,9 @@ def test_bounded_kills_the_command_and_its_children_at_the_deadline(
     assert time.monotonic() - started < 5
     assert res.stdout == "hi\n" and res.returncode != 0
     time.sleep(0.3)
-    assert not _processes_with(marker)
+    assert not live_processes(marker)
     # A command that ends first: its exit code, and no watchdog left behind.
     res = subprocess.run(["/bin/sh", "-c", bounded("exit 7", 97)], timeout=20, env=env)
     assert res.returncode == 7
     time.sleep(0.3)
-    assert not _processes_with("sleep 97;")
-
-
-def _processes_with(text: str) -> list[str]:
-    """Command lines of live (non-zombie) processes containing ``text``, read from /proc."""
-    import os
-
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and state != "Z":
-            found.append(cmd)
-    return found
+    assert not live_processes("sleep 97;")

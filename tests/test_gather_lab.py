@@ -6,7 +6,7 @@ from collections import Counter
 
 import paramiko
 import pytest
-from clitools import ROOT
+from clitools import ROOT, live_processes
 
 from xenfab.config import load_config
 from xenfab.gather import gather
@@ -97,24 +97,6 @@ def test_a_remote_command_that_times_out_leaves_nothing_running(fresh_lab):
         pool.close()
     assert res.error is not None and time.monotonic() - started < 15
     deadline = time.monotonic() + 5
-    while _live(marker) and time.monotonic() < deadline:
+    while live_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _live(marker)
-
-
-def _live(text: str) -> list[str]:
-    """Live (non-zombie) processes whose command line holds ``text`` (the lab's hosts are local)."""
-    import os
-
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and state != "Z" and "pytest" not in cmd:
-            found.append(cmd)
-    return found
+    assert not live_processes(marker)

@@ -407,3 +407,19 @@ def test_progress_defaults_to_stderr_and_escapes_text_from_hosts(monkeypatch):
     text = fake_err.getvalue()
     assert "\x1b" not in text and "\\x1b]0;pwned\\x07web01" in text
     assert fake_out.getvalue() == ""
+
+
+def test_the_step_prompt_asks_on_stderr_so_stdout_keeps_only_the_result(monkeypatch, capsys):
+    import io
+
+    from xenfab.start.engine import terminal_prompt
+
+    class TtyIn(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", TtyIn("s\n"))
+    ask = terminal_prompt()
+    assert ask("Start web01 on xen02? ") == "s"
+    out, err = capsys.readouterr()
+    assert out == "" and err == "Start web01 on xen02? "

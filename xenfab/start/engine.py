@@ -1080,7 +1080,7 @@ def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapsh
 def terminal_prompt() -> Callable[[str], str]:
     """A prompt that reads from the controlling terminal; StartRefused when there is none."""
     if sys.stdin is not None and sys.stdin.isatty():
-        return input
+        return _ask_on_stderr
     try:
         tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - lives for the run
     except OSError:
@@ -1095,6 +1095,13 @@ def terminal_prompt() -> Callable[[str], str]:
         return line.rstrip("\n")
 
     return ask
+
+
+def _ask_on_stderr(text: str) -> str:
+    """Ask on stderr, read the answer from stdin: stdout carries only the result (JSON)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    return input()
 
 
 def _cap(given: float | None, policy: Any, name: str, default: float) -> float:

@@ -123,6 +123,9 @@ def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     if not yes:
         if not sys.stdin.isatty():
             raise StartRefused("no terminal to confirm on; compare the fingerprint, then --yes")
-        if input(f"Trust it and record it in {path}? [y/N] ").strip().lower() not in ("y", "yes"):
+        # The question goes to stderr, as every prompt does: stdout carries only the result.
+        sys.stderr.write(f"Trust it and record it in {path}? [y/N] ")
+        sys.stderr.flush()
+        if input().strip().lower() not in ("y", "yes"):
             raise Exit("xenfab: key not trusted", 1)
     print(f"{hostkeys.trust(hk, path, replace=replace)}: {', '.join(hk.names)} in {path}")
