@@ -71,5 +71,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 @pytest.fixture
 def fresh_lab(lab: LabHandle) -> LabHandle:
     """The session lab, reseeded to its default scenario before the test."""
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0)
+    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    return lab
+
+
+@pytest.fixture
+def xl_lab(lab: LabHandle) -> LabHandle:
+    """The session lab, reseeded to its default scenario with no cluster manager (xl)."""
+    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="xl")
     return lab

@@ -490,6 +490,7 @@ def test_status_task_json(lab, capsys) -> None:
         "hosts",
         "services",
         "quorate",
+        "backend",
         "starts",
         "running",
         "server_pid",

@@ -136,7 +136,8 @@ def test_bad_config_is_one_line(tmp_path):
     no_traceback(res)
     assert res.stderr.strip() == (
         f"xenfab: {bad}: environments.lab.colour: unknown key (allowed: "
-        "['audit_log', 'backend', 'description', 'guest_config_dir', 'hosts', 'lock_path', 'master', 'policy', 'ssh', 'start'])"
+        "['audit_log', 'backend', 'backend_options', 'description', 'guest_config_dir', 'hosts', "
+        "'lock_path', 'master', 'policy', 'ssh', 'start'])"
     )
     missing = fab("show-layout", "--env", "nope")
     assert missing.returncode == 1 and "no environment 'nope'" in missing.stderr

@@ -37,7 +37,20 @@ from .schema import (
 
 CONFIG_FILENAME = "fabfile_config.yaml"
 DEFAULT_LAB_DIR = "~/.cache/xenfab/lab"
-BACKENDS = ("rgmanager",)
+
+
+def known_backends() -> tuple[str, ...]:
+    """Every cluster-manager backend found (xenfab.cluster's registry and entry points)."""
+    from .cluster import names
+
+    return names()
+
+
+def _known_backend(value: str) -> str:
+    if value not in known_backends():
+        raise ValueError(f"{value!r} is not one of {', '.join(known_backends())}")
+    return value
+
 
 __all__ = ["HOST_NAME", "Environment", "HostEntry", "SSHSettings", "StartPolicy", "XenfabConfig"]
 
@@ -155,7 +168,16 @@ class Environment:
         "reads the cluster",
         shown="first host",
     )
-    backend: Literal[BACKENDS] = doc("rgmanager", "cluster manager")
+    backend: Annotated[Str, Check(_known_backend)] = doc(
+        "rgmanager",
+        "cluster manager: `rgmanager`, `xl` (no manager), or any backend installed "
+        "(see README, Which clusters xenfab drives)",
+    )
+    backend_options: dict[Str, Any] = doc(
+        {},
+        "the backend's own settings, checked by it (xl: `auto_dir`, `guests`, `lock_host`)",
+        shown="`{}`",
+    )
     ssh: SSHSettings = field(default_factory=SSHSettings)
     policy: Policy = doc(
         Policy(), "overrides of any `policy` key for this environment", shown="`{}`"
@@ -175,11 +197,17 @@ class Environment:
     description: Str | None = doc(None, "free text", shown="-")
 
     def __post_init__(self) -> None:
-        """The master is one of the hosts (a pattern may name it)."""
+        """The master is one of the hosts (a pattern may name it); the backend's options hold."""
         if self.master is not None and not any(
             fnmatch.fnmatchcase(self.master, h.name) for h in self.hosts
         ):
             raise ValueError(f"master: {self.master!r} is not one of the hosts")
+        from .cluster import check_options
+
+        try:
+            self.backend_options = check_options(self.backend, self.backend_options, "")
+        except ConfigError as exc:
+            raise ValueError(str(exc).lstrip(".")) from None
 
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""

@@ -86,7 +86,7 @@ class Host:
 
 @dataclass
 class Guest:
-    """A guest (rgmanager ``vm:`` service and/or config file) and its cluster state."""
+    """A guest (a service of the cluster manager and/or a config file) and its state."""
 
     __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
 
@@ -101,11 +101,6 @@ class Guest:
     running_on: list[Name] = field(default_factory=list)
     plannable: Bool = True
     reason: Str | None = None
-
-    @property
-    def service(self) -> str:
-        """The rgmanager service name, always with the ``vm:`` prefix."""
-        return f"vm:{self.name}"
 
     @property
     def startable(self) -> bool:
@@ -137,6 +132,12 @@ class Snapshot:
     def states(self) -> StateVocabulary:
         """The service-state vocabulary of the backend that gathered this snapshot."""
         return states_of(self.backend)
+
+    def service_of(self, guest: Guest) -> str:
+        """``guest``'s service name in the words of this snapshot's backend (rgmanager: vm:NAME)."""
+        from .cluster import backend as get_backend
+
+        return get_backend(self.backend or DEFAULT_BACKEND).service_name(guest.name)
 
     def is_down(self, guest: Guest) -> bool:
         """True when ``guest``'s service state is a down state of this snapshot's backend."""

@@ -1,8 +1,10 @@
 """The cluster-manager seam: how to read service state and how to start a guest.
 
-A backend (rgmanager today; xl-only clusters or XCP-ng later) implements ClusterBackend and nothing
-else in xenfab changes. Backends build command lines and parse outputs; they never do I/O, so the
-same backend serves gathering, the start engine and offline tests.
+A backend (rgmanager, xl-only clusters; XCP-ng later) implements ClusterBackend, registers itself
+(``xenfab.cluster.register``) and nothing else in xenfab changes: it owns its vocabulary (states,
+service names, quorum, where each command runs, the facts probes, the start command and how to
+read and confirm it, where the run lock lives). Backends build command lines and parse outputs;
+they never do I/O, so the same backend serves gathering, the start engine and offline tests.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import re
 import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..errors import XenfabError
+from ..errors import ConfigError, XenfabError
 
 # One host-name rule for the config, the snapshot and the commands: the schema's.
 from ..schema import HOST_NAME
@@ -69,6 +73,13 @@ class StateVocabulary:
     down: frozenset[str]
     running: frozenset[str]
     transition: frozenset[str]
+    # Down states that mean "the start just asked for failed" (worth a retry, not a wait).
+    failed: frozenset[str] = frozenset()
+    # False when no manager records which host runs a guest: a guest seen nowhere may then run
+    # on any host that did not answer, so its liveness is unknown until that host is dead.
+    owners_tracked: bool = True
+    # Running states a service may be moved from once its owner is proven dead.
+    movable: frozenset[str] = frozenset()
 
     @property
     def occupying(self) -> frozenset[str]:
@@ -88,12 +99,13 @@ class StateVocabulary:
 
 @dataclass
 class ServiceState:
-    """A guest's cluster service state."""
+    """A guest's cluster service state; ``note`` says why, when the state needs explaining."""
 
     guest: str
     state: str
     owner: str | None = None
     last_owner: str | None = None
+    note: str | None = None
 
 
 @dataclass
@@ -105,6 +117,8 @@ class ClusterState:
     services: dict[str, ServiceState] = field(default_factory=dict)
     source: str = ""
     error: str | None = None
+    # Backend-specific facts read with the state (xl: the autostart entries).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,10 +137,108 @@ class StartOutcome:
     refused: bool = False
 
 
+# Every host's facts: which toolstack answers, its memory and CPUs, its running domains.
+TOOLSTACK_PROBES = [
+    Probe("toolstack", 'echo "$t"'),
+    Probe("info", '"$t" info'),
+    Probe("list", '"$t" list'),
+]
+MASTER = "master"
+TARGET = "target"
+
+
 class ClusterBackend(ABC):
     """How one cluster manager is read and driven."""
 
     name: str = ""
+    # A manager with a quorum: nothing is started unless it is known quorate.
+    quorum: bool = True
+    # Where the start command runs: MASTER (the host that reads the cluster) or TARGET.
+    start_on: str = MASTER
+    # What one guest's service is called in the manager's own words, as a format.
+    service_format: str = "{guest}"
+    # The tools that read the state and start a guest, as messages name them.
+    state_tool: str = "the cluster state"
+    start_tool: str = "the start command"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        """A backend for one environment; ``options`` are its ``backend_options``, checked."""
+        self.options = dict(options or {})
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Validate an environment's ``backend_options``; ConfigError naming ``where``."""
+        if options:
+            at = f"{where}." if where else ""
+            raise ConfigError(
+                f"{at}backend_options: backend {cls.name} takes none ({', '.join(options)})"
+            )
+        return {}
+
+    def service_name(self, guest: str) -> str:
+        """The manager's name for ``guest``'s service (rgmanager: ``vm:NAME``)."""
+        return self.service_format.format(guest=guest)
+
+    def host_probes(self) -> list[Probe]:
+        """Commands every host runs in the gather batch (toolstack, info, domain list)."""
+        return list(TOOLSTACK_PROBES)
+
+    def complete(
+        self,
+        cluster: ClusterState,
+        configs: Mapping[str, str],
+        running: Mapping[str, list[str]],
+        host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
+    ) -> ClusterState:
+        """The cluster state once every host answered.
+
+        ``configs``: guest name -> its config file; ``running``: guest name -> hosts whose
+        domain list shows it; ``host_outputs``: each reachable host's probe outputs. A manager
+        that tracks services itself returns ``cluster`` as is.
+        """
+        return cluster
+
+    def live_state(
+        self, domains: Mapping[str, Iterable[str]], guests: Iterable[str]
+    ) -> ClusterState | None:
+        """The state of ``guests`` from fresh domain lists alone, or None: read the probes.
+
+        A manager without its own service state (xl) is read this way by the start engine.
+        """
+        return None
+
+    def command_for(self, guest: Any, host: str, dead_owner: str | None = None) -> str:
+        """``start_command`` for a snapshot Guest (its state and config file) onto ``host``.
+
+        ``dead_owner``: the plan takes the guest over from that dead host (``takeover_from``).
+        """
+        state = getattr(guest, "state", None)
+        config = getattr(guest, "config_file", None)
+        return self.start_command(guest.name, host, state, config=config, dead_owner=dead_owner)
+
+    def start_host(self, master: str, target: str) -> str:
+        """The host the start command for ``target`` runs on."""
+        return target if self.start_on == TARGET else master
+
+    def lock_host(self, reader: str, configured: str) -> str:
+        """The host holding the run lock: ``reader`` (the host that read the cluster state).
+
+        ``configured`` is the environment's master, or its first host.
+        """
+        return reader
+
+    def confirm(self, svc: ServiceState | None) -> str:
+        """After an accepted start: ``running``, ``failed``, ``wait`` or ``gone`` for ``svc``."""
+        if svc is None:
+            return "gone"
+        kind = self.states.kind(svc.state)
+        if kind == "running":
+            return "running"
+        if svc.state in self.states.failed:
+            return "failed"
+        if kind == "transition":
+            return "wait"
+        return "down"
 
     @property
     @abstractmethod
@@ -143,12 +255,19 @@ class ClusterBackend(ABC):
 
     @abstractmethod
     def start_command(
-        self, guest: str, host: str, state: str | None = None, *, dead_owner: str | None = None
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
     ) -> str:
         """The shell command that starts ``guest`` (now in ``state``) on ``host``, names quoted.
 
         Pass the state the guest was just re-read in: some managers need a different command for
-        a failed service (rgmanager must disable it before it can be enabled again).
+        a failed service (rgmanager must disable it before it can be enabled again). ``config``
+        is the guest's config file, for a backend that starts from it (xl create).
         ``dead_owner``: the service is in a running state on that host, which is proven dead
         (declared dead for the run, or offline in the manager's word); the command moves it.
         """

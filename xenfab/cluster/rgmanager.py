@@ -6,6 +6,7 @@ import re
 import shlex
 
 from ..parse import ParseError, parse_clustat, parse_clusvcadm
+from . import register
 from .base import (
     ClusterBackend,
     ClusterState,
@@ -71,13 +72,23 @@ def _xq(value: str) -> str:
 DOWN_STATES = frozenset({"disabled", "failed", "stopped", "recoverable"})
 RUNNING_STATES = frozenset({"started"})
 TRANSITION_STATES = frozenset({"starting", "stopping", "recovering", "migrating", "checking"})
-STATES = StateVocabulary(DOWN_STATES, RUNNING_STATES, TRANSITION_STATES)
+# A failed enable leaves the service `failed` (or `stopped`, already down): retried, not waited on.
+STATES = StateVocabulary(
+    DOWN_STATES,
+    RUNNING_STATES,
+    TRANSITION_STATES,
+    frozenset({"failed"}),
+    movable=DEAD_OWNER_STATES,
+)
 
 
 class RgmanagerBackend(ClusterBackend):
     """Red Hat Cluster Suite's resource group manager."""
 
     name = "rgmanager"
+    service_format = VM_PREFIX + "{guest}"
+    state_tool = "clustat"
+    start_tool = "clusvcadm"
 
     @property
     def states(self) -> StateVocabulary:
@@ -121,7 +132,13 @@ class RgmanagerBackend(ClusterBackend):
         return ClusterState(None, source="", error="; ".join(errors) or "no clustat output")
 
     def start_command(
-        self, guest: str, host: str, state: str | None = None, *, dead_owner: str | None = None
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
     ) -> str:
         """``clusvcadm -e vm:NAME -m HOST``; a failed service is disabled first, as rgmanager asks.
 
@@ -224,3 +241,6 @@ def safe_host_or_none(name: str) -> str | None:
         return safe_host(name)
     except UnsafeName:
         return None
+
+
+register(RgmanagerBackend.name, RgmanagerBackend)

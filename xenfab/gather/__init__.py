@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..snapshot import Snapshot
 from . import ssh
 from .assemble import HostReport, assemble
-from .batch import HOST_PROBES, build_script, new_nonce, split_output
+from .batch import build_script, new_nonce, split_output
 
 
 def environment_hosts(env: Environment, only: list[str] | None = None) -> list[HostEntry]:
@@ -35,7 +35,7 @@ def gather(
     env: Environment, base_config: object | None = None, without: list[str] | None = None
 ) -> Snapshot:
     """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported."""
-    backend = get_backend(env.backend)
+    backend = get_backend(env.backend, env.backend_options)
     entries = environment_hosts(env)
     cfg = ssh.fabric_config(env, base_config)
     nonce = new_nonce()
@@ -43,8 +43,9 @@ def gather(
     if master not in {e.name for e in entries}:
         raise ConfigError(f"environment {env.name}: master {master} is not one of its hosts")
     cluster_probes = backend.state_probes()
-    host_script = build_script(nonce, HOST_PROBES)
-    master_script = build_script(nonce, HOST_PROBES + cluster_probes, env.guest_config_dir)
+    host_probes = backend.host_probes()
+    host_script = build_script(nonce, host_probes)
+    master_script = build_script(nonce, host_probes + cluster_probes, env.guest_config_dir)
 
     def ask(entry: HostEntry) -> HostReport:
         script = master_script if entry.name == master else host_script

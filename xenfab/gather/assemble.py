@@ -66,6 +66,8 @@ def guests_from(
     config_dir: str,
     file_errors: dict[str, str] | None = None,
     configs_error: str | None = None,
+    backend: ClusterBackend | None = None,
+    host_outputs: dict[str, dict[str, Output]] | None = None,
 ) -> tuple[list[Guest], list[str]]:
     """Join guest configs, cluster services and running domains into Guests (sorted by name).
 
@@ -101,12 +103,18 @@ def guests_from(
     for host in hosts:
         for dom in host.domains:
             running.setdefault(dom.name, []).append(host.name)
+    if backend is not None:
+        # A backend without its own service state (xl) makes one from configs and domain lists.
+        named = {name: path for name, (path, _) in configs.items()}
+        cluster = backend.complete(cluster, named, running, host_outputs or {})
     guests: list[Guest] = []
     for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)
         guest = Guest(name=name, running_on=sorted(running.get(name, [])))
         if svc is not None:
             guest.state, guest.owner, guest.last_owner = svc.state, svc.owner, svc.last_owner
+            if svc.note and backend is not None and backend.states.kind(svc.state) == "unknown":
+                guest.reason = svc.note
         else:
             guest.state, guest.plannable = "no-service", False
             guest.reason = "not a vm: service of the cluster"
@@ -175,8 +183,9 @@ def assemble(
     if cluster.error:
         errors.append(cluster.error)
     _members_onto(hosts, cluster)
+    outputs = {h.name: reports[h.name].outputs for h in hosts if h.reachable and h.name in reports}
     guests, guest_errors = guests_from(
-        files, cluster, hosts, config_dir, file_errors, configs_error
+        files, cluster, hosts, config_dir, file_errors, configs_error, backend, outputs
     )
     return Snapshot(
         environment=environment,

@@ -19,6 +19,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ..cluster import Output, Probe
+from ..cluster.base import TOOLSTACK_PROBES
 
 # Prefer xl; fall back to xm on old (Xen 3.x/4.0) hosts. "toolstack" reports which one answered.
 TOOLSTACK = (
@@ -43,11 +44,8 @@ MAX_CONFIG_BYTES = 256 * 1024
 # What one remote command may print before xenfab stops reading and gives up on it: 5,000
 # guests' configs and clustat come to a few MiB; a hostile or broken host must not fill memory.
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
-HOST_PROBES = [
-    Probe("toolstack", 'echo "$t"'),
-    Probe("info", '"$t" info'),
-    Probe("list", '"$t" list'),
-]
+# The Xen toolstack probes every host runs (the backend may add its own: backend.host_probes()).
+HOST_PROBES = TOOLSTACK_PROBES
 
 
 @dataclass

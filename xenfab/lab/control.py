@@ -43,8 +43,14 @@ from . import emulator, scenario
 
 SSHD = "/usr/sbin/sshd"
 GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
-TOOLS_XL = ("xl", "xentop", "clustat", "clusvcadm")
-TOOLS_XM = ("xm", "xentop", "clustat", "clusvcadm")
+# The emulated tools by family: a backend brings its own (rgmanager: clustat, clusvcadm; xl-only
+# clusters: none beyond the Xen toolstack).
+XEN_TOOLS = {"xl": ("xl", "xentop"), "xm": ("xm", "xentop")}
+BACKEND_TOOLS = {"rgmanager": ("clustat", "clusvcadm"), "xl": ()}
+TOOLS_XL = XEN_TOOLS["xl"] + BACKEND_TOOLS["rgmanager"]
+TOOLS_XM = XEN_TOOLS["xm"] + BACKEND_TOOLS["rgmanager"]
+# The lab's autostart directory (xl backend): links to the configs of the guests to bring back.
+AUTO_DIR = "xen-auto"
 EMULATOR = Path(emulator.__file__).resolve()
 
 
@@ -154,7 +160,9 @@ def _host_rows(lab: Path) -> list[dict]:
         db.close()
 
 
-def _write_tools(lab: Path, hosts: list[dict], server: dict | None) -> None:
+def _write_tools(
+    lab: Path, hosts: list[dict], server: dict | None, backend: str = "rgmanager"
+) -> None:
     """labsh and one bin/ per host with wrappers for the tools of its toolstack."""
     (lab / "bin").mkdir(exist_ok=True)
     cases = "\n".join(f"{h['address']}) XENFAB_LAB_HOST={h['name']} ;;" for h in hosts)
@@ -187,8 +195,9 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
     for h in hosts:
         bin_dir = hosts_dir / h["name"] / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
-        tools = TOOLS_XM if h["toolstack"] == "xm" else TOOLS_XL
-        for stale in set(TOOLS_XL + TOOLS_XM) - set(tools):
+        tools = XEN_TOOLS.get(h["toolstack"], XEN_TOOLS["xl"]) + BACKEND_TOOLS[backend]
+        every = {t for family in (*XEN_TOOLS.values(), *BACKEND_TOOLS.values()) for t in family}
+        for stale in every - set(tools):
             with contextlib.suppress(FileNotFoundError):
                 (bin_dir / stale).unlink()
         for tool in tools:
@@ -528,8 +537,13 @@ def up(
     seed: int = 1,
     latency_ms: int = 0,
     boot_s: float = 2,
+    backend: str = "rgmanager",
 ) -> dict:
-    """Start a lab (restarting it if it runs) and return its status once every host answers."""
+    """Start a lab (restarting it if it runs) and return its status once every host answers.
+
+    ``backend``: ``rgmanager`` (clustat, clusvcadm on every host) or ``xl`` (no cluster
+    manager: the Xen tools only, and an autostart directory linking every guest's config).
+    """
     _check_int("hosts", hosts, 1, scenario.MAX_HOSTS)
     _check_int("guests", guests, 0, 5000)
     _check_int("latency_ms", latency_ms, 0, 600_000)
@@ -537,6 +551,8 @@ def up(
         raise LabError(f"seed must be an integer, not {seed!r}")
     if not isinstance(boot_s, (int, float)) or boot_s < 0:
         raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
+    if backend not in BACKEND_TOOLS:
+        raise LabError(f"backend must be one of {', '.join(BACKEND_TOOLS)}, not {backend!r}")
     if not os.path.exists(SSHD):
         raise LabError(f"{SSHD} not found: install openssh-server")
     lab = _dir(lab_dir)
@@ -552,12 +568,13 @@ def up(
             with contextlib.suppress(FileNotFoundError):
                 (lab / f).unlink()
         scenario.write_state(lab, hosts, guests, seed, boot_s, latency_ms)
+        _write_backend(lab, backend)
         _keygen(lab / "sshd" / "ssh_host_ed25519_key", "xenfab-lab-host")
         _keygen(lab / "id_ed25519", "xenfab-lab-client")
         host_rows = _host_rows(lab)
         server = _start_server(lab)
         try:
-            _write_tools(lab, host_rows, server)
+            _write_tools(lab, host_rows, server, backend)
             info, port = _start_sshd(lab, host_rows, server)
         except BaseException:
             _stop_server(lab, {"server": server})
@@ -571,6 +588,23 @@ def up(
     result["restarted"] = restarted
     result["up_seconds"] = round(time.monotonic() - t0, 3)
     return result
+
+
+def _write_backend(lab: Path, backend: str) -> None:
+    """Record the lab's backend; for xl, link every guest's config from the autostart dir."""
+    db = emulator.connect(str(lab))
+    try:
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('backend', ?)", (backend,))
+        cfgs = [r["cfg"] for r in db.execute("SELECT cfg FROM services ORDER BY name")]
+    finally:
+        db.close()
+    auto = lab / AUTO_DIR
+    shutil.rmtree(auto, ignore_errors=True)
+    if backend != "xl":
+        return
+    auto.mkdir()
+    for cfg in cfgs:
+        (auto / cfg).symlink_to(lab / "xenconfig" / cfg)
 
 
 def _start_sshd(lab: Path, host_rows: list[dict], server: dict) -> tuple[dict, int]:
@@ -695,6 +729,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
             for s in emulator.services(db, now)
         ]
         quorate = emulator.meta(db, "quorate", "1") == "1"
+        backend = emulator.meta(db, "backend", "rgmanager")
         starts = [
             {
                 "guest": r["guest"],
@@ -711,6 +746,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         "hosts": hosts,
         "services": services,
         "quorate": quorate,
+        "backend": backend,
         "starts": starts,
         "running": bool(pids),
         "server_pid": server["pid"] if server else None,
@@ -829,8 +865,14 @@ def reseed(
     seed: int | None = None,
     boot_s: float | None = None,
     latency_ms: int | None = None,
+    backend: str | None = None,
 ) -> dict:
-    """A fresh scenario (state and configs) while sshd keeps running; every host reachable again."""
+    """A fresh scenario (state and configs) while sshd keeps running; every host reachable again.
+
+    ``backend`` switches the lab's cluster manager (rgmanager or xl); None keeps the current one.
+    """
+    if backend is not None and backend not in BACKEND_TOOLS:
+        raise LabError(f"backend must be one of {', '.join(BACKEND_TOOLS)}, not {backend!r}")
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     with _locked(lab):
@@ -851,8 +893,10 @@ def reseed(
         if not isinstance(boot_s, (int, float)) or boot_s < 0:
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
+        backend = backend or old.get("backend", "rgmanager")
+        _write_backend(lab, backend)
         host_rows = _host_rows(lab)
-        _write_tools(lab, host_rows, _live_server(lab, info))
+        _write_tools(lab, host_rows, _live_server(lab, info), backend)
         if _alive_pids(info):
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)

@@ -333,6 +333,12 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if running:
             m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
             continue
+        if kind == "down" and takeover is None and not states.owners_tracked:
+            # No manager records where a guest runs: any host that did not answer may run it.
+            blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
+            if blind:
+                m.unplaced.append(_still_down(g, policy, LIVENESS, _blind_reason(blind)))
+                continue
         why_not = _cannot_plan(g, entries_of[g.name])
         if why_not:
             m.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
@@ -400,6 +406,14 @@ def _liveness_reason(owner: str) -> str:
     return (
         f"owner {owner} unreachable, liveness unknown: fence or power off {owner}, "
         f"or declare it dead: --dead {owner}"
+    )
+
+
+def _blind_reason(hosts: list[str]) -> str:
+    dead = " ".join(f"--dead {h}" for h in hosts)
+    return (
+        f"{', '.join(hosts)} unreachable and no cluster manager says where it runs: liveness "
+        f"unknown; fence or power off, or declare dead: {dead}"
     )
 
 

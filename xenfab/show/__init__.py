@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from tabulate import tabulate
 
-from ..cluster import ClusterBackend
+from ..cluster import ClusterBackend, UnsafeName
+from ..cluster.base import MASTER
 from ..snapshot import Snapshot
 from ..textsafe import printable
 
@@ -176,26 +177,43 @@ def _layout_text(
             runner = next(
                 (h["name"] for h in layout["hosts"] if h.get("status", "ok") == "ok"), "-"
             )
-        parts += ["", f"Commands (run on {runner}):"]
         states = {g.name: g.state for g in snap.guests}
-        parts += [f"  {start_command(backend, a, states)}" for a in assignments]
+        configs = {g.name: g.config_file for g in snap.guests}
+        if backend.start_on == MASTER:
+            parts += ["", f"Commands (run on {runner}):"]
+            parts += [f"  {start_command(backend, a, states, configs)}" for a in assignments]
+        else:
+            parts += ["", "Commands (each on its target host):"]
+            parts += [
+                f"  {a['host']}$ {start_command(backend, a, states, configs)}" for a in assignments
+            ]
     else:
         parts += ["", "Nothing to start."]
     parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
 
 
-def start_command(backend: ClusterBackend, a: dict[str, Any], states: dict[str, str]) -> str:
+def start_command(
+    backend: ClusterBackend,
+    a: dict[str, Any],
+    states: dict[str, str],
+    configs: dict[str, str | None] | None = None,
+) -> str:
     """The command an assignment needs, as the engine sends it (one code path for both).
 
     The plan's own state for the guest wins over the snapshot's; a guest taken over from a dead
-    owner needs the manager's move sequence.
+    owner needs the manager's move sequence; ``configs`` (guest -> config file) serve a backend
+    that starts from the file (xl create).
     """
     state = a.get("state") or states.get(a["guest"])
-    dead_owner = a.get("takeover_from")
-    if dead_owner:
-        return backend.start_command(a["guest"], a["host"], state, dead_owner=dead_owner)
-    return backend.start_command(a["guest"], a["host"], state)
+    dead_owner = a.get("takeover_from") or None
+    config = (configs or {}).get(a["guest"])
+    try:
+        return backend.start_command(
+            a["guest"], a["host"], state, config=config, dead_owner=dead_owner
+        )
+    except (UnsafeName, ValueError) as exc:
+        return f"# not startable: {exc}"
 
 
 def _mib(value: int | None) -> str:
@@ -306,7 +324,10 @@ def layout_json(
 
     data = layout.to_dict()
     states = {g.name: g.state for g in snap.guests}
-    data["commands"] = [start_command(backend, asdict(a), states) for a in layout.assignments]
+    configs = {g.name: g.config_file for g in snap.guests}
+    data["commands"] = [
+        start_command(backend, asdict(a), states, configs) for a in layout.assignments
+    ]
     unreachable = {h.name for h in snap.hosts if not h.reachable}
     for h in data["hosts"]:
         if h["name"] in unreachable:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
+from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig, expand_path
 from ..errors import StartRefused, XenfabError
 from ..gather import batch, ssh
@@ -141,9 +142,14 @@ class Engine:
         # lists are not waited for.
         self.dead_hosts = frozenset(dead_hosts)
         self.liveness_wait_s = _cap(liveness_wait_s, policy, "liveness_wait_s", LIVENESS_WAIT_S)
-        self.backend = get_backend(env.backend)
+        self.backend = get_backend(env.backend, env.backend_options)
         # The snapshot names the host that actually read the cluster; the config is the fallback.
         self.master = snapshot.master or env.master or ""
+        # The lock's host: the reader (rgmanager), or a host fixed in the config (xl), so that
+        # two workstations that read on different hosts still meet at the same lock.
+        first = snapshot.hosts[0].name if snapshot.hosts else self.master
+        configured = env.master or first
+        self.lock_host = self.backend.lock_host(self.master, configured)
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=dry_run)
         self.results: queue.Queue[_StartDone | _Replanned] = queue.Queue()
@@ -178,7 +184,8 @@ class Engine:
     def run(self) -> StartReport:
         """Start the layout's guests; raise StartRefused before the first start when unsafe."""
         t0 = time.monotonic()
-        self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
+        if self.backend.quorum:
+            self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
         self.jobs = self._jobs()
         if self.dry_run:
             return self._dry_run(t0)
@@ -322,7 +329,7 @@ class Engine:
         for note in sched.advance(time.monotonic()):
             self.progress.note(note)
         stopping = self.report.interrupted or self.quit or self.stop_reason is not None
-        if state is not None and state.quorate and not stopping:
+        if state is not None and self._may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
         self.progress.tick(self._status())
         if sched.done():
@@ -351,7 +358,14 @@ class Engine:
                 job = picked[0]
                 # Ask only about a guest that is still to start; then look again after the
                 # answer, which may have taken minutes.
-                first = precheck(job.guest, state, domains, retry=job.attempts > 0, dead=dead)
+                first = precheck(
+                    job.guest,
+                    state,
+                    domains,
+                    retry=job.attempts > 0,
+                    backend=self.backend,
+                    dead=dead,
+                )
                 if first.action == "start":
                     answer = self._ask(job)
                     if answer != "start":
@@ -367,7 +381,7 @@ class Engine:
                     # The answer may have taken minutes: a new round, then the state.
                     self.round = self.watch.begin(skip=self._dead_now(state))
                     fresh = self._read_state()
-                    if fresh is None or not fresh.quorate:
+                    if fresh is None or not self._may_start(fresh):
                         sched.unpick(job)
                         return
                     state = fresh
@@ -384,7 +398,14 @@ class Engine:
                     # Ctrl-C arrived during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
                     continue
-                decision = precheck(job.guest, state, domains, retry=job.attempts > 0, dead=dead)
+                decision = precheck(
+                    job.guest,
+                    state,
+                    domains,
+                    retry=job.attempts > 0,
+                    backend=self.backend,
+                    dead=dead,
+                )
                 if decision.action == "start":
                     job.start_state = decision.message
                     job.dead_owner = decision.host
@@ -401,7 +422,11 @@ class Engine:
         try:
             # The state just re-read decides the command: a failed service needs clearing first.
             command = self.backend.start_command(
-                job.guest, job.host, job.start_state, dead_owner=job.dead_owner
+                job.guest,
+                job.host,
+                job.start_state,
+                config=self._config_of(job.guest),
+                dead_owner=job.dead_owner,
             )
         except (UnsafeName, ValueError) as exc:
             self._finish(job, "failed", job.host, str(exc))
@@ -417,7 +442,8 @@ class Engine:
                 else "offline in the cluster's word"
             )
             msg = (
-                f"WARNING: disabling vm:{job.guest}, which the cluster shows {job.start_state} on "
+                f"WARNING: disabling {self.backend.service_name(job.guest)}, which the cluster "
+                f"shows {job.start_state} on "
                 f"{job.dead_owner} ({why}), to start it on {job.host}"
             )
             self._event(msg)
@@ -441,6 +467,7 @@ class Engine:
         time.sleep(max(0.0, send_at - time.monotonic()))
         # The intent is on disk before the command leaves: after a SIGKILL the log still says
         # what may have been sent.
+        on = self.backend.start_host(self.master, host)
         self._audit(
             "intent",
             guest=job.guest,
@@ -450,7 +477,7 @@ class Engine:
             attempt=job.attempts,
             sync=True,
         )
-        res = self.pool.run(self.master, command, timeout=self.env.ssh.command_timeout)
+        res = self.pool.run(on, command, timeout=self.env.ssh.command_timeout)
         self.results.put(_StartDone(job, host, command, res))
 
     # -- what comes back -----------------------------------------------------------------------
@@ -505,7 +532,8 @@ class Engine:
             return
         if outcome.already_running:
             where = outcome.running_on or outcome.acted_on or done.host
-            self._finish(job, "already running", where, f"clusvcadm: {outcome.message}")
+            tool = self.backend.start_tool
+            self._finish(job, "already running", where, f"{tool}: {outcome.message}")
             return
         if outcome.ok:
             job.phase = CONFIRMING
@@ -514,7 +542,8 @@ class Engine:
             if actual and actual != job.host:
                 # It boots there, whatever we asked: that host's slot is the one in use.
                 sched.occupy(job, actual)
-                self._event(f"{job.guest}: clusvcadm started it on {actual}, not {job.host}")
+                tool = self.backend.start_tool
+                self._event(f"{job.guest}: {tool} started it on {actual}, not {job.host}")
             return
         self._failed(sched, job, outcome.message or f"exit {outcome.exit_code}")
 
@@ -522,7 +551,12 @@ class Engine:
         now = time.monotonic()
         for job in jobs:
             c = confirm(
-                job, state.services.get(job.guest), now, self.confirm_timeout_s, CONFIRM_GRACE_S
+                job,
+                state.services.get(job.guest),
+                now,
+                self.confirm_timeout_s,
+                CONFIRM_GRACE_S,
+                self.backend,
             )
             if c.status == "wait":
                 continue
@@ -711,6 +745,8 @@ class Engine:
     def _read_state(self, timeout: float | None = None) -> ClusterState | None:
         assert self.pool is not None
         self.read_at = time.monotonic()
+        if self.watch is not None and not self.backend.state_probes():
+            return self._read_lists(timeout)
         nonce = batch.new_nonce()
         script = batch.build_script(nonce, self.backend.state_probes())
         res = self.pool.run(self.master, script, timeout=timeout or self.env.ssh.command_timeout)
@@ -726,6 +762,36 @@ class Engine:
         self.last_state_error = None
         self.last_state = state
         return state
+
+    def _read_lists(self, timeout: float | None = None) -> ClusterState | None:
+        """No manager: the hosts' domain lists are the state (this turn's round, or a new one).
+
+        A host that does not answer shows nothing here; starts still wait for every live
+        host's list in the round that vouches for them (``_proven_domains``).
+        """
+        assert self.watch is not None
+        rnd = self.round if self.round is not None else self.watch.begin(skip=self._dead_now())
+        limit = time.monotonic() + (timeout or self.env.ssh.command_timeout)
+        while not self.watch.wait(rnd, 0.1):
+            if self.interrupts or time.monotonic() > limit:
+                break
+        lists = rnd.lists()
+        if not lists:
+            self._state_problem("no host listed its domains")
+            return None
+        state = self.backend.live_state(lists, [j.guest for j in self.jobs])
+        self.state_ok_at = time.monotonic()
+        self.last_state_error = None
+        self.last_state = state
+        return state
+
+    def _may_start(self, state: ClusterState) -> bool:
+        """True when the state read allows starts: quorate, or a backend with no quorum."""
+        return bool(state.quorate) or not self.backend.quorum
+
+    def _config_of(self, guest: str) -> str | None:
+        g = self.snapshot.guest(guest)
+        return g.config_file if g is not None else None
 
     def _state_problem(self, error: str) -> None:
         error = printable(error)
@@ -755,25 +821,26 @@ class Engine:
         if "XENFAB_LAB_DIR" in path:
             path = expand_path(path)
         self.lock = MasterLock(
-            lambda host, cmd: pool.run(host, cmd), self.master, path, local_user()
+            lambda host, cmd: pool.run(host, cmd), self.lock_host, path, local_user()
         )
         try:
             self.lock.acquire(break_lock=self.break_lock)
         except StartRefused as exc:
-            self._audit("lock", host=self.master, outcome="refused", message=str(exc))
+            self._audit("lock", host=self.lock_host, outcome="refused", message=str(exc))
             raise
         if self.lock.broken is not None:
             msg = f"broke the lock held by {self.lock.broken.describe()}"
             self.progress.note(f"warning: {msg}")
-            self._audit("lock-broken", host=self.master, outcome="broken", message=msg)
-        self._audit("lock", host=self.master, outcome="acquired", path=path)
+            self._audit("lock-broken", host=self.lock_host, outcome="broken", message=msg)
+        self._audit("lock", host=self.lock_host, outcome="acquired", path=path)
         # The lock is ours: re-read quorum live before the first start.
         state = self._read_state()
         if state is None:
             raise StartRefused(
                 f"cannot read the cluster state on {self.master}: {self.last_state_error}"
             )
-        self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
+        if self.backend.quorum:
+            self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
         self.primed = state
 
     def _release_lock(self) -> None:
@@ -782,7 +849,7 @@ class Engine:
         for _ in range(3):
             try:
                 self.lock.release()
-                self._audit("unlock", host=self.master, outcome="released")
+                self._audit("unlock", host=self.lock_host, outcome="released")
                 return
             except KeyboardInterrupt:
                 # Releasing is the one thing Ctrl-C must not skip.
@@ -946,10 +1013,12 @@ class Engine:
         return jobs
 
     def _dry_run(self, t0: float) -> StartReport:
+        down = "/".join(sorted(self.backend.states.down))
+        via = f" via {self.master}" if self.backend.start_on == MASTER else ""
         lines = [
-            f"dry run: would start {len(self.jobs)} guests via {self.master} "
+            f"dry run: would start {len(self.jobs)} guests{via} "
             f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all), "
-            "each only if still disabled or failed and running nowhere:"
+            f"each only if still {down} and running nowhere:"
         ]
         for tier in sorted({j.tier for j in self.jobs}):
             lines.append(f"tier {tier}:")
@@ -961,11 +1030,15 @@ class Engine:
                 dead_owner = planned.takeover_from if planned is not None else None
                 try:
                     command = self.backend.start_command(
-                        job.guest, job.host, state, dead_owner=dead_owner
+                        job.guest,
+                        job.host,
+                        state,
+                        config=self._config_of(job.guest),
+                        dead_owner=dead_owner,
                     )
-                except ValueError as exc:
+                except (UnsafeName, ValueError) as exc:
                     command = f"# not startable: {exc}"
-                lines.append(f"  {self.master}$ {command}")
+                lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
             GuestResult(j.guest, j.host, "not-started", 0.0, "dry run", 0, j.host, j.tier)
@@ -990,7 +1063,7 @@ def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapsh
             if g.state == "stopped":
                 g.state = "disabled"
             continue
-        if not g.startable:
+        if not trial.is_down(g):
             continue
         # Not ours to place now: either another guest of this run (its room is held below) or
         # a guest outside this run (--host), which must not compete for the room.

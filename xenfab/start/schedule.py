@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from ..cluster import ClusterState, ServiceState
-from ..cluster.rgmanager import DOWN_STATES as STARTABLE_STATES
+from ..cluster import ClusterBackend, ClusterState, ServiceState
+from ..cluster import backend as get_backend
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
 # MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
@@ -22,15 +22,15 @@ MAX_HOSTS = 3
 RETRY_DELAY_S = 1.0
 
 QUEUED = "queued"
-STARTING = "starting"  # clusvcadm sent, not returned yet
-CONFIRMING = "confirming"  # clusvcadm said Success; waiting for clustat to say started
+STARTING = "starting"  # the start command sent, not returned yet
+CONFIRMING = "confirming"  # it said Success; waiting for the state read to show it running
 REPLANNING = "replanning"
 DONE = "done"
 
-# rgmanager states in which the guest is (being) run: never start a second copy.
-RUNNING_STATES = frozenset({"started", "starting", "migrating"})
-# States a service may be moved from once its owner is proven dead (the backend's sequence).
-DEAD_OWNER_STATES = frozenset({"started", "starting", "recovering", "stopping"})
+
+def _default_backend() -> ClusterBackend:
+    """The backend of callers that name none (snapshots before backends were recorded)."""
+    return get_backend("rgmanager")
 
 
 @dataclass
@@ -91,26 +91,31 @@ def precheck(
     state: ClusterState,
     domains: dict[str, Iterable[str]],
     retry: bool = False,
+    backend: ClusterBackend | None = None,
     dead: Collection[str] = (),
 ) -> Decision:
-    """Start only a guest the cluster calls disabled or failed and no host runs a domain of.
+    """Start only a guest the backend calls down and no host runs a domain of.
 
     ``domains`` are the lists read after the decision to start, from every host not ``dead``.
-    On a retry ``stopped`` is accepted too: that is where rgmanager leaves a service whose
-    start (ours) just failed. A service in a running state on a ``dead`` owner (declared dead
-    for the run, or offline in the cluster's word) is started, from that state: Decision.host
-    is then the dead owner, for the backend's disable-then-enable.
+    Every down state of the backend (rgmanager's ``stopped``, where a failed start of ours
+    leaves a service, included) is startable on any try (``retry`` is kept for callers). A
+    service in a state the backend may move from (``states.movable``) on a ``dead`` owner
+    (declared dead for the run, or offline in the cluster's word) is started, from that state:
+    Decision.host is then the dead owner, for the backend's disable-then-enable.
     """
+    backend = backend or _default_backend()
+    states = backend.states
     svc: ServiceState | None = state.services.get(guest)
     if svc is None:
-        return Decision("skipped", None, f"no vm:{guest} service in the cluster any more")
+        service = backend.service_name(guest)
+        return Decision("skipped", None, f"no {service} service in the cluster any more")
     on_dead_owner = svc.owner is not None and svc.owner in dead
-    if svc.state in RUNNING_STATES and not on_dead_owner:
+    if svc.state in states.occupying and not on_dead_owner:
         where = svc.owner or "an unknown member"
         return Decision(
             "found running",
             svc.owner,
-            f"found running on {where} (clustat: {svc.state}): left alone",
+            f"found running on {where} ({backend.state_tool}: {svc.state}): left alone",
         )
     running = sorted(
         host for host, names in domains.items() if host not in dead and guest in set(names)
@@ -122,10 +127,9 @@ def precheck(
             f"found running on {', '.join(running)} (xl list) while the cluster says "
             f"{svc.state}: left alone",
         )
-    if on_dead_owner and svc.state in DEAD_OWNER_STATES:
+    if on_dead_owner and svc.state in states.movable:
         return Decision("start", svc.owner, svc.state)
-    allowed = STARTABLE_STATES | {"stopped"} if retry else STARTABLE_STATES
-    if svc.state not in allowed:
+    if svc.state not in states.down:
         return Decision("skipped", svc.owner, f"cluster state is {svc.state}: left alone")
     return Decision("start", None, svc.state)
 
@@ -140,31 +144,40 @@ class Confirmation:
 
 
 def confirm(
-    job: Job, svc: ServiceState | None, now: float, timeout: float, grace: float
+    job: Job,
+    svc: ServiceState | None,
+    now: float,
+    timeout: float,
+    grace: float,
+    backend: ClusterBackend | None = None,
 ) -> Confirmation:
-    """Read a guest's service state after clusvcadm returned Success."""
+    """Read a guest's service state after the backend's start command was accepted."""
+    backend = backend or _default_backend()
+    reader, starter = backend.state_tool, backend.start_tool
     since = now - (job.returned_at if job.returned_at is not None else now)
     waited = now - (job.command_at if job.command_at is not None else now)
-    if svc is None:
-        return Confirmation("stuck", None, f"vm:{job.guest} vanished from clustat after its start")
-    if svc.state == "started":
+    verdict = backend.confirm(svc)
+    if svc is None or verdict == "gone":
+        service = backend.service_name(job.guest)
+        return Confirmation("stuck", None, f"{service} vanished from {reader} after its start")
+    if verdict == "running":
         host = svc.owner or job.host
         msg = "" if host == job.host else f"asked for {job.host}; runs on {host}"
         return Confirmation("started", host, msg)
-    if svc.state == "failed":
-        return Confirmation("failed", svc.owner or job.host, "clusvcadm said Success, then failed")
-    if svc.state in RUNNING_STATES:
+    if verdict == "failed":
+        return Confirmation("failed", svc.owner or job.host, f"{starter} said Success, then failed")
+    if verdict == "wait":
         if waited > timeout:
             return Confirmation(
                 "stuck",
                 svc.owner or job.host,
-                f"still {svc.state} after {waited:.0f} s: left alone, check clustat",
+                f"still {svc.state} after {waited:.0f} s: left alone, check {reader}",
             )
         return Confirmation("wait")
-    # Disabled/stopped right after Success may be clustat lagging behind; give it a moment.
+    # Down right after Success may be the state read lagging behind; give it a moment.
     if since < grace:
         return Confirmation("wait")
-    return Confirmation("failed", job.host, f"clusvcadm said Success, but the state is {svc.state}")
+    return Confirmation("failed", job.host, f"{starter} said Success, but the state is {svc.state}")
 
 
 class Scheduler:

@@ -47,8 +47,11 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
 
 def refusal(snap: Snapshot) -> str | None:
     """Why a start on these facts would be refused before any change, or None."""
+    from ..cluster import backend as get_backend
+
     where = f"read on {snap.master}" if snap.master else "no host could read the cluster"
-    if snap.quorate is True:
+    if snap.quorate is True or not get_backend(snap.backend).quorum:
+        # A backend with no quorum (xl: no cluster manager) has nothing to refuse on here.
         return None
     if snap.quorate is False:
         return (
@@ -177,7 +180,10 @@ def preview(
     layout, _ = _layout(
         cfg, environment, snap, strategy, split_list(exclude), split_list(without), dead_hosts
     )
-    backend = get_backend(snap.backend or environment.backend)
+    backend = get_backend(
+        snap.backend or environment.backend,
+        environment.backend_options if snap.backend in (None, environment.backend) else None,
+    )
     still = show.still_down(layout, refused=refused)
     if format == "json":
         doc = show.layout_json(layout, snap, backend, refused=refused, still=still)
@@ -275,7 +281,10 @@ def _start(
     )
     if hosts is not None:
         _check_targets(hosts, snap, layout, environment.name)
-    backend = get_backend(snap.backend or environment.backend)
+    backend = get_backend(
+        snap.backend or environment.backend,
+        environment.backend_options if snap.backend in (None, environment.backend) else None,
+    )
     only = set(hosts) if hosts else None
     table = format == "table"
     if table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import task
 from invoke.exceptions import Exit
 
+from ..cluster import names
 from . import core
 from ._common import cli
 
@@ -20,25 +21,31 @@ def _banner(text: str) -> None:
         "seed": "scenario seed (same seed, same crash)",
         "boot_s": "seconds a guest takes from `starting` to `started`",
         "config": "config file (default: fabfile_config.yaml; its lab environment is used)",
+        "backend": "the lab's cluster manager, one of "
+        + ", ".join(names())
+        + " (default rgmanager, environment lab; otherwise environment lab-BACKEND)",
     }
 )
 @cli
-def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None):
+def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backend=None):
     """Rehearse a recovery on the lab: lab up, show the layout, start all, show the result."""
     from .. import lab as lab_api
     from .. import show
     from .lab import lab_options
 
     opts = lab_options(hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
-    _banner("lab up: simulated Xen hosts, just after a crash")
-    info = lab_api.up(lab_api.lab_dir(), **opts)
+    backend = backend or "rgmanager"
+    env = "lab" if backend == "rgmanager" else f"lab-{backend}"
+    _banner(f"lab up ({backend}): simulated Xen hosts, just after a crash")
+    info = lab_api.up(lab_api.lab_dir(), backend=backend, **opts)
+    # The lab's own record of each guest (the same scenario whatever the backend).
     down = sum(1 for s in info["services"] if s["state"] in ("disabled", "failed"))
     print(
         f"lab on 127.0.0.11.. port {info['port']}: {len(info['hosts'])} Xen hosts; "
         f"{down} of {len(info['services'])} guests down"
     )
     _banner("fab show-layout --explain")
-    common = dict(env="lab", config=config, from_=None, strategy=None, exclude=None)
+    common = dict(env=env, config=config, from_=None, strategy=None, exclude=None)
     common.update(without=None, explain=False, loc=None, dead=None, format="table")
     shown = core.preview(c, **{**common, "explain": True})
     print(_exit_line("show-layout", shown))
@@ -59,7 +66,7 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None):
     finally:
         _banner("fab facts (after)")
         try:
-            core.facts(c, env="lab", config=config)
+            core.facts(c, env=env, config=config)
         except Exit as exc:
             print(f"(fab facts would exit {exc.code}: {exc.message})")
         finally:

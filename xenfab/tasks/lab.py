@@ -23,6 +23,10 @@ def lab_options(**given: object) -> dict:
 
 
 LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
+BACKEND_HELP = (
+    "rgmanager (default: clustat and clusvcadm on every host) or xl (no cluster manager: the "
+    "Xen tools only, every guest's config linked from an autostart directory)"
+)
 
 
 def _summary(st: dict) -> str:
@@ -34,7 +38,11 @@ def _summary(st: dict) -> str:
     text = (
         f"lab {state} in {st['lab_dir']}: {len(hosts)} hosts ({down} down) on 127.0.0.x:"
         f"{st['port']}, {len(svcs)} guests ({started} started), "
-        f"{'quorate' if st['quorate'] else 'INQUORATE'}"
+        + (
+            "no cluster manager (xl)"
+            if st.get("backend") == "xl"
+            else f"{'quorate' if st['quorate'] else 'INQUORATE'}"
+        )
     )
     if st["running"] and not st.get("server_pid"):
         # Still correct, only slower: every emulated command starts a Python of its own.
@@ -49,17 +57,21 @@ def _summary(st: dict) -> str:
         "seed": "scenario seed: the same seed gives the same cluster (default 1)",
         "latency_ms": "delay added to every emulated command, in ms (default 0)",
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
+        "backend": BACKEND_HELP,
         "lab_dir": LAB_DIR_HELP,
     }
 )
 @cli
-def up(c, hosts=None, guests=None, seed=None, latency_ms=None, boot_s=None, lab_dir=None):
+def up(
+    c, hosts=None, guests=None, seed=None, latency_ms=None, boot_s=None, backend=None, lab_dir=None
+):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     from .. import lab as _lab
 
     st = _lab.up(
         lab_dir,
         **lab_options(hosts=hosts, guests=guests, seed=seed, latency_ms=latency_ms, boot_s=boot_s),
+        backend=backend or "rgmanager",
     )
     if st.get("restarted"):
         print("lab was already running: restarted it with a fresh scenario")

@@ -1,0 +1,140 @@
+"""The xl backend over the lab with no cluster manager: real sshd, emulated xl only."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from xenfab.config import load_config
+from xenfab.errors import StartRefused
+from xenfab.gather import gather
+from xenfab.plan import plan
+from xenfab.start import start_guests
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.lab
+
+
+class XlRun:
+    """The lab-xl environment's config, facts and plan for one test (lock and audit per test)."""
+
+    def __init__(self, lab, tmp_path: Path, name: str = "a"):
+        self.cfg = load_config(str(ROOT / "fabfile_config.yaml"))
+        self.cfg.lock_path = str(lab.dir / "xenfab.lock")
+        self.cfg.audit_log = str(tmp_path / name / "audit.jsonl")
+        self.env = self.cfg.environment("lab-xl")
+        self.env.backend_options = dict(
+            self.env.backend_options, auto_dir=str(lab.dir / "xen-auto")
+        )
+        self.env.start = dataclasses.replace(self.env.start, max_starts_per_host=2)
+        self.policy = self.env.policy
+        self.replan()
+
+    def replan(self, dead=()) -> None:
+        self.snap = gather(self.env)
+        self.layout = plan(self.snap, self.policy, dead=dead)
+
+    def start(self, **kw):
+        out = io.StringIO()
+        kw.setdefault("parallel", 8)
+        report = start_guests(
+            self.cfg, self.env, self.snap, self.layout, self.policy, out=out, **kw
+        )
+        return report, out.getvalue()
+
+
+def domains(lab) -> Counter:
+    """How many hosts list each domain (xl list over SSH on every host)."""
+    seen: Counter = Counter()
+    for h in lab.status()["hosts"]:
+        if not h["up"]:
+            continue
+        tool = "xm" if h["toolstack"] == "xm" else "xl"
+        res = lab.ssh(h["name"], f"{tool} list")
+        for line in res.stdout.splitlines()[1:]:
+            if line.split() and line.split()[0] != "Domain-0":
+                seen[line.split()[0]] += 1
+    return seen
+
+
+def test_no_cluster_manager_every_autostarted_guest_back_once_the_rest_left_alone(xl_lab, tmp_path):
+    assert xl_lab.ssh("xen01", "command -v clustat").returncode != 0  # no rgmanager tools
+    # web01 is no longer linked from the autostart directory: not ours, never started.
+    link = next(p for p in (xl_lab.dir / "xen-auto").iterdir() if p.name.startswith("web01"))
+    link.unlink()
+    r = XlRun(xl_lab, tmp_path)
+    assert r.snap.backend == "xl" and r.snap.quorate is None
+    planned = {a.guest: a.host for a in r.layout.assignments}
+    assert len(planned) >= 15 and "web01" not in planned
+    assert "not ours to start" in {s.guest: s.reason for s in r.layout.skipped}["web01"]
+    report, text = r.start()
+    assert report.ok, text
+    assert {x.guest for x in report.results if x.outcome == "started"} == set(planned)
+    starts = [s for s in xl_lab.status()["starts"] if s["ok"]]
+    assert sorted(s["guest"] for s in starts) == sorted(planned)
+    assert all(planned[s["guest"]] == s["host"] for s in starts)
+    seen = domains(xl_lab)
+    assert all(seen[g] == 1 for g in planned) and seen["web01"] == 0
+    # Nothing left to do on a second run.
+    r.replan()
+    assert not r.layout.assignments
+
+
+def test_a_domain_created_behind_the_run_is_found_and_left_alone(xl_lab, tmp_path):
+    r = XlRun(xl_lab, tmp_path)
+    first, victim = r.layout.assignments[0], r.layout.assignments[-1]
+    other = next(h.name for h in r.snap.hosts if h.name != victim.host)
+    # Fires at the run's first `xl create` of another guest: while the run sends its starts.
+    xl_lab.inject("hand-start-on-start", victim.guest, other)
+    report, text = r.start()
+    res = {x.guest: x for x in report.results}
+    assert res[first.guest].outcome == "started"
+    assert res[victim.guest].outcome.replace(" ", "-") == "found-running", text
+    assert domains(xl_lab)[victim.guest] == 1
+
+
+def test_an_unreachable_host_holds_every_down_guest_until_declared_dead(xl_lab, tmp_path):
+    xl_lab.inject("host-down", "xen03")
+    r = XlRun(xl_lab, tmp_path)
+    assert not r.layout.assignments
+    assert r.layout.unplaced and all("--dead xen03" in u.reason for u in r.layout.unplaced)
+    r.replan(dead=["xen03"])
+    assert r.layout.assignments and all(a.host != "xen03" for a in r.layout.assignments)
+    report, text = r.start(dead_hosts={"xen03"})
+    assert report.ok, text
+
+
+def test_two_workstations_racing_never_start_a_guest_twice(xl_lab, tmp_path):
+    runs = [XlRun(xl_lab, tmp_path, name) for name in ("alice", "bob")]
+    assert runs[0].layout.assignments == runs[1].layout.assignments
+    outcomes: dict[str, object] = {}
+    gate = threading.Barrier(2)
+
+    def go(run: XlRun, name: str) -> None:
+        gate.wait()
+        try:
+            outcomes[name] = run.start()[0]
+        except StartRefused as exc:
+            outcomes[name] = exc
+
+    names = ("alice", "bob")
+    threads = [threading.Thread(target=go, args=(r, n)) for r, n in zip(runs, names, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(outcomes) == 2
+    starts = Counter(s["guest"] for s in xl_lab.status()["starts"] if s["ok"])
+    assert starts and max(starts.values()) == 1  # each guest created once, whoever won
+    seen = domains(xl_lab)
+    assert all(seen[g] == 1 for g in starts)
+    refused = [o for o in outcomes.values() if isinstance(o, StartRefused)]
+    # One run held the lock; the other was refused, or came after and found them running.
+    assert len(refused) <= 1
+    if refused:
+        assert "lock" in str(refused[0])
