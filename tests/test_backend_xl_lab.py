@@ -15,6 +15,7 @@ from xenfab.errors import StartRefused
 from xenfab.gather import gather
 from xenfab.plan import plan
 from xenfab.start import start_guests
+from xenfab.start.report import BAD_OUTCOMES
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
@@ -48,6 +49,11 @@ class XlRun:
         return report, out.getvalue()
 
 
+def not_up(report) -> set[str]:
+    """The guests a start report leaves down (failed, not started, unconfirmed)."""
+    return {x.guest for x in report.results if x.outcome in BAD_OUTCOMES}
+
+
 def domains(lab) -> Counter:
     """How many hosts list each domain (xl list over SSH on every host)."""
     seen: Counter = Counter()
@@ -73,7 +79,8 @@ def test_no_cluster_manager_every_autostarted_guest_back_once_the_rest_left_alon
     assert len(planned) >= 15 and "web01" not in planned
     assert "not ours to start" in {s.guest: s.reason for s in r.layout.skipped}["web01"]
     report, text = r.start()
-    assert report.ok, text
+    # Only the autostarted config no parser can read stays down, and the report says so.
+    assert not_up(report) == {"legacy-vm"}, text
     assert {x.guest for x in report.results if x.outcome == "started"} == set(planned)
     starts = [s for s in xl_lab.status()["starts"] if s["ok"]]
     assert sorted(s["guest"] for s in starts) == sorted(planned)
@@ -106,7 +113,8 @@ def test_an_unreachable_host_holds_every_down_guest_until_declared_dead(xl_lab, 
     r.replan(dead=["xen03"])
     assert r.layout.assignments and all(a.host != "xen03" for a in r.layout.assignments)
     report, text = r.start(dead_hosts={"xen03"})
-    assert report.ok, text
+    # Only the autostarted config no parser can read stays down, and the report says so.
+    assert not_up(report) == {"legacy-vm"}, text
 
 
 def test_two_workstations_racing_never_start_a_guest_twice(xl_lab, tmp_path):
@@ -138,3 +146,14 @@ def test_two_workstations_racing_never_start_a_guest_twice(xl_lab, tmp_path):
     assert len(refused) <= 1
     if refused:
         assert "lock" in str(refused[0])
+
+
+def test_an_unreadable_autostarted_config_is_still_down_not_a_warning(xl_lab, tmp_path):
+    # The lab's legacy-vm.cfg computes its name (no parser can read it) and is autostarted.
+    assert (xl_lab.dir / "xen-auto" / "legacy-vm.cfg").is_symlink()
+    r = XlRun(xl_lab, tmp_path)
+    unplaced = {u.guest: u for u in r.layout.unplaced}
+    assert "legacy-vm" in unplaced, sorted(unplaced)
+    assert unplaced["legacy-vm"].kind == "cannot-plan"
+    assert "legacy-vm.cfg: 15: name is computed" in unplaced["legacy-vm"].reason
+    assert not r.layout.assignment("legacy-vm")

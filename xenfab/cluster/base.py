@@ -189,12 +189,14 @@ class ClusterBackend(ABC):
         configs: Mapping[str, str],
         running: Mapping[str, list[str]],
         host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
+        unreadable: Mapping[str, str] | None = None,
     ) -> ClusterState:
         """The cluster state once every host answered.
 
         ``configs``: guest name -> its config file; ``running``: guest name -> hosts whose
-        domain list shows it; ``host_outputs``: each reachable host's probe outputs. A manager
-        that tracks services itself returns ``cluster`` as is.
+        domain list shows it; ``host_outputs``: each reachable host's probe outputs;
+        ``unreadable``: config files that could not be read (path -> why). A manager that
+        tracks services itself returns ``cluster`` as is.
         """
         return cluster
 

@@ -145,8 +145,14 @@ class XlBackend(ClusterBackend):
         configs: Mapping[str, str],
         running: Mapping[str, list[str]],
         host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
+        unreadable: Mapping[str, str] | None = None,
     ) -> ClusterState:
-        """One service per guest config: running where listed, else down when marked ours."""
+        """One service per guest config: running where listed, else down when marked ours.
+
+        An unreadable config linked from an autostart directory is ours, and its guest is down
+        as far as anyone can tell: it gets a service named after the file, so that it ends the
+        run under STILL DOWN with the reason instead of as a warning only.
+        """
         marked = parse_autostart(host_outputs or {}) if self.auto_dir is not None else {}
         patterns = list(self.options.get("guests", []))
         services: dict[str, ServiceState] = {}
@@ -173,6 +179,13 @@ class XlBackend(ClusterBackend):
                     note=f"not linked from {self.auto_dir or 'an autostart directory'} on any "
                     "host that answered, nor in backend_options.guests: not ours to start",
                 )
+        for path in sorted(unreadable or {}):
+            linked = sorted(h for h, paths in marked.items() if _linked(path, paths))
+            name = _file_stem(path)
+            if linked and name not in services:
+                where = f"{self.auto_dir} on {', '.join(linked)}"
+                last = linked[0] if len(linked) == 1 else None
+                services[name] = ServiceState(name, DOWN, None, last, f"linked from {where}")
         return ClusterState(
             None, {}, services, source="xl list", extra={"autostart": sorted(marked)}
         )
@@ -274,6 +287,13 @@ def parse_autostart(host_outputs: Mapping[str, Mapping[str, Output]]) -> dict[st
     return marked
 
 
+def _file_stem(path: str) -> str:
+    """``/etc/xen/web01.cfg`` -> ``web01``: the name an unreadable config is known by."""
+    base = posixpath.basename(path)
+    stem, ext = posixpath.splitext(base)
+    return stem if ext in CONFIG_EXTENSIONS and stem else base
+
+
 def _linked(config: str, entries: set[str]) -> bool:
     """True when an autostart entry is ``config`` (or a link to it, or a copy by its name)."""
     if config in entries:
@@ -281,5 +301,8 @@ def _linked(config: str, entries: set[str]) -> bool:
     base = posixpath.basename(config)
     return any(posixpath.basename(e) == base for e in entries)
 
+
+# The endings assemble's _broken_for tries after a guest's name, so the two agree on the file.
+CONFIG_EXTENSIONS = (".cfg", ".conf", ".xl", ".hvm")
 
 register(XlBackend.name, XlBackend)

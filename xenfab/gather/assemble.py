@@ -106,7 +106,10 @@ def guests_from(
     if backend is not None:
         # A backend without its own service state (xl) makes one from configs and domain lists.
         named = {name: path for name, (path, _) in configs.items()}
-        cluster = backend.complete(cluster, named, running, host_outputs or {})
+        # Paths, not the basename keys of `broken`: the backend tells its own links apart.
+        unreadable = {path: why for path, why in (file_errors or {}).items()}
+        unreadable.update({os.path.join(config_dir, key): why for key, why in broken.items()})
+        cluster = backend.complete(cluster, named, running, host_outputs or {}, unreadable)
     guests: list[Guest] = []
     for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)
