@@ -211,6 +211,7 @@ def test_demo_ends_with_the_still_down_block_and_the_code(lab, tmp_path):
     assert all(line.startswith("  ") for line in still)
     assert code == (2 if still else 0)
     assert code == 2 and any(line.split()[0] == "legacy07" for line in still), still
+    assert lines[-1].count("recovery incomplete") == 1, lines[-1]  # the meaning said once
 
 
 # -- the runs of issue 11's list, each ending with the right block and code ---------------------

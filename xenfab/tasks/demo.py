@@ -85,5 +85,9 @@ def _exit_line(task_name: str, outcome: core.Outcome) -> str:
         2: "recovery would be incomplete" if preview else "recovery incomplete",
         3: "refused",
     }.get(int(outcome.code), outcome.code.name.lower())
-    tail = f" ({outcome.message})" if outcome.message else ""
+    said = outcome.message or ""
+    if said.startswith(meaning):
+        # The task's own last line already starts with the meaning: say it once.
+        return f"fab {task_name} exit code {int(outcome.code)}: {said}"
+    tail = f" ({said})" if said else ""
     return f"fab {task_name} exit code {int(outcome.code)}: {meaning}{tail}"
