@@ -17,6 +17,7 @@ clustat, clusvcadm), found through ``FAMILIES``; a lab with no cluster manager h
 # ruff: noqa: UP031
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import os
@@ -26,6 +27,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +63,18 @@ def connect(lab_dir: str, timeout: float = 60.0) -> sqlite3.Connection:
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
     return db
+
+
+@contextlib.contextmanager
+def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One BEGIN IMMEDIATE .. COMMIT, rolled back on any exception (a tool's change is atomic)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def init_db(db: sqlite3.Connection) -> None:
@@ -524,15 +538,8 @@ def _create(ctx: Ctx, tool: str, args: list[str]) -> int:
     except (ValueError, KeyError) as exc:
         ctx.err("%s:1: config parsing error near `%s': syntax error\n" % (path, exc))
         return 1
-    db = ctx.db
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        rc = _create_locked(ctx, cfg)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return rc
+    with write_transaction(ctx.db):
+        return _create_locked(ctx, cfg)
 
 
 def _create_locked(ctx: Ctx, cfg: dict) -> int:

@@ -24,6 +24,7 @@ try:  # imported as part of xenfab.lab
         meta,
         read_cfg,
         services,
+        write_transaction,
     )
 except ImportError:  # run by path, next to emulator.py
     from emulator import (  # type: ignore[no-redef]
@@ -37,6 +38,7 @@ except ImportError:  # run by path, next to emulator.py
         meta,
         read_cfg,
         services,
+        write_transaction,
     )
 
 
@@ -433,15 +435,8 @@ def tool_clusvcadm(ctx: Ctx, args: list[str]) -> int:
 
 
 def _enable(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
-    db = ctx.db
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        rc, owner = _enable_locked(ctx, svc, target)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return rc, owner
+    with write_transaction(ctx.db):
+        return _enable_locked(ctx, svc, target)
 
 
 def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
@@ -504,15 +499,8 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
 
 
 def _disable(ctx: Ctx, svc: str) -> int:
-    db = ctx.db
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        rc = _disable_locked(ctx, svc)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return rc
+    with write_transaction(ctx.db):
+        return _disable_locked(ctx, svc)
 
 
 def _disable_locked(ctx: Ctx, svc: str) -> int:

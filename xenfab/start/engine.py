@@ -41,6 +41,7 @@ from .schedule import (
     QUEUED,
     REPLANNING,
     STARTING,
+    Decision,
     Job,
     Scheduler,
     confirm,
@@ -358,14 +359,7 @@ class Engine:
                 job = picked[0]
                 # Ask only about a guest that is still to start; then look again after the
                 # answer, which may have taken minutes.
-                first = precheck(
-                    job.guest,
-                    state,
-                    domains,
-                    retry=job.attempts > 0,
-                    backend=self.backend,
-                    dead=dead,
-                )
+                first = self._precheck(job, state, domains, dead)
                 if first.action == "start":
                     answer = self._ask(job)
                     if answer != "start":
@@ -398,14 +392,7 @@ class Engine:
                     # Ctrl-C arrived during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
                     continue
-                decision = precheck(
-                    job.guest,
-                    state,
-                    domains,
-                    retry=job.attempts > 0,
-                    backend=self.backend,
-                    dead=dead,
-                )
+                decision = self._precheck(job, state, domains, dead)
                 if decision.action == "start":
                     job.start_state = decision.message
                     job.dead_owner = decision.host
@@ -676,6 +663,14 @@ class Engine:
             )
 
     # -- liveness ------------------------------------------------------------------------------
+
+    def _precheck(
+        self, job: Job, state: ClusterState, domains: dict[str, set[str]], dead: set[str]
+    ) -> Decision:
+        """May ``job`` start now, on this turn's cluster state and fresh domain lists?"""
+        return precheck(
+            job.guest, state, domains, retry=job.attempts > 0, backend=self.backend, dead=dead
+        )
 
     def _dead_now(self, state: ClusterState | None = None) -> set[str]:
         """Hosts proven dead: declared for the run, or offline in the cluster manager's word."""
