@@ -386,7 +386,7 @@ def test_disable_then_enable_a_failed_service(fresh_lab) -> None:
 
 
 def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
-    from xenfab.lab import emulator
+    from xenfab.lab import xen_tools
 
     st = fresh_lab.status()
     cfg_dir = fresh_lab.dir / "xenconfig"
@@ -397,9 +397,9 @@ def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
         if fname == "legacy-vm.cfg":
             assert 'name = "legacy%02d" % vmid' in text
             with pytest.raises(ValueError):
-                emulator.read_cfg(str(cfg_dir / fname))
+                xen_tools.read_cfg(str(cfg_dir / fname))
             continue
-        cfg = emulator.read_cfg(str(cfg_dir / fname))
+        cfg = xen_tools.read_cfg(str(cfg_dir / fname))
         assert 512 <= cfg["memory"] <= 16384 and 1 <= cfg["vcpus"] <= 8
         names.add(cfg["name"])
     assert {s["name"][3:] for s in st["services"]} - names == {"legacy07"}
@@ -412,7 +412,7 @@ def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
     assert re.search(r"\S\s*#\s", blob)  # comments after a value
     assert any(not f.endswith(".cfg") for f in texts)
     assert any(
-        emulator.read_cfg(str(cfg_dir / f))["name"] + ".cfg" != f
+        xen_tools.read_cfg(str(cfg_dir / f))["name"] + ".cfg" != f
         for f in texts
         if f != "legacy-vm.cfg"
     )
