@@ -477,6 +477,26 @@ def test_fabric_and_strict_paramiko(lab) -> None:
         client.close()
 
 
+def test_status_summary_is_the_backends_own_count(lab) -> None:
+    """rgmanager counts its services' states; xl counts domains listed on live hosts."""
+    rg = lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    states = [s["state"] for s in rg["services"]]
+    assert rg["summary"] == {
+        "running": states.count("started") + states.count("starting"),
+        "down": sum(states.count(x) for x in ("disabled", "failed", "stopped", "recoverable")),
+        "quorate": True,
+    }
+    xl = lab.reseed(backend="xl")
+    # The same scenario: what rgmanager calls running is what some host lists.
+    assert xl["summary"] == {**rg["summary"], "quorate": None}
+    lab.inject("host-down", "xen01")
+    on_xen01 = sum(1 for s in xl["services"] if s["owner"] == "xen01")
+    after = lab.status()["summary"]
+    assert after["running"] == xl["summary"]["running"] - on_xen01
+    assert after["down"] == xl["summary"]["down"] + on_xen01
+    lab.reseed(backend="rgmanager")
+
+
 def test_status_task_json(lab, capsys) -> None:
     import json
 
@@ -489,6 +509,7 @@ def test_status_task_json(lab, capsys) -> None:
     assert set(st) == {
         "hosts",
         "services",
+        "summary",
         "quorate",
         "backend",
         "starts",

@@ -615,7 +615,7 @@ def up(
         addresses = [h["address"] for h in host_rows]
         for a in addresses:
             _wait(lambda a=a: _banner(a, port), 20, f"sshd on {a}:{port}")
-        info["started"] = time.time()
+        info["up_since"] = time.time()
         _write_info(lab, info)
     result = status(lab)
     result["restarted"] = restarted
@@ -722,7 +722,7 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
         if server:
             stopped.append(server)
         if info:
-            info.pop("started", None)
+            info.pop("up_since", None)
             info.pop("server", None)
             _write_info(lab, info)
     return {"lab_dir": str(lab), "stopped": stopped}

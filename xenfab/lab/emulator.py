@@ -9,8 +9,8 @@ output; sharing code would let them agree with themselves). ``xenfab.lab.control
 for the schema and the state helpers.
 
 The tools themselves are families, each in a module of its own next to this file (``FAMILIES``):
-the Xen toolstack (``xen_tools.py``: xl, xm, xentop) and each cluster manager's (rgmanager's,
-``rgmanager_tools.py``: clustat, clusvcadm). A family declares its ``TOOLS`` and their
+the Xen toolstack (``xen_tools.py``: xl, xm, xentop) and each cluster manager's (rgmanager's is
+``rgmanager_tools.py``). A family declares its ``TOOLS`` and their
 ``FAIL_MESSAGES``, the armed faults it fires (``ARMED``) and the ``HOOKS`` it answers: this file
 names no tool of any family. The hooks are how one family tells another about the shared state
 without naming it: ``record`` and ``records`` (the lab's record of a guest, kept by whoever
@@ -186,7 +186,7 @@ class Ctx:
         self.stream.write(2, text)
 
     def flush(self) -> None:
-        """Let the caller see what was written so far (clusvcadm's "trying to enable...")."""
+        """Let the caller see what was written so far (the "trying to..." before an answer)."""
         self.stream.flush()
 
     def domains(self) -> list:

@@ -1,7 +1,7 @@
 """The lab's emulated Xen toolstack: xl, xm and xentop (Xen 3.4 to 4.17), a family of its own.
 
-Every lab host has it, whatever the cluster manager (``rgmanager_tools.py`` brings clustat and
-clusvcadm; a lab with ``backend: xl`` brings nothing more). It also is the xl backend's lab
+Every lab host has it, whatever the cluster manager (``rgmanager_tools.py`` brings rgmanager's
+tools; a lab with ``backend: xl`` brings nothing more). It also is the xl backend's lab
 family: no tools beyond these, and a per-host autostart directory (xendomains' /etc/xen/auto).
 It tells whoever keeps the lab's record of a guest about the domains it builds through
 ``emulator.notify`` and never reads a cluster manager's state. Like the emulator it uses the
