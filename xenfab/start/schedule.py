@@ -160,7 +160,9 @@ def confirm(
     verdict = backend.confirm(svc)
     if svc is None or verdict == "gone":
         service = backend.service_name(job.guest)
-        return Confirmation(Verdict.STUCK, None, f"{service} vanished from {reader} after its start")
+        return Confirmation(
+            Verdict.STUCK, None, f"{service} vanished from {reader} after its start"
+        )
     if verdict == "running":
         host = svc.owner or job.host
         msg = "" if host == job.host else f"asked for {job.host}; runs on {host}"
@@ -180,7 +182,9 @@ def confirm(
     # Down right after Success may be the state read lagging behind; give it a moment.
     if since < grace:
         return Confirmation(Verdict.WAIT)
-    return Confirmation(Verdict.FAILED, job.host, f"{starter} said Success, but the state is {svc.state}")
+    return Confirmation(
+        Verdict.FAILED, job.host, f"{starter} said Success, but the state is {svc.state}"
+    )
 
 
 class Scheduler:
@@ -315,7 +319,9 @@ class Scheduler:
         job.command_at = now
         job.returned_at = None
 
-    def finish(self, job: Job, outcome: Outcome, host: str | None, message: str, now: float) -> None:
+    def finish(
+        self, job: Job, outcome: Outcome, host: str | None, message: str, now: float
+    ) -> None:
         """The job has its outcome; its slot is free."""
         self.release(job)
         job.phase = DONE
