@@ -30,17 +30,13 @@ from ..gather.ssh import RunResult
 from ..snapshot import Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
-from .interrupts import LAST_READ_S as LAST_READ_S
-from .interrupts import STOP_SIGNALS as STOP_SIGNALS
-from .interrupts import Interrupts, last_look, stopping_note
+from .interrupts import LAST_READ_S, Interrupts, last_look, stopping_note
 from .lock import MasterLock
 from .options import StartOptions
 from .outcome import Action, Outcome, Verdict
 from .progress import Progress, counts_line
-from .prompter import PROMPT as PROMPT
 from .prompter import SKIP, START, StepPrompter, terminal_prompt
 from .reader import LIVENESS_WAIT_S, ClusterReader
-from .reader import STATE_GIVE_UP_S as STATE_GIVE_UP_S
 from .remote import CHANNELS_PER_TRANSPORT, SessionPool
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport, format_duration
