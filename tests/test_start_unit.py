@@ -15,9 +15,9 @@ from xenfab.gather.ssh import RunResult
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 from xenfab.start import GuestResult, StartReport
 from xenfab.start.audit import AuditLog
-from xenfab.start.engine import _only_this_guest
 from xenfab.start.lock import MasterLock, check_path
 from xenfab.start.progress import Progress, counts_line
+from xenfab.start.replan import only_this_guest as _only_this_guest
 from xenfab.start.report import format_duration
 from xenfab.start.schedule import (
     MAX_HOSTS,
@@ -423,3 +423,295 @@ def test_the_step_prompt_asks_on_stderr_so_stdout_keeps_only_the_result(monkeypa
     assert ask("Start web01 on xen02? ") == "s"
     out, err = capsys.readouterr()
     assert out == "" and err == "Start web01 on xen02? "
+
+
+# -- the engine's units in isolation ---------------------------------------------------------
+
+
+def test_the_step_prompter_reads_each_answer_and_gives_up_on_nonsense():
+    from xenfab.start.prompter import PROMPT, StepPrompter
+
+    answers: list[str] = []
+    notes: list[str] = []
+    seen_flag: list[bool] = []
+
+    def prompt(text: str) -> str:
+        seen_flag.append(p.in_prompt)
+        assert text == PROMPT.format(guest="web01", host="xen02")
+        return answers.pop(0)
+
+    p = StepPrompter(prompt, notes.append)
+    for typed, want in [("", "start"), (" Y ", "start"), ("yes", "start"), ("s", "skip")]:
+        answers[:] = [typed]
+        assert p.ask("web01", "xen02") == want, typed
+    for typed, want in [("no", "skip"), ("N", "skip"), ("q", "quit"), ("QUIT", "quit")]:
+        answers[:] = [typed]
+        assert p.ask("web01", "xen02") == want, typed
+    assert all(seen_flag) and not p.in_prompt and not notes
+    # A wrong answer is explained and asked again; five of them end the run's questions.
+    answers[:] = ["maybe", "s"]
+    assert p.ask("web01", "xen02") == "skip" and notes == [
+        "answer Enter (start), s (skip) or q (quit)"
+    ]
+    answers[:] = ["?"] * 5 + [""]
+    assert p.ask("web01", "xen02") == "quit" and answers == [""]
+    assert len(notes) == 6
+
+
+def test_the_step_prompter_quits_at_the_end_of_input_and_clears_its_flag():
+    from xenfab.start.prompter import StepPrompter
+
+    def closed(text: str) -> str:
+        raise EOFError
+
+    p = StepPrompter(closed, lambda text: None)
+    assert p.ask("web01", "xen02") == "quit" and not p.in_prompt
+
+
+def test_quorum_refusals_speak_each_backends_words():
+    from xenfab.cluster import backend
+    from xenfab.start.reader import quorum_refusal
+    from xenfab.tasks.core import refusal
+
+    rg, xl = backend("rgmanager"), backend("xl")
+    assert quorum_refusal(True, "here", rg) is None
+    no = quorum_refusal(False, "read on xen01", rg)
+    assert no == (
+        "the cluster is not quorate (read on xen01): starting guests now could run them twice "
+        "once the partitions rejoin; restore quorum first (clustat, cman_tool status)"
+    )
+    unknown = quorum_refusal(None, "read on xen01", rg)
+    assert unknown.startswith("the cluster's quorum is unknown (read on xen01)")
+    # A backend without the rgmanager tools does not name them.
+    plain = quorum_refusal(False, "x", xl)
+    assert plain.endswith("; restore quorum first") and "clustat" not in plain
+    # The task's pre-check and the engine share the one text.
+    assert refusal(Snapshot("lab", "t", "xen01", False)) == no
+    assert refusal(Snapshot("lab", "t", "xen01", None)) == unknown
+    assert refusal(Snapshot("lab", "t", "xen01", False, backend="xl")) is None
+
+
+def test_the_reader_refuses_unless_quorate_and_counts_offline_members_dead():
+    from xenfab.cluster import backend
+    from xenfab.start.reader import ClusterReader
+
+    env = _lab_env()
+    reader = ClusterReader(
+        backend("rgmanager"), env, "xen01", dead_hosts={"xen03"}, note=print, audit=print
+    )
+    with pytest.raises(StartRefused, match=r"not quorate \(clustat on xen01\).*cman_tool"):
+        reader.refuse_unless_quorate(False, "clustat on xen01")
+    with pytest.raises(StartRefused, match="quorum is unknown"):
+        reader.refuse_unless_quorate(None, "snapshot")
+    reader.refuse_unless_quorate(True, "snapshot")
+    state = ClusterState(True, {"xen01": True, "xen02": False})
+    assert reader.dead_now(state) == {"xen02", "xen03"}
+    assert reader.may_start(state) and not reader.may_start(ClusterState(False))
+    xl = ClusterReader(backend("xl"), env, "xen01", note=print, audit=print)
+    assert xl.may_start(ClusterState(None))
+
+
+class _Fut:
+    def __init__(self, names):
+        self.names = names
+
+    def done(self):
+        return True
+
+    def exception(self):
+        return None
+
+    def result(self):
+        return (self.names, None if self.names is not None else "ssh: timed out")
+
+
+class _Watch:
+    def __init__(self, lists):
+        self.lists = lists
+        self.hosts = list(lists)
+
+    def begin(self, skip=()):
+        from xenfab.start.watch import Round
+
+        return Round(0.0, {h: _Fut(v) for h, v in self.lists.items() if h not in skip})
+
+    def wait(self, rnd, timeout):
+        return True
+
+
+def test_the_reader_proves_liveness_only_with_every_live_hosts_list_then_gives_up():
+    from xenfab.cluster import backend
+    from xenfab.start.reader import ClusterReader
+
+    notes, audits = [], []
+    reader = ClusterReader(
+        backend("rgmanager"),
+        _lab_env(),
+        "xen01",
+        liveness_wait_s=0.0,
+        note=notes.append,
+        audit=lambda action, **f: audits.append((action, f.get("outcome"))),
+    )
+    reader.attach(None, _Watch({"xen01": {"a"}, "xen02": None}))
+    state = ClusterState(True, {"xen01": True, "xen02": True})
+    # No round begun this turn: nothing is proven.
+    assert reader.proven_domains(state, 3).domains is None
+    reader.begin_round(state)
+    proof = reader.proven_domains(state, 3)
+    assert proof.domains is None and "xen02" in proof.stop and "--dead HOST" in proof.stop
+    assert "3 guest(s) wait" in notes[-1] and audits == [("wait", "liveness-unknown")]
+    # xen02 offline in the cluster's word: the round proves enough without it.
+    reader.begin_round(ClusterState(True, {"xen02": False}))
+    proof = reader.proven_domains(ClusterState(True, {"xen02": False}), 3)
+    assert proof.domains == {"xen01": {"a"}} and proof.stop is None
+    assert notes[-1] == "every live host listed its domains: starting again"
+
+
+def _lab_env():
+    from pathlib import Path
+
+    from xenfab.config import load_config
+
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "fabfile_config.yaml"))
+    return cfg.environment("lab")
+
+
+def test_start_options_defaults_are_a_plain_run_and_cannot_change():
+    import dataclasses
+
+    from xenfab.start import StartOptions
+    from xenfab.start.options import options_of
+
+    o = StartOptions()
+    assert (o.only_hosts, o.parallel, o.dry_run, o.step, o.break_lock) == (
+        None,
+        None,
+        False,
+        False,
+        False,
+    )
+    assert o.dead_hosts == frozenset() and o.prompt is None and o.out is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.parallel = 3  # type: ignore[misc]
+    given = StartOptions(only_hosts=["xen01"], dead_hosts=["xen02", "xen02"])
+    assert given.only_hosts == frozenset({"xen01"}) and given.dead_hosts == frozenset({"xen02"})
+    assert options_of(given, parallel=4).parallel == 4 and given.parallel is None
+    with pytest.raises(TypeError):
+        options_of(parallell=4)
+
+
+def test_the_engine_takes_its_options_from_one_value():
+    from xenfab.start import StartOptions
+    from xenfab.start.engine import Engine
+
+    env = _lab_env()
+    snap = Snapshot("lab", "t", "xen01", True)
+    out = io.StringIO()
+    e = Engine(_cfg(), env, snap, None, None, StartOptions(parallel=5, out=out))
+    assert e.parallel == 5 and e.out is out and e.start_policy is env.start
+    step = Engine(_cfg(), env, snap, None, None, StartOptions(parallel=5, step=True))
+    assert step.parallel == 1  # step mode asks about one start at a time
+    plain = Engine(_cfg(), env, snap, None, None)
+    assert plain.parallel == env.start.max_starts_in_flight
+
+
+def _cfg():
+    from pathlib import Path
+
+    from xenfab.config import load_config
+
+    return load_config(str(Path(__file__).resolve().parent.parent / "fabfile_config.yaml"))
+
+
+def test_outcomes_are_their_words_in_json_tables_and_counts():
+    from xenfab.start import OUTCOMES, Outcome
+
+    assert [o.value for o in OUTCOMES] == [
+        "started",
+        "failed",
+        "already running",
+        "found running",
+        "skipped",
+        "not-started",
+        "unconfirmed",
+    ]
+    rep = StartReport(
+        results=[GuestResult("a", "h", Outcome.STARTED), GuestResult("b", None, "failed")]
+    )
+    doc = json.loads(json.dumps(rep.to_dict()))
+    assert [r["outcome"] for r in doc["results"]] == ["started", "failed"]
+    assert doc["counts"]["started"] == 1 and doc["counts"]["failed"] == 1 and not rep.ok
+    assert (
+        f"{Outcome.NOT_STARTED}" == "not-started" and str(Outcome.FOUND_RUNNING) == "found running"
+    )
+    assert "started" in rep.table() and "Outcome." not in rep.table()
+
+
+def test_the_last_look_reports_a_start_that_came_up_started_in_the_backends_words():
+    from xenfab.cluster import backend
+    from xenfab.start.interrupts import last_look
+    from xenfab.start.outcome import Outcome
+    from xenfab.start.schedule import CONFIRMING, STARTING
+
+    up, pending, unseen = Job("up", "xen01", 0, 0), Job("p", "xen02", 0, 1), Job("u", "xen02", 0, 2)
+    for j in (up, pending, unseen):
+        j.command_at = 1.0
+    up.phase = pending.phase = CONFIRMING
+    unseen.phase = STARTING
+    state = ClusterState(
+        True,
+        services={
+            "up": ServiceState("up", "started", "xen03"),
+            "p": ServiceState("p", "starting", "xen02"),
+        },
+    )
+    ends = {e.job.guest: e for e in last_look([up, pending, unseen], state, backend("rgmanager"))}
+    assert (ends["up"].outcome, ends["up"].host) == (Outcome.STARTED, "xen03")
+    assert ends["p"].outcome == Outcome.UNCONFIRMED and ends["p"].message == (
+        "interrupted before it was confirmed: start accepted by clusvcadm (clustat: starting); "
+        "check clustat"
+    )
+    assert ends["u"].message.endswith("start sent; check clustat")
+    xl_state = ClusterState(None, services={"up": ServiceState("up", "running", "xen01")})
+    xl_ends = last_look([up, pending], xl_state, backend("xl"))
+    assert xl_ends[0].outcome == Outcome.STARTED
+    assert "clustat" not in xl_ends[1].message and "xl list" in xl_ends[1].message
+    assert last_look([up], None, backend("rgmanager"))[0].outcome == Outcome.UNCONFIRMED
+
+
+def test_interrupts_count_signals_and_break_out_of_a_prompt_or_a_second_wait():
+    from xenfab.start.interrupts import Interrupts
+
+    prompting = [False]
+    irq = Interrupts(lambda: prompting[0])
+    assert not irq
+    irq.handler(2, None)
+    assert irq.count == 1 and irq
+    irq.handler(2, None)  # outside the loop a second signal only counts
+    assert irq.count == 2
+    irq.in_loop = True
+    with pytest.raises(KeyboardInterrupt):
+        irq.handler(15, None)
+    prompting[0] = True
+    with pytest.raises(KeyboardInterrupt):
+        irq.handler(1, None)
+    assert irq.count == 3  # the prompt's exception is counted by the loop, not here
+
+
+def test_a_replanned_guest_takes_the_backends_replan_state():
+    from xenfab.cluster import backend
+    from xenfab.start.replan import only_this_guest
+
+    assert backend("rgmanager").replan_state("stopped") == "disabled"
+    assert backend("rgmanager").replan_state("failed") == "failed"
+    assert backend("xl").replan_state("stopped") == "stopped"
+    snap = Snapshot(
+        "lab",
+        "now",
+        "xen01",
+        None,
+        hosts=[Host("xen01", free_mib=8192)],
+        guests=[Guest("web", 1024, state="down")],
+        backend="xl",
+    )
+    assert only_this_guest(snap, "web", []).guest("web").state == "down"

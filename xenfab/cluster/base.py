@@ -160,6 +160,8 @@ class ClusterBackend(ABC):
     # The tools that read the state and start a guest, as messages name them.
     state_tool: str = "the cluster state"
     start_tool: str = "the start command"
+    # What an inquorate refusal tells the operator to do, in the manager's own words.
+    quorum_hint: str = "restore quorum first"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         """A backend for one environment; ``options`` are its ``backend_options``, checked."""
@@ -228,6 +230,10 @@ class ClusterBackend(ABC):
         ``configured`` is the environment's master, or its first host.
         """
         return reader
+
+    def replan_state(self, state: str) -> str:
+        """The state a guest whose start just failed is re-planned from (a down state)."""
+        return state
 
     def confirm(self, svc: ServiceState | None) -> str:
         """After an accepted start: ``running``, ``failed``, ``wait`` or ``gone`` for ``svc``."""

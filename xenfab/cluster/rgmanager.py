@@ -89,11 +89,16 @@ class RgmanagerBackend(ClusterBackend):
     service_format = VM_PREFIX + "{guest}"
     state_tool = "clustat"
     start_tool = "clusvcadm"
+    quorum_hint = "restore quorum first (clustat, cman_tool status)"
 
     @property
     def states(self) -> StateVocabulary:
         """disabled/failed/stopped/recoverable down; started running; the rest transitions."""
         return STATES
+
+    def replan_state(self, state: str) -> str:
+        """A failed enable leaves the service ``stopped``: re-planned as ``disabled`` (ours)."""
+        return "disabled" if state == "stopped" else state
 
     def state_probes(self) -> list[Probe]:
         """``clustat -x`` (names never truncated), the text layout only when XML fails."""

@@ -419,8 +419,8 @@ def _blind_reason(hosts: list[str]) -> str:
 
 def _skip_reason(g: Guest, kind: str) -> str:
     where = g.owner or "an unknown host"
-    if g.state == "started":
-        return f"already started on {where}"
+    if kind == "running":
+        return f"already {g.state} on {where}"
     if kind in ("running", "transition"):
         return f"{g.state} on {where}"
     if g.reason:

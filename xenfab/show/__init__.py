@@ -12,6 +12,7 @@ from tabulate import tabulate
 from ..cluster import ClusterBackend, UnsafeName
 from ..cluster.base import MASTER
 from ..snapshot import Snapshot
+from ..start.outcome import Outcome
 from ..textsafe import printable
 
 if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
@@ -227,7 +228,8 @@ def _or_dash(value: Any) -> Any:
 # Outcomes of a start after which the guest is still down. "skipped" also covers a service that
 # vanished from the cluster (not ours any more): only a skip at the prompt leaves it down.
 # "unconfirmed" (a second Ctrl-C while a start was in flight) is not known to be up either.
-DOWN_OUTCOMES = frozenset({"failed", "not started", "not-started", "unconfirmed"})
+# The unhyphenated "not started" is matched too, as it always was.
+DOWN_OUTCOMES = frozenset({Outcome.FAILED, "not started", Outcome.NOT_STARTED, Outcome.UNCONFIRMED})
 
 
 def still_down(
@@ -266,7 +268,7 @@ def still_down(
     if report is not None and not report.dry_run:
         for r in report.results:
             bad = r.outcome in DOWN_OUTCOMES or (
-                r.outcome == "skipped" and "prompt" in (r.message or "")
+                r.outcome == Outcome.SKIPPED and "prompt" in (r.message or "")
             )
             if not bad or (r.guest in out and r.guest not in sizes):
                 continue  # an unplaced guest keeps the planner's reason

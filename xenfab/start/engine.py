@@ -1,40 +1,44 @@
-"""The start engine: parallel, capped, tiered, re-checked starts of a planned layout.
+"""The start engine's loop: parallel, capped, tiered, re-checked starts of a planned layout.
 
-One loop on the calling thread owns every decision; worker threads only run ``clusvcadm`` on the
-master and one more thread re-plans after repeated failures. Each turn of the loop reads the
-cluster state once (one ``clustat`` on the master), which both confirms the starts in flight and
-re-checks the guests about to start, so the number of round trips does not grow with the number
-of guests.
+One loop on the calling thread owns every decision; worker threads only run the backend's start
+command and one more thread re-plans after repeated failures. Each turn of the loop reads the
+cluster state once (``ClusterReader``), which both confirms the starts in flight and re-checks
+the guests about to start, so the number of round trips does not grow with the number of guests.
+The other concerns have their own units: ``interrupts`` (signals, the last look), ``prompter``
+(step mode), ``replan`` (moving a guest that failed twice) and ``reader`` (state, quorum,
+liveness).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import queue
 import secrets
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig, expand_path
-from ..errors import StartRefused, XenfabError
-from ..gather import batch, ssh
+from ..errors import StartRefused
+from ..gather import ssh
 from ..gather.ssh import RunResult
-from ..snapshot import Domain, Snapshot
+from ..snapshot import Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
+from .interrupts import LAST_READ_S, Interrupts, last_look, stopping_note
 from .lock import MasterLock
+from .options import StartOptions
+from .outcome import Action, Outcome, Verdict
 from .progress import Progress, counts_line
+from .prompter import SKIP, START, StepPrompter, terminal_prompt
+from .reader import LIVENESS_WAIT_S, ClusterReader
 from .remote import CHANNELS_PER_TRANSPORT, SessionPool
+from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport, format_duration
 from .schedule import (
     CONFIRMING,
@@ -47,36 +51,25 @@ from .schedule import (
     confirm,
     precheck,
 )
-from .watch import DomainWatch, Round
+from .watch import DomainWatch
+
+if TYPE_CHECKING:
+    from ..plan import Layout, Policy
 
 # A careful admin's global cap (docs/start.md explains the choice); declared in the start policy.
 DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
-# How often the loop reads clustat while starts are in flight (a read that takes longer is
-# followed at once by the next).
+# How often the loop reads the cluster state while starts are in flight (a read that takes
+# longer is followed at once by the next).
 POLL_S = 0.2
 # Starts picked together are sent this far apart, busiest host first, so that they reach the
 # cluster in that order instead of racing (a burst of 40 otherwise lands in any order).
 STAGGER_S = 0.03
-# A start that clusvcadm accepted but that is not `started` this long after is reported failed.
+# A start the backend accepted but that does not run this long after is reported failed.
 CONFIRM_TIMEOUT_S = 600.0
-# Right after clusvcadm's Success, clustat may still show the old state for a moment.
+# Right after an accepted start, the state read may still show the old state for a moment.
 CONFIRM_GRACE_S = 3.0
-# With no answer from the master this long, nothing more is started.
-STATE_GIVE_UP_S = 60.0
-# With no fresh domain list from some live host this long, the guests still queued are not
-# started (their liveness cannot be proven). A round of reads is waited on (beyond the reads' own
-# timeout) this long, and a round with a failed read is retried this often.
-LIVENESS_WAIT_S = 60.0
-ROUND_WAIT_S = 1.0
-ROUND_RETRY_S = 1.0
-# After a second Ctrl-C, one last clustat read (this long at most) says which starts came up.
-LAST_READ_S = 5.0
 
-PROMPT = "Start {guest} on {host}? [Enter=yes, s=skip, q=quit] "
-# Signals that stop a run like Ctrl-C: a `kill`, a closed terminal or ssh session.
-STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+__all__ = ["DEFAULT_PARALLEL", "Engine", "StartOptions", "terminal_prompt"]
 
 
 @dataclass
@@ -87,14 +80,6 @@ class _StartDone:
     result: RunResult
 
 
-@dataclass
-class _Replanned:
-    job: Job
-    host: str | None
-    why: str
-    snapshot: Snapshot | None
-
-
 class Engine:
     """One start run; ``run()`` returns the StartReport."""
 
@@ -103,77 +88,66 @@ class Engine:
         cfg: XenfabConfig,
         env: Environment,
         snapshot: Snapshot,
-        layout: Any,
-        policy: Any,
-        *,
-        base_config: object | None = None,
-        only_hosts: Collection[str] | None = None,
-        parallel: int | None = None,
-        dry_run: bool = False,
-        step: bool = False,
-        break_lock: bool = False,
-        out: TextIO | None = None,
-        prompt: Callable[[str], str] | None = None,
-        confirm_timeout_s: float | None = None,
-        start_policy: StartPolicy | None = None,
-        dead_hosts: Collection[str] = (),
-        liveness_wait_s: float | None = None,
+        layout: Layout,
+        policy: Policy,
+        options: StartOptions | None = None,
     ):
         """Prepare a run; nothing touches the cluster before ``run()``."""
+        opts = options or StartOptions()
+        self.options = opts
         self.cfg = cfg
         self.env = env
         self.snapshot = snapshot
         self.layout = layout
         self.policy = policy
         # The start caps are the environment's start policy (config `start:`), not the planner's.
-        self.start_policy = start_policy or env.start
-        self.base_config = base_config
-        self.only_hosts = set(only_hosts) if only_hosts is not None else None
-        self.step = step
+        self.start_policy = opts.start_policy or env.start
+        self.only_hosts = set(opts.only_hosts) if opts.only_hosts is not None else None
+        self.step = opts.step
         # --parallel for this run, else the environment's start policy.
-        configured = parallel or self.start_policy.max_starts_in_flight
-        self.parallel = 1 if step else max(1, int(configured))
-        self.dry_run = dry_run
-        self.break_lock = break_lock
+        configured = opts.parallel or self.start_policy.max_starts_in_flight
+        self.parallel = 1 if opts.step else max(1, int(configured))
+        self.dry_run = opts.dry_run
         # Progress and prompts never go to stdout: `--format json` keeps it for the document.
-        self.out = out if out is not None else sys.stderr
-        self.prompt = prompt
-        self.confirm_timeout_s = confirm_timeout_s or CONFIRM_TIMEOUT_S
+        self.out = opts.out if opts.out is not None else sys.stderr
+        self.prompt = opts.prompt
+        self.confirm_timeout_s = opts.confirm_timeout_s or CONFIRM_TIMEOUT_S
         # Hosts declared dead for this run (--dead): their guests may be moved, their domain
         # lists are not waited for.
-        self.dead_hosts = frozenset(dead_hosts)
-        self.liveness_wait_s = _cap(liveness_wait_s, policy, "liveness_wait_s", LIVENESS_WAIT_S)
+        self.dead_hosts = frozenset(opts.dead_hosts)
         self.backend = get_backend(env.backend, env.backend_options)
         # The snapshot names the host that actually read the cluster; the config is the fallback.
         self.master = snapshot.master or env.master or ""
         # The lock's host: the reader (rgmanager), or a host fixed in the config (xl), so that
         # two workstations that read on different hosts still meet at the same lock.
         first = snapshot.hosts[0].name if snapshot.hosts else self.master
-        configured = env.master or first
-        self.lock_host = self.backend.lock_host(self.master, configured)
+        self.lock_host = self.backend.lock_host(self.master, env.master or first)
         self.progress = Progress(self.out)
-        self.report = StartReport(environment=env.name, dry_run=dry_run)
-        self.results: queue.Queue[_StartDone | _Replanned] = queue.Queue()
-        self.interrupts = 0
+        self.report = StartReport(environment=env.name, dry_run=opts.dry_run)
+        self.results: queue.Queue[_StartDone | Replanned] = queue.Queue()
+        self.prompter: StepPrompter | None = None
+        self.interrupts = Interrupts(lambda: self.prompter is not None and self.prompter.in_prompt)
+        self.reader = ClusterReader(
+            self.backend,
+            env,
+            self.master,
+            dead_hosts=self.dead_hosts,
+            liveness_wait_s=_cap(opts.liveness_wait_s, policy, "liveness_wait_s", LIVENESS_WAIT_S),
+            note=self.progress.note,
+            audit=self._audit,
+            interrupted=lambda: bool(self.interrupts),
+        )
+        self.replanner = Replanner(
+            env, opts.base_config, layout, policy, self.backend, self.results, self.only_hosts
+        )
         self.stop_reason: str | None = None
         self.quit = False
-        self.in_prompt = False
-        self.in_loop = False
-        self.watch: DomainWatch | None = None
-        self.round: Round | None = None
-        self.next_round_at = 0.0
-        self.waiting_since: float | None = None
-        self.waiting_key: tuple[str, ...] | None = None
-        self.last_state: ClusterState | None = None
         self.sent_any = False
-        self.old_handlers: dict[int, Any] = {}
-        self.state_ok_at = time.monotonic()
-        self.read_at = 0.0
         self.primed: ClusterState | None = None
         self.next_send = 0.0
-        self.last_state_error: str | None = None
         self.durations: list[float] = []
         self.pool: SessionPool | None = None
+        self.watch: DomainWatch | None = None
         self.audit: AuditLog | None = None
         self.lock: MasterLock | None = None
         self.sched: Scheduler | None = None
@@ -186,16 +160,17 @@ class Engine:
         """Start the layout's guests; raise StartRefused before the first start when unsafe."""
         t0 = time.monotonic()
         if self.backend.quorum:
-            self._refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
+            self.reader.refuse_unless_quorate(self.snapshot.quorate, f"snapshot from {self.master}")
         self.jobs = self._jobs()
+        self.reader.guests = [j.guest for j in self.jobs]
         if self.dry_run:
             return self._dry_run(t0)
         if not self.jobs:
             self.report.results = self.extra
             self.progress.note("nothing to start")
             return self.report
-        if self.step and self.prompt is None:
-            self.prompt = terminal_prompt()
+        if self.step:
+            self.prompter = StepPrompter(self.prompt or terminal_prompt(), self.progress.note)
         run_id = secrets.token_hex(6)
         self.audit = AuditLog(self.cfg.audit_log, self.env.name, run_id)
         self.audit.open()
@@ -207,23 +182,24 @@ class Engine:
                 message=f"declared dead for this run by {local_user()}",
                 sync=True,
             )
-        fab_cfg = ssh.fabric_config(self.env, self.base_config)
+        fab_cfg = ssh.fabric_config(self.env, self.options.base_config)
         self.pool = SessionPool(self.env, fab_cfg)
         # While the lock is taken: connect to every host and read their domain lists, and open
         # the master's transports the first burst of starts will need.
         self.watch = DomainWatch(
             self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
         )
+        self.reader.attach(self.pool, self.watch)
         # A first round while the lock is taken opens a transport to every host; the loop reads
         # its own rounds (a round vouches only for the turn it began in).
-        self.round = self.watch.begin(skip=self._dead_now())
+        self.reader.begin_round()
         warm = threading.Thread(
             target=self.pool.warm,
             args=(self.master, -(-self.parallel // CHANNELS_PER_TRANSPORT)),
             daemon=True,
         )
         warm.start()
-        self._trap_signals()
+        self.interrupts.trap()
         try:
             try:
                 self._take_lock()
@@ -232,7 +208,7 @@ class Engine:
                 self.watch.stop()
                 self._release_lock()
         finally:
-            self._restore_signals()
+            self.interrupts.restore()
             if self.pool is not None:
                 self.pool.close()
             self.audit.write(
@@ -271,26 +247,26 @@ class Engine:
                     "domains, the cluster shows it offline, or it is declared dead (--dead)"
                 )
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
-        self.in_loop = True
+        self.interrupts.in_loop = True
         try:
             while not sched.done():
                 try:
                     if self.interrupts and not self.report.interrupted:
                         self._on_interrupt()
-                    if self.interrupts > 1:
+                    if self.interrupts.count > 1:
                         self._abandon()
                         break
                     self._turn(sched, workers)
                 except KeyboardInterrupt:
-                    self.interrupts += 1
+                    self.interrupts.add()
         finally:
-            # Workers finish their clusvcadm (bounded by command_timeout); nothing waits on
+            # Workers finish their start command (bounded by command_timeout); nothing waits on
             # them after a second Ctrl-C.
-            self.in_loop = False
+            self.interrupts.in_loop = False
             try:
-                workers.shutdown(wait=self.interrupts < 2, cancel_futures=True)
+                workers.shutdown(wait=self.interrupts.count < 2, cancel_futures=True)
             except KeyboardInterrupt:
-                self.interrupts += 1
+                self.interrupts.add()
         self._collect()
 
     def _turn(self, sched: Scheduler, workers: ThreadPoolExecutor) -> None:
@@ -303,10 +279,10 @@ class Engine:
         may_start = not stopping and sched.ready(now)
         # A round vouches only for the turn it began in: the decision to start is taken now,
         # and every list that vouches for it is read after.
-        self.round = None
-        if may_start and now >= self.next_round_at:
-            assert self.watch is not None
-            self.round = self.watch.begin(skip=self._dead_now())
+        reader = self.reader
+        reader.round = None
+        if may_start and now >= reader.next_round_at:
+            reader.begin_round()
         state: ClusterState | None = None
         if confirming or may_start:
             primed, self.primed = self.primed, None
@@ -314,29 +290,29 @@ class Engine:
             # a start may follow: its cluster state must be read after the round began.
             fresh = (
                 primed is not None
-                and time.monotonic() - self.read_at < POLL_S
-                and (self.round is None or self.read_at >= self.round.began)
+                and time.monotonic() - reader.read_at < POLL_S
+                and (reader.round is None or reader.read_at >= reader.round.began)
                 and not may_start
             )
-            state = primed if fresh else self._read_state()
+            state = primed if fresh else reader.read_state()
         if state is not None:
             self._confirm(sched, confirming, state)
             if state.quorate is False and self.stop_reason is None:
                 self.stop_reason = "the cluster lost quorum"
                 self.progress.note("STOP: the cluster is not quorate; starting nothing more")
                 self._audit("stop", outcome="inquorate")
-        elif (confirming or may_start) and time.monotonic() - self.state_ok_at > STATE_GIVE_UP_S:
+        elif (confirming or may_start) and reader.stale(time.monotonic()):
             self._give_up_on_state(sched)
         for note in sched.advance(time.monotonic()):
             self.progress.note(note)
         stopping = self.report.interrupted or self.quit or self.stop_reason is not None
-        if state is not None and self._may_start(state) and not stopping:
+        if state is not None and reader.may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
         self.progress.tick(self._status())
         if sched.done():
             return
         # Wait for results until the next read is due, handling each as it comes.
-        deadline = self.read_at + POLL_S
+        deadline = reader.read_at + POLL_S
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or self.interrupts:
@@ -347,10 +323,10 @@ class Engine:
 
     def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
         assert self.watch is not None
-        domains = self._proven_domains(sched, state)
+        domains = self._proven(sched, state)
         if domains is None:
             return
-        dead = self._dead_now(state)
+        dead = self.reader.dead_now(state)
         for _ in range(4):
             picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
             if not picked:
@@ -360,12 +336,13 @@ class Engine:
                 # Ask only about a guest that is still to start; then look again after the
                 # answer, which may have taken minutes.
                 first = self._precheck(job, state, domains, dead)
-                if first.action == "start":
-                    answer = self._ask(job)
-                    if answer != "start":
+                if first.action == Action.START:
+                    assert self.prompter is not None
+                    answer = self.prompter.ask(job.guest, job.host)
+                    if answer != START:
                         sched.unpick(job)
-                        if answer == "skip":
-                            self._finish(job, "skipped", None, "skipped at the prompt")
+                        if answer == SKIP:
+                            self._finish(job, Outcome.SKIPPED, None, "skipped at the prompt")
                         else:
                             self.quit = True
                             self.progress.note("quit at the prompt: starting nothing more")
@@ -373,19 +350,19 @@ class Engine:
                         return
                     job.approved = True
                     # The answer may have taken minutes: a new round, then the state.
-                    self.round = self.watch.begin(skip=self._dead_now(state))
-                    fresh = self._read_state()
-                    if fresh is None or not self._may_start(fresh):
+                    rnd = self.reader.begin_round(state)
+                    fresh = self.reader.read_state()
+                    if fresh is None or not self.reader.may_start(fresh):
                         sched.unpick(job)
                         return
                     state = fresh
-                    self.watch.wait(self.round, self.env.ssh.connect_timeout + 1)
-                    proven = self._proven_domains(sched, state)
+                    self.watch.wait(rnd, self.env.ssh.connect_timeout + 1)
+                    proven = self._proven(sched, state)
                     if proven is None:
                         sched.unpick(job)
                         return
                     domains = proven
-                    dead = self._dead_now(state)
+                    dead = self.reader.dead_now(state)
             dropped = 0
             for job in picked:
                 if self.interrupts:
@@ -393,14 +370,14 @@ class Engine:
                     sched.unpick(job)
                     continue
                 decision = self._precheck(job, state, domains, dead)
-                if decision.action == "start":
+                if decision.action == Action.START:
                     job.start_state = decision.message
                     job.dead_owner = decision.host
                     self._send(sched, workers, job)
                     continue
                 dropped += 1
                 sched.unpick(job)
-                self._finish(job, decision.action, decision.host, decision.message)
+                self._finish(job, Outcome(decision.action), decision.host, decision.message)
             if not dropped:
                 return
 
@@ -416,7 +393,7 @@ class Engine:
                 dead_owner=job.dead_owner,
             )
         except (UnsafeName, ValueError) as exc:
-            self._finish(job, "failed", job.host, str(exc))
+            self._finish(job, Outcome.FAILED, job.host, str(exc))
             return
         self.sent_any = True
         tries = f" (try {job.attempts})" if job.attempts > 1 else ""
@@ -488,7 +465,7 @@ class Engine:
         job, now = done.job, time.monotonic()
         res = done.result
         if job.phase != STARTING:
-            # Given up on (second Ctrl-C, master lost) while clusvcadm still ran: record only.
+            # Given up on (second Ctrl-C, master lost) while the start still ran: record only.
             self._audit(
                 "start",
                 guest=job.guest,
@@ -508,19 +485,19 @@ class Engine:
             guest=job.guest,
             host=done.host,
             command=done.command,
-            outcome="accepted" if outcome.ok else "failed",
+            outcome="accepted" if outcome.ok else Outcome.FAILED,
             message=outcome.message,
             exit_code=outcome.exit_code,
             attempt=job.attempts,
             seconds=round(res.seconds, 2),
         )
         if outcome.refused and outcome.already_running:
-            self._finish(job, "found running", outcome.running_on, outcome.message)
+            self._finish(job, Outcome.FOUND_RUNNING, outcome.running_on, outcome.message)
             return
         if outcome.already_running:
             where = outcome.running_on or outcome.acted_on or done.host
             tool = self.backend.start_tool
-            self._finish(job, "already running", where, f"{tool}: {outcome.message}")
+            self._finish(job, Outcome.ALREADY_RUNNING, where, f"{tool}: {outcome.message}")
             return
         if outcome.ok:
             job.phase = CONFIRMING
@@ -545,14 +522,14 @@ class Engine:
                 CONFIRM_GRACE_S,
                 self.backend,
             )
-            if c.status == "wait":
+            if c.status == Verdict.WAIT:
                 continue
-            if c.status == "started":
+            if c.status == Verdict.STARTED:
                 if job.command_at is not None:
                     self.durations.append(now - job.command_at)
-                self._finish(job, "started", c.host, c.message)
-            elif c.status == "stuck":
-                self._finish(job, "failed", c.host, c.message)
+                self._finish(job, Outcome.STARTED, c.host, c.message)
+            elif c.status == Verdict.STUCK:
+                self._finish(job, Outcome.FAILED, c.host, c.message)
             else:
                 self._failed(sched, job, c.message)
 
@@ -562,97 +539,64 @@ class Engine:
         host = job.host
         step = sched.after_failure(job, time.monotonic())
         if self.report.interrupted or self.quit or self.stop_reason is not None:
-            self._finish(job, "failed", host, why)
+            self._finish(job, Outcome.FAILED, host, why)
             return
         if step == "retry":
             self._event(f"{job.guest} failed on {host}: {why}; retrying there")
         elif step == "relocate":
             self._event(f"{job.guest} failed twice on {host}: {why}; re-planning")
-            self._replan_later(job)
+            # Guests still to start keep their planned room: the re-plan places this one only.
+            self.replanner.later(job, [j for j in self.jobs if j is not job and not j.final])
         else:
             tried = ", ".join(job.hosts_tried)
-            self._finish(job, "failed", host, f"failed on {tried}: {why}")
+            self._finish(job, Outcome.FAILED, host, f"failed on {tried}: {why}")
 
-    def _replan_later(self, job: Job) -> None:
-        # Guests still to start keep their planned room: the re-plan places this one only.
-        pending = [
-            (j.guest, j.slot or j.host, j.memory_mib, j.vcpus)
-            for j in self.jobs
-            if j is not job and not j.final
-        ]
-        avoid = {job.guest: set(job.failed_hosts)}
-        thread = threading.Thread(
-            target=self._replan_worker, args=(job, pending, avoid), daemon=True, name="replan"
-        )
-        thread.start()
-
-    def _replan_worker(self, job: Job, pending: list[tuple], avoid: dict[str, set[str]]) -> None:
-        try:
-            from ..gather import gather
-            from ..plan import plan
-
-            fresh = gather(self.env, self.base_config)
-            trial = _only_this_guest(fresh, job.guest, pending)
-            without = list(getattr(self.layout, "without", []) or [])
-            if self.only_hosts is not None:
-                without += [h.name for h in fresh.hosts if h.name not in self.only_hosts]
-            layout = plan(trial, self.policy, without=sorted(set(without)), avoid=avoid)
-            a = layout.assignment(job.guest)
-            if a is not None:
-                self.results.put(_Replanned(job, a.host, a.why, fresh))
-                return
-            why = next((u.reason for u in layout.unplaced if u.guest == job.guest), None)
-            why = why or next((s.reason for s in layout.skipped if s.guest == job.guest), None)
-            self.results.put(_Replanned(job, None, why or "the planner found no other host", fresh))
-        except XenfabError as exc:
-            self.results.put(_Replanned(job, None, f"re-plan failed: {exc}", None))
-        except Exception as exc:  # noqa: BLE001 - a planner bug must not kill the run
-            self.results.put(_Replanned(job, None, f"re-plan failed: {exc!r}", None))
-
-    def _on_replanned(self, sched: Scheduler, r: _Replanned) -> None:
+    def _on_replanned(self, sched: Scheduler, r: Replanned) -> None:
         job = r.job
         if job.phase != REPLANNING:
             return
         if self.report.interrupted or self.quit or self.stop_reason is not None:
-            self._finish(job, "not-started", None, "stopped before it could move")
+            self._finish(job, Outcome.NOT_STARTED, None, "stopped before it could move")
             return
         if r.host is None:
             tried = ", ".join(job.hosts_tried)
-            self._finish(job, "failed", job.host, f"failed on {tried}: {job.message}; {r.why}")
+            self._finish(
+                job, Outcome.FAILED, job.host, f"failed on {tried}: {job.message}; {r.why}"
+            )
             return
         old = job.host
         sched.relocate(job, r.host)
         self._event(f"{job.guest}: moving from {old} to {r.host} ({r.why})")
         self._audit("relocate", guest=job.guest, host=r.host, outcome="queued", previous=old)
 
-    def _finish(self, job: Job, outcome: str, host: str | None, message: str) -> None:
+    def _finish(self, job: Job, outcome: Outcome, host: str | None, message: str) -> None:
         assert self.sched is not None
         self.sched.finish(job, outcome, host, message, time.monotonic())
         verb = {
-            "started": f"started {job.guest} on {host}",
-            "failed": f"FAILED {job.guest}" + (f" on {host}" if host else ""),
-            "already running": f"{job.guest} already running on {host}",
-            "found running": f"{job.guest}",
-            "skipped": f"skipped {job.guest}",
-            "not-started": f"not started: {job.guest}",
-            "unconfirmed": f"UNCONFIRMED {job.guest}" + (f" on {host}" if host else ""),
+            Outcome.STARTED: f"started {job.guest} on {host}",
+            Outcome.FAILED: f"FAILED {job.guest}" + (f" on {host}" if host else ""),
+            Outcome.ALREADY_RUNNING: f"{job.guest} already running on {host}",
+            Outcome.FOUND_RUNNING: f"{job.guest}",
+            Outcome.SKIPPED: f"skipped {job.guest}",
+            Outcome.NOT_STARTED: f"not started: {job.guest}",
+            Outcome.UNCONFIRMED: f"UNCONFIRMED {job.guest}" + (f" on {host}" if host else ""),
         }[outcome]
         took = ""
-        if outcome == "started" and job.command_at is not None:
+        if outcome == Outcome.STARTED and job.command_at is not None:
             took = f" ({format_duration(time.monotonic() - job.command_at)})"
-        tail = f": {message}" if message and outcome != "found running" else ""
-        if outcome == "found running":
+        tail = f": {message}" if message and outcome != Outcome.FOUND_RUNNING else ""
+        if outcome == Outcome.FOUND_RUNNING:
             tail = f" {message}"
         self._event(f"{verb}{took}{tail}")
-        if outcome in ("found running", "skipped", "not-started"):
+        if outcome in (Outcome.FOUND_RUNNING, Outcome.SKIPPED, Outcome.NOT_STARTED):
             self._audit(
-                outcome.replace(" ", "-"),
+                outcome.value.replace(" ", "-"),
                 guest=job.guest,
                 host=host,
                 outcome=outcome,
                 message=message,
             )
-        elif outcome in ("started", "failed", "unconfirmed"):
+        elif outcome in (Outcome.STARTED, Outcome.FAILED, Outcome.UNCONFIRMED):
             self._audit(
                 "result",
                 guest=job.guest,
@@ -662,8 +606,6 @@ class Engine:
                 attempts=job.attempts,
             )
 
-    # -- liveness ------------------------------------------------------------------------------
-
     def _precheck(
         self, job: Job, state: ClusterState, domains: dict[str, set[str]], dead: set[str]
     ) -> Decision:
@@ -672,141 +614,27 @@ class Engine:
             job.guest, state, domains, retry=job.attempts > 0, backend=self.backend, dead=dead
         )
 
-    def _dead_now(self, state: ClusterState | None = None) -> set[str]:
-        """Hosts proven dead: declared for the run, or offline in the cluster manager's word."""
-        state = state or self.last_state
-        dead = set(self.dead_hosts)
-        if state is not None:
-            dead |= {name for name, online in state.members.items() if online is False}
-        return dead
+    def _proven(self, sched: Scheduler, state: ClusterState) -> dict[str, set[str]] | None:
+        """This turn's proven domain lists (``ClusterReader.proven_domains``), or None.
 
-    def _proven_domains(self, sched: Scheduler, state: ClusterState) -> dict[str, set[str]] | None:
-        """The domain lists of a round begun after the decision to start, from every live host.
-
-        None while some live host has not answered such a round: nothing starts meanwhile, the
-        run says what it waits for, and after ``liveness_wait_s`` the queued guests are given up.
+        When the reader has waited too long for some live host, nothing more is started.
         """
-        assert self.watch is not None
-        rnd = self.round
-        if rnd is None:
-            return None
-        # Each read is bounded (its command timeout); a signal cuts the wait short.
-        limit = time.monotonic() + self.env.ssh.connect_timeout + ROUND_WAIT_S
-        while not self.watch.wait(rnd, 0.1):
-            if self.interrupts or time.monotonic() > limit:
-                self.round = None
-                return None
-        self.round = None
-        needed = [h for h in self.watch.hosts if h not in self._dead_now(state)]
-        missing = rnd.unproven(needed)
-        if not missing:
-            if self.waiting_since is not None:
-                self.progress.note("every live host listed its domains: starting again")
-                self._audit("wait", outcome="resolved")
-            self.waiting_since = self.waiting_key = None
-            return rnd.lists()
-        now = time.monotonic()
-        self.next_round_at = now + ROUND_RETRY_S
-        if self.waiting_since is None:
-            self.waiting_since = now
-        key = tuple(sorted(missing))
-        why = "; ".join(f"{h}: {missing[h]}" for h in key)
         queued = sum(1 for j in self.jobs if j.phase == QUEUED)
-        if key != self.waiting_key:
-            self.waiting_key = key
-            msg = (
-                f"waiting: no domain list from {', '.join(key)} ({why}); {queued} guest(s) wait "
-                f"because any of them could run there (giving up after "
-                f"{self.liveness_wait_s:g} s; declare a dead host with --dead HOST)"
-            )
-            self.progress.note(msg)
-            self._audit("wait", outcome="liveness-unknown", message=msg)
-        if now - self.waiting_since >= self.liveness_wait_s:
-            reason = (
-                f"liveness unknown: no domain list from {', '.join(key)} for "
-                f"{self.liveness_wait_s:g} s ({why}); fence or power off the host, or declare "
-                "it dead for this run (--dead HOST)"
-            )
-            self.stop_reason = reason
+        proof = self.reader.proven_domains(state, queued)
+        if proof.stop is not None:
+            self.stop_reason = proof.stop
             if not self.sent_any:
-                self.report.refused = reason
-            self.progress.note(f"STOP: {reason}")
-            self._audit("stop", outcome="liveness-unknown", message=reason)
+                self.report.refused = proof.stop
+            self.progress.note(f"STOP: {proof.stop}")
+            self._audit("stop", outcome="liveness-unknown", message=proof.stop)
             self._drop_queued(sched)
-        return None
-
-    # -- reading the cluster -------------------------------------------------------------------
-
-    def _read_state(self, timeout: float | None = None) -> ClusterState | None:
-        assert self.pool is not None
-        self.read_at = time.monotonic()
-        if self.watch is not None and not self.backend.state_probes():
-            return self._read_lists(timeout)
-        nonce = batch.new_nonce()
-        script = batch.build_script(nonce, self.backend.state_probes())
-        res = self.pool.run(self.master, script, timeout=timeout or self.env.ssh.command_timeout)
-        if res.error is not None or res.output is None:
-            self._state_problem(res.error or "no output")
-            return None
-        split = batch.split_output(res.output.text, nonce)
-        state = self.backend.parse_state(split.outputs, source=self.master)
-        if state.quorate is None:
-            self._state_problem(state.error or f"{self.master}: cluster state unreadable")
-            return None
-        self.state_ok_at = time.monotonic()
-        self.last_state_error = None
-        self.last_state = state
-        return state
-
-    def _read_lists(self, timeout: float | None = None) -> ClusterState | None:
-        """No manager: the hosts' domain lists are the state (this turn's round, or a new one).
-
-        A host that does not answer shows nothing here; starts still wait for every live
-        host's list in the round that vouches for them (``_proven_domains``).
-        """
-        assert self.watch is not None
-        rnd = self.round if self.round is not None else self.watch.begin(skip=self._dead_now())
-        limit = time.monotonic() + (timeout or self.env.ssh.command_timeout)
-        while not self.watch.wait(rnd, 0.1):
-            if self.interrupts or time.monotonic() > limit:
-                break
-        lists = rnd.lists()
-        if not lists:
-            self._state_problem("no host listed its domains")
-            return None
-        state = self.backend.live_state(lists, [j.guest for j in self.jobs])
-        self.state_ok_at = time.monotonic()
-        self.last_state_error = None
-        self.last_state = state
-        return state
-
-    def _may_start(self, state: ClusterState) -> bool:
-        """True when the state read allows starts: quorate, or a backend with no quorum."""
-        return bool(state.quorate) or not self.backend.quorum
+        return proof.domains
 
     def _config_of(self, guest: str) -> str | None:
         g = self.snapshot.guest(guest)
         return g.config_file if g is not None else None
 
-    def _state_problem(self, error: str) -> None:
-        error = printable(error)
-        if error != self.last_state_error:
-            self.progress.note(f"warning: cannot read the cluster state: {error}")
-        self.last_state_error = error
-
-    # -- refusals, lock, interrupts ------------------------------------------------------------
-
-    def _refuse_unless_quorate(self, quorate: bool | None, where: str) -> None:
-        if quorate is True:
-            return
-        if quorate is False:
-            raise StartRefused(
-                f"the cluster is not quorate ({where}): starting guests now could run them twice "
-                "once the partitions rejoin; restore quorum first (clustat, cman_tool status)"
-            )
-        raise StartRefused(
-            f"the cluster's quorum is unknown ({where}): cannot confirm it is safe to start guests"
-        )
+    # -- lock, interrupts ----------------------------------------------------------------------
 
     def _take_lock(self) -> None:
         assert self.pool is not None and self.audit is not None
@@ -819,7 +647,7 @@ class Engine:
             lambda host, cmd: pool.run(host, cmd), self.lock_host, path, local_user()
         )
         try:
-            self.lock.acquire(break_lock=self.break_lock)
+            self.lock.acquire(break_lock=self.options.break_lock)
         except StartRefused as exc:
             self._audit("lock", host=self.lock_host, outcome="refused", message=str(exc))
             raise
@@ -829,13 +657,15 @@ class Engine:
             self._audit("lock-broken", host=self.lock_host, outcome="broken", message=msg)
         self._audit("lock", host=self.lock_host, outcome="acquired", path=path)
         # The lock is ours: re-read quorum live before the first start.
-        state = self._read_state()
+        state = self.reader.read_state()
         if state is None:
             raise StartRefused(
-                f"cannot read the cluster state on {self.master}: {self.last_state_error}"
+                f"cannot read the cluster state on {self.master}: {self.reader.last_state_error}"
             )
         if self.backend.quorum:
-            self._refuse_unless_quorate(state.quorate, f"clustat on {self.master}")
+            self.reader.refuse_unless_quorate(
+                state.quorate, f"{self.backend.state_tool} on {self.master}"
+            )
         self.primed = state
 
     def _release_lock(self) -> None:
@@ -848,43 +678,13 @@ class Engine:
                 return
             except KeyboardInterrupt:
                 # Releasing is the one thing Ctrl-C must not skip.
-                self.interrupts += 1
+                self.interrupts.add()
                 continue
-
-    def _trap_signals(self) -> None:
-        """Ctrl-C, SIGTERM and SIGHUP all stop the run the same way (a closed terminal too)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            # A prompt blocks in input(): only an exception gets out of it (counted by the loop).
-            if self.in_prompt:
-                raise KeyboardInterrupt
-            # The first signal is a flag the loop reads between two steps, so no bookkeeping is
-            # cut in half; the second one breaks out of whatever wait is under way.
-            self.interrupts += 1
-            if self.interrupts > 1 and self.in_loop:
-                raise KeyboardInterrupt
-
-        for sig in STOP_SIGNALS:
-            try:
-                self.old_handlers[sig] = signal.signal(sig, handler)
-            except (ValueError, OSError):
-                continue
-
-    def _restore_signals(self) -> None:
-        for sig, old in self.old_handlers.items():
-            with contextlib.suppress(ValueError, OSError, TypeError):
-                signal.signal(sig, old if old is not None else signal.SIG_DFL)
-        self.old_handlers = {}
 
     def _on_interrupt(self) -> None:
         self.report.interrupted = True
         flying = [j for j in self.jobs if j.active]
-        self.progress.note(
-            f"interrupted: starting nothing new; waiting for {len(flying)} start(s) in flight "
-            "(Ctrl-C again to stop waiting)"
-        )
+        self.progress.note(stopping_note(len(flying)))
         self._audit("interrupt", outcome="stopping", in_flight=len(flying))
         if self.sched is not None:
             self._drop_queued(self.sched)
@@ -896,22 +696,12 @@ class Engine:
         if active:
             # One last, short look: a start that came up is reported started, never failed.
             try:
-                state = self._read_state(timeout=min(LAST_READ_S, self.env.ssh.command_timeout))
+                timeout = min(LAST_READ_S, self.env.ssh.command_timeout)
+                state = self.reader.read_state(timeout=timeout)
             except KeyboardInterrupt:
-                self.interrupts += 1
-        for job in active:
-            svc = state.services.get(job.guest) if state is not None else None
-            if svc is not None and svc.state == "started" and job.command_at is not None:
-                self._finish(job, "started", svc.owner or job.host, "confirmed after the interrupt")
-                continue
-            sent = "accepted by clusvcadm" if job.phase == CONFIRMING else "sent"
-            seen = f" (clustat: {svc.state})" if svc is not None else ""
-            self._finish(
-                job,
-                "unconfirmed",
-                job.host,
-                f"interrupted before it was confirmed: start {sent}{seen}; check clustat",
-            )
+                self.interrupts.add()
+        for end in last_look(active, state, self.backend):
+            self._finish(end.job, end.outcome, end.host, end.message)
         self._drop_queued(self.sched)
 
     def _drop_queued(self, sched: Scheduler) -> None:
@@ -919,36 +709,16 @@ class Engine:
         for job in self.jobs:
             if job.phase in (QUEUED, REPLANNING):
                 sched.unpick(job)
-                self._finish(job, "not-started", None, why)
+                self._finish(job, Outcome.NOT_STARTED, None, why)
 
     def _give_up_on_state(self, sched: Scheduler) -> None:
-        self.stop_reason = f"no cluster state from {self.master} for {STATE_GIVE_UP_S:g} s"
-        self.progress.note(f"STOP: {self.stop_reason}: {self.last_state_error}")
+        error = self.reader.last_state_error
+        self.stop_reason = self.reader.give_up_reason()
+        self.progress.note(f"STOP: {self.stop_reason}: {error}")
         for job in self.jobs:
             if job.phase in (STARTING, CONFIRMING):
-                self._finish(job, "failed", job.host, f"unconfirmed: {self.last_state_error}")
+                self._finish(job, Outcome.FAILED, job.host, f"unconfirmed: {error}")
         self._drop_queued(sched)
-
-    def _ask(self, job: Job) -> str:
-        assert self.prompt is not None
-        text = PROMPT.format(guest=job.guest, host=job.host)
-        for _ in range(5):
-            self.in_prompt = True
-            try:
-                answer = self.prompt(text)
-            except EOFError:
-                return "quit"
-            finally:
-                self.in_prompt = False
-            word = (answer or "").strip().lower()
-            if word in ("", "y", "yes"):
-                return "start"
-            if word in ("s", "skip", "n", "no"):
-                return "skip"
-            if word in ("q", "quit"):
-                return "quit"
-            self.progress.note("answer Enter (start), s (skip) or q (quit)")
-        return "quit"
 
     # -- output --------------------------------------------------------------------------------
 
@@ -974,7 +744,7 @@ class Engine:
                 GuestResult(
                     guest=job.guest,
                     host=job.result_host,
-                    outcome=job.outcome or "not-started",
+                    outcome=job.outcome or Outcome.NOT_STARTED,
                     seconds=seconds,
                     message=job.message,
                     attempts=job.attempts,
@@ -997,13 +767,13 @@ class Engine:
                 safe_guest(a.guest)
                 safe_host(a.host)
             except UnsafeName as exc:
-                self.extra.append(GuestResult(a.guest, a.host, "failed", message=str(exc)))
+                self.extra.append(GuestResult(a.guest, a.host, Outcome.FAILED, message=str(exc)))
                 continue
             jobs.append(job)
         if self.only_hosts is None:
             for u in getattr(self.layout, "unplaced", []) or []:
                 self.extra.append(
-                    GuestResult(u.guest, None, "not-started", message=f"no host: {u.reason}")
+                    GuestResult(u.guest, None, Outcome.NOT_STARTED, message=f"no host: {u.reason}")
                 )
         return jobs
 
@@ -1036,7 +806,7 @@ class Engine:
                 lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
-            GuestResult(j.guest, j.host, "not-started", 0.0, "dry run", 0, j.host, j.tier)
+            GuestResult(j.guest, j.host, Outcome.NOT_STARTED, 0.0, "dry run", 0, j.host, j.tier)
             for j in self.jobs
         ] + self.extra
         self.report.seconds = time.monotonic() - t0
@@ -1045,58 +815,6 @@ class Engine:
     def _snapshot_state(self, guest: str) -> str | None:
         g = self.snapshot.guest(guest)
         return g.state if g is not None else None
-
-
-def _only_this_guest(snap: Snapshot, guest: str, pending: list[tuple]) -> Snapshot:
-    """A copy of ``snap`` where only ``guest`` is to place and the run's other guests hold room."""
-    trial = copy.deepcopy(snap)
-    hosts = {h.name: h for h in trial.hosts}
-    held = {name: (host, mem, vcpus) for name, host, mem, vcpus in pending}
-    for g in trial.guests:
-        if g.name == guest:
-            # rgmanager leaves a service whose start failed `stopped`: still ours to place.
-            if g.state == "stopped":
-                g.state = "disabled"
-            continue
-        if not trial.is_down(g):
-            continue
-        # Not ours to place now: either another guest of this run (its room is held below) or
-        # a guest outside this run (--host), which must not compete for the room.
-        g.state = "pending"
-    for name, (host_name, mem, vcpus) in held.items():
-        h = hosts.get(host_name)
-        if h is None or any(d.name == name for d in h.domains):
-            continue
-        h.domains.append(Domain(name, mem, vcpus, "pending"))
-        h.free_mib -= mem
-    return trial
-
-
-def terminal_prompt() -> Callable[[str], str]:
-    """A prompt that reads from the controlling terminal; StartRefused when there is none."""
-    if sys.stdin is not None and sys.stdin.isatty():
-        return _ask_on_stderr
-    try:
-        tty = open("/dev/tty", "r+", encoding="utf-8")  # noqa: SIM115 - lives for the run
-    except OSError:
-        raise StartRefused("--step needs a terminal to ask on; none is attached") from None
-
-    def ask(text: str) -> str:
-        tty.write(text)
-        tty.flush()
-        line = tty.readline()
-        if not line:
-            raise EOFError
-        return line.rstrip("\n")
-
-    return ask
-
-
-def _ask_on_stderr(text: str) -> str:
-    """Ask on stderr, read the answer from stdin: stdout carries only the result (JSON)."""
-    sys.stderr.write(text)
-    sys.stderr.flush()
-    return input()
 
 
 def _cap(given: float | None, policy: Any, name: str, default: float) -> float:

@@ -11,6 +11,7 @@ import time
 from typing import TextIO
 
 from ..textsafe import printable
+from .outcome import Tally
 from .report import format_duration
 
 CLEAR = "\r\x1b[K"
@@ -18,11 +19,12 @@ CLEAR = "\r\x1b[K"
 
 def counts_line(counts: dict[str, int], eta: float | None) -> str:
     """``12/48 started, 2 failed, 3 running, ETA 1m20s``; zero counts are left out."""
-    parts = [f"{counts['started']}/{counts['total']} started"]
-    for key in ("failed", "running", "left alone", "not-started"):
+    started, total = counts[Tally.STARTED], counts[Tally.TOTAL]
+    parts = [f"{started}/{total} {Tally.STARTED}"]
+    for key in (Tally.FAILED, Tally.RUNNING, Tally.LEFT_ALONE, Tally.NOT_STARTED):
         if counts.get(key):
             parts.append(f"{counts[key]} {key}")
-    if counts.get("running") or counts["started"] + counts.get("failed", 0) < counts["total"]:
+    if counts.get(Tally.RUNNING) or started + counts.get(Tally.FAILED, 0) < total:
         parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA ?")
     return ", ".join(parts)
 

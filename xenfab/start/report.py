@@ -7,18 +7,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-# Every outcome a guest can end a run with; "failed" and "not-started" make the run not ok.
-# "unconfirmed": sent (or accepted) but the run was stopped before clustat confirmed it.
-OUTCOMES = (
-    "started",
-    "failed",
-    "already running",
-    "found running",
-    "skipped",
-    "not-started",
-    "unconfirmed",
-)
-BAD_OUTCOMES = frozenset({"failed", "not-started", "unconfirmed"})
+# Every outcome a guest can end a run with, and those that make the run not ok (outcome.py).
+from .outcome import BAD_OUTCOMES, OUTCOMES, Outcome
+
+__all__ = ["BAD_OUTCOMES", "OUTCOMES", "GuestResult", "Outcome", "StartReport", "format_duration"]
 
 
 @dataclass
@@ -27,7 +19,7 @@ class GuestResult:
 
     guest: str
     host: str | None
-    outcome: str
+    outcome: Outcome | str
     seconds: float = 0.0
     message: str = ""
     attempts: int = 0
@@ -39,6 +31,7 @@ class GuestResult:
         """The result as a JSON-ready mapping."""
         data = asdict(self)
         data["seconds"] = round(self.seconds, 2)
+        data["outcome"] = str(self.outcome)  # the plain word, whatever the enum's repr
         return data
 
 
@@ -66,9 +59,9 @@ class StartReport:
 
     def counts(self) -> dict[str, int]:
         """How many guests ended with each outcome (every outcome listed, zeros included)."""
-        counts = dict.fromkeys(OUTCOMES, 0)
+        counts = {o.value: 0 for o in OUTCOMES}
         for r in self.results:
-            counts[r.outcome] = counts.get(r.outcome, 0) + 1
+            counts[str(r.outcome)] = counts.get(str(r.outcome), 0) + 1
         return counts
 
     def result(self, guest: str) -> GuestResult | None:
@@ -95,7 +88,7 @@ class StartReport:
             (
                 r.guest,
                 r.host or "-",
-                r.outcome,
+                str(r.outcome),
                 f"{r.seconds:.1f}s" if r.seconds else "-",
                 r.attempts or "-",
                 r.message,

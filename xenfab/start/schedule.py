@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..cluster import ClusterBackend, ClusterState, ServiceState
 from ..cluster import backend as get_backend
+from .outcome import Action, Outcome, Tally, Verdict
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
 # MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
@@ -57,7 +58,7 @@ class Job:
     start_state: str | None = None
     dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
     approved: bool = False  # step mode: the operator said yes
-    outcome: str | None = None
+    outcome: Outcome | None = None
     result_host: str | None = None
     message: str = ""
     ended_at: float | None = None
@@ -81,7 +82,7 @@ class Job:
 class Decision:
     """What to do with a guest just before starting it."""
 
-    action: str  # "start", "found running" or "skipped"
+    action: Action
     host: str | None = None
     message: str = ""  # for "start": the state it is started from
 
@@ -108,12 +109,12 @@ def precheck(
     svc: ServiceState | None = state.services.get(guest)
     if svc is None:
         service = backend.service_name(guest)
-        return Decision("skipped", None, f"no {service} service in the cluster any more")
+        return Decision(Action.SKIPPED, None, f"no {service} service in the cluster any more")
     on_dead_owner = svc.owner is not None and svc.owner in dead
     if svc.state in states.occupying and not on_dead_owner:
         where = svc.owner or "an unknown member"
         return Decision(
-            "found running",
+            Action.FOUND_RUNNING,
             svc.owner,
             f"found running on {where} ({backend.state_tool}: {svc.state}): left alone",
         )
@@ -122,23 +123,23 @@ def precheck(
     )
     if running:
         return Decision(
-            "found running",
+            Action.FOUND_RUNNING,
             running[0],
             f"found running on {', '.join(running)} (xl list) while the cluster says "
             f"{svc.state}: left alone",
         )
     if on_dead_owner and svc.state in states.movable:
-        return Decision("start", svc.owner, svc.state)
+        return Decision(Action.START, svc.owner, svc.state)
     if svc.state not in states.down:
-        return Decision("skipped", svc.owner, f"cluster state is {svc.state}: left alone")
-    return Decision("start", None, svc.state)
+        return Decision(Action.SKIPPED, svc.owner, f"cluster state is {svc.state}: left alone")
+    return Decision(Action.START, None, svc.state)
 
 
 @dataclass
 class Confirmation:
-    """What clustat says about a guest whose start clusvcadm accepted."""
+    """What the state read says about a guest whose start the backend accepted."""
 
-    status: str  # "wait", "started", "failed" (worth a retry) or "stuck" (not to be retried)
+    status: Verdict
     host: str | None = None
     message: str = ""
 
@@ -159,25 +160,31 @@ def confirm(
     verdict = backend.confirm(svc)
     if svc is None or verdict == "gone":
         service = backend.service_name(job.guest)
-        return Confirmation("stuck", None, f"{service} vanished from {reader} after its start")
+        return Confirmation(
+            Verdict.STUCK, None, f"{service} vanished from {reader} after its start"
+        )
     if verdict == "running":
         host = svc.owner or job.host
         msg = "" if host == job.host else f"asked for {job.host}; runs on {host}"
-        return Confirmation("started", host, msg)
+        return Confirmation(Verdict.STARTED, host, msg)
     if verdict == "failed":
-        return Confirmation("failed", svc.owner or job.host, f"{starter} said Success, then failed")
+        return Confirmation(
+            Verdict.FAILED, svc.owner or job.host, f"{starter} said Success, then failed"
+        )
     if verdict == "wait":
         if waited > timeout:
             return Confirmation(
-                "stuck",
+                Verdict.STUCK,
                 svc.owner or job.host,
                 f"still {svc.state} after {waited:.0f} s: left alone, check {reader}",
             )
-        return Confirmation("wait")
+        return Confirmation(Verdict.WAIT)
     # Down right after Success may be the state read lagging behind; give it a moment.
     if since < grace:
-        return Confirmation("wait")
-    return Confirmation("failed", job.host, f"{starter} said Success, but the state is {svc.state}")
+        return Confirmation(Verdict.WAIT)
+    return Confirmation(
+        Verdict.FAILED, job.host, f"{starter} said Success, but the state is {svc.state}"
+    )
 
 
 class Scheduler:
@@ -241,7 +248,7 @@ class Scheduler:
             pending = [j for j in self.jobs if j.tier == tier and not j.final]
             nxt = self.tiers[self.released + 1]
             if not pending:
-                failed = sum(1 for j in self.jobs if j.tier == tier and j.outcome == "failed")
+                failed = sum(1 for j in self.jobs if j.tier == tier and j.outcome == Outcome.FAILED)
                 tail = f" ({failed} failed)" if failed else ""
                 notes.append(f"tier {tier} done{tail}; starting tier {nxt}")
             elif now - self.opened_at[tier] >= self.tier_timeout_s:
@@ -312,7 +319,9 @@ class Scheduler:
         job.command_at = now
         job.returned_at = None
 
-    def finish(self, job: Job, outcome: str, host: str | None, message: str, now: float) -> None:
+    def finish(
+        self, job: Job, outcome: Outcome, host: str | None, message: str, now: float
+    ) -> None:
         """The job has its outcome; its slot is free."""
         self.release(job)
         job.phase = DONE
@@ -349,12 +358,12 @@ class Scheduler:
         """Totals for the progress line."""
         c: Counter[str] = Counter(j.outcome for j in self.jobs if j.final)
         return {
-            "total": len(self.jobs),
-            "started": c["started"] + c["already running"],
-            "failed": c["failed"],
-            "left alone": c["found running"] + c["skipped"],
-            "not-started": c["not-started"],
-            "running": sum(1 for j in self.jobs if j.active),
+            Tally.TOTAL: len(self.jobs),
+            Tally.STARTED: c[Outcome.STARTED] + c[Outcome.ALREADY_RUNNING],
+            Tally.FAILED: c[Outcome.FAILED],
+            Tally.LEFT_ALONE: c[Outcome.FOUND_RUNNING] + c[Outcome.SKIPPED],
+            Tally.NOT_STARTED: c[Outcome.NOT_STARTED],
+            Tally.RUNNING: sum(1 for j in self.jobs if j.active),
         }
 
     def eta(self, mean_s: float | None, now: float) -> float | None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
     from ..plan import Policy
     from ..snapshot import Snapshot
+    from ..start import StartOptions
 
 COMMON_HELP = {
     "env": "environment from the config (default: its default_env)",
@@ -48,17 +49,14 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
 def refusal(snap: Snapshot) -> str | None:
     """Why a start on these facts would be refused before any change, or None."""
     from ..cluster import backend as get_backend
+    from ..start.reader import quorum_refusal
 
     where = f"read on {snap.master}" if snap.master else "no host could read the cluster"
-    if snap.quorate is True or not get_backend(snap.backend).quorum:
+    backend = get_backend(snap.backend)
+    if not backend.quorum:
         # A backend with no quorum (xl: no cluster manager) has nothing to refuse on here.
         return None
-    if snap.quorate is False:
-        return (
-            f"the cluster is not quorate ({where}): starting guests now could run them twice "
-            "once the partitions rejoin; restore quorum first (clustat, cman_tool status)"
-        )
-    return f"the cluster's quorum is unknown ({where}): cannot confirm it is safe to start guests"
+    return quorum_refusal(snap.quorate, where, backend)
 
 
 def run_policy(
@@ -263,6 +261,7 @@ def _start(
     from ..cluster import backend as get_backend
     from ..config import StartPolicy
     from ..schema import field_type, option
+    from ..start.outcome import Outcome as GuestOutcome
 
     check_format(format)
     parallel = option("--parallel", parallel, field_type(StartPolicy, "max_starts_in_flight"))
@@ -304,21 +303,17 @@ def _start(
         declined = True
     try:
         if refused is None and todo and not declined:
-            report = _run_engine(
-                c,
-                cfg,
-                environment,
-                snap,
-                layout,
-                policy,
-                only,
-                parallel,
-                dry_run,
-                step,
-                break_lock,
-                dead_hosts,
-                table,
+            options = start_options(
+                c.config,
+                only=only,
+                parallel=parallel,
+                dry_run=dry_run,
+                step=step,
+                break_lock=break_lock,
+                dead=dead_hosts,
+                table=table,
             )
+            report = _run_engine(cfg, environment, snap, layout, policy, options)
     except StartRefused as exc:
         refused = str(exc)
     except KeyboardInterrupt:
@@ -339,7 +334,7 @@ def _start(
             )
     _close(table, show, layout, snap, backend, report, still, refused, dry_run)
     if report is not None and report.interrupted:
-        done = sum(1 for r in report.results if r.outcome == "started")
+        done = sum(1 for r in report.results if r.outcome == GuestOutcome.STARTED)
         return Outcome(
             ExitCode.INTERRUPTED,
             f"interrupted: {done} started, {len(still)} still down (see STILL DOWN)",
@@ -366,39 +361,37 @@ def _confirm(count: int, given: bool) -> None:
         raise _Declined
 
 
-def _run_engine(
-    c,
-    cfg,
-    environment,
-    snap,
-    layout,
-    policy,
-    only,
-    parallel,
-    dry_run,
-    step,
-    break_lock,
-    dead,
-    table,
-):
-    from ..start import start_guests
+def start_options(
+    base_config: object | None,
+    *,
+    only: set[str] | None,
+    parallel: int | None,
+    dry_run: bool,
+    step: bool,
+    break_lock: bool,
+    dead: list[str],
+    table: bool,
+) -> StartOptions:
+    """The engine's options for this task's run (``table``: the output is a table, not JSON)."""
+    from ..start import StartOptions
 
-    return start_guests(
-        cfg,
-        environment,
-        snap,
-        layout,
-        policy,
-        base_config=c.config,
-        only_hosts=only,
+    return StartOptions(
+        base_config=base_config,
+        only_hosts=frozenset(only) if only is not None else None,
         parallel=parallel,
         dry_run=dry_run,
         step=step,
         break_lock=break_lock,
-        dead_hosts=dead,
+        dead_hosts=frozenset(dead),
         # Progress goes to stderr; a dry run's listing is the result, so in a table it is stdout.
         out=sys.stdout if (dry_run and table) else sys.stderr,
     )
+
+
+def _run_engine(cfg, environment, snap, layout, policy, options: StartOptions):
+    from ..start import start_guests
+
+    return start_guests(cfg, environment, snap, layout, policy, options)
 
 
 def _close(table, show, layout, snap, backend, report, still, refused, dry_run) -> None:
