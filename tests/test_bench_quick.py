@@ -33,7 +33,7 @@ def test_run_quick_prints_the_summary_table():
     assert len(summary) == 2, res.stdout[-3000:]
     table = summary[1]
     assert "| bench " in table and "| verdict " in table
-    for bench in ("gather", "memory", "plan", "place", "start"):
+    for bench in ("gather", "memory", "plan", "place", "start", "confirm"):
         assert f"| {bench} " in table
     assert "fab facts" in table
     assert "guests: RSS (task peak, KiB/guest)" in table  # the memory sweep over guest counts

@@ -42,7 +42,7 @@ def test_still_down_joins_unplaced_failed_and_not_started():
         results=[
             GuestResult("a", "xen01", "started"),
             GuestResult("b", "xen01", "failed", message="clusvcadm: rc 1"),
-            GuestResult("c", None, "not started", message="no host: ..."),
+            GuestResult("c", None, "not-started", message="no host: ..."),
         ]
     )
     still = show.still_down(layout, report)
