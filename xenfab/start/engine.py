@@ -22,19 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .. import remote as ssh
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig, expand_path
 from ..errors import StartRefused, XenfabError
-from ..gather import batch, ssh
-from ..gather.ssh import RunResult
+from ..gather import batch
+from ..remote import CHANNELS_PER_TRANSPORT, RunResult, SessionPool
 from ..snapshot import Domain, Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
 from .lock import MasterLock
 from .progress import Progress, counts_line
-from .remote import CHANNELS_PER_TRANSPORT, SessionPool
 from .report import GuestResult, StartReport, format_duration
 from .schedule import (
     CONFIRMING,
