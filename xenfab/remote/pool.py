@@ -1,11 +1,12 @@
 """Kept-open SSH transports: many short commands on a host without reconnecting for each one.
 
-A start run sends hundreds of commands to the master (a ``clustat`` poll several times a second,
-one ``clusvcadm`` per start) from several threads at once. Each command gets its own SSH channel
-on a transport opened once; paramiko transports are safe to share between threads, Fabric's
-Connection.run is not documented to be. A transport carries at most CHANNELS_PER_TRANSPORT
-commands at a time (sshd's MaxSessions defaults to 10), and transports are opened one at a time
-per host (sshd's MaxStartups drops bursts of unauthenticated connections).
+A start run sends hundreds of commands to the master (a cluster-state poll several times a
+second, one start command per guest) from several threads at once. Each command gets its own SSH
+channel on a transport opened once; paramiko transports are safe to share between threads,
+Fabric's Connection.run is not documented to be. A transport carries at most
+CHANNELS_PER_TRANSPORT commands at a time (sshd's MaxSessions defaults to 10), and transports are
+opened one at a time per host (sshd's MaxStartups drops bursts of unauthenticated connections).
+Commands are read by the one channel reader (channel.read_command); failures come back typed.
 """
 
 from __future__ import annotations
@@ -66,34 +67,34 @@ class SessionPool:
 
     def run(self, host: str, command: str, timeout: float | None = None) -> RunResult:
         """Run ``command`` on ``host``; never raises, a failure comes back typed (.failure)."""
-        started = time.monotonic()
+        t0 = time.monotonic()
         limit = timeout or self.env.ssh.command_timeout
         for attempt in (1, 2):
             try:
                 slot = self._acquire(host)
             except _OpenFailed as exc:
-                return self._failed(host, started, exc.error)
+                return self._failed(host, t0, exc.error)
             try:
                 output = self._exec(slot, command, limit)
-                return RunResult(host, output, None, time.monotonic() - started, slot.address)
+                return RunResult(host, output, None, time.monotonic() - t0, slot.address)
             except NotSent as exc:
                 # The command never reached the host: safe to try once more on a new transport.
                 slot.dead = True
                 if attempt == 2:
                     failure = classify(exc, host, slot.address, self.env)
-                    return self._failed(host, started, failure)
+                    return self._failed(host, t0, failure)
             except (CommandLost, CommandTimeout, OutputTooLarge) as exc:
                 if isinstance(exc, CommandLost):
                     slot.dead = True
                 failure = classify(exc, host, slot.address, self.env)
-                return self._failed(host, started, failure)
+                return self._failed(host, t0, failure)
             finally:
                 self._release(host, slot)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _failed(host: str, started: float, failure: RemoteError) -> RunResult:
-        return RunResult(host, None, seconds=time.monotonic() - started, failure=failure)
+    def _failed(host: str, t0: float, failure: RemoteError) -> RunResult:
+        return RunResult(host, None, seconds=time.monotonic() - t0, failure=failure)
 
     def warm(self, host: str, transports: int) -> None:
         """Open up to ``transports`` transports to ``host`` now, so the first burst finds them."""
