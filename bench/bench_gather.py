@@ -56,9 +56,11 @@ from common import (  # noqa: E402
 )
 
 import xenfab.gather as gather_pkg  # noqa: E402
+from xenfab import remote as ssh  # noqa: E402
 from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import Environment, load_config  # noqa: E402
-from xenfab.gather import batch, gather, ssh  # noqa: E402
+from xenfab.gather import batch, gather  # noqa: E402
+from xenfab.remote import group  # noqa: E402
 
 TARGET_RATIO = 3.0
 TARGET_SPEEDUP = 15.0
@@ -253,7 +255,7 @@ def phases(lab: Lab, size: int) -> tuple[list[list[str]], dict]:
     marks: dict[str, tuple[float, float, float, float]] = {}
     t_start = 0.0
     asm: list[float] = []
-    real_run, real_assemble = ssh.run, gather_pkg.assemble
+    real_run, real_assemble = group.run, gather_pkg.assemble
 
     def timed_run(host, command, env, cfg, timeout=None):
         t0 = time.monotonic()
@@ -268,7 +270,7 @@ def phases(lab: Lab, size: int) -> tuple[list[list[str]], dict]:
             marks[host] = (t0 - t_start, t1 - t0, t2 - t1, t3 - t2)
             return ssh.RunResult(host, out, None, t3 - t0, address)
         except Exception as exc:  # noqa: BLE001 - same contract as ssh.run
-            return ssh.RunResult(host, None, ssh.describe(exc, host, address, env), 0.0)
+            return ssh.RunResult(host, None, failure=ssh.classify(exc, host, address, env))
         finally:
             conn.close()
 
@@ -279,13 +281,13 @@ def phases(lab: Lab, size: int) -> tuple[list[list[str]], dict]:
         finally:
             asm.append(time.monotonic() - t)
 
-    ssh.run, gather_pkg.assemble = timed_run, timed_assemble
+    group.run, gather_pkg.assemble = timed_run, timed_assemble
     try:
         with CpuMeter(lab.dir) as cpu:
             t_start = time.monotonic()
             gather(env)
     finally:
-        ssh.run, gather_pkg.assemble = real_run, real_assemble
+        group.run, gather_pkg.assemble = real_run, real_assemble
     names = [
         "waiting for a free worker (cap env.ssh.parallel)",
         "Connection() + known_hosts (client CPU)",
@@ -305,9 +307,9 @@ ENTRY_POINTS = (
     ("all gather worker threads", "concurrent/futures/thread.py", "_worker"),
     ("  Connection() (Fabric)", "fabric/connection.py", "__init__"),
     ("    of which ssh_config lookup (paramiko)", "paramiko/config.py", "lookup"),
-    ("  known_hosts (cached after the first host)", "xenfab/gather/ssh.py", "_trusted_keys"),
+    ("  known_hosts (cached after the first host)", "xenfab/remote/hostkeys.py", "trusted_keys"),
     ("  SSHClient.connect: TCP, wait for kex, auth", "paramiko/client.py", "connect"),
-    ("  execute: channel, read the output", "xenfab/gather/ssh.py", "execute"),
+    ("  execute: channel, read the output", "xenfab/remote/channel.py", "execute"),
     ("split_output (per host)", "xenfab/gather/batch.py", "split_output"),
     ("assemble: parse every output, join (once)", "xenfab/gather/assemble.py", "assemble"),
 )

@@ -36,9 +36,10 @@ sys.path.insert(0, os.path.dirname(HERE))
 from tabulate import tabulate  # noqa: E402
 
 from xenfab import lab  # noqa: E402
+from xenfab import remote as ssh  # noqa: E402
 from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import XenfabConfig, load_config  # noqa: E402
-from xenfab.gather import batch, environment_hosts, gather, ssh  # noqa: E402
+from xenfab.gather import batch, environment_hosts, gather  # noqa: E402
 from xenfab.plan import plan  # noqa: E402
 from xenfab.start import start_guests  # noqa: E402
 

@@ -156,7 +156,7 @@ def test_bounded_kills_the_command_and_its_children_at_the_deadline(
     import os
     import time
 
-    from xenfab.gather.batch import bounded
+    from xenfab.remote.channel import bounded
 
     # "setsid": a host without coreutils' timeout (RHEL 5), only the tools the fallback needs.
     bindir = tmp_path / "bin"

@@ -81,8 +81,8 @@ def test_a_remote_command_that_times_out_leaves_nothing_running(fresh_lab):
     import os
     import time
 
-    from xenfab.gather import ssh
-    from xenfab.start.remote import SessionPool
+    from xenfab import remote as ssh
+    from xenfab.remote import SessionPool
 
     env = load_config(str(ROOT / "fabfile_config.yaml")).environment("lab")
     marker = f"xenfab-timeout-{os.getpid()}"

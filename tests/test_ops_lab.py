@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 
 import paramiko
@@ -44,6 +45,9 @@ def test_unknown_key_refused_then_trusted(lab, tmp_path):
     assert res.returncode == 2
     assert "unknown host key" in res.stdout + res.stderr
     assert "fab trust-host xen01" in res.stdout + res.stderr
+    doc = fab("check", "--config", cfg, "--format", "json")
+    rows = json.loads(doc.stdout)["hosts"]
+    assert [(r["host_key"], r["error_kind"]) for r in rows] == [("UNKNOWN", "host-key-unknown")] * 2
     refused = fab("trust-host", "xen01", "--config", cfg, stdin="")
     assert refused.returncode == 3 and "no terminal to confirm" in refused.stderr
     for host in ("xen01", "xen02"):
@@ -67,6 +71,17 @@ def test_changed_key_refused_until_replaced(lab, tmp_path):
     res = fab("check", "--config", cfg)
     assert res.returncode == 2
     assert "CHANGED" in res.stdout and "host key CHANGED" in res.stderr
+    # Scripts read the kind, which says the same without the words.
+    doc = fab("check", "--config", cfg, "--format", "json")
+    no_traceback(doc)
+    assert doc.returncode == 2
+    rows = {r["host"]: r for r in json.loads(doc.stdout)["hosts"]}
+    for host in ("xen01", "xen02"):
+        assert rows[host]["error_kind"] == "host-key-changed"
+        assert rows[host]["host_key"] == "CHANGED" and "host key CHANGED" in rows[host]["problem"]
+    facts = fab("facts", "--config", cfg, "--format", "json")
+    kinds = {h["name"]: h["error_kind"] for h in json.loads(facts.stdout)["hosts"]}
+    assert kinds == {"xen01": "host-key-changed", "xen02": "host-key-changed"}
     # The fingerprint of the key the host now offers, as trust-host and ssh-keygen -lf show it,
     # and the command that works.
     offered = paramiko.Ed25519Key.from_private_key_file(
@@ -98,7 +113,9 @@ def test_check_reports_a_host_down(fresh_lab):
         assert res.returncode == 2
         rows = {r["host"]: r for r in __import__("json").loads(res.stdout)["hosts"]}
         assert rows["xen04"]["reachable"] is False and "refused" in rows["xen04"]["problem"]
+        assert rows["xen04"]["error_kind"] == "refused" and rows["xen04"]["host_key"] == "-"
         assert all(rows[h]["reachable"] for h in rows if h != "xen04")
+        assert all(rows[h]["error_kind"] is None for h in rows if h != "xen04")
         assert len(res.stderr.strip().splitlines()) == 1
     finally:
         fresh_lab.inject("host-up", "xen04")
@@ -137,6 +154,8 @@ def test_known_hosts_markers_are_read_as_openssh_reads_them(lab, tmp_path):
     no_traceback(res)
     assert res.returncode != 0
     assert "REVOKED" in res.stdout + res.stderr
+    rows = json.loads(fab("check", "--config", cfg, "--format", "json").stdout)["hosts"]
+    assert [r["error_kind"] for r in rows] == ["host-key-revoked", None]
 
 
 def test_trust_host_keeps_every_line_it_does_not_own(lab, tmp_path):

@@ -10,8 +10,8 @@ from fabric import Config, Connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xenfab import remote as ssh
 from xenfab.config import Environment, HostEntry, SSHSettings
-from xenfab.gather import ssh
 
 # Everything paramiko's lookup does with a Host or Match line, short of `Match exec`.
 TRICKY = """

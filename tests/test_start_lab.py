@@ -523,9 +523,9 @@ def test_a_failed_guest_started_behind_is_never_disabled(fresh_lab, tmp_path, mo
 
 def test_two_break_lock_runs_never_both_hold_the_lock(fresh_lab, tmp_path):
     """Issue 14 case 8: breaking a stale lock cannot take a live one (5 races)."""
-    from xenfab.gather import ssh as gssh
+    from xenfab import remote as gssh
+    from xenfab.remote import SessionPool
     from xenfab.start.lock import MasterLock
-    from xenfab.start.remote import SessionPool
 
     r = Run(fresh_lab, tmp_path)
     pool = SessionPool(r.env, gssh.fabric_config(r.env))

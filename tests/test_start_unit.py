@@ -11,7 +11,7 @@ import pytest
 
 from xenfab.cluster import ClusterState, Output, ServiceState
 from xenfab.errors import ConfigError, StartRefused
-from xenfab.gather.ssh import RunResult
+from xenfab.remote import RunResult
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 from xenfab.start import GuestResult, StartReport
 from xenfab.start.audit import AuditLog

@@ -35,9 +35,22 @@ class ConfigError(XenfabError):
 
 
 class RemoteError(XenfabError):
-    """A host did not answer or a remote command failed; names the host and command."""
+    """A host did not answer or a remote command failed; names the host and command.
+
+    ``kind`` says what failed in one stable word for code to branch on (xenfab.remote.errors
+    lists them); the message is for people and may change.
+    """
 
     exit_code = ExitCode.INCOMPLETE
+    kind: str = "other"
+
+    def __init__(
+        self, message: str, *, host: str | None = None, address: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.host = host
+        self.address = address
 
 
 class LabError(XenfabError):

@@ -73,6 +73,10 @@ class Host:
     domain: Str | None = None
     domains: list[Domain] = field(default_factory=list)
     error: Str | None = None
+    # What kind of failure kept the host from answering (xenfab.remote.errors.KINDS:
+    # "host-key-changed", "refused", "timeout", ...); None when it answered. Code reads this,
+    # never the text of ``error``.
+    error_kind: Str | None = None
     rtt_ms: NonNegFloat | None = None
     # The cluster manager's word on this host: "online", "offline", or None (not a member, or
     # the cluster state could not be read). Only "offline" proves an unreachable host dead.

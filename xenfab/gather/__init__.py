@@ -7,13 +7,12 @@ cluster state and the shared guest config directory, which is read once.
 from __future__ import annotations
 
 import datetime as _dt
-from concurrent.futures import ThreadPoolExecutor
 
 from ..cluster import backend as get_backend
 from ..config import Environment, HostEntry, resolve_hosts, ssh_config_hosts
 from ..errors import ConfigError
+from ..remote import RunResult, fabric_config, run, run_all
 from ..snapshot import Snapshot
-from . import ssh
 from .assemble import HostReport, assemble
 from .batch import build_script, new_nonce, split_output
 
@@ -37,7 +36,7 @@ def gather(
     """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported."""
     backend = get_backend(env.backend, env.backend_options)
     entries = environment_hosts(env)
-    cfg = ssh.fabric_config(env, base_config)
+    cfg = fabric_config(env, base_config)
     nonce = new_nonce()
     master = env.master or entries[0].name
     if master not in {e.name for e in entries}:
@@ -46,25 +45,26 @@ def gather(
     host_probes = backend.host_probes()
     host_script = build_script(nonce, host_probes)
     master_script = build_script(nonce, host_probes + cluster_probes, env.guest_config_dir)
-
-    def ask(entry: HostEntry) -> HostReport:
-        script = master_script if entry.name == master else host_script
-        return _report(ssh.run(entry.name, script, env, cfg), nonce, entry.name == master)
-
-    workers = max(1, min(env.ssh.parallel, len(entries)))
     # The master runs the longest script (cluster state, every guest config): it goes first so
     # that it never waits for a free worker behind the other hosts.
-    order = sorted(entries, key=lambda e: e.name != master)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
-        reports = {r.name: r for r in pool.map(ask, order)}
+    order = sorted((e.name for e in entries), key=lambda name: name != master)
+    reports: dict[str, HostReport] = {}
+
+    def split(result: RunResult) -> None:
+        reports[result.host] = _report(result, nonce)
+
+    results = run_all(
+        order, lambda h: master_script if h == master else host_script, env, cfg, each=split
+    )
     used_master = master
     if reports[master].error is not None:
         # The master is down: ask the first host that answered to read the cluster instead.
         used_master = None
+        answered = results.succeeded
         for entry in entries:
-            if reports[entry.name].error is None and entry.name != master:
+            if entry.name in answered and entry.name != master and not reports[entry.name].error:
                 cluster_only = build_script(nonce, cluster_probes, env.guest_config_dir)
-                extra = _report(ssh.run(entry.name, cluster_only, env, cfg), nonce, True)
+                extra = _report(run(entry.name, cluster_only, env, cfg), nonce)
                 if extra.error is None:
                     reports[entry.name].outputs.update(extra.outputs)
                     reports[entry.name].files = extra.files
@@ -82,9 +82,13 @@ def gather(
     return snap
 
 
-def _report(result: ssh.RunResult, nonce: str, is_master: bool) -> HostReport:
-    if result.error is not None or result.output is None:
-        return HostReport(result.host, error=result.error or "no output", seconds=result.seconds)
+def _report(result: RunResult, nonce: str) -> HostReport:
+    if not result.ok:
+        # The remote layer's kind goes along with its message, for code that decides on it.
+        kind = result.failure.kind if result.failure is not None else None
+        return HostReport(
+            result.host, error=result.error or "no output", error_kind=kind, seconds=result.seconds
+        )
     split = split_output(result.output.text, nonce)
     report = HostReport(result.host, split.outputs, split.files, seconds=result.seconds)
     report.file_errors = dict(split.file_errors)

@@ -21,6 +21,9 @@ class HostReport:
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    # What kind of failure ``error`` is when the host could not be asked at all (the remote
+    # layer's kinds: "host-key-changed", "refused", ...); None when it answered.
+    error_kind: str | None = None
     # Config files seen but not read (too large, a name with control characters): path -> why.
     file_errors: dict[str, str] = field(default_factory=dict)
 
@@ -31,6 +34,7 @@ def host_facts(entry: HostEntry, report: HostReport) -> Host:
     host.rtt_ms = round(report.seconds * 1000, 1) if report.seconds else None
     if report.error is not None:
         host.reachable, host.error = False, report.error
+        host.error_kind = report.error_kind
         return host
     toolstack = (report.outputs.get("toolstack") or Output("", 1)).text.strip() or None
     host.toolstack = toolstack

@@ -7,9 +7,9 @@ not read.
 
 Limits on what a host may send (docs/start.md, "Limits on remote data"): a config file larger
 than MAX_CONFIG_BYTES is not read (``find -size`` on the host, before any byte of it is read);
-its guest is still down with that reason. Every remote command runs under ``bounded``: it is
-killed with its whole process group when its time is up, on the host itself, so nothing xenfab
-started keeps running there after it gave up.
+its guest is still down with that reason. Every remote command runs under ``bounded``
+(xenfab.remote.channel): it is killed with its whole process group when its time is up, on the
+host itself, so nothing xenfab started keeps running there after it gave up.
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ CONFIG_BATCH = 100
 # A Xen guest config is a few hundred bytes; 256 KiB is far above any real one and bounds what
 # one file can cost (a name, a memory line) whatever it holds.
 MAX_CONFIG_BYTES = 256 * 1024
-# What one remote command may print before xenfab stops reading and gives up on it: 5,000
-# guests' configs and clustat come to a few MiB; a hostile or broken host must not fill memory.
-MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 # The Xen toolstack probes every host runs (the backend may add its own: backend.host_probes()).
 HOST_PROBES = TOOLSTACK_PROBES
 
@@ -179,26 +176,3 @@ def _unhex(text: str) -> str:
         return bytes.fromhex(text).decode("utf-8", errors="replace")
     except ValueError:
         return f"(unreadable name {text[:64]})"
-
-
-def bounded(command: str, timeout_s: float) -> str:
-    """``command`` run so that the host kills it, with its whole process group, at the deadline.
-
-    With coreutils ``timeout`` (RHEL 6 and later) that is ``timeout -k 2``: it runs the command in
-    a process group of its own and signals the whole group (TERM, KILL two seconds later). Without
-    it (RHEL 5) the command runs in a session of its own (``setsid``) next to a watchdog in
-    another, which does the same; when the command ends first the watchdog is killed. An SSH
-    client that gave up (or died) cannot do this: closing a channel does not stop a command that
-    is not writing (an awk reading a huge file). With neither tool the command runs as it is.
-    """
-    t = max(1, int(timeout_s + 0.999))
-    return (
-        f"c={shlex.quote(command)}; if command -v timeout >/dev/null 2>&1; then "
-        f'timeout -k 2 {t} sh -c "$c" </dev/null; '
-        "elif command -v setsid >/dev/null 2>&1; then "
-        'setsid sh -c "$c" </dev/null & p=$!; '
-        f"setsid sh -c 'sleep {t}; kill -TERM -$0 2>/dev/null; sleep 2; "
-        'kill -KILL -$0 2>/dev/null\' "$p" </dev/null >/dev/null 2>&1 & w=$!; '
-        'wait "$p"; r=$?; kill -KILL -"$w" "$w" 2>/dev/null; exit "$r"; '
-        'else sh -c "$c" </dev/null; fi'
-    )

@@ -25,8 +25,7 @@ from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig, expand_path
 from ..errors import StartRefused
-from ..gather import ssh
-from ..gather.ssh import RunResult
+from ..remote import CHANNELS_PER_TRANSPORT, RunResult, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
@@ -37,7 +36,6 @@ from .outcome import Action, Outcome, Verdict
 from .progress import Progress, counts_line
 from .prompter import SKIP, START, StepPrompter, terminal_prompt
 from .reader import LIVENESS_WAIT_S, ClusterReader
-from .remote import CHANNELS_PER_TRANSPORT, SessionPool
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport, format_duration
 from .schedule import (
@@ -182,7 +180,7 @@ class Engine:
                 message=f"declared dead for this run by {local_user()}",
                 sync=True,
             )
-        fab_cfg = ssh.fabric_config(self.env, self.options.base_config)
+        fab_cfg = fabric_config(self.env, self.options.base_config)
         self.pool = SessionPool(self.env, fab_cfg)
         # While the lock is taken: connect to every host and read their domain lists, and open
         # the master's transports the first burst of starts will need.

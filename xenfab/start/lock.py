@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ConfigError, StartRefused
-from ..gather.ssh import RunResult
+from ..remote import RunResult
 from .report import format_duration
 
 ACQUIRED = "XENFAB-LOCK-ACQUIRED"

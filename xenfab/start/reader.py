@@ -19,7 +19,7 @@ from ..textsafe import printable
 
 if TYPE_CHECKING:
     from ..config import Environment
-    from .remote import SessionPool
+    from ..remote import SessionPool
     from .watch import DomainWatch, Round
 
 # With no answer from the master this long, nothing more is started.

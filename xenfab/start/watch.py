@@ -19,9 +19,9 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
 from ..parse import ParseError, parse_xl_list
+from ..remote import SessionPool
 from ..snapshot import Host
 from ..textsafe import printable
-from .remote import SessionPool
 
 READERS = 16
 

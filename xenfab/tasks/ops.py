@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from invoke import task
 from invoke.exceptions import Exit
@@ -12,15 +13,18 @@ from ..textsafe import printable
 from ._common import check_format, cli, exit_with, load
 from .core import COMMON_HELP, refusal
 
+if TYPE_CHECKING:
+    from ..snapshot import Host
 
-def _key_state(error: str | None) -> str:
-    if not error:
-        return "ok"
-    if "host key CHANGED" in error:
-        return "CHANGED"
-    if "unknown host key" in error:
-        return "UNKNOWN"
-    return "-"
+
+# The remote layer's kinds (xenfab.remote.errors) that the host key column names.
+_KEY_STATES = {"host-key-changed": "CHANGED", "host-key-unknown": "UNKNOWN"}
+
+
+def _key_state(host: Host) -> str:
+    if not host.error:
+        return "ok" if host.reachable else "-"
+    return _KEY_STATES.get(host.error_kind or "", "-")
 
 
 @task(help=COMMON_HELP, auto_shortflags=False)
@@ -39,11 +43,14 @@ def check(c, env=None, config=None, loc=None, format="table"):
         {
             "host": h.name,
             "reachable": h.reachable,
-            "host_key": _key_state(h.error) if h.error or h.reachable else "-",
+            "host_key": _key_state(h),
             "toolstack": h.toolstack,
             "xen": h.xen_version,
             "rtt_ms": h.rtt_ms,
             "problem": h.error,
+            # The problem's kind, for scripts ("host-key-changed", "refused", ...): stable where
+            # the text is not.
+            "error_kind": h.error_kind,
         }
         for h in snap.hosts
     ]
@@ -110,8 +117,7 @@ def check(c, env=None, config=None, loc=None, format="table"):
 @cli
 def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
-    from ..gather import hostkeys
-    from ..gather.ssh import fabric_config
+    from ..remote import fabric_config, hostkeys
     from ..schema import HostName, option
 
     host = option("HOST", host, HostName)

@@ -1,21 +1,29 @@
-"""Host keys: fetch a host's key, show its fingerprint, and trust it in a known_hosts file."""
+"""Host keys: which keys are trusted (known_hosts, read as OpenSSH reads it), the policy that
+refuses the others, and `fab trust-host`: fetch a host's key, show it, record it.
+
+Fabric accepts any host key (AutoAddPolicy); a root session to every hypervisor must not, so
+connections reject unknown and changed keys unless the environment opts out explicitly.
+known_hosts files are parsed once per process and file version, not once per connection
+(paramiko's HostKeys.load is quadratic in the file's lines).
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import socket
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import paramiko
 from fabric import Config, Connection
 
 from ..config import Environment
-from ..errors import RemoteError, XenfabError
+from ..errors import XenfabError
 from ..textsafe import printable
+from .errors import RevokedHostKey, classify, fingerprint, reworded
 
 
 @dataclass
@@ -30,8 +38,7 @@ class HostKey:
     @property
     def fingerprint(self) -> str:
         """OpenSSH's SHA256 fingerprint, as `ssh-keygen -lf` prints it."""
-        digest = hashlib.sha256(self.key.asbytes()).digest()
-        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+        return fingerprint(self.key)
 
 
 def fetch(host: str, env: Environment, cfg: Config) -> HostKey:
@@ -41,13 +48,15 @@ def fetch(host: str, env: Environment, cfg: Config) -> HostKey:
     try:
         sock = socket.create_connection((conn.host, conn.port), timeout=env.ssh.connect_timeout)
     except OSError as exc:
-        raise RemoteError(f"{host} ({address}): {exc.strerror or exc}") from None
+        err = classify(exc, host, address, env)
+        raise reworded(err, f"{host} ({address}): {exc.strerror or exc}") from None
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=env.ssh.connect_timeout)
         key = transport.get_remote_server_key()
     except (paramiko.SSHException, OSError) as exc:
-        raise RemoteError(f"{host} ({address}): no SSH host key offered: {exc}") from None
+        err = classify(exc, host, address, env)
+        raise reworded(err, f"{host} ({address}): no SSH host key offered: {exc}") from None
     finally:
         transport.close()
     canonical = conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
@@ -208,3 +217,84 @@ def trust(hk: HostKey, path: str, replace: bool = False) -> str:
             os.unlink(tmp)
         raise
     return "trusted"
+
+
+class RejectPolicy(paramiko.MissingHostKeyPolicy):
+    """paramiko's RejectPolicy, naming a @revoked key as such."""
+
+    def __init__(self, revoked: list[paramiko.PKey]):
+        self.revoked = revoked
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey):
+        """Refuse the key; say so when it is a revoked one."""
+        if key in self.revoked:
+            raise RevokedHostKey(f"host key for {hostname} is marked @revoked in known_hosts")
+        raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
+
+
+_KEYS_LOCK = threading.Lock()
+_KEYS_CACHE: dict[tuple, list[KnownHosts]] = {}
+_NOTED: set[str] = set()
+
+
+def trusted_keys(paths: tuple[str, ...]) -> list[KnownHosts]:
+    """The known_hosts files ``paths`` as read, in order; each read once per file version."""
+    # Keyed by each file's identity and version, so `fab trust-host` (which rewrites the file)
+    # is seen by the next connection of the same process.
+    stamp = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamp.append((path, st.st_ino, st.st_mtime_ns, st.st_size))
+    key = tuple(stamp)
+    with _KEYS_LOCK:
+        files = _KEYS_CACHE.get(key)
+        if files is None:
+            files = [read_known_hosts(path) for path, *_ in stamp]
+            if len(_KEYS_CACHE) > 8:
+                _KEYS_CACHE.clear()
+            _KEYS_CACHE[key] = files
+        fresh = [n for one in files for n in one.notes if n not in _NOTED]
+        _NOTED.update(fresh)
+    for note in fresh:
+        # Once per process and line: a note, not an error (the line is skipped).
+        print(f"note: {printable(note)}", file=sys.stderr)
+    return files
+
+
+def known_hosts_files(conn: Connection, env: Environment) -> list[str]:
+    """Where host keys for this connection are trusted from, in order.
+
+    ``ssh.known_hosts`` in the configuration, when set, is the only one: what the admin named
+    for this environment is not widened by ~/.ssh/known_hosts or the ssh_config's files.
+    """
+    if env.ssh.known_hosts:
+        path = os.path.expanduser(env.ssh.known_hosts)
+        return [path] if os.path.isfile(path) else []
+    files = []
+    for item in (conn.ssh_config.get("userknownhostsfile") or "").split():
+        files.append(os.path.expanduser(item))
+    files.append(os.path.expanduser("~/.ssh/known_hosts"))
+    return [f for f in dict.fromkeys(files) if os.path.isfile(f)]
+
+
+def check_host_keys(conn: Connection, env: Environment) -> None:
+    """Make ``conn`` refuse any host key but the ones known_hosts trusts for it (strict mode)."""
+    # paramiko checks the key filed under this name only (SSHClient.connect), so the client
+    # needs just those entries of the (cached) known_hosts files.
+    name = conn.host if int(conn.port) == 22 else f"[{conn.host}]:{conn.port}"
+    files = trusted_keys(tuple(known_hosts_files(conn, env)))
+    revoked = [key for one in files for key in (one.revoked.lookup(name) or {}).values()]
+    conn.client.set_missing_host_key_policy(RejectPolicy(revoked))
+    trusted: dict[str, paramiko.PKey] = {}
+    for one in files:
+        for keytype, key in (one.keys.lookup(name) or {}).items():
+            # First file first, as paramiko's lookup takes the first entry for a name.
+            trusted.setdefault(keytype, key)
+    client_keys = conn.client.get_host_keys()
+    for keytype, key in trusted.items():
+        # A key both trusted and @revoked is revoked (OpenSSH refuses it).
+        if key not in revoked:
+            client_keys.add(name, keytype, key)

@@ -1,11 +1,12 @@
 """Kept-open SSH transports: many short commands on a host without reconnecting for each one.
 
-A start run sends hundreds of commands to the master (a ``clustat`` poll several times a second,
-one ``clusvcadm`` per start) from several threads at once. Each command gets its own SSH channel
-on a transport opened once; paramiko transports are safe to share between threads, Fabric's
-Connection.run is not documented to be. A transport carries at most CHANNELS_PER_TRANSPORT
-commands at a time (sshd's MaxSessions defaults to 10), and transports are opened one at a time
-per host (sshd's MaxStartups drops bursts of unauthenticated connections).
+A start run sends hundreds of commands to the master (a cluster-state poll several times a
+second, one start command per guest) from several threads at once. Each command gets its own SSH
+channel on a transport opened once; paramiko transports are safe to share between threads,
+Fabric's Connection.run is not documented to be. A transport carries at most
+CHANNELS_PER_TRANSPORT commands at a time (sshd's MaxSessions defaults to 10), and transports are
+opened one at a time per host (sshd's MaxStartups drops bursts of unauthenticated connections).
+Commands are read by the one channel reader (channel.read_command); failures come back typed.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from fabric import Config, Connection
 
 from ..cluster import Output
 from ..config import Environment
-from ..gather import ssh
-from ..gather.batch import MAX_OUTPUT_BYTES, bounded
-from ..gather.ssh import RunResult
+from ..errors import RemoteError
+from .channel import CommandLost, CommandTimeout, NotSent, OutputTooLarge, read_command
+from .connect import connect
+from .errors import classify
+from .group import RunResult
 
 CHANNELS_PER_TRANSPORT = 8
 MAX_TRANSPORTS_PER_HOST = 8
@@ -46,12 +49,8 @@ class _Transport:
 class _HostPool:
     transports: list[_Transport] = field(default_factory=list)
     opening: int = 0
-    error: str | None = None
+    error: RemoteError | None = None
     error_at: float = 0.0
-
-
-class CommandLost(Exception):
-    """The channel broke after the command was sent: it may or may not have run."""
 
 
 class SessionPool:
@@ -67,40 +66,35 @@ class SessionPool:
         self._closed = False
 
     def run(self, host: str, command: str, timeout: float | None = None) -> RunResult:
-        """Run ``command`` on ``host``; never raises, failures come back as RunResult.error."""
-        started = time.monotonic()
+        """Run ``command`` on ``host``; never raises, a failure comes back typed (.failure)."""
+        t0 = time.monotonic()
         limit = timeout or self.env.ssh.command_timeout
         for attempt in (1, 2):
             try:
                 slot = self._acquire(host)
             except _OpenFailed as exc:
-                return RunResult(host, None, exc.message, time.monotonic() - started)
+                return self._failed(host, t0, exc.error)
             try:
                 output = self._exec(slot, command, limit)
-                return RunResult(host, output, None, time.monotonic() - started, slot.address)
-            except _NotSent as exc:
+                return RunResult(host, output, None, time.monotonic() - t0, slot.address)
+            except NotSent as exc:
                 # The command never reached the host: safe to try once more on a new transport.
                 slot.dead = True
                 if attempt == 2:
-                    message = ssh.describe(exc.cause, host, slot.address, self.env)
-                    return RunResult(host, None, message, time.monotonic() - started)
-            except CommandLost as exc:
-                slot.dead = True
-                return RunResult(host, None, f"{host}: {exc}", time.monotonic() - started)
-            except ssh.OutputTooLarge as exc:
-                return RunResult(
-                    host, None, f"{host}: the command {exc}; gave up", time.monotonic() - started
-                )
-            except TimeoutError:
-                return RunResult(
-                    host,
-                    None,
-                    f"{host} ({slot.address}): command still running after {limit:g} s; gave up",
-                    time.monotonic() - started,
-                )
+                    failure = classify(exc, host, slot.address, self.env)
+                    return self._failed(host, t0, failure)
+            except (CommandLost, CommandTimeout, OutputTooLarge) as exc:
+                if isinstance(exc, CommandLost):
+                    slot.dead = True
+                failure = classify(exc, host, slot.address, self.env)
+                return self._failed(host, t0, failure)
             finally:
                 self._release(host, slot)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _failed(host: str, t0: float, failure: RemoteError) -> RunResult:
+        return RunResult(host, None, seconds=time.monotonic() - t0, failure=failure)
 
     def warm(self, host: str, transports: int) -> None:
         """Open up to ``transports`` transports to ``host`` now, so the first burst finds them."""
@@ -161,7 +155,7 @@ class SessionPool:
             pool = self._hosts.setdefault(host, _HostPool())
             while True:
                 if self._closed:
-                    raise _OpenFailed(f"{host}: connection pool closed")
+                    raise _OpenFailed(RemoteError(f"{host}: connection pool closed", host=host))
                 for t in pool.transports:
                     if not t.busy and not t.usable():
                         _close(t.conn)
@@ -185,7 +179,7 @@ class SessionPool:
         except _OpenFailed as exc:
             with self._cond:
                 pool.opening -= 1
-                pool.error, pool.error_at = exc.message, time.monotonic()
+                pool.error, pool.error_at = exc.error, time.monotonic()
                 self._cond.notify_all()
             raise
         with self._cond:
@@ -204,7 +198,7 @@ class SessionPool:
             self._cond.notify_all()
 
     def _open(self, host: str) -> _Transport:
-        conn = ssh.connect(host, self.env, self.cfg)
+        conn = connect(host, self.env, self.cfg)
         address = f"{conn.host}:{conn.port}"
         try:
             conn.open()
@@ -213,65 +207,26 @@ class SessionPool:
                 raise paramiko.SSHException("no transport after connect")
             # Keepalives notice a dead master during a long boot wait instead of hanging on it.
             transport.set_keepalive(15)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a one-line host error
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed host error
             _close(conn)
-            raise _OpenFailed(ssh.describe(exc, host, address, self.env)) from None
+            raise _OpenFailed(classify(exc, host, address, self.env)) from None
         return _Transport(conn, address)
 
     def _exec(self, slot: _Transport, command: str, limit: float) -> Output:
-        transport = slot.conn.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise _NotSent(paramiko.SSHException("transport closed"))
-        try:
-            chan = transport.open_session(timeout=self.env.ssh.connect_timeout)
-            chan.set_combine_stderr(True)
-            # Killed on the host (with its process group) at the deadline: see batch.bounded.
-            chan.exec_command(bounded(command, limit))
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise _NotSent(exc) from None
-        deadline = time.monotonic() + limit
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError()
-                chan.settimeout(remaining)
-                data = chan.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-                size += len(data)
-                if size > MAX_OUTPUT_BYTES:
-                    raise ssh.OutputTooLarge()
-            remaining = max(0.1, deadline - time.monotonic())
-            if not chan.status_event.wait(remaining):
-                raise TimeoutError()
-            code = chan.recv_exit_status()
-        except (TimeoutError, ssh.OutputTooLarge):
-            chan.close()
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            chan.close()
-            raise CommandLost(f"connection lost while the command ran ({exc})") from None
-        chan.close()
-        if code < 0:
-            # No exit status: sshd lost the process (or the channel was torn down under it).
-            code = 255
-        return Output(b"".join(chunks).decode("utf-8", errors="replace"), code)
-
-
-class _NotSent(Exception):
-    def __init__(self, cause: BaseException):
-        super().__init__(str(cause))
-        self.cause = cause
+        # Killed on the host (with its process group) at the deadline: see channel.bounded.
+        return read_command(
+            slot.conn.client.get_transport(),
+            command,
+            limit,
+            self.env.ssh.connect_timeout,
+            combine_stderr=True,
+        )
 
 
 class _OpenFailed(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, error: RemoteError):
+        super().__init__(error.message)
+        self.error = error
 
 
 def _close(conn: Connection) -> None:
