@@ -655,3 +655,20 @@ def test_tools_still_work_when_the_server_is_gone(tmp_path, capsys) -> None:
         assert before[2] == 0 and f"host                   : {host}" in before[0]
     finally:
         lab_mod.down(d)
+
+
+def test_tool_families_are_found_one_per_backend() -> None:
+    """Every ``*_tools.py`` is a family; each backend xenfab knows has exactly one lab family."""
+    from pathlib import Path
+
+    from xenfab import cluster
+    from xenfab.lab import control, emulator
+
+    here = Path(emulator.__file__).parent
+    assert set(emulator.FAMILIES) == {p.stem for p in here.glob("*_tools.py")}
+    loaded = emulator.families()
+    # The toolstack first: every host has it and it answers the hooks before a manager's family.
+    assert loaded[0] is control.TOOLSTACK and getattr(loaded[0], "TOOLSTACK", False)
+    assert set(control.BACKENDS) == set(cluster.names())
+    for name, family in control.BACKENDS.items():
+        assert name == family.BACKEND

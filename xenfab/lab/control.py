@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import LabError
-from . import emulator, rgmanager_tools, scenario, xen_tools
+from . import emulator, scenario
 
 SSHD = "/usr/sbin/sshd"
 GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
@@ -49,8 +49,9 @@ GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
 # the tools of its backend's family, which also declares the lab's status summary, its faults,
 # its host-local paths and what it sets up on disk (``HOST_TOOLS``, ``summary``, ``FAULTS``,
 # ``HOST_PATHS``, ``setup``).
-TOOLSTACK = xen_tools
-BACKENDS = {"rgmanager": rgmanager_tools, "xl": xen_tools}
+# Found, not listed: each family module names the backend it emulates (``BACKEND``).
+TOOLSTACK = next(f for f in emulator.families() if getattr(f, "TOOLSTACK", False))
+BACKENDS = {f.BACKEND: f for f in emulator.families() if getattr(f, "BACKEND", None)}
 EMULATOR = Path(emulator.__file__).resolve()
 
 
@@ -585,7 +586,7 @@ def up(
     if not isinstance(boot_s, (int, float)) or boot_s < 0:
         raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
     if backend not in BACKENDS:
-        raise LabError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
     if not os.path.exists(SSHD):
         raise LabError(f"{SSHD} not found: install openssh-server")
     lab = _dir(lab_dir)
@@ -898,7 +899,7 @@ def reseed(
     ``backend`` switches the lab's cluster manager (rgmanager or xl); None keeps the current one.
     """
     if backend is not None and backend not in BACKENDS:
-        raise LabError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     with _locked(lab):

@@ -8,13 +8,14 @@ library only and never imports the xenfab package (xenfab's parsers are tested a
 output; sharing code would let them agree with themselves). ``xenfab.lab.control`` imports it
 for the schema and the state helpers.
 
-The tools themselves are families, each in a module of its own next to this file (``FAMILIES``):
-the Xen toolstack (``xen_tools.py``: xl, xm, xentop) and each cluster manager's (rgmanager's is
-``rgmanager_tools.py``). A family declares its ``TOOLS`` and their
-``FAIL_MESSAGES``, the armed faults it fires (``ARMED``) and the ``HOOKS`` it answers: this file
-names no tool of any family. The hooks are how one family tells another about the shared state
-without naming it: ``record`` and ``records`` (the lab's record of a guest, kept by whoever
-keeps the cluster's services), ``domain-built`` (a domain started by hand, e.g. ``xl create``).
+The tools themselves are families, each a ``NAME_tools.py`` module next to this file, found
+(``FAMILIES``), not listed: the Xen toolstack (``xen_tools.py``: xl, xm, xentop) and each
+cluster manager's (rgmanager's is ``rgmanager_tools.py``). A family declares the backend it
+emulates (``BACKEND``), its ``TOOLS`` and their ``FAIL_MESSAGES``, the armed faults it fires
+(``ARMED``) and the ``HOOKS`` it answers: this file names no tool of any family. The hooks are
+how one family tells another about the shared state without naming it: ``record`` and
+``records`` (the lab's record of a guest, kept by whoever keeps the cluster's services),
+``domain-built`` (a domain started by hand, e.g. ``xl create``).
 """
 
 # The tools are C programs: their printf formats are reproduced with "%" on purpose.
@@ -241,21 +242,31 @@ def record_start(
 # --------------------------------------------------------------------------- families
 
 
-# The tool families, each a module next to this file (see the module docstring).
-FAMILIES = ("xen_tools", "rgmanager_tools")
+# The tool families are found, not listed: every ``NAME_tools.py`` next to this file is one, so a
+# new backend's lab brings its module and edits nothing here (see the module docstring).
+FAMILY_SUFFIX = "_tools.py"
+FAMILIES = tuple(
+    sorted(
+        f[: -len(".py")]
+        for f in os.listdir(os.path.dirname(os.path.abspath(__file__)))
+        if f.endswith(FAMILY_SUFFIX) and not f.startswith(("_", "."))
+    )
+)
 _LOADED: list = []
 
 
 def families() -> list:
-    """Every family's module, imported once."""
+    """Every family's module, imported once: the toolstack's (``TOOLSTACK = True``) first."""
     if not _LOADED:
         if __package__:
             import importlib
 
-            _LOADED.extend(importlib.import_module("." + n, __package__) for n in FAMILIES)
+            found = [importlib.import_module("." + n, __package__) for n in FAMILIES]
         else:
             # Run by path (the wrappers, the server): the family files are siblings on sys.path[0].
-            _LOADED.extend(__import__(n) for n in FAMILIES)
+            found = [__import__(n) for n in FAMILIES]
+        # The toolstack answers hooks first, as every host has it whatever the manager.
+        _LOADED.extend(sorted(found, key=lambda f: not getattr(f, "TOOLSTACK", False)))
     return _LOADED
 
 

@@ -602,6 +602,8 @@ FAIL_MESSAGES = {
     "clustat": ("Could not connect to CMAN: No such file or directory\n", "", 1),
     "clusvcadm": ("", "Could not connect to cluster service\n", 1),
 }
+# The backend this family is the lab of (control.BACKENDS is built from this).
+BACKEND = "rgmanager"
 TOOLS = {"clustat": tool_clustat, "clusvcadm": tool_clusvcadm}
 # Armed faults (emulator.fire_armed) this family fires: [kind] -> (db, lab_dir, guest, host).
 ARMED = {"start-behind-on-start": start_behind}

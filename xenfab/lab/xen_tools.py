@@ -629,6 +629,10 @@ FAIL_MESSAGES = {
     ),
     "xentop": ("Failed to initialize xenstat library\n", "", 1),
 }
+# The backend this family is the lab of (xl: no cluster manager, the toolstack alone), and the
+# family every host has whatever the manager.
+BACKEND = "xl"
+TOOLSTACK = True
 TOOLS = {
     "xl": lambda ctx, args: tool_xen(ctx, "xl", args),
     "xm": lambda ctx, args: tool_xen(ctx, "xm", args),
