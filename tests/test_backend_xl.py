@@ -37,7 +37,8 @@ def _snap(options=None, xen02_down=False) -> Snapshot:
     if xen02_down:
         reports["xen02"] = HostReport("xen02", error="xen02: connection refused")
     else:
-        reports["xen02"] = _host("xen02", "Domain-0")
+        # An empty autostart directory: it answered, and claims nothing.
+        reports["xen02"] = _host("xen02", "Domain-0", _auto())
     entries = [HostEntry("xen01"), HostEntry("xen02"), HostEntry("xen03")]
     return assemble("t", "2026-12-01T23:00:00Z", entries, reports, "xen01", b, "/srv/xen")
 
