@@ -338,7 +338,7 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 # Claimed by no host that answered: one that did not may claim it (and run it).
                 blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
                 if blind:
-                    m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(g, blind)))
+                    m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(blind)))
                     continue
             m.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
             continue
@@ -448,7 +448,7 @@ def _blind_reason(hosts: list[str]) -> str:
     )
 
 
-def _unclaimed_reason(g: Guest, hosts: list[str]) -> str:
+def _unclaimed_reason(hosts: list[str]) -> str:
     dead = " ".join(f"--dead {h}" for h in hosts)
     return (
         f"claimed by no host that answered, but {', '.join(hosts)} did not: its autostart may "
