@@ -121,3 +121,22 @@ def test_a_missing_config_directory_leaves_every_down_guest_still_down(fresh_lab
     unplaced = {u["guest"]: u["reason"] for u in layout["unplaced"]}
     assert set(unplaced) == down
     assert all("no such directory" in r and "no-such-dir" in r for r in unplaced.values())
+
+
+def test_xl_a_silent_host_may_claim_an_unlinked_guest_until_it_is_declared_dead(xl_lab):
+    link = next(p for p in (xl_lab.dir / "xen-auto").iterdir() if p.name.startswith("web01"))
+    link.unlink()
+    xl_lab.inject("host-down", "xen03")
+    layout, res = _layout("--env", "lab-xl")
+    assert res.returncode == 2, res.stderr
+    still = {u["guest"]: u for u in layout["unplaced"]}
+    assert still["web01"]["kind"] == "liveness-unknown"
+    assert (
+        "xen03 did not" in still["web01"]["reason"] and "--dead xen03" in still["web01"]["reason"]
+    )
+    assert "web01" not in {s["guest"] for s in layout["skipped"]}
+    layout, _ = _layout("--env", "lab-xl", "--dead", "xen03")
+    skipped = {s["guest"]: s["reason"] for s in layout["skipped"]}
+    assert "xen03 did not answer" in skipped["web01"]
+    assert "not ours as far as anyone can tell" in skipped["web01"]
+    assert "web01" not in {a["guest"] for a in layout["assignments"]}
