@@ -358,6 +358,25 @@ def start_rows(out: Outcome) -> list[list[str]]:
     ]
 
 
+def confirm_rows(out: Outcome, fig: dict) -> list[list[str]]:
+    """The xl backend's pre-start round (bench_confirm.py): 100 hosts vs 1 host."""
+    if not fig:
+        what = "xl pre-start round (bench_confirm.py)"
+        return [["confirm", what, "-", "-", "-", "-", out.status]]
+    target = fig.get("target", 20)
+    return [
+        [
+            "confirm",
+            f"xl pre-start round (every host's `xl list`), {fig['hosts']} hosts vs 1 host",
+            fmt_s(fig["many_s"]),
+            f"{fmt_s(fig['one_s'])} (1 host)",
+            fmt_ratio(fig["ratio"]),
+            f"<= {target:g}x",
+            verdict(fig.get("ok")) + ("" if out.rc == 0 else f" ({out.status})"),
+        ]
+    ]
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -404,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
             if opt in have:
                 start_args += [opt, value]
     outcomes["start"] = run_bench("bench_start.py", start_args, timeout)
+    # Its own xl lab (the shared one above is rgmanager, with 200 ms per command).
+    confirm_json = os.path.join(tempfile.gettempdir(), f"xenfab-bench-confirm-{os.getpid()}.json")
+    outcomes["confirm"] = run_bench("bench_confirm.py", [*quick, "--json", confirm_json], timeout)
+    figures["confirm"] = read_json(confirm_json)
+    if os.path.exists(confirm_json):
+        os.unlink(confirm_json)
 
     rows = [
         *gather_rows(outcomes["gather"], figures["gather"]),
@@ -411,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         *plan_rows(outcomes["plan"]),
         *place_rows(outcomes["place"], figures["place"]),
         *start_rows(outcomes["start"]),
+        *confirm_rows(outcomes["confirm"], figures["confirm"]),
     ]
     headers = ["bench", "figure", "measured", "bound / baseline", "ratio", "target", "verdict"]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

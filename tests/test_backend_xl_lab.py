@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import posixpath
 import threading
 from collections import Counter
 from pathlib import Path
@@ -49,6 +50,11 @@ class XlRun:
         return report, out.getvalue()
 
 
+def autostart_links(lab) -> dict[str, list[Path]]:
+    """Host -> the entries of its own autostart directory (the lab keeps one per host)."""
+    return {h.name: sorted((h / "auto").iterdir()) for h in sorted((lab.dir / "hosts").iterdir())}
+
+
 def not_up(report) -> set[str]:
     """The guests a start report leaves down (failed, not started, unconfirmed)."""
     return {x.guest for x in report.results if x.outcome in BAD_OUTCOMES}
@@ -71,7 +77,8 @@ def domains(lab) -> Counter:
 def test_no_cluster_manager_every_autostarted_guest_back_once_the_rest_left_alone(xl_lab, tmp_path):
     assert xl_lab.ssh("xen01", "command -v clustat").returncode != 0  # no rgmanager tools
     # web01 is no longer linked from the autostart directory: not ours, never started.
-    link = next(p for p in (xl_lab.dir / "xen-auto").iterdir() if p.name.startswith("web01"))
+    links = [p for ps in autostart_links(xl_lab).values() for p in ps]
+    link = next(p for p in links if p.name.startswith("web01"))
     link.unlink()
     r = XlRun(xl_lab, tmp_path)
     assert r.snap.backend == "xl" and r.snap.quorate is None
@@ -150,10 +157,41 @@ def test_two_workstations_racing_never_start_a_guest_twice(xl_lab, tmp_path):
 
 def test_an_unreadable_autostarted_config_is_still_down_not_a_warning(xl_lab, tmp_path):
     # The lab's legacy-vm.cfg computes its name (no parser can read it) and is autostarted.
-    assert (xl_lab.dir / "xen-auto" / "legacy-vm.cfg").is_symlink()
+    links = [p for ps in autostart_links(xl_lab).values() for p in ps]
+    assert [p.name for p in links].count("legacy-vm.cfg") == 1
     r = XlRun(xl_lab, tmp_path)
     unplaced = {u.guest: u for u in r.layout.unplaced}
     assert "legacy-vm" in unplaced, sorted(unplaced)
     assert unplaced["legacy-vm"].kind == "cannot-plan"
     assert "legacy-vm.cfg: 15: name is computed" in unplaced["legacy-vm"].reason
     assert not r.layout.assignment("legacy-vm")
+
+
+def test_each_host_has_its_own_autostart_directory_linking_what_ran_there(xl_lab, tmp_path):
+    st = xl_lab.status()
+    links = autostart_links(xl_lab)
+    assert set(links) == {h["name"] for h in st["hosts"]}
+    # Every guest's config is linked once, from the host the guest ran on (owner, else last).
+    linked_from = {p.resolve().name: host for host, ps in links.items() for p in ps}
+    assert sum(len(ps) for ps in links.values()) == len(st["services"])
+    assert set(linked_from) == {p.name for p in (xl_lab.dir / "xenconfig").iterdir()}
+    assert len(set(linked_from.values())) > 1
+    # The one path the config names is, on each host, that host's own directory.
+    shared = xl_lab.dir / "xen-auto"
+    assert not shared.exists()
+    for host, ps in links.items():
+        res = xl_lab.ssh(host, f"ls {shared}")
+        assert res.returncode == 0 and sorted(res.stdout.split()) == [p.name for p in ps]
+    # So the backend knows which one host would have autostarted each down guest: its last host.
+    r = XlRun(xl_lab, tmp_path)
+    down = [g for g in r.snap.guests if g.state == "down"]
+    assert len(down) >= 15
+    for g in down:
+        assert g.last_owner is not None and g.last_owner in links, g
+        assert (
+            any(
+                p.resolve().name == posixpath.basename(g.config_file or "")
+                for p in links[g.last_owner]
+            )
+            or g.name == "legacy-vm"
+        ), g

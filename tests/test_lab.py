@@ -386,7 +386,7 @@ def test_disable_then_enable_a_failed_service(fresh_lab) -> None:
 
 
 def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
-    from xenfab.lab import emulator
+    from xenfab.lab import xen_tools
 
     st = fresh_lab.status()
     cfg_dir = fresh_lab.dir / "xenconfig"
@@ -397,9 +397,9 @@ def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
         if fname == "legacy-vm.cfg":
             assert 'name = "legacy%02d" % vmid' in text
             with pytest.raises(ValueError):
-                emulator.read_cfg(str(cfg_dir / fname))
+                xen_tools.read_cfg(str(cfg_dir / fname))
             continue
-        cfg = emulator.read_cfg(str(cfg_dir / fname))
+        cfg = xen_tools.read_cfg(str(cfg_dir / fname))
         assert 512 <= cfg["memory"] <= 16384 and 1 <= cfg["vcpus"] <= 8
         names.add(cfg["name"])
     assert {s["name"][3:] for s in st["services"]} - names == {"legacy07"}
@@ -412,7 +412,7 @@ def test_configs_vary_and_hold_every_guest(fresh_lab) -> None:
     assert re.search(r"\S\s*#\s", blob)  # comments after a value
     assert any(not f.endswith(".cfg") for f in texts)
     assert any(
-        emulator.read_cfg(str(cfg_dir / f))["name"] + ".cfg" != f
+        xen_tools.read_cfg(str(cfg_dir / f))["name"] + ".cfg" != f
         for f in texts
         if f != "legacy-vm.cfg"
     )
@@ -477,6 +477,26 @@ def test_fabric_and_strict_paramiko(lab) -> None:
         client.close()
 
 
+def test_status_summary_is_the_backends_own_count(lab) -> None:
+    """rgmanager counts its services' states; xl counts domains listed on live hosts."""
+    rg = lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    states = [s["state"] for s in rg["services"]]
+    assert rg["summary"] == {
+        "running": states.count("started") + states.count("starting"),
+        "down": sum(states.count(x) for x in ("disabled", "failed", "stopped", "recoverable")),
+        "quorate": True,
+    }
+    xl = lab.reseed(backend="xl")
+    # The same scenario: what rgmanager calls running is what some host lists.
+    assert xl["summary"] == {**rg["summary"], "quorate": None}
+    lab.inject("host-down", "xen01")
+    on_xen01 = sum(1 for s in xl["services"] if s["owner"] == "xen01")
+    after = lab.status()["summary"]
+    assert after["running"] == xl["summary"]["running"] - on_xen01
+    assert after["down"] == xl["summary"]["down"] + on_xen01
+    lab.reseed(backend="rgmanager")
+
+
 def test_status_task_json(lab, capsys) -> None:
     import json
 
@@ -489,6 +509,7 @@ def test_status_task_json(lab, capsys) -> None:
     assert set(st) == {
         "hosts",
         "services",
+        "summary",
         "quorate",
         "backend",
         "starts",

@@ -7,7 +7,9 @@ Layout of a lab directory::
     id_ed25519[.pub]         client key (authorized_keys holds its public half)
     sshd/                    host key, one sshd_config/pid/log per group of <= 16 addresses
     bin/labsh                sshd's ForceCommand: picks the host from the dialled address
-    hosts/<name>/bin/        that host's tools (xl or xm, xentop, clustat, clusvcadm, hostname)
+    hosts/<name>/bin/        that host's tools: its toolstack's (xl or xm, xentop), its cluster
+                             manager's (rgmanager: two more), hostname
+    hosts/<name>/auto/       xl backend: that host's autostart directory (see xen_tools.HOST_PATHS)
     state.db                 the shared SQLite state (see emulator.SCHEMA)
     xenconfig/               guest configs, shared by all hosts like /xenconfig on a SAN
     emulator.log             the emulator server's errors
@@ -39,18 +41,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import LabError
-from . import emulator, scenario
+from . import emulator, rgmanager_tools, scenario, xen_tools
 
 SSHD = "/usr/sbin/sshd"
 GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
-# The emulated tools by family: a backend brings its own (rgmanager: clustat, clusvcadm; xl-only
-# clusters: none beyond the Xen toolstack).
-XEN_TOOLS = {"xl": ("xl", "xentop"), "xm": ("xm", "xentop")}
-BACKEND_TOOLS = {"rgmanager": ("clustat", "clusvcadm"), "xl": ()}
-TOOLS_XL = XEN_TOOLS["xl"] + BACKEND_TOOLS["rgmanager"]
-TOOLS_XM = XEN_TOOLS["xm"] + BACKEND_TOOLS["rgmanager"]
-# The lab's autostart directory (xl backend): links to the configs of the guests to bring back.
-AUTO_DIR = "xen-auto"
+# The emulated tools by family (see emulator.FAMILIES): every host gets its toolstack's, and a lab
+# the tools of its backend's family, which also declares the lab's status summary, its faults,
+# its host-local paths and what it sets up on disk (``HOST_TOOLS``, ``summary``, ``FAULTS``,
+# ``HOST_PATHS``, ``setup``).
+TOOLSTACK = xen_tools
+BACKENDS = {"rgmanager": rgmanager_tools, "xl": xen_tools}
 EMULATOR = Path(emulator.__file__).resolve()
 
 
@@ -166,6 +166,7 @@ def _write_tools(
     """labsh and one bin/ per host with wrappers for the tools of its toolstack."""
     (lab / "bin").mkdir(exist_ok=True)
     cases = "\n".join(f"{h['address']}) XENFAB_LAB_HOST={h['name']} ;;" for h in hosts)
+    paths = "".join(_host_path(lab, shared, own) for shared, own in _host_paths().items())
     labsh = f"""#!/bin/sh
 # xenfab lab: sshd's ForceCommand for every simulated host. The address the client dialled
 # (3rd field of SSH_CONNECTION) says which host this is; its tools come first on PATH.
@@ -180,7 +181,7 @@ XENFAB_LAB_DIR={shlex.quote(str(lab))}
 PATH="$XENFAB_LAB_DIR/hosts/$XENFAB_LAB_HOST/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTNAME=$XENFAB_LAB_HOST
 export XENFAB_LAB_HOST XENFAB_LAB_DIR PATH HOSTNAME
-if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
+{paths}if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
     exec /bin/sh
 fi
 exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
@@ -195,14 +196,46 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
     for h in hosts:
         bin_dir = hosts_dir / h["name"] / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
-        tools = XEN_TOOLS.get(h["toolstack"], XEN_TOOLS["xl"]) + BACKEND_TOOLS[backend]
-        every = {t for family in (*XEN_TOOLS.values(), *BACKEND_TOOLS.values()) for t in family}
+        stacks = TOOLSTACK.TOOLSTACKS
+        tools = stacks.get(h["toolstack"], stacks["xl"]) + BACKENDS[backend].HOST_TOOLS
+        families = (*stacks.values(), *(b.HOST_TOOLS for b in BACKENDS.values()))
+        every = {t for family in families for t in family}
         for stale in every - set(tools):
             with contextlib.suppress(FileNotFoundError):
                 (bin_dir / stale).unlink()
         for tool in tools:
             _write_exec(bin_dir / tool, _wrapper(lab, h["name"], tool, server))
         _write_exec(bin_dir / "hostname", f"#!/bin/sh\necho {shlex.quote(h['name'])}\n")
+
+
+def _host_paths() -> dict[str, str]:
+    """Every family's host-local paths: LAB/shared -> LAB/hosts/HOST/own in a host's commands."""
+    return {k: v for f in (TOOLSTACK, *BACKENDS.values()) for k, v in f.HOST_PATHS.items()}
+
+
+def _host_path(lab: Path, shared: str, own: str) -> str:
+    """labsh lines mapping ``LAB/shared`` to ``LAB/hosts/$XENFAB_LAB_HOST/own`` in the command.
+
+    The lab's hosts share one filesystem; a directory each real host has of its own at one path
+    (xendomains' /etc/xen/auto) is one path in the config, and this host's own in its commands.
+    """
+    q = shlex.quote
+    return f"""# {shared}: a path of this host's own (see the lab's control.py, _host_path)
+from={q(str(lab / shared))}
+to="$XENFAB_LAB_DIR/hosts/$XENFAB_LAB_HOST/{own}"
+case $SSH_ORIGINAL_COMMAND in
+*"$from"*)
+    rest=$SSH_ORIGINAL_COMMAND cmd=
+    while :; do
+        case $rest in
+        *"$from"*) cmd=$cmd${{rest%%"$from"*}}$to rest=${{rest#*"$from"}} ;;
+        *) break ;;
+        esac
+    done
+    SSH_ORIGINAL_COMMAND=$cmd$rest
+    ;;
+esac
+"""
 
 
 def _wrapper(lab: Path, host: str, tool: str, server: dict | None) -> str:
@@ -551,8 +584,8 @@ def up(
         raise LabError(f"seed must be an integer, not {seed!r}")
     if not isinstance(boot_s, (int, float)) or boot_s < 0:
         raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
-    if backend not in BACKEND_TOOLS:
-        raise LabError(f"backend must be one of {', '.join(BACKEND_TOOLS)}, not {backend!r}")
+    if backend not in BACKENDS:
+        raise LabError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if not os.path.exists(SSHD):
         raise LabError(f"{SSHD} not found: install openssh-server")
     lab = _dir(lab_dir)
@@ -582,7 +615,7 @@ def up(
         addresses = [h["address"] for h in host_rows]
         for a in addresses:
             _wait(lambda a=a: _banner(a, port), 20, f"sshd on {a}:{port}")
-        info["started"] = time.time()
+        info["up_since"] = time.time()
         _write_info(lab, info)
     result = status(lab)
     result["restarted"] = restarted
@@ -591,20 +624,17 @@ def up(
 
 
 def _write_backend(lab: Path, backend: str) -> None:
-    """Record the lab's backend; for xl, link every guest's config from the autostart dir."""
+    """Record the lab's backend; its family sets up what it needs on disk (xl: autostart dirs)."""
     db = emulator.connect(str(lab))
     try:
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('backend', ?)", (backend,))
-        cfgs = [r["cfg"] for r in db.execute("SELECT cfg FROM services ORDER BY name")]
+        guests = emulator.guest_records(db)
+        for name, family in BACKENDS.items():
+            if name != backend:
+                family.setup(str(lab), db, guests, False)  # what another backend left
+        BACKENDS[backend].setup(str(lab), db, guests, True)
     finally:
         db.close()
-    auto = lab / AUTO_DIR
-    shutil.rmtree(auto, ignore_errors=True)
-    if backend != "xl":
-        return
-    auto.mkdir()
-    for cfg in cfgs:
-        (auto / cfg).symlink_to(lab / "xenconfig" / cfg)
 
 
 def _start_sshd(lab: Path, host_rows: list[dict], server: dict) -> tuple[dict, int]:
@@ -692,7 +722,7 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
         if server:
             stopped.append(server)
         if info:
-            info.pop("started", None)
+            info.pop("up_since", None)
             info.pop("server", None)
             _write_info(lab, info)
     return {"lab_dir": str(lab), "stopped": stopped}
@@ -719,6 +749,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
             }
             for h in db.execute("SELECT * FROM hosts ORDER BY nodeid")
         ]
+        records = emulator.guest_records(db, now)
         services = [
             {
                 "name": s["name"],
@@ -726,10 +757,13 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
                 "owner": s["owner"],
                 "last_owner": s["last_owner"],
             }
-            for s in emulator.services(db, now)
+            for s in records
         ]
         quorate = emulator.meta(db, "quorate", "1") == "1"
         backend = emulator.meta(db, "backend", "rgmanager")
+        family = BACKENDS.get(backend, BACKENDS["rgmanager"])
+        # The lab's guests as its backend's tools see them: {running, down, quorate}
+        summary = family.summary(db, records, now)
         starts = [
             {
                 "guest": r["guest"],
@@ -745,6 +779,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
     return {
         "hosts": hosts,
         "services": services,
+        "summary": summary,
         "quorate": quorate,
         "backend": backend,
         "starts": starts,
@@ -756,22 +791,22 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
     }
 
 
-INJECT_KINDS = {
+# Faults of the shared state; each family adds its own (FAULTS: arguments and handler).
+HOST_FAULTS = {
     "host-down": ("HOST",),
     "host-up": ("HOST",),
     "slow": ("HOST", "MS"),
     "command-fails": ("HOST",),
     "command-ok": ("HOST",),
-    "inquorate": (),
-    "quorate": (),
-    "start-behind": ("GUEST", "HOST"),
-    # a hand `xl create` on HOST: the domain runs there, the cluster does not know
-    "hand-start": ("GUEST", "HOST"),
-    # armed: fire at the next clusvcadm acting on another guest (during a run's starts)
-    "hand-start-on-start": ("GUEST", "HOST"),
-    "start-behind-on-start": ("GUEST", "HOST"),
-    "start-fails": ("GUEST",),
-    "start-ok": ("GUEST",),
+}
+GUEST_FAULTS = {"start-fails": ("GUEST",), "start-ok": ("GUEST",)}
+_FAMILY_FAULTS = {
+    k: v for f in (TOOLSTACK, *BACKENDS.values()) for k, v in getattr(f, "FAULTS", {}).items()
+}
+INJECT_KINDS = {
+    **HOST_FAULTS,
+    **{k: spec for k, (spec, _handler) in _FAMILY_FAULTS.items()},
+    **GUEST_FAULTS,
 }
 
 
@@ -815,10 +850,10 @@ def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -
                 raise LabError(f"{kind}: no host {arg!r} in the lab")
             values["host"] = arg
         elif name == "GUEST":
-            svc = arg if arg.startswith("vm:") else "vm:" + arg
-            if not db.execute("SELECT 1 FROM services WHERE name = ?", (svc,)).fetchone():
+            record = emulator.guest_record(db, arg)
+            if record is None:
                 raise LabError(f"{kind}: no guest {arg!r} in the lab")
-            values["svc"] = svc
+            values["guest"], values["record"] = record["guest"], record["name"]
         elif name == "MS":
             if not arg.isdigit() or int(arg) > 600_000:
                 raise LabError(f"{kind}: MS must be a whole number of milliseconds, not {arg!r}")
@@ -837,26 +872,17 @@ def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
         db.execute(
             "UPDATE hosts SET fails = ? WHERE name = ?", (kind == "command-fails", v["host"])
         )
-    elif kind in ("inquorate", "quorate"):
-        db.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('quorate', ?)",
-            ("1" if kind == "quorate" else "0",),
-        )
     elif kind in ("start-fails", "start-ok"):
         db.execute(
-            "UPDATE services SET start_fails = ? WHERE name = ?", (kind == "start-fails", v["svc"])
+            "UPDATE services SET start_fails = ? WHERE name = ?",
+            (kind == "start-fails", v["record"]),
         )
-    elif kind == "start-behind":
-        emulator.start_behind(db, str(lab), v["svc"], v["host"], cluster=True)
-    elif kind == "hand-start":
-        emulator.start_behind(db, str(lab), v["svc"], v["host"], cluster=False)
-    elif kind in ("hand-start-on-start", "start-behind-on-start"):
-        armed = json.loads(emulator.meta(db, emulator.ARMED_KEY, "[]") or "[]")
-        armed.append([kind, v["svc"], v["host"]])
-        db.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-            (emulator.ARMED_KEY, json.dumps(armed)),
-        )
+    else:
+        _spec, handler = _FAMILY_FAULTS[kind]
+        if handler == "armed":
+            emulator.arm(db, kind, v["guest"], v["host"])
+        else:
+            handler(db, str(lab), v)
 
 
 def reseed(
@@ -871,8 +897,8 @@ def reseed(
 
     ``backend`` switches the lab's cluster manager (rgmanager or xl); None keeps the current one.
     """
-    if backend is not None and backend not in BACKEND_TOOLS:
-        raise LabError(f"backend must be one of {', '.join(BACKEND_TOOLS)}, not {backend!r}")
+    if backend is not None and backend not in BACKENDS:
+        raise LabError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     lab = _dir(lab_dir)
     info = _existing_lab(lab)
     with _locked(lab):

@@ -1,6 +1,7 @@
 """The lab's emulated rgmanager tools: clustat and clusvcadm (rgmanager 3.0, RHEL 6).
 
-One family of the lab's tools (``emulator.py`` has the Xen toolstack and the shared state):
+One family of the lab's tools (``xen_tools.py`` has the Xen toolstack, ``emulator.py`` the
+dispatcher and the shared state):
 a lab brought up with ``backend: rgmanager`` puts these on every host, ``xl`` does not. Like
 the emulator it uses the standard library only and never imports the xenfab package.
 """
@@ -14,31 +15,99 @@ import time
 
 try:  # imported as part of xenfab.lab
     from .emulator import (
-        RUNNING_STATES,
         Ctx,
         _getopt,
-        _record_start,
-        effective_state,
         fire_armed,
         host_free_mib,
         meta,
-        read_cfg,
-        services,
+        record_start,
         write_transaction,
     )
+    from .xen_tools import hand_start, read_cfg
 except ImportError:  # run by path, next to emulator.py
     from emulator import (  # type: ignore[no-redef]
-        RUNNING_STATES,
         Ctx,
         _getopt,
-        _record_start,
-        effective_state,
         fire_armed,
         host_free_mib,
         meta,
-        read_cfg,
-        services,
+        record_start,
         write_transaction,
+    )
+    from xen_tools import hand_start, read_cfg  # type: ignore[no-redef]
+
+
+RUNNING_STATES = ("starting", "started", "stopping", "checking", "migrating", "recovering")
+# The rgmanager backend's down states (xenfab.cluster.rgmanager): the lab's status counts them.
+DOWN_STATES = ("disabled", "failed", "stopped", "recoverable")
+SERVICE_PREFIX = "vm:"
+
+
+# --------------------------------------------------------------------------- the guests' record
+# The scenario records every guest as an rgmanager service (``services``, in rgmanager's words):
+# this family keeps that record in every lab, and answers the emulator's hooks about it.
+
+
+def effective_state(state: str, transition: float, boot_s: float, now: float) -> str:
+    """A ``starting`` service reads ``started`` once boot_s seconds have passed (no daemon)."""
+    if state == "starting" and now >= transition + boot_s:
+        return "started"
+    return state
+
+
+def services(db, now: float | None = None) -> list[dict]:
+    """All services, sorted by name, with the lazily computed state."""
+    now = time.time() if now is None else now
+    boot_s = float(meta(db, "boot_s", "2"))
+    out = []
+    for r in db.execute("SELECT * FROM services ORDER BY name"):
+        d = dict(r)
+        d["state"] = effective_state(r["state"], r["transition"], boot_s, now)
+        if r["state"] == "starting" and d["state"] == "started":
+            d["transition"] = r["transition"] + boot_s
+        out.append(d)
+    return out
+
+
+def _guest_of(svc: str) -> str:
+    return svc[len(SERVICE_PREFIX) :] if svc.startswith(SERVICE_PREFIX) else svc
+
+
+def _record(db, guest: str):
+    """The service of ``guest`` (``web01`` or ``vm:web01``), with its guest name; None if none."""
+    svc = guest if guest.startswith(SERVICE_PREFIX) else SERVICE_PREFIX + guest
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
+    return None if row is None else {**dict(row), "guest": _guest_of(svc)}
+
+
+def _records(db, now: float) -> list[dict]:
+    out = []
+    for s in services(db, now):
+        ran_on = s["owner"] if s["state"] in RUNNING_STATES else s["last_owner"]
+        out.append({**s, "guest": _guest_of(s["name"]), "ran_on": ran_on})
+    return out
+
+
+def _domain_built(db, guest: str, host: str, now: float) -> None:
+    # A domain built by hand (xl create) is, in the lab's record, the service started there.
+    db.execute(
+        "UPDATE services SET state = 'started', owner = ?, last_owner = ?, transition = ? "
+        "WHERE name = ?",
+        (host, host, now, SERVICE_PREFIX + guest),
+    )
+
+
+def start_behind(db, lab_dir: str, guest: str, host: str) -> None:
+    """The cluster started ``guest`` on ``host`` just now, behind xenfab's back."""
+    row = _record(db, guest)
+    if row is None:
+        return
+    hand_start(db, lab_dir, row["guest"], host)
+    last = row["owner"] if row["state"] in RUNNING_STATES else row["last_owner"]
+    db.execute(
+        "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ? "
+        "WHERE name = ?",
+        (host, last, time.time(), row["name"]),
     )
 
 
@@ -441,7 +510,7 @@ def _enable(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
 
 def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
     db = ctx.db
-    fire_armed(ctx, svc)
+    fire_armed(ctx, _guest_of(svc))
     now = time.time()
     boot_s = float(meta(db, "boot_s", "2"))
     if meta(db, "quorate", "1") != "1":
@@ -456,7 +525,7 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
     state = effective_state(row["state"], row["transition"], boot_s, now)
     if state == "failed":
         # rgmanager: "#43: Service vm:x has failed; can not start." -- disable it first
-        _record_start(ctx, guest, target, now, now, False)
+        record_start(ctx.db, guest, target, now, now, False)
         return RG_EFAIL, None
     if state in RUNNING_STATES and row["owner"]:
         owner = db.execute("SELECT up FROM hosts WHERE name = ?", (row["owner"],)).fetchone()
@@ -474,7 +543,7 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
     if not fail and cfg["memory"] > host_free_mib(db, target):
         fail = True
     if fail:
-        _record_start(ctx, guest, target, now, now, False)
+        record_start(ctx.db, guest, target, now, now, False)
         db.execute(
             "UPDATE services SET state = 'stopped', owner = NULL, last_owner = ?, transition = ? "
             "WHERE name = ?",
@@ -494,7 +563,7 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
         "restarts = 0 WHERE name = ?",
         (target, last, now, svc),
     )
-    _record_start(ctx, guest, target, now, now + boot_s, True)
+    record_start(ctx.db, guest, target, now, now + boot_s, True)
     return RG_SUCCESS, target
 
 
@@ -505,7 +574,7 @@ def _disable(ctx: Ctx, svc: str) -> int:
 
 def _disable_locked(ctx: Ctx, svc: str) -> int:
     db = ctx.db
-    fire_armed(ctx, svc)
+    fire_armed(ctx, _guest_of(svc))
     if meta(db, "quorate", "1") != "1":
         return RG_EQUORUM
     row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
@@ -534,3 +603,44 @@ FAIL_MESSAGES = {
     "clusvcadm": ("", "Could not connect to cluster service\n", 1),
 }
 TOOLS = {"clustat": tool_clustat, "clusvcadm": tool_clusvcadm}
+# Armed faults (emulator.fire_armed) this family fires: [kind] -> (db, lab_dir, guest, host).
+ARMED = {"start-behind-on-start": start_behind}
+HOOKS = {"record": _record, "records": _records, "domain-built": _domain_built}
+
+
+# --------------------------------------------------------------------------- the lab's control side
+# What xenfab.lab.control reads for a lab with ``backend: rgmanager``: the tools every host
+# gets beyond the toolstack, the status summary, the faults.
+
+HOST_TOOLS = ("clustat", "clusvcadm")
+HOST_PATHS: dict = {}
+
+
+def _set_quorate(db, quorate: bool) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('quorate', ?)", ("1" if quorate else "0",)
+    )
+
+
+# [kind] -> (arguments, handler(db, lab_dir, values)); "armed" ones wait for a start.
+FAULTS = {
+    "inquorate": ((), lambda db, lab, v: _set_quorate(db, False)),
+    "quorate": ((), lambda db, lab, v: _set_quorate(db, True)),
+    "start-behind": (
+        ("GUEST", "HOST"),
+        lambda db, lab, v: start_behind(db, lab, v["guest"], v["host"]),
+    ),
+    # armed: fire at the next start acting on another guest (during a run's starts)
+    "start-behind-on-start": (("GUEST", "HOST"), "armed"),
+}
+
+
+def summary(db, guests: list[dict], now: float) -> dict:
+    """rgmanager's view of the lab's guests: services running (or starting), down, quorum."""
+    running = sum(1 for g in guests if g["state"] in ("started", "starting"))
+    down = sum(1 for g in guests if g["state"] in DOWN_STATES)
+    return {"running": running, "down": down, "quorate": meta(db, "quorate", "1") == "1"}
+
+
+def setup(lab_dir: str, db, guests: list[dict], active: bool) -> None:
+    """Nothing on disk: rgmanager's state is the services record, which the scenario wrote."""

@@ -32,16 +32,18 @@ BACKEND_HELP = (
 def _summary(st: dict) -> str:
     hosts = st["hosts"]
     svcs = st["services"]
-    started = sum(1 for s in svcs if s["state"] in ("started", "starting"))
+    # The lab's own count, by its backend's tools (rgmanager: service states; xl: domain lists).
+    summary = st["summary"]
     down = sum(1 for h in hosts if not h["up"])
     state = "running" if st["running"] else "stopped"
+    quorum = summary["quorate"]
     text = (
         f"lab {state} in {st['lab_dir']}: {len(hosts)} hosts ({down} down) on 127.0.0.x:"
-        f"{st['port']}, {len(svcs)} guests ({started} started), "
+        f"{st['port']}, {len(svcs)} guests ({summary['running']} started), "
         + (
-            "no cluster manager (xl)"
-            if st.get("backend") == "xl"
-            else f"{'quorate' if st['quorate'] else 'INQUORATE'}"
+            f"no cluster manager ({st['backend']})"
+            if quorum is None
+            else f"{'quorate' if quorum else 'INQUORATE'}"
         )
     )
     if st["running"] and not st.get("server_pid"):
@@ -160,7 +162,7 @@ def status(c, format="table", lab_dir=None):
     help={
         "kind": "host-down, host-up, slow, command-fails, command-ok, inquorate, quorate, "
         "start-behind, hand-start (an xl create the cluster does not see), hand-start-on-start, "
-        "start-behind-on-start (armed: at the next clusvcadm on another guest), start-fails, "
+        "start-behind-on-start (armed: at the next start of another guest), start-fails, "
         "start-ok",
         "host": "the host (host-down/-up, slow, command-fails/-ok, start-behind, hand-start...)",
         "guest": "the guest, e.g. web01 (start-behind, hand-start..., start-fails/-ok)",
