@@ -401,8 +401,7 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
             )
         )
     if expect is not None:
-        live = {name for name, on in seen.items() if on}
-        for name, ran in expect.missing(names_seen, live):
+        for name, ran in expect.missing(names_seen, seen):
             reason = expect.no_config_reason(ran)
             tier = policy.tier_of(name)
             m.unplaced.append(
