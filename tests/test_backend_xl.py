@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_assemble import _host
 
-from xenfab.cluster import Output, backend, check_options
+from xenfab.cluster import ClusterState, Output, backend, check_options
 from xenfab.config import HostEntry
 from xenfab.errors import ConfigError
 from xenfab.gather.assemble import HostReport, assemble
@@ -37,7 +37,8 @@ def _snap(options=None, xen02_down=False) -> Snapshot:
     if xen02_down:
         reports["xen02"] = HostReport("xen02", error="xen02: connection refused")
     else:
-        reports["xen02"] = _host("xen02", "Domain-0")
+        # An empty autostart directory: it answered, and claims nothing.
+        reports["xen02"] = _host("xen02", "Domain-0", _auto())
     entries = [HostEntry("xen01"), HostEntry("xen02"), HostEntry("xen03")]
     return assemble("t", "2026-12-01T23:00:00Z", entries, reports, "xen01", b, "/srv/xen")
 
@@ -64,11 +65,47 @@ def test_an_unreachable_host_makes_every_down_guest_liveness_unknown_until_decla
     layout = plan(snap, Policy())
     assert not layout.assignments
     still = {u.guest: u for u in layout.unplaced}
-    assert sorted(still) == ["web01", "web02"]
+    # calc and scratch are claimed by no host that answered: xen02's own link may claim them.
+    assert sorted(still) == ["calc", "scratch", "web01", "web02"]
+    assert {u.kind for u in still.values()} == {"liveness-unknown"}
     assert "liveness unknown" in still["web01"].reason and "--dead xen02" in still["web01"].reason
+    assert "xen02 did not" in still["scratch"].reason and "--dead xen02" in still["scratch"].reason
+    assert "scratch" not in {s.guest for s in layout.skipped}
     dead = plan(snap, Policy(), dead=["xen02"])
     assert sorted(a.guest for a in dead.assignments) == ["web01", "web02"]
     assert all(a.host != "xen02" for a in dead.assignments)
+    # Declared dead, its autostart directory still unread: not ours as far as anyone can tell.
+    skipped = {s.guest: s.reason for s in dead.skipped}
+    assert "xen02 did not answer (its /etc/xen/auto unread)" in skipped["scratch"]
+    assert "not ours as far as anyone can tell" in skipped["scratch"]
+    assert not dead.unplaced
+
+
+def test_the_note_names_only_the_hosts_that_did_not_answer():
+    b = backend("xl")
+    svc = b.complete(
+        ClusterState(None),
+        {"scratch": "/srv/xen/scratch.cfg"},
+        {},
+        {"xen01": _auto(), "xen03": {"autostart": Output("ls: cannot open", 2)}},
+        hosts=["xen01", "xen02", "xen03"],
+    ).services["scratch"]
+    assert svc.state == "not-ours"
+    assert "xen02, xen03 did not answer" in svc.note and "xen01" not in svc.note
+    everyone = b.complete(
+        ClusterState(None),
+        {"scratch": "/srv/xen/scratch.cfg"},
+        {},
+        {"xen01": _auto()},
+        {},
+        ["xen01"],
+    )
+    assert everyone.services["scratch"].note.endswith("not ours to start")
+    # No autostart directory: nothing a silent host holds could claim it.
+    none = backend("xl", {"auto_dir": None}).complete(
+        ClusterState(None), {"scratch": "/srv/xen/scratch.cfg"}, {}, {}, {}, ["xen01", "xen02"]
+    )
+    assert none.services["scratch"].note.endswith("not ours to start")
 
 
 def test_no_auto_directory_and_no_patterns_means_nothing_is_ours():

@@ -121,3 +121,28 @@ def test_a_missing_config_directory_leaves_every_down_guest_still_down(fresh_lab
     unplaced = {u["guest"]: u["reason"] for u in layout["unplaced"]}
     assert set(unplaced) == down
     assert all("no such directory" in r and "no-such-dir" in r for r in unplaced.values())
+
+
+def test_xl_a_silent_host_may_claim_what_no_host_that_answered_links(xl_lab):
+    # Each host links what ran on it from its own autostart directory: xen03's are unread.
+    on_xen03 = {p.resolve().name for p in (xl_lab.dir / "hosts" / "xen03" / "auto").iterdir()}
+    assert on_xen03
+    xl_lab.inject("host-down", "xen03")
+    try:
+        layout, res = _layout("--env", "lab-xl")
+        assert res.returncode == 2, res.stderr
+        still = {u["guest"]: u for u in layout["unplaced"]}
+        claimed = {g for g in still if f"{g}.cfg" in on_xen03}
+        assert claimed, sorted(still)
+        for g in claimed:
+            assert still[g]["kind"] == "liveness-unknown"
+            assert "xen03 did not" in still[g]["reason"] and "--dead xen03" in still[g]["reason"]
+        assert not claimed & {s["guest"] for s in layout["skipped"]}
+        layout, _ = _layout("--env", "lab-xl", "--dead", "xen03")
+        skipped = {s["guest"]: s["reason"] for s in layout["skipped"]}
+        for g in claimed:
+            assert "xen03 did not answer" in skipped[g]
+            assert "not ours as far as anyone can tell" in skipped[g]
+        assert not claimed & {a["guest"] for a in layout["assignments"]}
+    finally:
+        xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")

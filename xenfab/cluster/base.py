@@ -80,6 +80,9 @@ class StateVocabulary:
     owners_tracked: bool = True
     # Running states a service may be moved from once its owner is proven dead.
     movable: frozenset[str] = frozenset()
+    # States of a guest that is down but claimed by nothing (xl: a config no autostart link or
+    # pattern names): never started, unless a saved snapshot shows it ran (``--expect``).
+    unclaimed: frozenset[str] = frozenset()
 
     @property
     def occupying(self) -> frozenset[str]:
@@ -192,13 +195,15 @@ class ClusterBackend(ABC):
         running: Mapping[str, list[str]],
         host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
         unreadable: Mapping[str, str] | None = None,
+        hosts: Iterable[str] | None = None,
     ) -> ClusterState:
         """The cluster state once every host answered.
 
         ``configs``: guest name -> its config file; ``running``: guest name -> hosts whose
         domain list shows it; ``host_outputs``: each reachable host's probe outputs;
-        ``unreadable``: config files that could not be read (path -> why). A manager that
-        tracks services itself returns ``cluster`` as is.
+        ``unreadable``: config files that could not be read (path -> why); ``hosts``: every
+        host of the environment, answered or not (None: those of ``host_outputs``). A manager
+        that tracks services itself returns ``cluster`` as is.
         """
         return cluster
 

@@ -44,7 +44,12 @@ NOT_OURS = "not-ours"
 # A domain in a host's list occupies that host whatever its xl state letters say (paused,
 # dying, crashed): only "listed nowhere" is down.
 STATES = StateVocabulary(
-    frozenset({DOWN}), frozenset({RUNNING}), frozenset(), frozenset(), owners_tracked=False
+    frozenset({DOWN}),
+    frozenset({RUNNING}),
+    frozenset(),
+    frozenset(),
+    owners_tracked=False,
+    unclaimed=frozenset({NOT_OURS}),
 )
 # What the guard in front of `xl create` prints when the target already lists the domain.
 GUARD_REFUSED = "XENFAB-GUARD-REFUSED"
@@ -146,14 +151,20 @@ class XlBackend(ClusterBackend):
         running: Mapping[str, list[str]],
         host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
         unreadable: Mapping[str, str] | None = None,
+        hosts: Iterable[str] | None = None,
     ) -> ClusterState:
         """One service per guest config: running where listed, else down when marked ours.
 
         An unreadable config linked from an autostart directory is ours, and its guest is down
         as far as anyone can tell: it gets a service named after the file, so that it ends the
-        run under STILL DOWN with the reason instead of as a warning only.
+        run under STILL DOWN with the reason instead of as a warning only. A guest no host that
+        answered claims is ``not-ours``; when some host of ``hosts`` did not answer, its note
+        names them (their autostart directory is unread): the planner keeps it down with its
+        liveness unknown until they are declared dead.
         """
-        marked = parse_autostart(host_outputs or {}) if self.auto_dir is not None else {}
+        outputs = host_outputs or {}
+        marked = parse_autostart(outputs) if self.auto_dir is not None else {}
+        silent = unread_autostart(outputs, hosts) if self.auto_dir is not None else []
         patterns = list(self.options.get("guests", []))
         services: dict[str, ServiceState] = {}
         for name, path in sorted(configs.items()):
@@ -173,12 +184,17 @@ class XlBackend(ClusterBackend):
                 note = f"matches backend_options.guests {pattern!r}"
                 services[name] = ServiceState(name, DOWN, None, None, note)
             else:
-                services[name] = ServiceState(
-                    name,
-                    NOT_OURS,
-                    note=f"not linked from {self.auto_dir or 'an autostart directory'} on any "
-                    "host that answered, nor in backend_options.guests: not ours to start",
-                )
+                auto = self.auto_dir or "an autostart directory"
+                note = f"not linked from {auto} on any host that answered, nor in "
+                if silent:
+                    # The silent host's own link may claim it: only its death settles that.
+                    note += (
+                        f"backend_options.guests; {', '.join(silent)} did not answer (its {auto} "
+                        "unread): not ours as far as anyone can tell"
+                    )
+                else:
+                    note += "backend_options.guests: not ours to start"
+                services[name] = ServiceState(name, NOT_OURS, note=note)
         for path in sorted(unreadable or {}):
             linked = sorted(h for h, paths in marked.items() if _linked(path, paths))
             name = _file_stem(path)
@@ -285,6 +301,18 @@ def parse_autostart(host_outputs: Mapping[str, Mapping[str, Output]]) -> dict[st
         if paths:
             marked[host] = paths
     return marked
+
+
+def unread_autostart(
+    host_outputs: Mapping[str, Mapping[str, Output]], hosts: Iterable[str] | None
+) -> list[str]:
+    """The hosts of ``hosts`` whose autostart entries were not read (no answer, probe failed)."""
+    read = {
+        h
+        for h, outputs in host_outputs.items()
+        if (o := outputs.get(AUTO_PROBE)) and not o.exit_code
+    }
+    return sorted(h for h in dict.fromkeys(hosts or ()) if h not in read)
 
 
 def _file_stem(path: str) -> str:

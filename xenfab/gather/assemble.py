@@ -113,7 +113,9 @@ def guests_from(
         # Paths, not the basename keys of `broken`: the backend tells its own links apart.
         unreadable = {path: why for path, why in (file_errors or {}).items()}
         unreadable.update({os.path.join(config_dir, key): why for key, why in broken.items()})
-        cluster = backend.complete(cluster, named, running, host_outputs or {}, unreadable)
+        cluster = backend.complete(
+            cluster, named, running, host_outputs or {}, unreadable, [h.name for h in hosts]
+        )
     guests: list[Guest] = []
     for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)

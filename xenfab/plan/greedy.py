@@ -312,7 +312,7 @@ def _sticky(m: Model, st: State, g: PGuest) -> tuple[int, str] | None:
             return h, f"preferred host ({fit_text(st, g, h)})"
     h = g.last_owner
     if h is not None and st.fits(g, h):
-        return h, f"last owner ({fit_text(st, g, h)})"
+        return h, f"{g.last_owner_why} ({fit_text(st, g, h)})"
     return None
 
 

@@ -45,6 +45,8 @@ class PGuest:
     avoided: frozenset[int] = frozenset()
     prefer: tuple[int, ...] = ()
     last_owner: int | None = None
+    # How the plan names last_owner when it is chosen (--expect: where it ran in the snapshot).
+    last_owner_why: str = "last owner"
     order: int = 0
     # The dead (or what-if failed) host the cluster still shows it on, when it is taken over.
     takeover_from: str | None = None
@@ -287,6 +289,7 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
     """
     snap, policy = m.snapshot, m.policy
     states = snap.states
+    expect = policy.expect  # --expect: plan.expect.Expectation, or None
     hosts = snap.hosts
     index = {h.name: i for i, h in enumerate(hosts)}
     # Domains seen in xl list on live hosts: a guest found there must never be started again.
@@ -313,6 +316,8 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
             continue  # reported with its first entry
         names_seen.add(g.name)
         kind = states.kind(g.state)
+        if expect is not None:
+            kind = expect.kind_of(g, kind, states)
         owner = hosts[index[g.owner]] if g.owner in index else None
         takeover: str | None = None
         if kind in ("running", "transition") and owner is not None:
@@ -326,6 +331,15 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
                 continue
         if takeover is None and kind != "down":
+            if g.state in states.unclaimed:
+                if expect is not None:
+                    m.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
+                    continue
+                # Claimed by no host that answered: one that did not may claim it (and run it).
+                blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
+                if blind:
+                    m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(blind)))
+                    continue
             m.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
             continue
         running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
@@ -333,6 +347,11 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if running:
             m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
             continue
+        if kind == "down" and takeover is None and expect is not None:
+            skip = expect.not_brought_back(g)
+            if skip:
+                m.skipped.append(Skipped(g.name, g.state, skip))
+                continue
         if kind == "down" and takeover is None and not states.owners_tracked:
             # No manager records where a guest runs: any host that did not answer may run it.
             blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
@@ -361,7 +380,10 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                     if host_matches(hosts[i].name, [p]) and i not in prefer:
                         prefer.append(i)
             prefer_lists[wanted] = tuple(prefer)
-        last = index.get(g.last_owner or "") if policy.prefer_last_owner else None
+        last_host, last_why = g.last_owner, "last owner"
+        if expect is not None and expect.host_of(g.name) is not None:
+            last_host, last_why = expect.host_of(g.name), f"ran here in {expect.source}"
+        last = index.get(last_host or "") if policy.prefer_last_owner else None
         m.guests.append(
             PGuest(
                 idx=len(m.guests),
@@ -374,9 +396,17 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 avoided=avoided,
                 prefer=prefer_lists[wanted],
                 last_owner=last if last is not None and last in usable else None,
+                last_owner_why=last_why,
                 takeover_from=takeover,
             )
         )
+    if expect is not None:
+        for name, ran in expect.missing(names_seen, seen):
+            reason = expect.no_config_reason(ran)
+            tier = policy.tier_of(name)
+            m.unplaced.append(
+                Unplaced(name, ran.memory_mib, reason, {}, tier, ran.vcpus, CANNOT_PLAN)
+            )
     m.unplaced.sort(key=lambda u: (u.tier, u.guest))
 
 
@@ -414,6 +444,15 @@ def _blind_reason(hosts: list[str]) -> str:
     return (
         f"{', '.join(hosts)} unreachable and no cluster manager says where it runs: liveness "
         f"unknown; fence or power off, or declare dead: {dead}"
+    )
+
+
+def _unclaimed_reason(hosts: list[str]) -> str:
+    dead = " ".join(f"--dead {h}" for h in hosts)
+    return (
+        f"claimed by no host that answered, but {', '.join(hosts)} did not: its autostart may "
+        f"claim it and its domain list may show it, liveness unknown; fence or power off, or "
+        f"declare dead ({dead}): then it is not ours, as far as anyone can tell"
     )
 
 

@@ -81,6 +81,10 @@ def _classes(value: Any) -> Any:
     return out
 
 
+def _run_only(value: Any) -> Any:
+    raise ValueError("set for one run by --expect SNAPSHOT.json, not in the config")
+
+
 @dataclass
 class Policy:
     """How to place guests; every field is a documented ``policy`` key."""
@@ -115,6 +119,11 @@ class Policy:
     exact_search_s: NonNegFloat = doc(
         2.0, "time budget (seconds) of repair + exact search when greedy leaves guests down"
     )
+    # This run's --expect (plan.expect.Expectation): no help text, so not a documented key;
+    # on the policy so that every plan of the run, the engine's replans too, reads it.
+    expect: Annotated[Any, Check(_run_only, before=True)] = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     def tier_of(self, guest: str) -> int:
         """The guest's tier: an exact name entry wins, else the most important matching pattern."""
@@ -138,6 +147,7 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         """The policy as the config mapping that ``policy_from_dict`` reads back."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del data["expect"]  # a run option, not a config key
         data["anti_affinity"] = {
             name: (
                 list(c.members)

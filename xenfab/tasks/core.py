@@ -33,6 +33,8 @@ PLAN_HELP = {
     "explain": "say why each guest got its host, and why unplaced guests fit nowhere",
     "dead": "hosts known dead for this run (powered off or fenced), comma-separated: their "
     "guests may be restarted elsewhere; the audit log records it with your name",
+    "expect": "bring back what ran then: start only the down guests this saved snapshot "
+    "(fab facts --format json) shows running, preferably where they ran",
 }
 
 
@@ -82,11 +84,15 @@ def check_dead(snap: Snapshot, dead: list[str]) -> list[str]:
     return dead
 
 
-def _layout(cfg, env, snap, strategy, exclude, without, dead=()):
+def _layout(cfg, env, snap, strategy, exclude, without, dead=(), expect=None):
     from ..plan import plan
     from ..show.progress import SearchNotice
 
     policy = run_policy(cfg, env, strategy, exclude)
+    if expect:
+        from ..plan.expect import with_expectation
+
+        policy = with_expectation(policy, expect, snap)
     return plan(snap, policy, without=without, dead=dead, on_search=SearchNotice()), policy
 
 
@@ -156,6 +162,7 @@ def show_layout(
     explain=False,
     loc=None,
     dead=None,
+    expect=None,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
     opts = dict(locals())
@@ -164,7 +171,7 @@ def show_layout(
 
 
 def preview(
-    c, *, env, config, format, from_, strategy, exclude, without, explain, loc, dead
+    c, *, env, config, format, from_, strategy, exclude, without, explain, loc, dead, expect=None
 ) -> Outcome:
     """show-layout's work: print the plan and the STILL DOWN block; return how it ended."""
     from .. import show
@@ -176,7 +183,14 @@ def preview(
     dead_hosts = check_dead(snap, split_list(dead))
     refused = refusal(snap)
     layout, _ = _layout(
-        cfg, environment, snap, strategy, split_list(exclude), split_list(without), dead_hosts
+        cfg,
+        environment,
+        snap,
+        strategy,
+        split_list(exclude),
+        split_list(without),
+        dead_hosts,
+        expect,
     )
     backend = get_backend(
         snap.backend or environment.backend,
@@ -256,6 +270,7 @@ def _start(
     step,
     break_lock,
     dead,
+    expect=None,
 ) -> Outcome:
     from .. import show
     from ..cluster import backend as get_backend
@@ -276,7 +291,14 @@ def _start(
     dead_hosts = check_dead(snap, split_list(dead))
     refused = refusal(snap)
     layout, policy = _layout(
-        cfg, environment, snap, strategy, split_list(exclude), split_list(without), dead_hosts
+        cfg,
+        environment,
+        snap,
+        strategy,
+        split_list(exclude),
+        split_list(without),
+        dead_hosts,
+        expect,
     )
     if hosts is not None:
         _check_targets(hosts, snap, layout, environment.name)
@@ -432,6 +454,7 @@ def start_host(
     step=False,
     break_lock=False,
     dead=None,
+    expect=None,
 ):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
     opts = dict(locals())
@@ -458,6 +481,7 @@ def start_all(
     step=False,
     break_lock=False,
     dead=None,
+    expect=None,
 ):
     """Start every down guest where the layout puts it, in parallel within safe caps."""
     opts = dict(locals())
