@@ -117,12 +117,13 @@ def solve(
     *,
     threads: int = 1,
     hosts: list[int] | None = None,
+    warm_start: bool = True,
 ) -> tuple[list[int | None] | None, bool] | None:
     """(better layout or None, proven optimal) within ``deadline``; None when HiGHS is absent.
 
     The returned layout places strictly more (tier-weighted) than ``incumbent``. With ``hosts``
     (a neighbourhood), only the guests on those hosts and the guests left down may move; the
-    proof then covers that neighbourhood only.
+    proof then covers that neighbourhood only. ``warm_start``: give HiGHS the incumbent first.
     """
     try:
         import highspy
@@ -210,14 +211,22 @@ def solve(
             h.changeColsCost(n_all, all_idx, np.array(cost))
         # The keep stage is a tie-break: a short look, never the budget's remainder.
         h.setOptionValue("time_limit", min(left, KEEP_MAX_S) if is_keep else left)
-        sol = highspy.HighsSolution()
-        sol.col_value = [float(x) for x in best]
-        h.setSolution(sol)
+        if warm_start:
+            sol = highspy.HighsSolution()
+            sol.col_value = [float(x) for x in best]
+            h.setSolution(sol)
         h.run()
         status = h.getModelStatus()
         values = h.getSolution().col_value
         if len(values) == n_all and h.getInfo().primal_solution_status == 2:
-            best = [round(v) for v in values]
+            found = [round(v) for v in values]
+            # HiGHS 1.16 can report an optimum found from a MIP start yet hand back the start's
+            # values (seen: objective 5, values worth 4). A proof must rest on the layout we
+            # adopt, so values short of the reported objective are not trusted: solve again cold.
+            worth = sum(a * b for a, b in zip(cost, found, strict=True))
+            if warm_start and worth < h.getInfo().objective_function_value - 0.5:
+                return solve(m, incumbent, deadline, threads=threads, hosts=hosts, warm_start=False)
+            best = found
         if is_keep:
             break
         if status != highspy.HighsModelStatus.kOptimal:
