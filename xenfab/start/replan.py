@@ -109,14 +109,16 @@ def only_this_guest(
     held = {name: (host, mem, vcpus) for name, host, mem, vcpus in pending}
     if replan_state is None:
         replan_state = get_backend(snap.backend).replan_state
+    unclaimed = trial.states.unclaimed
     for g in trial.guests:
         if g.name == guest:
             g.state = replan_state(g.state)
             continue
-        if not trial.is_down(g):
+        if not trial.is_down(g) and g.state not in unclaimed:
             continue
         # Not ours to place now: either another guest of this run (its room is held below) or
-        # a guest outside this run (--host), which must not compete for the room.
+        # a guest outside this run (--host), which must not compete for the room. An unclaimed
+        # guest too: --expect would claim it in the trial and let it take this guest's room.
         g.state = "pending"
     for name, (host_name, mem, vcpus) in held.items():
         h = hosts.get(host_name)
