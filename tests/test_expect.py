@@ -203,3 +203,28 @@ def test_show_layout_takes_expect_and_a_bad_file_is_one_line(tmp_path):
     no_traceback(res)
     assert res.returncode == 1
     assert len(res.stderr.strip().splitlines()) == 1 and "cannot read snapshot" in res.stderr
+
+
+def test_from_refuses_a_snapshot_of_another_environment_or_backend(tmp_path):
+    """--from applies this environment's policy and backend: another cluster's facts are refused."""
+    env = {"XENFAB_LAB_DIR": str(tmp_path)}
+    other = tmp_path / "other.json"
+    s = _now_rg()
+    s.environment = "prod-east"
+    other.write_text(s.to_json())
+    res = fab("show-layout", "--from", str(other), env=env)
+    no_traceback(res)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"xenfab: --from {other}: a snapshot of environment 'prod-east', not of 'lab' "
+        "(give --env prod-east)"
+    ]
+    s.environment = "lab"
+    s.backend = "xl"
+    other.write_text(s.to_json())
+    res = fab("show-layout", "--from", str(other), env=env)
+    no_traceback(res)
+    assert res.returncode == 1
+    assert "a snapshot of backend xl, not of rgmanager (environment lab)" in res.stderr
+    res = fab("capacity", "--from", str(other), env=env)
+    assert res.returncode == 1 and "a snapshot of backend xl" in res.stderr

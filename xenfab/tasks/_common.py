@@ -21,6 +21,7 @@ from ..textsafe import printable
 
 if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
+    from ..snapshot import Snapshot
 
 FORMATS = ("table", "json")
 
@@ -105,6 +106,25 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     return fmt
+
+
+def saved_snapshot(path: str, env: Environment) -> Snapshot:
+    """The snapshot ``--from PATH``, refused (one line) when it is of another environment."""
+    from ..snapshot import DEFAULT_BACKEND, Snapshot, SnapshotError
+
+    snap = Snapshot.load(path)
+    # The environment's policy, backend and lock would be applied to another cluster's facts.
+    if snap.environment != env.name:
+        raise SnapshotError(
+            f"--from {path}: a snapshot of environment {snap.environment!r}, not of "
+            f"{env.name!r} (give --env {snap.environment})"
+        )
+    if (snap.backend or DEFAULT_BACKEND) != env.backend:
+        raise SnapshotError(
+            f"--from {path}: a snapshot of backend {snap.backend or DEFAULT_BACKEND}, not "
+            f"of {env.backend} (environment {env.name})"
+        )
+    return snap
 
 
 def split_list(value: str | None) -> list[str]:

@@ -6,7 +6,7 @@ from invoke import task
 
 from ..errors import ExitCode
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
-from ._common import check_format, cli, exit_with, load, split_list
+from ._common import check_format, cli, exit_with, load, saved_snapshot, split_list
 from .core import COMMON_HELP, PLAN_HELP, check_dead, run_policy
 
 CAPACITY_HELP = {
@@ -44,7 +44,6 @@ def capacity(
     from ..gather import gather
     from ..plan.capacity import capacity as nk_report
     from ..schema import NonNegFloat, PosInt, option
-    from ..snapshot import Snapshot
 
     check_format(format)
     # Options default to None so Invoke hands us text: its own casts fail with a traceback.
@@ -53,7 +52,9 @@ def capacity(
     cfg, environment = load(c, config, env, loc)
     # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
     # report says so in its warnings instead of refusing to report.
-    snap = Snapshot.load(from_) if from_ else gather(environment, base_config=c.config)
+    snap = (
+        saved_snapshot(from_, environment) if from_ else gather(environment, base_config=c.config)
+    )
     lost = check_dead(snap, split_list(dead))
     for name in lost:
         # Declared dead for this run: counted as failed already, like a host that did not answer.

@@ -10,7 +10,7 @@ from invoke import task
 
 from ..errors import ConfigError, ExitCode, StartRefused
 from ..textsafe import printable
-from ._common import check_format, cli, exit_with, load, split_list
+from ._common import check_format, cli, exit_with, load, saved_snapshot, split_list
 
 if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
@@ -40,9 +40,7 @@ PLAN_HELP = {
 
 def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     if from_:
-        from ..snapshot import Snapshot
-
-        return Snapshot.load(from_)
+        return saved_snapshot(from_, env)
     from ..gather import gather
 
     return gather(env, base_config=c.config)
