@@ -32,7 +32,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from xenfab import lab  # noqa: E402
 from xenfab.config import load_config  # noqa: E402
-from xenfab.gather import gather, ssh  # noqa: E402
+from xenfab.gather import gather  # noqa: E402
+from xenfab.remote import fabric_config  # noqa: E402
 from xenfab.start import watch  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -70,7 +71,7 @@ def measure(lab_dir: str, hosts: int, rounds: int) -> dict:
     out: dict = {"hosts": hosts, "rounds": rounds, "readers": watch.READERS}
     for key, subset in (("one", snap.hosts[:1]), ("many", snap.hosts)):
         one_env = dataclasses.replace(env)
-        pool = watch.SessionPool(one_env, ssh.fabric_config(one_env))
+        pool = watch.SessionPool(one_env, fabric_config(one_env))
         w = watch.DomainWatch(pool, subset, env.ssh.connect_timeout, lambda _msg: None)
         try:
             median, times = _round_seconds(w, rounds)
