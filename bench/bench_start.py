@@ -41,7 +41,7 @@ from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import XenfabConfig, load_config  # noqa: E402
 from xenfab.gather import batch, environment_hosts, gather  # noqa: E402
 from xenfab.plan import plan  # noqa: E402
-from xenfab.start import start_guests  # noqa: E402
+from xenfab.start import StartOptions, start_guests  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 
@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         log = io.StringIO()
         load0 = os.getloadavg()[0]
         t1, c1 = time.monotonic(), os.times()
-        report = start_guests(cfg, env, snap, layout, policy, parallel=parallel, out=log)
+        report = start_guests(
+            cfg, env, snap, layout, policy, StartOptions(parallel=parallel, out=log)
+        )
         wall = time.monotonic() - t1
         c2 = os.times()
         cpu = (c2.user + c2.system) - (c1.user + c1.system)

@@ -15,7 +15,7 @@ from xenfab.config import load_config
 from xenfab.errors import StartRefused
 from xenfab.gather import gather
 from xenfab.plan import plan
-from xenfab.start import start_guests
+from xenfab.start import StartOptions, start_guests
 from xenfab.start.report import BAD_OUTCOMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +44,8 @@ class XlRun:
     def start(self, **kw):
         out = io.StringIO()
         kw.setdefault("parallel", 8)
-        report = start_guests(
-            self.cfg, self.env, self.snap, self.layout, self.policy, out=out, **kw
-        )
+        options = StartOptions(out=out, **kw)
+        report = start_guests(self.cfg, self.env, self.snap, self.layout, self.policy, options)
         return report, out.getvalue()
 
 

@@ -26,7 +26,7 @@ from xenfab.errors import StartRefused
 from xenfab.gather import gather
 from xenfab.plan import plan, policy_from_dict
 from xenfab.plan.policy import MOVED
-from xenfab.start import start_guests
+from xenfab.start import StartOptions, start_guests
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.lab
@@ -69,9 +69,8 @@ class Run:
     def start(self, **kw):
         out = io.StringIO()
         kw.setdefault("parallel", 8)
-        report = start_guests(
-            self.cfg, self.env, self.snap, self.layout, self.policy, out=out, **kw
-        )
+        options = StartOptions(out=out, **kw)
+        report = start_guests(self.cfg, self.env, self.snap, self.layout, self.policy, options)
         return report, out.getvalue()
 
     def audit(self) -> list[dict]:
@@ -290,7 +289,7 @@ from xenfab.config import load_config
 from xenfab.errors import XenfabError
 from xenfab.gather import gather
 from xenfab.plan import plan
-from xenfab.start import start_guests
+from xenfab.start import StartOptions, start_guests
 
 mode = sys.argv[1]
 cfg = load_config({config!r})
@@ -302,7 +301,7 @@ pol = env.policy
 snap = gather(env)
 layout = plan(snap, pol)
 try:
-    rep = start_guests(cfg, env, snap, layout, pol, parallel=2, step=mode == "step")
+    rep = start_guests(cfg, env, snap, layout, pol, StartOptions(parallel=2, step=mode == "step"))
 except XenfabError as exc:
     print("xenfab:", exc)
     sys.exit(2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .options import StartOptions, options_of
+from .options import StartOptions
 from .outcome import Outcome
 from .report import OUTCOMES, GuestResult, StartReport
 
@@ -25,16 +25,11 @@ def start_guests(
     layout: Layout,
     policy: Policy,
     options: StartOptions | None = None,
-    **fields: Any,
 ) -> StartReport:
-    """Start ``layout``'s guests; raises StartRefused (before any start) when it is not safe.
-
-    ``options`` say how (StartOptions); keyword ``fields`` replace single options of it
-    (``parallel=2``), a TypeError naming an unknown one.
-    """
+    """Start ``layout``'s guests as ``options`` say; StartRefused (before any start) if unsafe."""
     from .engine import Engine
 
-    return Engine(cfg, env, snapshot, layout, policy, options_of(options, **fields)).run()
+    return Engine(cfg, env, snapshot, layout, policy, options or StartOptions()).run()
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -42,8 +42,3 @@ class StartOptions:
             object.__setattr__(self, "only_hosts", frozenset(self.only_hosts))
         if not isinstance(self.dead_hosts, frozenset):
             object.__setattr__(self, "dead_hosts", frozenset(self.dead_hosts))
-
-
-def options_of(options: StartOptions | None = None, **fields: object) -> StartOptions:
-    """``options`` (or the defaults) with ``fields`` replaced; TypeError for an unknown field."""
-    return replace(options or StartOptions(), **fields)  # type: ignore[arg-type]
