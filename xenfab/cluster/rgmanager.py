@@ -69,8 +69,10 @@ def _xq(value: str) -> str:
 # start it by itself (`stopped` is also what a failed enable leaves). Transitions: rgmanager is
 # acting on it; starting it over would race rgmanager. `checking` is a status check of a started
 # service. `uninitialized` and anything new are unknown: left alone.
-DOWN_STATES = frozenset({"disabled", "failed", "stopped", "recoverable"})
-RUNNING_STATES = frozenset({"started"})
+# The state a service is in when it runs, and the one it is left in when disabled by hand.
+STARTED, DISABLED = "started", "disabled"
+DOWN_STATES = frozenset({DISABLED, "failed", "stopped", "recoverable"})
+RUNNING_STATES = frozenset({STARTED})
 TRANSITION_STATES = frozenset({"starting", "stopping", "recovering", "migrating", "checking"})
 # A failed enable leaves the service `failed` (or `stopped`, already down): retried, not waited on.
 STATES = StateVocabulary(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..cluster.rgmanager import DISABLED, STARTED
 from ..snapshot import Domain, Guest, Host, Snapshot
 from .policy import Policy, policy_from_dict
 
@@ -45,7 +46,7 @@ def tight_instance(
     """A tight instance; with ``oversized_class`` one class has more members than hosts."""
     while True:
         inst = _attempt(rng, hosts, fill, oversized_class)
-        down = sum(1 for g in inst.snapshot.guests if g.state == "disabled")
+        down = sum(1 for g in inst.snapshot.guests if g.state == DISABLED)
         if violations(inst.snapshot, inst.policy(), inst.planted):
             continue  # the vCPU cap or a running member made the planted layout invalid
         if oversized_class or guests[0] <= down <= guests[1]:
@@ -114,7 +115,7 @@ def _attempt(
             run_mem += f[0]
             run_vcpus += f[1]
             running_guests.append(
-                Guest(member, memory_mib=f[0], vcpus=f[1], state="started", owner=hname)
+                Guest(member, memory_mib=f[0], vcpus=f[1], state=STARTED, owner=hname)
             )
         free = total - dom0 - run_mem_target
         room = free - reserve
@@ -155,10 +156,10 @@ def _attempt(
         hosts.append(Host(hname, total_mib=total, free_mib=actual_free, cpus=cpus, domains=domains))
         for gname, mem, vcpus in planned:
             planted[gname] = hname
-            down.append(Guest(gname, memory_mib=mem, vcpus=vcpus, state="disabled"))
+            down.append(Guest(gname, memory_mib=mem, vcpus=vcpus, state=DISABLED))
     for member in extra_members:
         f = rng.choice(flavours)
-        down.append(Guest(member, memory_mib=f[0], vcpus=f[1], state="disabled"))
+        down.append(Guest(member, memory_mib=f[0], vcpus=f[1], state=DISABLED))
     rng.shuffle(down)
     policy = {
         "strategy": "round-robin",

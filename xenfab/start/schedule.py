@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..cluster import ClusterBackend, ClusterState, ServiceState
 from ..cluster import backend as get_backend
+from ..snapshot import DEFAULT_BACKEND
 from .outcome import Action, Outcome, Tally, Verdict
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
@@ -31,7 +32,7 @@ DONE = "done"
 
 def _default_backend() -> ClusterBackend:
     """The backend of callers that name none (snapshots before backends were recorded)."""
-    return get_backend("rgmanager")
+    return get_backend(DEFAULT_BACKEND)
 
 
 @dataclass
