@@ -323,11 +323,14 @@ def lock_text(
         return None
     if not seen.held:
         line = f"run lock on {seen.host} not read ({seen.error}): the start takes it itself"
+    elif saved_at is not None:
+        line = (
+            f"run lock on {seen.host}, at the time of the snapshot ({saved_at}): held by "
+            f"{owner_seen(seen).describe()}; a start reads it afresh"
+        )
     else:
         line = f"run lock on {seen.host} held by {owner_seen(seen).describe()}"
-        if saved_at is not None:
-            line += f" at the time of the snapshot ({saved_at}); a start reads it afresh"
-        elif break_lock:
+        if break_lock:
             line += ": --break-lock breaks it if it is still that run's"
         else:
             line += ": starts would be refused (fab start-all --break-lock if that run is gone)"
