@@ -32,23 +32,34 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from xenfab import lab  # noqa: E402
 from xenfab.config import load_config  # noqa: E402
-from xenfab.gather import gather, ssh  # noqa: E402
+from xenfab.gather import gather  # noqa: E402
+from xenfab.remote import fabric_config  # noqa: E402
 from xenfab.start import watch  # noqa: E402
 
 REPO = os.path.dirname(HERE)
-# A 100-host round may take this many 1-host rounds. The engine reads with watch.READERS (16)
-# threads: 100 hosts are 7 waves of parallel reads, so a round that overlapped perfectly would
-# be 7x; on a 2-core machine the lab's sshd, shells and emulator compete for the same cores as
-# the readers, which is why the target allows 3x that (and stays 1/5 of reading host after host).
-TARGET_RATIO = 20.0
+# The round's target: it uses the cores it has. On a real cluster each host answers from its own
+# CPUs and a round is latency-bound; in the lab every host's sshd channel, shell and emulator
+# share this machine's cores, so a warm round is CPU-bound (measured: 11.8 ms per host read one
+# after another, 1.7 ms of it xenfab's). 16 readers must then bring the round to within 1.25x of
+# (one reader's round / min(cores, readers)). The first target, 100 hosts <= 20x one host,
+# assumed latency-bound reads and measured the lab's CPU instead: it is still printed, as info.
+TARGET_OVERLAP = 1.25
+RATIO_WAS_TARGET = 20.0
+# xenfab's own CPU per host read (paramiko, threads, parsing): what a 1000-host round costs the
+# workstation per turn, whatever the hosts; 3 ms keeps that turn's CPU under 3 s.
+TARGET_CPU_MS = 3.0
 
 
-def _round_seconds(w: watch.DomainWatch, rounds: int) -> tuple[float, list[float]]:
-    """Median seconds of ``rounds`` rounds of ``w`` (after one warm-up round), and all of them."""
+def _round_seconds(w: watch.DomainWatch, rounds: int) -> tuple[float, list[float], float]:
+    """Median seconds of ``rounds`` rounds of ``w`` (after a warm-up), all of them, CPU per round.
+
+    The CPU is this process's (xenfab's reader: paramiko, threads, parsing), not the lab's.
+    """
     warm = w.begin()
     w.wait(warm, 120)
     assert not warm.unproven(w.hosts), warm.unproven(w.hosts)
     times = []
+    cpu0 = time.process_time()
     for _ in range(rounds):
         t0 = time.monotonic()
         rnd = w.begin()
@@ -57,7 +68,8 @@ def _round_seconds(w: watch.DomainWatch, rounds: int) -> tuple[float, list[float
         missing = rnd.unproven(w.hosts)
         if missing:
             raise SystemExit(f"bench_confirm: a round missed {len(missing)} host(s): {missing}")
-    return statistics.median(times), times
+    cpu = (time.process_time() - cpu0) / rounds
+    return statistics.median(times), times, cpu
 
 
 def measure(lab_dir: str, hosts: int, rounds: int) -> dict:
@@ -68,20 +80,34 @@ def measure(lab_dir: str, hosts: int, rounds: int) -> dict:
     snap = gather(env)
     assert len(snap.hosts) == hosts, (len(snap.hosts), hosts)
     out: dict = {"hosts": hosts, "rounds": rounds, "readers": watch.READERS}
-    for key, subset in (("one", snap.hosts[:1]), ("many", snap.hosts)):
+    for key, subset, readers in (
+        ("one", snap.hosts[:1], watch.READERS),
+        ("many", snap.hosts, watch.READERS),
+        ("serial", snap.hosts, 1),
+    ):
         one_env = dataclasses.replace(env)
-        pool = watch.SessionPool(one_env, ssh.fabric_config(one_env))
-        w = watch.DomainWatch(pool, subset, env.ssh.connect_timeout, lambda _msg: None)
+        pool = watch.SessionPool(one_env, fabric_config(one_env))
+        saved, watch.READERS = watch.READERS, readers
         try:
-            median, times = _round_seconds(w, rounds)
+            w = watch.DomainWatch(pool, subset, env.ssh.connect_timeout, lambda _msg: None)
+        finally:
+            watch.READERS = saved
+        try:
+            median, times, cpu = _round_seconds(w, rounds)
         finally:
             w.stop()
             pool.close()
         out[f"{key}_s"] = round(median, 4)
         out[f"{key}_all_s"] = [round(t, 4) for t in times]
+        out[f"{key}_cpu_ms_per_host"] = round(1000 * cpu / len(subset), 2)
     out["ratio"] = round(out["many_s"] / out["one_s"], 2)
-    out["target"] = TARGET_RATIO
-    out["ok"] = out["ratio"] <= TARGET_RATIO
+    out["speedup"] = round(out["serial_s"] / out["many_s"], 2)
+    out["cores"] = os.cpu_count() or 1
+    out["bound_s"] = round(out["serial_s"] / min(out["cores"], watch.READERS), 4)
+    out["overlap"] = round(out["many_s"] / out["bound_s"], 2)
+    out["target"] = TARGET_OVERLAP
+    out["target_cpu_ms"] = TARGET_CPU_MS
+    out["ok"] = out["overlap"] <= TARGET_OVERLAP and out["many_cpu_ms_per_host"] <= TARGET_CPU_MS
     return out
 
 
@@ -108,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(
         f"pre-start round (every host's xl list, {fig['readers']} readers): "
-        f"1 host {fig['one_s']:.3f} s, {hosts} hosts {fig['many_s']:.3f} s: "
-        f"{fig['ratio']:.1f}x (target <= {TARGET_RATIO:.0f}x: "
-        f"{'ok' if fig['ok'] else 'OVER'})"
+        f"1 host {fig['one_s']:.3f} s, {hosts} hosts {fig['many_s']:.3f} s ({fig['ratio']:.1f}x), "
+        f"one reader {fig['serial_s']:.3f} s; bound {fig['bound_s']:.3f} s "
+        f"(one reader / {min(fig['cores'], fig['readers'])} cores): {fig['overlap']:.2f}x "
+        f"(target <= {TARGET_OVERLAP:g}x); xenfab CPU {fig['many_cpu_ms_per_host']:.2f} ms per "
+        f"host (target <= {TARGET_CPU_MS:g}): {'ok' if fig['ok'] else 'NOT met'}"
     )
     if args.json:
         with open(args.json, "w") as fh:

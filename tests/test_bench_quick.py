@@ -1,6 +1,7 @@
 """bench/run.py --quick runs every benchmark against the lab and prints its summary table.
 
-A smoke test of the benchmarks, not a timed test: it asserts nothing about the figures.
+A smoke test of the benchmarks, not a timed test: it asserts nothing about the figures, only
+that every benchmark ran to its end.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def test_run_quick_prints_the_summary_table():
         env=env,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # A benchmark may miss its target (its exit code says so); it must not crash.
+    assert "Traceback" not in res.stdout, res.stdout[-3000:]
     summary = res.stdout.split("##### Summary", 1)
     assert len(summary) == 2, res.stdout[-3000:]
     table = summary[1]
