@@ -129,7 +129,15 @@ def test_the_lock_is_read_where_the_fallback_reader_would_take_it(fresh_lab, loc
     assert doc["refused"].startswith(f"another xenfab run holds the lock {lock} on {doc['master']}")
 
 
-def test_xl_lab_a_held_lock_refuses_before_any_start(xl_lab, lock):
+@pytest.fixture
+def xl_then_back(xl_lab) -> Iterator:
+    """The xl lab, left as the session's default scenario (tests on `lab` read rgmanager)."""
+    yield xl_lab
+    xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+
+
+def test_xl_lab_a_held_lock_refuses_before_any_start(xl_then_back, lock):
+    xl_lab = xl_then_back
     plant(lock, os.getpid())
     table = fab("show-layout", "--env", "lab-xl")
     assert table.returncode == 3, table.stderr
