@@ -117,6 +117,29 @@ class Guest:
 
 
 @dataclass
+class LockSeen:
+    """The run lock as gathering read it on its host: held (and by whom), free, or not read.
+
+    Read, never taken: the start engine takes the lock itself (mkdir is the exclusion); this
+    lets a run be refused before its prompt. Owner fields are those of the lock's owner file
+    (xenfab.start.lock.LockOwner); ``age_s`` is measured on the lock host's own clock.
+    """
+
+    __pydantic_config__ = {"extra": "forbid", "allow_inf_nan": False}
+
+    host: HostName
+    path: Str
+    held: Bool = False
+    user: Str | None = None
+    pid: NonNegInt | None = None
+    token: Str | None = None
+    started: Str | None = None
+    age_s: NonNegInt | None = None
+    # Why the lock could not be read (its host unreachable, the cluster read elsewhere...).
+    error: Str | None = None
+
+
+@dataclass
 class Snapshot:
     """All facts of one environment at one moment."""
 
@@ -131,6 +154,8 @@ class Snapshot:
     backend: Str = DEFAULT_BACKEND
     errors: list[Str] = field(default_factory=list)
     warnings: list[Str] = field(default_factory=list)
+    # The run lock when the snapshot was taken; None when not read (older snapshots, capacity).
+    lock: LockSeen | None = None
 
     @property
     def states(self) -> StateVocabulary:

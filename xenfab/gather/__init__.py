@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as _dt
 
+from ..cluster import ClusterBackend, Probe
 from ..cluster import backend as get_backend
 from ..config import Environment, HostEntry, resolve_hosts, ssh_config_hosts
 from ..errors import ConfigError
 from ..remote import RunResult, fabric_config, run, run_all
-from ..snapshot import Snapshot
-from .assemble import HostReport, assemble
+from ..snapshot import LockSeen, Snapshot
+from ..start.lock import PEEK_PROBE, peek_command
+from .assemble import HostReport, assemble, lock_seen
 from .batch import build_script, new_nonce, split_output
 
 
@@ -31,9 +33,16 @@ def environment_hosts(env: Environment, only: list[str] | None = None) -> list[H
 
 
 def gather(
-    env: Environment, base_config: object | None = None, without: list[str] | None = None
+    env: Environment,
+    base_config: object | None = None,
+    without: list[str] | None = None,
+    lock_path: str | None = None,
 ) -> Snapshot:
-    """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported."""
+    """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported.
+
+    With ``lock_path``, the batch of the run lock's host also reads who holds that lock
+    (``Snapshot.lock``): no extra round trip, and the lock is never taken.
+    """
     backend = get_backend(env.backend, env.backend_options)
     entries = environment_hosts(env)
     cfg = fabric_config(env, base_config)
@@ -43,19 +52,32 @@ def gather(
         raise ConfigError(f"environment {env.name}: master {master} is not one of its hosts")
     cluster_probes = backend.state_probes()
     host_probes = backend.host_probes()
+    # The lock lives where the engine will take it: the backend's lock host for this reader.
+    lock_at = backend.lock_host(master, master)
+    lock_probes = [Probe(PEEK_PROBE, peek_command(lock_path))] if lock_path else []
+    names = {e.name for e in entries}
     host_script = build_script(nonce, host_probes)
-    master_script = build_script(nonce, host_probes + cluster_probes, env.guest_config_dir)
+    scripts = {name: host_script for name in names}
+    scripts[master] = build_script(
+        nonce,
+        host_probes + cluster_probes + (lock_probes if lock_at == master else []),
+        env.guest_config_dir,
+    )
+    if lock_probes and lock_at != master:
+        # xl's lock host may be any host, even one outside the environment (asked for the lock
+        # alone, in the same parallel round).
+        probes = host_probes if lock_at in names else []
+        scripts[lock_at] = build_script(nonce, probes + lock_probes)
     # The master runs the longest script (cluster state, every guest config): it goes first so
     # that it never waits for a free worker behind the other hosts.
     order = sorted((e.name for e in entries), key=lambda name: name != master)
+    order += [name for name in scripts if name not in names]
     reports: dict[str, HostReport] = {}
 
     def split(result: RunResult) -> None:
         reports[result.host] = _report(result, nonce)
 
-    results = run_all(
-        order, lambda h: master_script if h == master else host_script, env, cfg, each=split
-    )
+    results = run_all(order, scripts.__getitem__, env, cfg, each=split)
     used_master = master
     if reports[master].error is not None:
         # The master is down: ask the first host that answered to read the cluster instead.
@@ -63,7 +85,12 @@ def gather(
         answered = results.succeeded
         for entry in entries:
             if entry.name in answered and entry.name != master and not reports[entry.name].error:
-                cluster_only = build_script(nonce, cluster_probes, env.guest_config_dir)
+                # Where this reader's lock lives, if not asked already (rgmanager: the reader).
+                at = backend.lock_host(entry.name, master)
+                extra_lock = lock_probes if at == entry.name != lock_at else []
+                cluster_only = build_script(
+                    nonce, cluster_probes + extra_lock, env.guest_config_dir
+                )
                 extra = _report(run(entry.name, cluster_only, env, cfg), nonce)
                 if extra.error is None:
                     reports[entry.name].outputs.update(extra.outputs)
@@ -75,11 +102,27 @@ def gather(
     snap = assemble(
         env.name, taken_at, entries, reports, used_master, backend, env.guest_config_dir
     )
+    if lock_path:
+        snap.lock = _lock(backend, used_master, master, lock_path, reports)
     if used_master is None:
         snap.errors.append(f"no host could read the cluster state (master {master} unreachable)")
     elif used_master != master:
         snap.errors.append(f"master {master} unreachable; cluster state read on {used_master}")
     return snap
+
+
+def _lock(
+    backend: ClusterBackend,
+    reader: str | None,
+    master: str,
+    path: str,
+    reports: dict[str, HostReport],
+) -> LockSeen:
+    """The lock where the engine would take it: the backend's lock host for ``reader``."""
+    if reader is None:
+        return LockSeen(host=master, path=path, error="no host could read the cluster state")
+    at = backend.lock_host(reader, master)
+    return lock_seen(at, path, reports.get(at))
 
 
 def _report(result: RunResult, nonce: str) -> HostReport:

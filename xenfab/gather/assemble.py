@@ -9,7 +9,8 @@ from ..cluster import ClusterBackend, ClusterState, Output
 from ..config import HostEntry
 from ..parse import ParseError, parse_guest_config, parse_xl_info, parse_xl_list
 from ..parse.records import GuestConfig
-from ..snapshot import Domain, Guest, Host, Snapshot
+from ..snapshot import Domain, Guest, Host, LockSeen, Snapshot
+from ..start.lock import PEEK_PROBE, LockUnread, parse_peek
 
 
 @dataclass
@@ -228,3 +229,28 @@ def _broken_for(name: str, broken: dict[str, str]) -> str | None:
         if name + ext in broken:
             return name + ext
     return None
+
+
+def lock_seen(host: str, path: str, report: HostReport | None) -> LockSeen:
+    """The run lock as ``host``'s report shows it (its ``lock`` probe), or why it was not read."""
+    seen = LockSeen(host=host, path=path)
+    out = report.outputs.get(PEEK_PROBE) if report is not None else None
+    if out is None:
+        if report is None:
+            seen.error = f"lock host {host} was not asked"
+        elif report.error is not None:
+            seen.error = f"lock host {host} unreachable"
+        else:
+            seen.error = f"lock not read on {host}"
+        return seen
+    try:
+        owner = parse_peek(out.text)
+    except LockUnread as exc:
+        seen.error = f"cannot read the lock {path} on {host}: {exc}"
+        return seen
+    if owner is not None:
+        seen.held = True
+        seen.user, seen.pid, seen.token = owner.user, owner.pid, owner.token or None
+        seen.started = owner.started or None
+        seen.age_s = int(owner.age_s) if owner.age_s is not None else None
+    return seen

@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from ..cluster import ClusterBackend, UnsafeName
 from ..cluster.base import MASTER
-from ..snapshot import Snapshot
+from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import printable
 
@@ -310,6 +310,33 @@ def refusal_text(refused: str) -> str:
     )
 
 
+def lock_text(
+    seen: LockSeen | None, *, saved_at: str | None = None, break_lock: bool = False
+) -> str | None:
+    """One line on the run lock the facts show (held, or not read); None when it is free.
+
+    ``saved_at``: the facts are a saved snapshot's, so the lock is as it was then.
+    """
+    from ..start.lock import owner_seen
+
+    if seen is None or (not seen.held and seen.error is None):
+        return None
+    if not seen.held:
+        line = f"run lock on {seen.host} not read ({seen.error}): the start takes it itself"
+    elif saved_at is not None:
+        line = (
+            f"run lock on {seen.host}, at the time of the snapshot ({saved_at}): held by "
+            f"{owner_seen(seen).describe()}; a start reads it afresh"
+        )
+    else:
+        line = f"run lock on {seen.host} held by {owner_seen(seen).describe()}"
+        if break_lock:
+            line += ": --break-lock breaks it if it is still that run's"
+        else:
+            line += ": starts would be refused (fab start-all --break-lock if that run is gone)"
+    return printable(line)
+
+
 def layout_json(
     layout: Layout,
     snap: Snapshot,
@@ -355,6 +382,7 @@ def layout_json(
         master=snap.master,
         quorate=snap.quorate,
         refused=refused,
+        lock=asdict(snap.lock) if snap.lock is not None else None,
         gather_errors=list(snap.errors),
         gather_warnings=list(snap.warnings),
     )

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_host
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
-from ..config import Environment, StartPolicy, XenfabConfig, expand_path
+from ..config import Environment, StartPolicy, XenfabConfig
 from ..errors import StartRefused
 from ..remote import CHANNELS_PER_TRANSPORT, RunResult, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
 from .interrupts import LAST_READ_S, Interrupts, last_look, stopping_note
-from .lock import MasterLock
+from .lock import MasterLock, configured_path
 from .options import StartOptions
 from .outcome import Action, Outcome, Verdict
 from .progress import Progress, counts_line
@@ -637,10 +637,7 @@ class Engine:
     def _take_lock(self) -> None:
         assert self.pool is not None and self.audit is not None
         pool = self.pool
-        # A per-environment lock_path (when the config has one) wins over the global key.
-        path = getattr(self.env, "lock_path", None) or self.cfg.lock_path
-        if "XENFAB_LAB_DIR" in path:
-            path = expand_path(path)
+        path = configured_path(self.cfg, self.env)
         self.lock = MasterLock(
             lambda host, cmd: pool.run(host, cmd), self.lock_host, path, local_user()
         )

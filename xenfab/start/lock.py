@@ -16,6 +16,7 @@ import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, StartRefused
 from ..remote import RunResult
@@ -28,6 +29,15 @@ RELEASED = "XENFAB-LOCK-RELEASED"
 BROKEN = "XENFAB-LOCK-BROKEN"
 NOT_STALE = "XENFAB-LOCK-NOT-STALE"
 GONE = "XENFAB-LOCK-GONE"
+FREE = "XENFAB-LOCK-FREE"
+# The probe the gather batch runs on the lock's host (xenfab.gather): it reads, never takes.
+PEEK_PROBE = "lock"
+# Owner-file fields are remote text: bounded before they reach a snapshot or a terminal.
+MAX_FIELD = 256
+MAX_AGE_S = 2**31 - 1
+
+if TYPE_CHECKING:
+    from ..snapshot import LockSeen
 
 Runner = Callable[[str, str], RunResult]
 
@@ -63,6 +73,10 @@ class LockOwner:
         return False
 
 
+class LockUnread(ValueError):
+    """The lock's host answered the peek with something other than held or free."""
+
+
 def check_path(path: str) -> str:
     """Validate the configured lock path (absolute, no control characters)."""
     if not path.startswith("/") or re.search(r"[\x00-\x1f]", path) or path.rstrip("/") == "":
@@ -89,11 +103,7 @@ class MasterLock:
         if owner is None:
             return
         if not break_lock:
-            stale = " Its process is gone: the lock is stale." if owner.gone() else ""
-            raise StartRefused(
-                f"another xenfab run holds the lock {self.path} on {self.master}: "
-                f"{owner.describe()}.{stale} If no run is active, re-run with --break-lock"
-            )
+            raise StartRefused(held_message(self.path, self.master, owner))
         self._break(owner)
         self.broken = owner
         again = self._try()
@@ -131,7 +141,7 @@ class MasterLock:
         cmd = (
             f"if out=$(mkdir -m 700 -- {p} 2>&1); then "
             f"{{ printf '%s\\n' {shlex.quote(owner)}; date +%s; }} > {p}/owner && echo {ACQUIRED}; "
-            f"elif [ -d {p} ]; then echo {HELD}; date +%s; cat -- {p}/owner 2>/dev/null; "
+            f"elif [ -d {p} ]; then {_held_listing(p)}; "
             f'else echo {FAILED} "$out"; fi'
         )
         res = self.run(self.master, cmd)
@@ -142,7 +152,7 @@ class MasterLock:
             self.held = True
             return None
         if lines and lines[0].strip() == HELD:
-            return _parse_owner(lines[1:])
+            return parse_owner(lines[1:])
         detail = " ".join(line.strip() for line in lines).replace(FAILED, "").strip()
         raise StartRefused(
             f"cannot take the lock {self.path} on {self.master}: {detail or 'no answer'} "
@@ -186,7 +196,73 @@ class MasterLock:
         # BROKEN, or GONE: another breaker moved it first; the next mkdir decides who holds it.
 
 
-def _parse_owner(lines: list[str]) -> LockOwner:
+def held_message(path: str, host: str, owner: LockOwner) -> str:
+    """Why a start is refused while ``owner`` holds the lock (the engine's and the peek's)."""
+    stale = " Its process is gone: the lock is stale." if owner.gone() else ""
+    return (
+        f"another xenfab run holds the lock {path} on {host}: "
+        f"{owner.describe()}.{stale} If no run is active, re-run with --break-lock"
+    )
+
+
+def owner_seen(seen: LockSeen) -> LockOwner:
+    """The holder a snapshot's lock names, as the owner file said it."""
+    return LockOwner(
+        user=seen.user or "unknown",
+        pid=seen.pid,
+        token=seen.token or "",
+        started=seen.started or "",
+        age_s=float(seen.age_s) if seen.age_s is not None else None,
+    )
+
+
+def seen_refusal(seen: LockSeen | None) -> str | None:
+    """Why a start is refused on a lock the gathered facts show held, or None."""
+    if seen is None or not seen.held:
+        return None
+    return held_message(seen.path, seen.host, owner_seen(seen))
+
+
+def configured_path(cfg: object, env: object) -> str:
+    """The lock path of ``env`` (its own ``lock_path``, else the config's), checked."""
+    # A per-environment lock_path (when the config has one) wins over the global key.
+    path = str(getattr(env, "lock_path", None) or getattr(cfg, "lock_path", ""))
+    if "XENFAB_LAB_DIR" in path:
+        from ..config import expand_path
+
+        path = expand_path(path)
+    return check_path(path)
+
+
+def _held_listing(p: str) -> str:
+    """Shell: the HELD marker, the host's clock, then the owner file (what parse_owner reads)."""
+    return f"echo {HELD}; date +%s; cat -- {p}/owner 2>/dev/null"
+
+
+def peek_command(path: str) -> str:
+    """A command printing who holds the lock at ``path`` (or that it is free), changing nothing."""
+    p = shlex.quote(check_path(path))
+    # `true`: a lock without its owner file yet is still held, not a failed probe.
+    return (
+        f"if [ -d {p} ]; then {_held_listing(p)}; true; "
+        f"elif [ -e {p} ]; then echo {FAILED} exists and is not a directory; "
+        f"else echo {FREE}; fi"
+    )
+
+
+def parse_peek(text: str) -> LockOwner | None:
+    """The holder ``peek_command`` printed, or None when the lock is free; LockUnread else."""
+    lines = text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    if first == FREE:
+        return None
+    if first == HELD:
+        return parse_owner(lines[1:])
+    detail = " ".join(line.strip() for line in lines).replace(FAILED, "").strip()
+    raise LockUnread(detail[:MAX_FIELD] or "no answer")
+
+
+def parse_owner(lines: list[str]) -> LockOwner:
     """The holder from ``date +%s`` then the owner file (JSON line, creation time)."""
     owner = LockOwner()
     now = _int(lines[0]) if lines else None
@@ -196,13 +272,15 @@ def _parse_owner(lines: list[str]) -> LockOwner:
         except ValueError:
             data = {}
         if isinstance(data, dict):
-            owner.user = str(data.get("user") or "unknown")
-            owner.pid = data.get("pid") if isinstance(data.get("pid"), int) else None
-            owner.token = str(data.get("token") or "")
-            owner.started = str(data.get("started") or "")
+            owner.user = str(data.get("user") or "unknown")[:MAX_FIELD]
+            pid = data.get("pid")
+            # `True` is an int to Python; a pid is a positive whole number.
+            owner.pid = pid if type(pid) is int and 0 < pid <= MAX_AGE_S else None
+            owner.token = str(data.get("token") or "")[:MAX_FIELD]
+            owner.started = str(data.get("started") or "")[:MAX_FIELD]
     created = _int(lines[2]) if len(lines) >= 3 else None
     if now is not None and created is not None:
-        owner.age_s = max(0.0, float(now - created))
+        owner.age_s = float(min(MAX_AGE_S, max(0, now - created)))
     if len(lines) < 2:
         # mkdir won but the owner file is not written yet (or the writer died in between).
         owner.user = "unknown (no owner file)"
@@ -211,4 +289,5 @@ def _parse_owner(lines: list[str]) -> LockOwner:
 
 def _int(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    # Bounded: a clock is a few digits, and int() of thousands of them raises.
+    return int(text) if text.isdigit() and len(text) <= 20 else None

@@ -42,21 +42,38 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     if from_:
         return saved_snapshot(from_, env)
     from ..gather import gather
+    from ..start.lock import configured_path
 
-    return gather(env, base_config=c.config)
+    # The run lock is read in the same round trip, so a held one is said before any prompt.
+    return gather(env, base_config=c.config, lock_path=configured_path(cfg, env))
 
 
-def refusal(snap: Snapshot) -> str | None:
-    """Why a start on these facts would be refused before any change, or None."""
+def refusal(snap: Snapshot, *, lock: bool = True) -> str | None:
+    """Why a start on these facts would be refused before any change, or None.
+
+    ``lock``: also refuse when the facts show another run holding the run lock (not for a
+    saved snapshot, a dry run or --break-lock). The engine still takes the lock itself.
+    """
     from ..cluster import backend as get_backend
+    from ..start.lock import seen_refusal
     from ..start.reader import quorum_refusal
 
     where = f"read on {snap.master}" if snap.master else "no host could read the cluster"
     backend = get_backend(snap.backend)
-    if not backend.quorum:
-        # A backend with no quorum (xl: no cluster manager) has nothing to refuse on here.
-        return None
-    return quorum_refusal(snap.quorate, where, backend)
+    # A backend with no quorum (xl: no cluster manager) has no quorum to refuse on.
+    why = quorum_refusal(snap.quorate, where, backend) if backend.quorum else None
+    if why is None and lock:
+        why = seen_refusal(snap.lock)
+    return why
+
+
+def _lock_note(show, snap: Snapshot, refused: str | None, **how) -> None:
+    """Print the run-lock line before the plan, unless the refusal above already says it."""
+    from ..start.lock import seen_refusal
+
+    note = show.lock_text(snap.lock, **how)
+    if note is not None and (refused is None or refused != seen_refusal(snap.lock)):
+        print(note + "\n")
 
 
 def run_policy(
@@ -125,17 +142,17 @@ def _verdict(still: list[dict], refused: str | None, preview: bool) -> Outcome:
 def facts(c, env=None, config=None, format="table", loc=None):
     """Gather hosts' RAM and CPUs, guests and cluster state; print them (JSON = snapshot)."""
     from .. import show
-    from ..gather import gather
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
-    snap = gather(environment, base_config=c.config)
+    snap = _facts(c, cfg, environment, None)
     refused = refusal(snap)
     if format == "json":
         print(snap.to_json())
     else:
         if refused:
             print(printable(f"REFUSED: starts would be refused: {refused}") + "\n")
+        _lock_note(show, snap, refused)
         print(show.facts_text(snap))
     if refused and not (snap.quorate is None and snap.errors):
         exit_with(ExitCode.REFUSED, f"refused: {printable(refused)}")
@@ -179,7 +196,8 @@ def preview(
     cfg, environment = load(c, config, env, loc)
     snap = _facts(c, cfg, environment, from_)
     dead_hosts = check_dead(snap, split_list(dead))
-    refused = refusal(snap)
+    # A saved snapshot's lock is as it was then: said, never refused on.
+    refused = refusal(snap, lock=not from_)
     layout, _ = _layout(
         cfg,
         environment,
@@ -201,6 +219,7 @@ def preview(
     else:
         if refused:
             print(show.refusal_text(refused) + "\n")
+        _lock_note(show, snap, refused, saved_at=snap.taken_at if from_ else None)
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
         print("\n" + show.still_down_text(still, preview=True))
     return _verdict(still, refused, preview=True)
@@ -287,7 +306,9 @@ def _start(
         )
     snap = _facts(c, cfg, environment, from_)
     dead_hosts = check_dead(snap, split_list(dead))
-    refused = refusal(snap)
+    # Refusals first: a lock the facts show held refuses before the prompt (a dry run and
+    # --break-lock only say it). The engine still takes the lock: mkdir settles a race.
+    refused = refusal(snap, lock=not (break_lock or dry_run or from_))
     layout, policy = _layout(
         cfg,
         environment,
@@ -309,6 +330,8 @@ def _start(
     if table:
         if refused:
             print(show.refusal_text(refused) + "\n")
+        saved_at = snap.taken_at if from_ else None
+        _lock_note(show, snap, refused, saved_at=saved_at, break_lock=break_lock)
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, only_hosts=only))
         sys.stdout.flush()
     todo = [a for a in layout.assignments if not only or a.host in only]
