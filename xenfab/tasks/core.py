@@ -13,8 +13,9 @@ from ..textsafe import printable
 from ._common import check_format, cli, exit_with, load, saved_snapshot, split_list
 
 if TYPE_CHECKING:
+    from ..cluster import ClusterBackend
     from ..config import Environment, XenfabConfig
-    from ..plan import Policy
+    from ..plan import Layout, Policy
     from ..snapshot import Snapshot
     from ..start import StartOptions
 
@@ -112,6 +113,43 @@ def _layout(cfg, env, snap, strategy, exclude, without, dead=(), expect=None):
 
 
 @dataclass
+class _Planned:
+    """What show-layout and start-* work from: the facts, their refusal, the plan, the backend."""
+
+    snap: Snapshot
+    dead_hosts: list[str]
+    refused: str | None
+    layout: Layout
+    policy: Policy
+    backend: ClusterBackend
+
+
+def _plan_run(c, cfg, environment, from_, strategy, exclude, without, dead, expect, *, lock):
+    """Gather (or load) the facts, check --dead and the refusals, plan: one way for every task.
+
+    ``lock``: refuse on a run lock the facts show held (not for --from, a dry run, --break-lock).
+    """
+    from ..cluster import backend as get_backend
+
+    snap = _facts(c, cfg, environment, from_)
+    dead_hosts = check_dead(snap, split_list(dead))
+    refused = refusal(snap, lock=lock)
+    layout, policy = _layout(
+        cfg,
+        environment,
+        snap,
+        strategy,
+        split_list(exclude),
+        split_list(without),
+        dead_hosts,
+        expect,
+    )
+    # _facts refuses a snapshot of another backend: the environment's backend is the snapshot's.
+    backend = get_backend(environment.backend, environment.backend_options)
+    return _Planned(snap, dead_hosts, refused, layout, policy, backend)
+
+
+@dataclass
 class Outcome:
     """How a run ended: its exit code, the last line, and the guests still down."""
 
@@ -192,28 +230,14 @@ def preview(
 ) -> Outcome:
     """show-layout's work: print the plan and the STILL DOWN block; return how it ended."""
     from .. import show
-    from ..cluster import backend as get_backend
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
-    snap = _facts(c, cfg, environment, from_)
-    dead_hosts = check_dead(snap, split_list(dead))
     # A saved snapshot's lock is as it was then: said, never refused on.
-    refused = refusal(snap, lock=not from_)
-    layout, _ = _layout(
-        cfg,
-        environment,
-        snap,
-        strategy,
-        split_list(exclude),
-        split_list(without),
-        dead_hosts,
-        expect,
+    run = _plan_run(
+        c, cfg, environment, from_, strategy, exclude, without, dead, expect, lock=not from_
     )
-    backend = get_backend(
-        snap.backend or environment.backend,
-        environment.backend_options if snap.backend in (None, environment.backend) else None,
-    )
+    snap, refused, layout, backend = run.snap, run.refused, run.layout, run.backend
     still = show.still_down(layout, refused=refused)
     if format == "json":
         doc = show.layout_json(layout, snap, backend, refused=refused, still=still)
@@ -292,7 +316,6 @@ def _start(
     expect=None,
 ) -> Outcome:
     from .. import show
-    from ..cluster import backend as get_backend
     from ..config import StartPolicy
     from ..schema import field_type, option
     from ..start.outcome import Outcome as GuestOutcome
@@ -306,27 +329,24 @@ def _start(
         raise ConfigError(
             "--from plans from old facts: only with --dry-run; starts use fresh facts"
         )
-    snap = _facts(c, cfg, environment, from_)
-    dead_hosts = check_dead(snap, split_list(dead))
     # Refusals first: a lock the facts show held refuses before the prompt (a dry run and
     # --break-lock only say it). The engine still takes the lock: mkdir settles a race.
-    refused = refusal(snap, lock=not (break_lock or dry_run or from_))
-    layout, policy = _layout(
+    run = _plan_run(
+        c,
         cfg,
         environment,
-        snap,
+        from_,
         strategy,
-        split_list(exclude),
-        split_list(without),
-        dead_hosts,
+        exclude,
+        without,
+        dead,
         expect,
+        lock=not (break_lock or dry_run or from_),
     )
+    snap, dead_hosts, refused = run.snap, run.dead_hosts, run.refused
+    layout, policy, backend = run.layout, run.policy, run.backend
     if hosts is not None:
         _check_targets(hosts, snap, layout, environment.name)
-    backend = get_backend(
-        snap.backend or environment.backend,
-        environment.backend_options if snap.backend in (None, environment.backend) else None,
-    )
     only = set(hosts) if hosts else None
     table = format == "table"
     if table:
