@@ -704,31 +704,22 @@ def test_a_replanned_guest_takes_the_backends_replan_state():
     assert backend("rgmanager").replan_state("stopped") == "disabled"
     assert backend("rgmanager").replan_state("failed") == "failed"
     assert backend("xl").replan_state("stopped") == "stopped"
-    snap = Snapshot(
-        "lab",
-        "now",
-        "xen01",
-        None,
-        hosts=[Host("xen01", free_mib=8192)],
-        guests=[Guest("web", 1024, state="down")],
-        backend="xl",
-    )
+    snap = _xl_snapshot(Guest("web", 1024, state="down"))
     assert only_this_guest(snap, "web", []).guest("web").state == "down"
+
+
+def _xl_snapshot(*guests: Guest) -> Snapshot:
+    """One xl host with room, and ``guests``."""
+    return Snapshot(
+        "lab", "now", "xen01", None, [Host("xen01", free_mib=8192)], list(guests), backend="xl"
+    )
 
 
 def test_a_replan_trial_keeps_unclaimed_guests_out_of_the_room():
     """xl's not-ours guests are pending in the trial: --expect must not claim them there."""
     from xenfab.start.replan import only_this_guest
 
-    snap = Snapshot(
-        "lab",
-        "now",
-        "xen01",
-        None,
-        hosts=[Host("xen01", free_mib=8192)],
-        guests=[Guest("web", 1024, state="down"), Guest("old", 4096, state="not-ours")],
-        backend="xl",
-    )
+    snap = _xl_snapshot(Guest("web", 1024, state="down"), Guest("old", 4096, state="not-ours"))
     trial = only_this_guest(snap, "web", [])
     assert trial.guest("old").state == "pending"
     assert trial.guest("web").state == "down"
