@@ -690,3 +690,17 @@ def test_tool_families_are_found_one_per_backend() -> None:
     assert set(control.BACKENDS) == set(cluster.names())
     for name, family in control.BACKENDS.items():
         assert name == family.BACKEND
+
+
+def test_a_lab_from_before_the_neutral_guests_is_one_clear_error(tmp_path) -> None:
+    import sqlite3
+
+    from xenfab import lab as lab_mod
+
+    (tmp_path / "lab.json").write_text('{"port": 1, "groups": []}')
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("CREATE TABLE services(name TEXT PRIMARY KEY, state TEXT, cfg TEXT)")
+    db.close()
+    for call in (lambda: lab_mod.status(tmp_path), lambda: lab_mod.inject(tmp_path, "quorate")):
+        with pytest.raises(LabError, match="older xenfab: run `fab lab.up` again"):
+            call()

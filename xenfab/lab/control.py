@@ -106,6 +106,14 @@ def _existing_lab(lab: Path) -> dict:
     info = _read_info(lab)
     if info is None or not (lab / "state.db").exists():
         raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    db = emulator.connect(str(lab))
+    try:
+        current = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'guests'").fetchone()
+    finally:
+        db.close()
+    if not current:
+        # brought up by an older xenfab, whose state had no neutral guests table
+        raise LabError(f"the lab in {lab} is from an older xenfab: run `fab lab.up` again")
     return info
 
 
