@@ -194,3 +194,58 @@ def test_each_host_has_its_own_autostart_directory_linking_what_ran_there(xl_lab
             )
             or g.name == "legacy-vm"
         ), g
+
+
+def test_an_xl_lab_needs_no_cluster_managers_family(tmp_path, monkeypatch):
+    """An xl lab whose tools dir has the toolstack's family only: up, status, a whole run."""
+    import shutil
+
+    from xenfab.lab import control, emulator, xen_tools
+
+    # The tool families are found in the emulator's directory: a copy without rgmanager's is a
+    # lab where that family is absent for the emulator server and every host's tools alike.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("emulator.py", "xen_tools.py"):
+        shutil.copy(Path(emulator.__file__).parent / name, tools / name)
+    monkeypatch.setattr(emulator, "FAMILIES", ("xen_tools",))
+    monkeypatch.setattr(emulator, "_LOADED", [xen_tools])
+    monkeypatch.setattr(control, "BACKENDS", {"xl": xen_tools})
+    monkeypatch.setattr(control, "EMULATOR", tools / "emulator.py")
+    lab = tmp_path / "lab"
+    monkeypatch.setenv("XENFAB_LAB_DIR", str(lab))
+    st = control.up(lab, hosts=4, guests=20, seed=3, boot_s=0)  # the only backend: the default
+    try:
+        assert st["backend"] == "xl" and st["server_pid"]
+        db = emulator.connect(str(lab))
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+        assert "guests" in tables and "services" not in tables
+        # lab.status lists the neutral records, as their backend counts them
+        assert len(st["services"]) == 20 and {s["state"] for s in st["services"]} == {
+            "running",
+            "down",
+        }
+        running = {s["name"] for s in st["services"] if s["state"] == "running"}
+        assert st["summary"] == {
+            "running": len(running),
+            "down": 20 - len(running),
+            "quorate": None,
+        }
+        handle = type("Lab", (), {"dir": lab})()
+        r = XlRun(handle, tmp_path)
+        assert r.snap.backend == "xl"
+        assert {g.name for g in r.snap.guests if g.state != "down"} == running
+        planned = {a.guest: a.host for a in r.layout.assignments}
+        assert planned
+        report, text = r.start()
+        assert not_up(report) <= {"legacy-vm"}, text
+        # xl create kept the neutral record in step: each started guest runs where it was sent
+        after = {s["name"]: s for s in control.status(lab)["services"]}
+        for guest, host in planned.items():
+            assert after[guest]["state"] == "running" and after[guest]["owner"] == host, guest
+        assert control.status(lab)["summary"]["running"] == len(running) + len(planned)
+    finally:
+        control.down(lab)

@@ -101,6 +101,24 @@ def test_lab_imports_no_xenfab_module_but_errors() -> None:
     assert "from ." not in emulator  # run as a standalone script
 
 
+def test_the_shared_state_and_the_toolstack_speak_no_cluster_managers_words() -> None:
+    """emulator, scenario, the Xen toolstack and control hold no rgmanager state, name or tool.
+
+    rgmanager's words live in its family (rgmanager_tools.py), derived from the neutral guests.
+    """
+    # ("stopped" is also lab.down's own JSON key, and "services" lab.status's: not listed)
+    words = {"disabled", "failed", "started", "starting", "recovering", "recoverable"}
+    words |= {"rgmanager", "clustat", "clusvcadm", "cman_tool"}
+    for name in ("emulator.py", "scenario.py", "xen_tools.py", "control.py"):
+        tree = ast.parse((LAB_PKG / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                value = node.value
+                assert value not in words and "vm:" not in value, f"{name}: {value!r}"
+                # SQL naming another family's table
+                assert "FROM services" not in value and "INTO services" not in value, name
+
+
 # --------------------------------------------------------------------------- shapes
 
 
@@ -672,3 +690,17 @@ def test_tool_families_are_found_one_per_backend() -> None:
     assert set(control.BACKENDS) == set(cluster.names())
     for name, family in control.BACKENDS.items():
         assert name == family.BACKEND
+
+
+def test_a_lab_from_before_the_neutral_guests_is_one_clear_error(tmp_path) -> None:
+    import sqlite3
+
+    from xenfab import lab as lab_mod
+
+    (tmp_path / "lab.json").write_text('{"port": 1, "groups": []}')
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("CREATE TABLE services(name TEXT PRIMARY KEY, state TEXT, cfg TEXT)")
+    db.close()
+    for call in (lambda: lab_mod.status(tmp_path), lambda: lab_mod.inject(tmp_path, "quorate")):
+        with pytest.raises(LabError, match="older xenfab: run `fab lab.up` again"):
+            call()

@@ -55,6 +55,13 @@ BACKENDS = {f.BACKEND: f for f in emulator.families() if getattr(f, "BACKEND", N
 EMULATOR = Path(emulator.__file__).resolve()
 
 
+def default_backend() -> str:
+    """The lab's backend when none is named: the family saying ``DEFAULT``, else the toolstack's."""
+    return next(
+        (name for name, f in BACKENDS.items() if getattr(f, "DEFAULT", False)), TOOLSTACK.BACKEND
+    )
+
+
 def default_lab_dir() -> Path:
     """The lab directory: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab."""
     env = os.environ.get("XENFAB_LAB_DIR")
@@ -99,6 +106,14 @@ def _existing_lab(lab: Path) -> dict:
     info = _read_info(lab)
     if info is None or not (lab / "state.db").exists():
         raise LabError(f"no lab in {lab}: run `fab lab.up` first")
+    db = emulator.connect(str(lab))
+    try:
+        current = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'guests'").fetchone()
+    finally:
+        db.close()
+    if not current:
+        # brought up by an older xenfab, whose state had no neutral guests table
+        raise LabError(f"the lab in {lab} is from an older xenfab: run `fab lab.up` again")
     return info
 
 
@@ -162,9 +177,10 @@ def _host_rows(lab: Path) -> list[dict]:
 
 
 def _write_tools(
-    lab: Path, hosts: list[dict], server: dict | None, backend: str = "rgmanager"
+    lab: Path, hosts: list[dict], server: dict | None, backend: str | None = None
 ) -> None:
     """labsh and one bin/ per host with wrappers for the tools of its toolstack."""
+    backend = backend or default_backend()
     (lab / "bin").mkdir(exist_ok=True)
     cases = "\n".join(f"{h['address']}) XENFAB_LAB_HOST={h['name']} ;;" for h in hosts)
     paths = "".join(_host_path(lab, shared, own) for shared, own in _host_paths().items())
@@ -571,12 +587,13 @@ def up(
     seed: int = 1,
     latency_ms: int = 0,
     boot_s: float = 2,
-    backend: str = "rgmanager",
+    backend: str | None = None,
 ) -> dict:
     """Start a lab (restarting it if it runs) and return its status once every host answers.
 
-    ``backend``: ``rgmanager`` (clustat, clusvcadm on every host) or ``xl`` (no cluster
-    manager: the Xen tools only, and an autostart directory linking every guest's config).
+    ``backend``: one of ``BACKENDS``, by default ``default_backend()`` (a cluster manager's
+    family adds its tools to every host); ``xl`` is no cluster manager: the Xen tools only, and
+    an autostart directory linking every guest's config.
     """
     _check_int("hosts", hosts, 1, scenario.MAX_HOSTS)
     _check_int("guests", guests, 0, 5000)
@@ -585,6 +602,7 @@ def up(
         raise LabError(f"seed must be an integer, not {seed!r}")
     if not isinstance(boot_s, (int, float)) or boot_s < 0:
         raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
+    backend = backend or default_backend()
     if backend not in BACKENDS:
         raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
     if not os.path.exists(SSHD):
@@ -750,7 +768,10 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
             }
             for h in db.execute("SELECT * FROM hosts ORDER BY nodeid")
         ]
-        records = emulator.guest_records(db, now)
+        records = emulator.guest_records(db)
+        quorate = emulator.meta(db, "quorate", "1") == "1"
+        backend = emulator.meta(db, "backend", default_backend())
+        family = BACKENDS.get(backend) or BACKENDS[default_backend()]
         services = [
             {
                 "name": s["name"],
@@ -758,11 +779,8 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
                 "owner": s["owner"],
                 "last_owner": s["last_owner"],
             }
-            for s in records
+            for s in _services(db, family, records, now)
         ]
-        quorate = emulator.meta(db, "quorate", "1") == "1"
-        backend = emulator.meta(db, "backend", "rgmanager")
-        family = BACKENDS.get(backend, BACKENDS["rgmanager"])
         # The lab's guests as its backend's tools see them: {running, down, quorate}
         summary = family.summary(db, records, now)
         starts = [
@@ -790,6 +808,28 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         "pids": pids,
         "lab_dir": str(lab),
     }
+
+
+def _services(db, family, records: list[dict], now: float) -> list[dict]:
+    """The guests as lab.status lists them: the backend family's services, else any family's.
+
+    A family keeping services of its own answers the ``services`` hook (rgmanager's keeps them
+    in every lab that has it); with none, the guests' neutral records, as running or down.
+    """
+    own = getattr(family, "HOOKS", {}).get("services")
+    found = [own(db, now)] if own else emulator.notify("services", db, now)
+    found = [f for f in found if f is not None]
+    if found:
+        return found[0]
+    return [
+        {
+            "name": g["guest"],
+            "state": "running" if g["running"] else "down",
+            "owner": g["runs_on"],
+            "last_owner": None if g["running"] else g["host"],
+        }
+        for g in records
+    ]
 
 
 # Faults of the shared state; each family adds its own (FAULTS: arguments and handler).
@@ -854,7 +894,7 @@ def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -
             record = emulator.guest_record(db, arg)
             if record is None:
                 raise LabError(f"{kind}: no guest {arg!r} in the lab")
-            values["guest"], values["record"] = record["guest"], record["name"]
+            values["guest"] = record["guest"]
         elif name == "MS":
             if not arg.isdigit() or int(arg) > 600_000:
                 raise LabError(f"{kind}: MS must be a whole number of milliseconds, not {arg!r}")
@@ -875,8 +915,8 @@ def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
         )
     elif kind in ("start-fails", "start-ok"):
         db.execute(
-            "UPDATE services SET start_fails = ? WHERE name = ?",
-            (kind == "start-fails", v["record"]),
+            "UPDATE guests SET start_fails = ? WHERE name = ?",
+            (kind == "start-fails", v["guest"]),
         )
     else:
         _spec, handler = _FAMILY_FAULTS[kind]
@@ -896,7 +936,7 @@ def reseed(
 ) -> dict:
     """A fresh scenario (state and configs) while sshd keeps running; every host reachable again.
 
-    ``backend`` switches the lab's cluster manager (rgmanager or xl); None keeps the current one.
+    ``backend`` switches the lab's backend (one of ``BACKENDS``); None keeps the current one.
     """
     if backend is not None and backend not in BACKENDS:
         raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
@@ -906,7 +946,7 @@ def reseed(
         db = emulator.connect(str(lab))
         try:
             old = {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM meta")}
-            n_guests = db.execute("SELECT COUNT(*) FROM services").fetchone()[0]
+            n_guests = db.execute("SELECT COUNT(*) FROM guests").fetchone()[0]
         finally:
             db.close()
         guests = n_guests if guests is None else guests
@@ -920,7 +960,7 @@ def reseed(
         if not isinstance(boot_s, (int, float)) or boot_s < 0:
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
-        backend = backend or old.get("backend", "rgmanager")
+        backend = backend or old.get("backend", default_backend())
         _write_backend(lab, backend)
         host_rows = _host_rows(lab)
         _write_tools(lab, host_rows, _live_server(lab, info), backend)

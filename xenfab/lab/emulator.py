@@ -12,10 +12,17 @@ The tools themselves are families, each a ``NAME_tools.py`` module next to this 
 (``FAMILIES``), not listed: the Xen toolstack (``xen_tools.py``: xl, xm, xentop) and each
 cluster manager's (rgmanager's is ``rgmanager_tools.py``). A family declares the backend it
 emulates (``BACKEND``), its ``TOOLS`` and their ``FAIL_MESSAGES``, the armed faults it fires
-(``ARMED``) and the ``HOOKS`` it answers: this file names no tool of any family. The hooks are
-how one family tells another about the shared state without naming it: ``record`` and
-``records`` (the lab's record of a guest, kept by whoever keeps the cluster's services),
-``domain-built`` (a domain started by hand, e.g. ``xl create``).
+(``ARMED``) and the ``HOOKS`` it answers: this file names no tool of any family.
+
+The shared state is the hosts, their domains and the lab's record of its guests (``guests``:
+config file, the host a guest runs on or ran on last, how and when it went down, its faults), in
+no cluster manager's words: ``guest_record``/``guest_records`` read it, ``guest_up`` and
+``guest_down`` keep it. A cluster manager's family keeps its own state beside it (rgmanager's
+services), derived from the guests when the lab is set up and kept in step through the hooks:
+how one family tells the others about a change without naming them. ``domain-built`` (a domain
+built by hand, e.g. ``xl create``: its guest now runs there), ``guest-name`` (a family's own name
+for a guest, e.g. a service name, to the guest's), ``services`` (a family's view of the guests
+for lab.status).
 """
 
 # The tools are C programs: their printf formats are reproduced with "%" on purpose.
@@ -47,17 +54,18 @@ CREATE TABLE IF NOT EXISTS domains(
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, mem_mib INTEGER NOT NULL,
     maxmem_mib INTEGER NOT NULL, vcpus INTEGER NOT NULL, domid INTEGER NOT NULL,
     created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS services(
-    name TEXT PRIMARY KEY, state TEXT NOT NULL, owner TEXT, last_owner TEXT,
-    transition REAL NOT NULL DEFAULT 0, restarts INTEGER NOT NULL DEFAULT 0,
-    cfg TEXT NOT NULL, start_fails INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS guests(
+    name TEXT PRIMARY KEY, cfg TEXT NOT NULL, host TEXT, down_how TEXT,
+    since REAL NOT NULL DEFAULT 0, start_fails INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS starts(
     id INTEGER PRIMARY KEY, guest TEXT NOT NULL, host TEXT NOT NULL, began REAL NOT NULL,
     ended REAL NOT NULL, ok INTEGER NOT NULL);
 """
-
-
-# --------------------------------------------------------------------------- state
+# The guests table, in no cluster manager's words: ``host`` is where the guest runs now or ran
+# last (NULL: it never ran); ``down_how`` is NULL while it runs, else DOWN_CLEAN (stopped by
+# hand) or DOWN_CRASHED (its host failed, or its start did); ``since`` is when it started or
+# went down (0: never); ``start_fails`` is the lab's fault (every start of it fails).
+DOWN_CLEAN, DOWN_CRASHED = "clean", "crashed"
 
 
 # --------------------------------------------------------------------------- state
@@ -287,17 +295,52 @@ def notify(event: str, *args: object) -> list:
     return answers
 
 
-def guest_record(db: sqlite3.Connection, guest: str):
-    """The lab's record of ``guest`` (its ``cfg`` file, ``start_fails``...), or None."""
-    found = notify("record", db, guest)
-    return found[0] if found else None
+def _record_of(row: sqlite3.Row) -> dict:
+    running = row["down_how"] is None
+    return {
+        "guest": row["name"],
+        "cfg": row["cfg"],
+        "host": row["host"],
+        "down_how": row["down_how"],
+        "since": row["since"],
+        "start_fails": row["start_fails"],
+        "running": running,
+        "runs_on": row["host"] if running else None,
+        "ran_on": row["host"],
+    }
 
 
-def guest_records(db: sqlite3.Connection, now: float | None = None) -> list[dict]:
-    """Every guest of the lab's record: ``guest``, ``cfg``, ``ran_on`` and the keeper's fields."""
-    now = time.time() if now is None else now
-    found = notify("records", db, now)
-    return found[0] if found else []
+def guest_record(db: sqlite3.Connection, guest: str) -> dict | None:
+    """The lab's record of ``guest`` (by its name, or a family's name for it), or None.
+
+    A record: ``guest``, ``cfg``, ``host``, ``down_how``, ``since``, ``start_fails``, and
+    ``running``, ``runs_on`` (its host while it runs) and ``ran_on`` (its host, running or not).
+    """
+    for name in (guest, *notify("guest-name", guest)):
+        row = db.execute("SELECT * FROM guests WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return _record_of(row)
+    return None
+
+
+def guest_records(db: sqlite3.Connection) -> list[dict]:
+    """Every guest's record (see ``guest_record``), sorted by name."""
+    return [_record_of(r) for r in db.execute("SELECT * FROM guests ORDER BY name")]
+
+
+def guest_up(db: sqlite3.Connection, guest: str, host: str, now: float) -> None:
+    """Record that ``guest`` runs on ``host`` since ``now`` (a family's tool started it)."""
+    db.execute(
+        "UPDATE guests SET host = ?, down_how = NULL, since = ? WHERE name = ?", (host, now, guest)
+    )
+
+
+def guest_down(db: sqlite3.Connection, guest: str, how: str, host: str | None, now: float) -> None:
+    """Record that ``guest`` went down (``how``: DOWN_CLEAN or DOWN_CRASHED) on ``host``."""
+    db.execute(
+        "UPDATE guests SET host = COALESCE(?, host), down_how = ?, since = ? WHERE name = ?",
+        (host, how, now, guest),
+    )
 
 
 # --------------------------------------------------------------------------- faults

@@ -2,8 +2,10 @@
 
 One family of the lab's tools (``xen_tools.py`` has the Xen toolstack, ``emulator.py`` the
 dispatcher and the shared state):
-a lab brought up with ``backend: rgmanager`` puts these on every host, ``xl`` does not. Like
-the emulator it uses the standard library only and never imports the xenfab package.
+a lab brought up with ``backend: rgmanager`` puts these on every host, ``xl`` does not. Its
+state is its own: the ``services`` table, derived from the shared state's neutral guests when
+the lab is set up (``setup``) and kept in step with them (the emulator's hooks). Like the
+emulator it uses the standard library only and never imports the xenfab package.
 """
 
 # The tools are C programs: their printf formats are reproduced with "%" on purpose.
@@ -15,9 +17,14 @@ import time
 
 try:  # imported as part of xenfab.lab
     from .emulator import (
+        DOWN_CLEAN,
+        DOWN_CRASHED,
         Ctx,
         _getopt,
         fire_armed,
+        guest_down,
+        guest_record,
+        guest_up,
         host_free_mib,
         meta,
         record_start,
@@ -26,9 +33,14 @@ try:  # imported as part of xenfab.lab
     from .xen_tools import hand_start, read_cfg
 except ImportError:  # run by path, next to emulator.py
     from emulator import (  # type: ignore[no-redef]
+        DOWN_CLEAN,
+        DOWN_CRASHED,
         Ctx,
         _getopt,
         fire_armed,
+        guest_down,
+        guest_record,
+        guest_up,
         host_free_mib,
         meta,
         record_start,
@@ -43,9 +55,18 @@ DOWN_STATES = ("disabled", "failed", "stopped", "recoverable")
 SERVICE_PREFIX = "vm:"
 
 
-# --------------------------------------------------------------------------- the guests' record
-# The scenario records every guest as an rgmanager service (``services``, in rgmanager's words):
-# this family keeps that record in every lab, and answers the emulator's hooks about it.
+# --------------------------------------------------------------------------- the services
+# rgmanager's own state: one service per guest, in its words. ``cfg`` is the guest's config
+# file, as cluster.conf's <vm path=...> names it.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS services(
+    name TEXT PRIMARY KEY, state TEXT NOT NULL, owner TEXT, last_owner TEXT,
+    transition REAL NOT NULL DEFAULT 0, restarts INTEGER NOT NULL DEFAULT 0, cfg TEXT NOT NULL)
+"""
+# How a guest went down (the shared state's neutral words) -> the state its service is left in:
+# stopped by hand is disabled; a guest whose host failed is failed, as rgmanager leaves a service
+# it could not recover.
+DOWN_STATE = {DOWN_CLEAN: "disabled", DOWN_CRASHED: "failed"}
 
 
 def effective_state(state: str, transition: float, boot_s: float, now: float) -> str:
@@ -73,23 +94,25 @@ def _guest_of(svc: str) -> str:
     return svc[len(SERVICE_PREFIX) :] if svc.startswith(SERVICE_PREFIX) else svc
 
 
-def _record(db, guest: str):
-    """The service of ``guest`` (``web01`` or ``vm:web01``), with its guest name; None if none."""
-    svc = guest if guest.startswith(SERVICE_PREFIX) else SERVICE_PREFIX + guest
-    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
-    return None if row is None else {**dict(row), "guest": _guest_of(svc)}
+def _has_services(db) -> bool:
+    # A lab set up without this family has no services table: nothing to keep in step.
+    return bool(db.execute("SELECT 1 FROM sqlite_master WHERE name = 'services'").fetchone())
 
 
-def _records(db, now: float) -> list[dict]:
-    out = []
-    for s in services(db, now):
-        ran_on = s["owner"] if s["state"] in RUNNING_STATES else s["last_owner"]
-        out.append({**s, "guest": _guest_of(s["name"]), "ran_on": ran_on})
-    return out
+def _guest_name(name: str) -> str | None:
+    """``vm:web01`` is guest ``web01`` (the emulator's ``guest-name`` hook)."""
+    return _guest_of(name) if name.startswith(SERVICE_PREFIX) else None
+
+
+def _status_services(db, now: float) -> list[dict] | None:
+    """The guests as lab.status lists them: this family's services."""
+    return services(db, now) if _has_services(db) else None
 
 
 def _domain_built(db, guest: str, host: str, now: float) -> None:
-    # A domain built by hand (xl create) is, in the lab's record, the service started there.
+    # A domain built by hand (xl create) is, in rgmanager's record, the service started there.
+    if not _has_services(db):
+        return
     db.execute(
         "UPDATE services SET state = 'started', owner = ?, last_owner = ?, transition = ? "
         "WHERE name = ?",
@@ -99,16 +122,19 @@ def _domain_built(db, guest: str, host: str, now: float) -> None:
 
 def start_behind(db, lab_dir: str, guest: str, host: str) -> None:
     """The cluster started ``guest`` on ``host`` just now, behind xenfab's back."""
-    row = _record(db, guest)
+    svc = guest if guest.startswith(SERVICE_PREFIX) else SERVICE_PREFIX + guest
+    row = db.execute("SELECT * FROM services WHERE name = ?", (svc,)).fetchone()
     if row is None:
         return
-    hand_start(db, lab_dir, row["guest"], host)
+    hand_start(db, lab_dir, _guest_of(svc), host)
     last = row["owner"] if row["state"] in RUNNING_STATES else row["last_owner"]
+    now = time.time()
     db.execute(
         "UPDATE services SET state = 'starting', owner = ?, last_owner = ?, transition = ? "
         "WHERE name = ?",
-        (host, last, time.time(), row["name"]),
+        (host, last, now, svc),
     )
+    guest_up(db, _guest_of(svc), host, now)
 
 
 # rgmanager's state numbers (clustat -x state="...")
@@ -538,7 +564,8 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
         cfg = read_cfg(os.path.join(ctx.lab_dir, "xenconfig", row["cfg"]))
     except (OSError, ValueError, KeyError):
         fail = True
-    if not fail and row["start_fails"]:
+    record = guest_record(db, guest)
+    if not fail and record is not None and record["start_fails"]:
         fail = True
     if not fail and cfg["memory"] > host_free_mib(db, target):
         fail = True
@@ -549,6 +576,7 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
             "WHERE name = ?",
             (target, now, svc),
         )
+        guest_down(db, guest, DOWN_CRASHED, target, now)
         return RG_EFAIL, None
     domid = host["next_domid"]
     db.execute("UPDATE hosts SET next_domid = next_domid + 1 WHERE name = ?", (target,))
@@ -563,6 +591,7 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
         "restarts = 0 WHERE name = ?",
         (target, last, now, svc),
     )
+    guest_up(db, guest, target, now)
     record_start(ctx.db, guest, target, now, now + boot_s, True)
     return RG_SUCCESS, target
 
@@ -583,18 +612,20 @@ def _disable_locked(ctx: Ctx, svc: str) -> int:
     if row["state"] == "disabled":
         return RG_SUCCESS
     last = row["last_owner"]
+    guest = svc.split(":", 1)[1]
     if row["state"] in RUNNING_STATES and row["owner"]:
         last = row["owner"]
         owner_up = db.execute("SELECT up FROM hosts WHERE name = ?", (row["owner"],)).fetchone()
         if owner_up is not None and owner_up["up"]:
             # the owner stops the guest; a guest on a dead member is left alone (fencing's job)
-            guest = svc.split(":", 1)[1]
             db.execute("DELETE FROM domains WHERE host = ? AND name = ?", (row["owner"], guest))
+    now = time.time()
     db.execute(
         "UPDATE services SET state = 'disabled', owner = NULL, last_owner = ?, transition = ? "
         "WHERE name = ?",
-        (last, time.time(), svc),
+        (last, now, svc),
     )
+    guest_down(db, guest, DOWN_CLEAN, last, now)
     return RG_SUCCESS
 
 
@@ -602,12 +633,14 @@ FAIL_MESSAGES = {
     "clustat": ("Could not connect to CMAN: No such file or directory\n", "", 1),
     "clusvcadm": ("", "Could not connect to cluster service\n", 1),
 }
-# The backend this family is the lab of (control.BACKENDS is built from this).
+# The backend this family is the lab of (control.BACKENDS is built from this), and the lab's
+# backend when none is named (xenfab's default too).
 BACKEND = "rgmanager"
+DEFAULT = True
 TOOLS = {"clustat": tool_clustat, "clusvcadm": tool_clusvcadm}
 # Armed faults (emulator.fire_armed) this family fires: [kind] -> (db, lab_dir, guest, host).
 ARMED = {"start-behind-on-start": start_behind}
-HOOKS = {"record": _record, "records": _records, "domain-built": _domain_built}
+HOOKS = {"guest-name": _guest_name, "services": _status_services, "domain-built": _domain_built}
 
 
 # --------------------------------------------------------------------------- the lab's control side
@@ -639,10 +672,30 @@ FAULTS = {
 
 def summary(db, guests: list[dict], now: float) -> dict:
     """rgmanager's view of the lab's guests: services running (or starting), down, quorum."""
-    running = sum(1 for g in guests if g["state"] in ("started", "starting"))
-    down = sum(1 for g in guests if g["state"] in DOWN_STATES)
+    states = [s["state"] for s in services(db, now)]
+    running = sum(1 for s in states if s in ("started", "starting"))
+    down = sum(1 for s in states if s in DOWN_STATES)
     return {"running": running, "down": down, "quorate": meta(db, "quorate", "1") == "1"}
 
 
 def setup(lab_dir: str, db, guests: list[dict], active: bool) -> None:
-    """Nothing on disk: rgmanager's state is the services record, which the scenario wrote."""
+    """rgmanager's services, one per guest of the scenario, derived from its neutral record.
+
+    Kept in every lab that has this family, active or not, and kept in step by its hooks: an
+    xl lab's status lists the same services as before (the lab needs none of it to work).
+    A guest that never ran is a service with no last owner and no transition (clustat: "none",
+    0); one running is ``started`` on its host; one down is left as DOWN_STATE says.
+    """
+    with write_transaction(db):
+        db.execute(SCHEMA)
+        db.execute("DELETE FROM services")
+        for g in guests:
+            if g["running"]:
+                state, owner, last = "started", g["host"], None
+            else:
+                state, owner, last = DOWN_STATE[g["down_how"]], None, g["host"]
+            db.execute(
+                "INSERT INTO services(name, state, owner, last_owner, transition, restarts, cfg) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (SERVICE_PREFIX + g["guest"], state, owner, last, g["since"], g["cfg"]),
+            )

@@ -1,10 +1,15 @@
 """A fresh lab scenario, deterministic from a seed: a cluster just after a crash.
 
-Hosts differ in size; some still run guests (services ``started``); most other guests are
-``disabled`` or ``failed`` with their last owner recorded. The guests that are down always fit in
-the free RAM with room to spare, so a recovery can start all of them. Guest configs are written in
-the varied xl syntax found in the wild (see :func:`render_cfg`), plus one xm-style Python config
-that no key=value parser can read (service ``vm:legacy07``, state ``failed``).
+Hosts differ in size; some still run guests; most other guests are down, stopped by hand
+(``clean``) or taken down by the crash (``crashed``), with the host they ran on last recorded.
+The guests that are down always fit in the free RAM with room to spare, so a recovery can start
+all of them. Guest configs are written in the varied xl syntax found in the wild (see
+:func:`render_cfg`), plus one xm-style Python config that no key=value parser can read (guest
+``legacy07``, crashed).
+
+The scenario is recorded in the shared state's neutral ``guests`` table (see ``emulator``); a
+cluster manager's family derives its own state from it (rgmanager's family, for one, maps each
+way down to a service state of its own).
 """
 
 # printf-style "%" formatting mirrors the C formats of the files and tools being imitated.
@@ -56,7 +61,8 @@ PREFIXES = (
     "auth",
     "files",
 )
-# Over 30 characters with "vm:" (clustat truncates them) and sharing their first 10 (xentop does)
+# Over 30 characters with a service prefix (a cluster status tool truncates them) and sharing
+# their first 10 (xentop does)
 LONG_NAMES = ("reporting-warehouse-etl-primary01", "reporting-warehouse-etl-replica01")
 
 
@@ -84,17 +90,17 @@ class Host:
 
 @dataclass
 class Guest:
-    """One guest: its rgmanager service, its config file and, if running, its domain."""
+    """One guest: its config file, where it runs or ran last, how it went down, its domain."""
 
     name: str
     memory: int
     vcpus: int
     maxmem: int | None
     cfg: str = ""
-    state: str = "disabled"
-    owner: str | None = None
-    last_owner: str | None = None
-    transition: float = 0.0
+    # None while it runs (on ``host``); else emulator.DOWN_CLEAN or DOWN_CRASHED
+    down_how: str | None = emulator.DOWN_CLEAN
+    host: str | None = None
+    since: float = 0.0
     domid: int = 0
     created: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -181,12 +187,12 @@ def make_guests(hosts: list[Host], count: int, seed: int, now: float) -> list[Gu
             if fits:
                 h = rng.choice(fits)
                 h.used_mib += g.memory
-                g.state, g.owner, g.last_owner = "started", h.name, None
-                g.transition = h.booted + rng.randint(60, 600)
-                g.created = g.transition
+                g.down_how, g.host = None, h.name
+                g.since = h.booted + rng.randint(60, 600)
+                g.created = g.since
                 g.domid = h.next_domid
                 h.next_domid += rng.randint(1, 3)
-    down = [g for g in guests if g.state != "started"]
+    down = [g for g in guests if g.down_how is not None]
     # The demo must be able to start all of them: shrink the biggest until they fit easily
     budget = 0.6 * sum(max(0, h.free_mib) for h in hosts)
     biggest_free = max((h.free_mib for h in hosts), default=0)
@@ -202,12 +208,12 @@ def make_guests(hosts: list[Host], count: int, seed: int, now: float) -> list[Gu
         g.maxmem = None if g.maxmem is None else max(g.maxmem // 2, g.memory)
     never_run = rng.choice(down) if len(down) >= 4 else None
     for g in down:
-        g.state = "disabled" if rng.random() < 0.65 else "failed"
-        g.last_owner = rng.choice(hosts).name if hosts else None
-        g.transition = crash + rng.uniform(0, 5)
+        g.down_how = emulator.DOWN_CLEAN if rng.random() < 0.65 else emulator.DOWN_CRASHED
+        g.host = rng.choice(hosts).name if hosts else None
+        g.since = crash + rng.uniform(0, 5)
         if g is never_run:
-            # a service that never ran: clustat shows "(none)" and last_transition 0
-            g.state, g.last_owner, g.transition = "disabled", None, 0.0
+            # a guest that never ran: no host, no time (a cluster manager shows "none", 0)
+            g.down_how, g.host, g.since = emulator.DOWN_CLEAN, None, 0.0
     if legacy:
         guests.append(
             Guest(
@@ -215,9 +221,9 @@ def make_guests(hosts: list[Host], count: int, seed: int, now: float) -> list[Gu
                 memory=1024,
                 vcpus=2,
                 maxmem=None,
-                state="failed",
-                last_owner=rng.choice(hosts).name if hosts else None,
-                transition=crash + 2.5,
+                down_how=emulator.DOWN_CRASHED,
+                host=rng.choice(hosts).name if hosts else None,
+                since=crash + 2.5,
             )
         )
     used = set()
@@ -318,7 +324,7 @@ def render_cfg(rng: random.Random, g: Guest) -> str:
         return "\n".join(lines)
     if style == "hvm":
         lines = [
-            f"# {g.name} -- HVM guest, managed by rgmanager (vm:{g.name})",
+            f"# {g.name} -- HVM guest, its config on the shared storage",
             'builder = "hvm"',
             'type = "hvm"',
             f'name = "{g.name}"',
@@ -447,7 +453,7 @@ def _fill(
     latency_ms: int,
     now: float,
 ) -> None:
-    for table in ("meta", "hosts", "domains", "services", "starts"):
+    for table in ("meta", "hosts", "domains", "guests", "starts"):
         db.execute(f"DELETE FROM {table}")
     rng = random.Random("cluster-%d" % seed)
     for key, value in (
@@ -481,13 +487,13 @@ def _fill(
         )
     for g in guests:
         db.execute(
-            "INSERT INTO services(name, state, owner, last_owner, transition, restarts, cfg, "
-            "start_fails) VALUES (?, ?, ?, ?, ?, 0, ?, 0)",
-            ("vm:" + g.name, g.state, g.owner, g.last_owner, g.transition, g.cfg),
+            "INSERT INTO guests(name, cfg, host, down_how, since, start_fails) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            (g.name, g.cfg, g.host, g.down_how, g.since),
         )
-        if g.state == "started" and g.owner in by_name:
+        if g.down_how is None and g.host in by_name:
             db.execute(
                 "INSERT INTO domains(name, host, mem_mib, maxmem_mib, vcpus, domid, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (g.name, g.owner, g.memory, g.maxmem or g.memory, g.vcpus, g.domid, g.created),
+                (g.name, g.host, g.memory, g.maxmem or g.memory, g.vcpus, g.domid, g.created),
             )

@@ -3,9 +3,10 @@
 Every lab host has it, whatever the cluster manager (``rgmanager_tools.py`` brings rgmanager's
 tools; a lab with ``backend: xl`` brings nothing more). It also is the xl backend's lab
 family: no tools beyond these, and a per-host autostart directory (xendomains' /etc/xen/auto).
-It tells whoever keeps the lab's record of a guest about the domains it builds through
-``emulator.notify`` and never reads a cluster manager's state. Like the emulator it uses the
-standard library only and never imports the xenfab package.
+It reads and keeps the shared state's neutral guests only (``emulator.guest_record``,
+``guest_up``), tells the other families about the domains it builds through ``emulator.notify``
+and never reads a cluster manager's state. Like the emulator it uses the standard library only
+and never imports the xenfab package.
 """
 
 # The tools are C programs: their printf formats are reproduced with "%" on purpose.
@@ -22,6 +23,7 @@ try:  # imported as part of xenfab.lab
         Ctx,
         fire_armed,
         guest_record,
+        guest_up,
         host_free_mib,
         notify,
         record_start,
@@ -32,6 +34,7 @@ except ImportError:  # run by path, next to emulator.py
         Ctx,
         fire_armed,
         guest_record,
+        guest_up,
         host_free_mib,
         notify,
         record_start,
@@ -389,7 +392,8 @@ def _create_locked(ctx: Ctx, cfg: dict) -> int:
         return 1
     build_domain(db, ctx.host, cfg, now)
     if record is not None:
-        # The lab's own record of the guest (lab.status): whoever keeps it hears of the domain.
+        # The lab's record of the guest: it runs here now; the other families hear of it.
+        guest_up(db, name, ctx.host, now)
         notify("domain-built", db, name, ctx.host, now)
     record_start(db, name, ctx.host, now, now, True)
     return 0
