@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from test_assemble import _host
 
-from xenfab.cluster import ClusterState, Output, backend, check_options
+from xenfab.cluster import ClusterState, Gathered, Output, backend, check_options
 from xenfab.config import HostEntry
 from xenfab.errors import ConfigError
 from xenfab.gather.assemble import HostReport, assemble
@@ -81,29 +81,23 @@ def test_an_unreachable_host_makes_every_down_guest_liveness_unknown_until_decla
     assert not dead.unplaced
 
 
+SCRATCH = {"scratch": "/srv/xen/scratch.cfg"}
+
+
 def test_the_note_names_only_the_hosts_that_did_not_answer():
     b = backend("xl")
-    svc = b.complete(
-        ClusterState(None),
-        {"scratch": "/srv/xen/scratch.cfg"},
-        {},
-        {"xen01": _auto(), "xen03": {"autostart": Output("ls: cannot open", 2)}},
-        hosts=["xen01", "xen02", "xen03"],
-    ).services["scratch"]
+    outputs = {"xen01": _auto(), "xen03": {"autostart": Output("ls: cannot open", 2)}}
+    gathered = Gathered(SCRATCH, {}, outputs, hosts=("xen01", "xen02", "xen03"))
+    svc = b.complete(ClusterState(None), gathered).services["scratch"]
     assert svc.state == "not-ours"
     assert "xen02, xen03 did not answer" in svc.note and "xen01" not in svc.note
     everyone = b.complete(
-        ClusterState(None),
-        {"scratch": "/srv/xen/scratch.cfg"},
-        {},
-        {"xen01": _auto()},
-        {},
-        ["xen01"],
+        ClusterState(None), Gathered(SCRATCH, {}, {"xen01": _auto()}, {}, ("xen01",))
     )
     assert everyone.services["scratch"].note.endswith("not ours to start")
     # No autostart directory: nothing a silent host holds could claim it.
     none = backend("xl", {"auto_dir": None}).complete(
-        ClusterState(None), {"scratch": "/srv/xen/scratch.cfg"}, {}, {}, {}, ["xen01", "xen02"]
+        ClusterState(None), Gathered(SCRATCH, hosts=("xen01", "xen02"))
     )
     assert none.services["scratch"].note.endswith("not ours to start")
 

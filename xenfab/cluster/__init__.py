@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from .base import (
     ClusterBackend,
     ClusterState,
+    Gathered,
     Output,
     Probe,
     ServiceState,
@@ -98,6 +99,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ClusterBackend",
     "ClusterState",
+    "Gathered",
     "Output",
     "Probe",
     "ServiceState",

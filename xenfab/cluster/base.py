@@ -124,6 +124,23 @@ class ClusterState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Gathered:
+    """What one gather round brought, for a backend that builds its state from it (``complete``).
+
+    ``configs``: guest name -> its config file; ``running``: guest name -> hosts whose domain
+    list shows it; ``host_outputs``: each reachable host's probe outputs; ``unreadable``: config
+    files that could not be read (path -> why); ``hosts``: every host of the environment,
+    answered or not (None: those of ``host_outputs``).
+    """
+
+    configs: Mapping[str, str] = field(default_factory=dict)
+    running: Mapping[str, list[str]] = field(default_factory=dict)
+    host_outputs: Mapping[str, Mapping[str, Output]] = field(default_factory=dict)
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    hosts: tuple[str, ...] | None = None
+
+
 @dataclass
 class StartOutcome:
     """The result of asking the cluster manager to start one guest on one host."""
@@ -188,22 +205,10 @@ class ClusterBackend(ABC):
         """Commands every host runs in the gather batch (toolstack, info, domain list)."""
         return list(TOOLSTACK_PROBES)
 
-    def complete(
-        self,
-        cluster: ClusterState,
-        configs: Mapping[str, str],
-        running: Mapping[str, list[str]],
-        host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
-        unreadable: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-    ) -> ClusterState:
-        """The cluster state once every host answered.
+    def complete(self, cluster: ClusterState, gathered: Gathered) -> ClusterState:
+        """The cluster state once every host answered (``gathered``: configs, lists, outputs).
 
-        ``configs``: guest name -> its config file; ``running``: guest name -> hosts whose
-        domain list shows it; ``host_outputs``: each reachable host's probe outputs;
-        ``unreadable``: config files that could not be read (path -> why); ``hosts``: every
-        host of the environment, answered or not (None: those of ``host_outputs``). A manager
-        that tracks services itself returns ``cluster`` as is.
+        A manager that tracks services itself returns ``cluster`` as is.
         """
         return cluster
 

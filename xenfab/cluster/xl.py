@@ -27,6 +27,7 @@ from .base import (
     TOOLSTACK_PROBES,
     ClusterBackend,
     ClusterState,
+    Gathered,
     Output,
     Probe,
     ServiceState,
@@ -144,42 +145,30 @@ class XlBackend(ClusterBackend):
         """No manager: no quorum, no members; services come from ``complete``."""
         return ClusterState(None, source="xl")
 
-    def complete(
-        self,
-        cluster: ClusterState,
-        configs: Mapping[str, str],
-        running: Mapping[str, list[str]],
-        host_outputs: Mapping[str, Mapping[str, Output]] | None = None,
-        unreadable: Mapping[str, str] | None = None,
-        hosts: Iterable[str] | None = None,
-    ) -> ClusterState:
+    def complete(self, cluster: ClusterState, gathered: Gathered) -> ClusterState:
         """One service per guest config: running where listed, else down when marked ours.
 
         An unreadable config linked from an autostart directory is ours, and its guest is down
         as far as anyone can tell: it gets a service named after the file, so that it ends the
         run under STILL DOWN with the reason instead of as a warning only. A guest no host that
-        answered claims is ``not-ours``; when some host of ``hosts`` did not answer, its note
-        names them (their autostart directory is unread): the planner keeps it down with its
-        liveness unknown until they are declared dead.
+        answered claims is ``not-ours``; when some host of ``gathered.hosts`` did not answer, its
+        note names them (their autostart directory is unread): the planner keeps it down with
+        its liveness unknown until they are declared dead.
         """
-        outputs = host_outputs or {}
+        outputs = gathered.host_outputs
         marked = parse_autostart(outputs) if self.auto_dir is not None else {}
-        silent = unread_autostart(outputs, hosts) if self.auto_dir is not None else []
+        silent = unread_autostart(outputs, gathered.hosts) if self.auto_dir is not None else []
         patterns = list(self.options.get("guests", []))
         services: dict[str, ServiceState] = {}
-        for name, path in sorted(configs.items()):
-            hosts = sorted(running.get(name, []))
-            if hosts:
-                services[name] = ServiceState(name, RUNNING, hosts[0])
+        for name, path in sorted(gathered.configs.items()):
+            listed = sorted(gathered.running.get(name, []))
+            if listed:
+                services[name] = ServiceState(name, RUNNING, listed[0])
                 continue
             linked = sorted(h for h, paths in marked.items() if _linked(path, paths))
             pattern = next((p for p in patterns if fnmatch.fnmatchcase(name, p)), None)
             if linked:
-                where = f"{self.auto_dir} on {', '.join(linked)}"
-                # The one host whose xendomains would have started it is where it ran: prefer it.
-                # Linked from several (an autostart directory on shared storage): no preference.
-                last = linked[0] if len(linked) == 1 else None
-                services[name] = ServiceState(name, DOWN, None, last, f"linked from {where}")
+                services[name] = self._linked_down(name, linked)
             elif pattern is not None:
                 note = f"matches backend_options.guests {pattern!r}"
                 services[name] = ServiceState(name, DOWN, None, None, note)
@@ -195,16 +184,22 @@ class XlBackend(ClusterBackend):
                 else:
                     note += "backend_options.guests: not ours to start"
                 services[name] = ServiceState(name, NOT_OURS, note=note)
-        for path in sorted(unreadable or {}):
+        for path in sorted(gathered.unreadable):
             linked = sorted(h for h, paths in marked.items() if _linked(path, paths))
             name = _file_stem(path)
             if linked and name not in services:
-                where = f"{self.auto_dir} on {', '.join(linked)}"
-                last = linked[0] if len(linked) == 1 else None
-                services[name] = ServiceState(name, DOWN, None, last, f"linked from {where}")
+                services[name] = self._linked_down(name, linked)
         return ClusterState(
             None, {}, services, source="xl list", extra={"autostart": sorted(marked)}
         )
+
+    def _linked_down(self, name: str, linked: list[str]) -> ServiceState:
+        """``name`` down and ours: its config is linked from the autostart dir of ``linked``."""
+        # The one host whose xendomains would have started it is where it ran: prefer it.
+        # Linked from several (an autostart directory on shared storage): no preference.
+        last = linked[0] if len(linked) == 1 else None
+        where = f"{self.auto_dir} on {', '.join(linked)}"
+        return ServiceState(name, DOWN, None, last, f"linked from {where}")
 
     def live_state(
         self, domains: Mapping[str, Iterable[str]], guests: Iterable[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..cluster import ClusterBackend, ClusterState, Output
+from ..cluster import ClusterBackend, ClusterState, Gathered, Output
 from ..config import HostEntry
 from ..parse import ParseError, parse_guest_config, parse_xl_info, parse_xl_list
 from ..parse.records import GuestConfig
@@ -114,9 +114,10 @@ def guests_from(
         # Paths, not the basename keys of `broken`: the backend tells its own links apart.
         unreadable = {path: why for path, why in (file_errors or {}).items()}
         unreadable.update({os.path.join(config_dir, key): why for key, why in broken.items()})
-        cluster = backend.complete(
-            cluster, named, running, host_outputs or {}, unreadable, [h.name for h in hosts]
+        gathered = Gathered(
+            named, running, host_outputs or {}, unreadable, tuple(h.name for h in hosts)
         )
+        cluster = backend.complete(cluster, gathered)
     guests: list[Guest] = []
     for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)
