@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
     from ..plan import Layout, Policy
     from ..snapshot import Snapshot
-    from ..start import StartOptions
 
 COMMON_HELP = {
     "env": "environment from the config (default: its default_env)",
@@ -318,6 +317,7 @@ def _start(
     from .. import show
     from ..config import StartPolicy
     from ..schema import field_type, option
+    from ..start import StartOptions, start_guests
     from ..start.outcome import Outcome as GuestOutcome
 
     check_format(format)
@@ -368,17 +368,18 @@ def _start(
         declined = True
     try:
         if refused is None and todo and not declined:
-            options = start_options(
-                c.config,
-                only=only,
+            options = StartOptions(
+                base_config=c.config,
+                only_hosts=only,
                 parallel=parallel,
                 dry_run=dry_run,
                 step=step,
                 break_lock=break_lock,
-                dead=dead_hosts,
-                table=table,
+                dead_hosts=dead_hosts,
+                # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
+                out=sys.stdout if (dry_run and table) else sys.stderr,
             )
-            report = _run_engine(cfg, environment, snap, layout, policy, options)
+            report = start_guests(cfg, environment, snap, layout, policy, options)
     except StartRefused as exc:
         refused = str(exc)
     except KeyboardInterrupt:
@@ -424,39 +425,6 @@ def _confirm(count: int, given: bool) -> None:
     sys.stderr.flush()
     if input().strip().lower() not in ("y", "yes"):
         raise _Declined
-
-
-def start_options(
-    base_config: object | None,
-    *,
-    only: set[str] | None,
-    parallel: int | None,
-    dry_run: bool,
-    step: bool,
-    break_lock: bool,
-    dead: list[str],
-    table: bool,
-) -> StartOptions:
-    """The engine's options for this task's run (``table``: the output is a table, not JSON)."""
-    from ..start import StartOptions
-
-    return StartOptions(
-        base_config=base_config,
-        only_hosts=frozenset(only) if only is not None else None,
-        parallel=parallel,
-        dry_run=dry_run,
-        step=step,
-        break_lock=break_lock,
-        dead_hosts=frozenset(dead),
-        # Progress goes to stderr; a dry run's listing is the result, so in a table it is stdout.
-        out=sys.stdout if (dry_run and table) else sys.stderr,
-    )
-
-
-def _run_engine(cfg, environment, snap, layout, policy, options: StartOptions):
-    from ..start import start_guests
-
-    return start_guests(cfg, environment, snap, layout, policy, options)
 
 
 def _close(table, show, layout, snap, backend, report, still, refused, dry_run) -> None:
