@@ -5,7 +5,7 @@ Only the text between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generate
 rewritten. ``--check`` changes nothing and exits 1 when a file is stale (tests/test_schema.py
 runs it), so a default or a meaning is written once, in the schema, and the docs follow.
 
-    .venv/bin/python scripts/gendocs.py          # rewrite README.md and docs/policy.md
+    .venv/bin/python scripts/gendocs.py          # rewrite docs/configuration.md and docs/policy.md
     .venv/bin/python scripts/gendocs.py --check  # exit 1 if they are stale
 """
 
@@ -30,7 +30,7 @@ def _table(rows: list[tuple[str, str, str]], header: tuple[str, str, str]) -> st
 
 
 def config_reference() -> str:
-    """The README's table of every configuration key but the policy's."""
+    """docs/configuration.md's table of every configuration key but the policy's."""
     top = {key: (key, d, m) for key, d, m in docs_table(XenfabConfig)}
     rows = [top.pop(k) for k in ("default_env", "audit_log", "lock_path")]
     env = "environments.NAME."
@@ -38,13 +38,13 @@ def config_reference() -> str:
         rows.append((key, default, meaning))
         if key == env + "backend":
             rows += docs_table(SSHSettings, env + "ssh.")
-    rows.append(("policy.*", "see [docs/policy.md](docs/policy.md)", "placement policy"))
+    rows.append(("policy.*", "see [policy.md](policy.md)", "placement policy"))
     rows += docs_table(StartPolicy, "start.")
     return _table(rows, ("key", "default", "meaning"))
 
 
 def start_defaults() -> str:
-    """The README's table of the start engine's caps (the start policy)."""
+    """docs/configuration.md's table of the start engine's caps (the start policy)."""
     rows = [(m, d.strip("`"), f"`start.{k}`") for k, d, m in docs_table(StartPolicy)]
     lines = ["| limit | default | set with |", "|---|---|---|"]
     lines += [f"| {m} | {d} | {k} |" for m, d, k in rows]
@@ -57,7 +57,10 @@ def policy_keys() -> str:
 
 
 BLOCKS = {
-    "README.md": {"config-reference": config_reference, "start-defaults": start_defaults},
+    "docs/configuration.md": {
+        "config-reference": config_reference,
+        "start-defaults": start_defaults,
+    },
     "docs/policy.md": {"policy-keys": policy_keys},
 }
 

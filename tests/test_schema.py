@@ -345,8 +345,8 @@ def test_docs_tables_are_generated_from_the_schema():
         text=True,
     )
     assert res.returncode == 0, res.stderr
-    readme = (ROOT / "README.md").read_text()
-    assert "| `start.max_starts_in_flight` | `8` |" in readme
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    assert "| `start.max_starts_in_flight` | `8` |" in reference
     assert "| `reserve_mib` | `0` |" in (ROOT / "docs" / "policy.md").read_text()
 
 
@@ -356,12 +356,12 @@ def test_stale_docs_are_detected(tmp_path):
         import gendocs
     finally:
         sys.path.pop(0)
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     stale = readme.replace(
         "| `start.max_starts_in_flight` | `8` |", "| `start.max_starts_in_flight` | `9` |"
     )
     assert stale != readme
-    assert gendocs.render(stale, gendocs.BLOCKS["README.md"]) == readme
+    assert gendocs.render(stale, gendocs.BLOCKS["docs/configuration.md"]) == readme
 
 
 # --- the property: mutated inputs give one line and exit 1, or an exact valid layout -------------

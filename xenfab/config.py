@@ -171,7 +171,7 @@ class Environment:
     backend: Annotated[Str, Check(_known_backend)] = doc(
         "rgmanager",
         "cluster manager: `rgmanager`, `xl` (no manager), or any backend installed "
-        "(see README, Which clusters xenfab drives)",
+        "(see docs/backends.md)",
     )
     backend_options: dict[Str, Any] = doc(
         {},

@@ -135,7 +135,7 @@ def split_list(value: str | None) -> list[str]:
 def load(
     c: Any, config: str | None, env: str | None, loc: str | None = None
 ) -> tuple[XenfabConfig, Environment]:
-    """The configuration and environment a task runs with (see README: Configuration lookup)."""
+    """The configuration and environment a task runs with (see docs/configuration.md)."""
     cfg, environment = _load(c, config, env)
     # `fab -S FILE` names the ssh_config to use: it wins over the environment's own.
     runtime_ssh = getattr(getattr(c, "config", None), "_runtime_ssh_path", None)
