@@ -230,11 +230,29 @@ def test_yaml_duplicate_key_bad_bytes_and_nesting(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_ssh_config_hosts_come_from_paramiko(tmp_path):
+def test_ssh_config_hosts_are_the_names_paramiko_reads(tmp_path):
+    import paramiko
+
+    text = (
+        "Host xen01 xen02\n  User root\nhost xen03 !xen9* *\nMatch all\n  Port 22\n"
+        'Host="xen04" xen05\n  Port 23\n'
+    )
     path = tmp_path / "ssh_config"
-    path.write_text("Host xen01 xen02\n  User root\nhost xen03 !xen9* *\nMatch all\n  Port 22\n")
-    assert ssh_config_hosts(str(path)) == ["xen01", "xen02", "xen03"]
+    path.write_text(text)
+    assert ssh_config_hosts(str(path)) == ["xen01", "xen02", "xen03", "xen04", "xen05"]
+    # The same aliases paramiko resolves (its get_hostnames() fails on the Match block).
+    plain = paramiko.SSHConfig.from_text(text.replace("Match all\n  Port 22\n", ""))
+    assert {n for n in plain.get_hostnames() if n != "*" and "*" not in n and "!" not in n} == {
+        "xen01",
+        "xen02",
+        "xen03",
+        "xen04",
+        "xen05",
+    }
     assert ssh_config_hosts(str(tmp_path / "missing")) == []
+    (tmp_path / "bad").write_text('Host "unclosed\n')
+    with pytest.raises(ConfigError, match="bad: 1: cannot read ssh_config"):
+        ssh_config_hosts(str(tmp_path / "bad"))
 
 
 def test_cluster_backend_uses_the_one_host_name_rule():

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
@@ -399,19 +401,28 @@ def resolve_hosts(env: Environment, ssh_config_hosts: list[str]) -> list[HostEnt
 
 
 def ssh_config_hosts(path: str | None) -> list[str]:
-    """The literal Host aliases (no patterns) an ssh_config file names (paramiko reads it)."""
+    """The literal Host aliases (no patterns) an ssh_config file names."""
     if not path or not os.path.isfile(path):
         return []
-    import paramiko
-
     try:
-        parsed = paramiko.SSHConfig.from_path(path)
-    except (OSError, UnicodeDecodeError, paramiko.ConfigParseError) as exc:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ssh_config: {exc}") from None
-    try:
-        names = parsed.get_hostnames()
-    except KeyError:
-        # paramiko's get_hostnames() fails on `Match` blocks (paramiko issues #1729, #2014;
-        # fixes #1674, #1991 unmerged): the same walk, skipping the entries without Host.
-        names = {n for entry in parsed._config for n in entry.get("host", ())}
+    # Read here rather than through paramiko: its get_hostnames() fails on `Match` blocks
+    # (paramiko issues #1729, #2014), and the config layer needs no SSH library for a list of
+    # names. A Host line's patterns are split as paramiko and ssh split them (shell words).
+    names: set[str] = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        match = _HOST_LINE.match(line)
+        if not match:
+            continue
+        try:
+            names.update(shlex.split(match.group(1)))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {number}: cannot read ssh_config: {exc}") from None
     return sorted(n for n in names if not any(ch in n for ch in "*?!"))
+
+
+# `Host a b`, `host=a`, as ssh_config's keyword/argument syntax allows.
+_HOST_LINE = re.compile(r"^\s*host(?:\s*=\s*|\s+)(.+?)\s*$", re.IGNORECASE)

@@ -21,7 +21,7 @@ from .errors import HOST_KEY_KINDS, KINDS, classify
 from .group import HostResults, RunResult, run, run_all
 from .hostkeys import known_hosts_files
 from .pool import CHANNELS_PER_TRANSPORT, SessionPool
-from .sshconfig import IndexedSSHConfig, fabric_config, index_ssh_config
+from .sshconfig import IndexedSSHConfig, fabric_config, load_ssh_config, runtime_ssh_path
 
 __all__ = [
     "CHANNELS_PER_TRANSPORT",
@@ -41,7 +41,8 @@ __all__ = [
     "connect",
     "execute",
     "fabric_config",
-    "index_ssh_config",
+    "load_ssh_config",
+    "runtime_ssh_path",
     "known_hosts_files",
     "run",
     "run_all",

@@ -138,7 +138,9 @@ def load(
     """The configuration and environment a task runs with (see docs/configuration.md)."""
     cfg, environment = _load(c, config, env)
     # `fab -S FILE` names the ssh_config to use: it wins over the environment's own.
-    runtime_ssh = getattr(getattr(c, "config", None), "_runtime_ssh_path", None)
+    from ..remote.sshconfig import runtime_ssh_path
+
+    runtime_ssh = runtime_ssh_path(getattr(c, "config", None))
     if runtime_ssh:
         environment.ssh.config = os.path.expanduser(runtime_ssh)
     if loc:
