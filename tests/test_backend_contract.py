@@ -66,6 +66,48 @@ def _xl_read(b: ClusterBackend, down: list[str], running: dict[str, str]) -> Clu
     return state
 
 
+def _xe_record(fields: list[tuple[str, str, str]]) -> str:
+    """One record in xe's layout: the first key left-aligned, the rest right-aligned."""
+    keys = [f"{k} {ann}" for k, ann, _ in fields]
+    width = 4 + max(len(k) for k in keys)
+    lines = [f"{keys[0].ljust(width)}: {fields[0][2]}"]
+    lines += [f"{k.rjust(width)}: {v}" for k, (_, _, v) in zip(keys[1:], fields[1:], strict=True)]
+    return "\n".join(lines) + "\n\n\n"
+
+
+def _xe_read(b: ClusterBackend, down: list[str], running: dict[str, str]) -> ClusterState:
+    pool = _xe_record([("uuid", "( RO)", "p1"), ("master", "( RO)", HOSTS[0])])
+    hosts = "".join(
+        _xe_record(
+            [
+                ("uuid", "( RO)", h),
+                ("name-label", "( RW)", f"host {h}"),
+                ("enabled", "( RO)", "true"),
+                ("memory-total", "( RO)", str(64 << 30)),
+                ("memory-free", "( RO)", str(32 << 30)),
+                ("host-metrics-live", "( RO)", "true"),
+            ]
+        )
+        for h in HOSTS
+    )
+    vms = "".join(
+        _xe_record(
+            [
+                ("uuid", "( RO)", g),
+                ("name-label", "( RW)", "same label"),
+                ("is-control-domain", "( RO)", "false"),
+                ("power-state", "( RO)", "running" if g in running else "halted"),
+                ("memory-static-max", "( RW)", str(1 << 30)),
+                ("resident-on", "( RO)", running.get(g, "<not in database>")),
+                ("other-config", "(MRW)", "auto_poweron: true; import_task: x"),
+            ]
+        )
+        for g in [*down, *running]
+    )
+    outputs = {"pool": Output(pool, 0), "hosts": Output(hosts, 0), "vms": Output(vms, 0)}
+    return b.parse_state(outputs, source="xen01")
+
+
 @dataclass
 class Fixture:
     """How one backend's state read shows guests, and what its start command prints."""
@@ -98,6 +140,26 @@ FIXTURES = {
         ),
         Output("XENFAB-GUARD-REFUSED running-here\n", 3),
         {"auto_dir": "/etc/xen/auto", "guests": ["web*"]},
+    ),
+    "xe": Fixture(
+        _xe_read,
+        Output("", 0),
+        Output(
+            "You attempted to run a VM on a host which doesn't have access to an SR needed by "
+            "the VM. The VM has at least one VBD attached to a VDI in the SR.\n"
+            "vm: 0b1e2c4d-0000-4000-8000-000000000001 (web 01)\n"
+            "sr: 5d6e7f80-0000-4000-8000-000000000002 (NFS store)\n",
+            1,
+        ),
+        Output(
+            "You attempted an operation on a VM that was not in an appropriate power state at "
+            "the time; for example, you attempted to start a VM that was already running. The "
+            "parameters returned are the VM's handle, and the expected and actual VM state at "
+            "the time of the call.\nvm: 0b1e2c4d-0000-4000-8000-000000000001 (web 01)\n"
+            "expected: halted\nactual: running\n",
+            1,
+        ),
+        {"guests": ["web*"]},
     ),
 }
 
@@ -208,4 +270,8 @@ def test_quorum_rule_matches_the_state_read(be):
 def test_host_probes_read_toolstack_info_and_list(be):
     b, _ = be
     names_ = [p.name for p in b.host_probes()]
+    if b.master_only:
+        # Its master answers for every host (an XAPI pool): no host is asked on its own.
+        assert names_ == [] and b.state_probes()
+        return
     assert names_[:3] == ["toolstack", "info", "list"]

@@ -28,6 +28,9 @@ from xenfab.parse import (
     parse_clustat,
     parse_clusvcadm,
     parse_guest_config,
+    parse_xe_error,
+    parse_xe_map,
+    parse_xe_records,
     parse_xentop,
     parse_xl_info,
     parse_xl_list,
@@ -114,6 +117,21 @@ SEEDS: dict[str, list[str]] = {
         "clustat-x-v40.xml",
     ),
     "clusvcadm": [CLUSVCADM, "Member n1 trying to enable vm:a...", "Could not connect\n"],
+    "xe_records": [
+        (FIXTURES.parent / "xe" / n).read_text()
+        for n in (
+            "host-param-list-xcpng75.txt",
+            "sr-list-two-blank.txt",
+            "pool-param-list-xcpng.txt",
+        )
+    ],
+    "xe_error": [
+        (FIXTURES.parent / "xe" / n).read_text()
+        for n in ("error-sr-backend-failure-47.txt", "error-sr-backend-failure-vm-start.txt")
+    ]
+    + [
+        "Not enough server memory is available to perform this operation.\nneeded: 1\navailable: 0\n"
+    ],
 }
 
 
@@ -177,6 +195,28 @@ def _check_clustat(text: str) -> Any:
     return c
 
 
+def _check_xe_records(text: str) -> Any:
+    records = parse_xe_records(text, source="fuzz")
+    for record in records:
+        assert record and all(k == k.strip() and k for k in record)
+        assert all(v == v.strip() for v in record.values())
+        for v in record.values():
+            try:
+                assert all(isinstance(x, str) for x in parse_xe_map(v, source="fuzz").values())
+            except ParseError as exc:
+                assert exc.source == "fuzz"
+    return records
+
+
+def _check_xe_error(text: str) -> Any:
+    for code in (0, 1):
+        err = parse_xe_error(text, code, source="fuzz")
+        assert err.ok is (code == 0) and isinstance(err.message, str)
+        assert err.code is None or (err.code and err.code == err.code.strip())
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in err.params.items())
+    return err
+
+
 CHECKS: dict[str, Callable[[str], Any]] = {
     "xl_info": _check_xl_info,
     "xentop": _check_xentop,
@@ -184,6 +224,8 @@ CHECKS: dict[str, Callable[[str], Any]] = {
     "guest_config": _check_guest_config,
     "clustat": _check_clustat,
     "clusvcadm": _check_clusvcadm,
+    "xe_records": _check_xe_records,
+    "xe_error": _check_xe_error,
 }
 
 

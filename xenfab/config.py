@@ -161,8 +161,12 @@ class Environment:
         "for anti-affinity); each host once",
         shown="required",
     )
-    guest_config_dir: Path = doc(
-        help="directory of guest configs (`/xenconfig`), read once on the master", shown="required"
+    # Required by the backends whose inventory is config files (rgmanager, xl), checked in
+    # __post_init__; the help text stays as README's generated table shows it.
+    guest_config_dir: Path | None = doc(
+        None,
+        "directory of guest configs (`/xenconfig`), read once on the master",
+        shown="required",
     )
     master: HostName | None = doc(
         None,
@@ -204,12 +208,21 @@ class Environment:
             fnmatch.fnmatchcase(self.master, h.name) for h in self.hosts
         ):
             raise ValueError(f"master: {self.master!r} is not one of the hosts")
+        from .cluster import backend as get_backend
         from .cluster import check_options
 
         try:
             self.backend_options = check_options(self.backend, self.backend_options, "")
         except ConfigError as exc:
             raise ValueError(str(exc).lstrip(".")) from None
+        if (
+            self.guest_config_dir is None
+            and get_backend(self.backend, self.backend_options).reads_guest_configs
+        ):
+            raise ValueError(
+                f"guest_config_dir: required (backend {self.backend} reads the guests' config "
+                "files there)"
+            )
 
     def host(self, name: str) -> HostEntry | None:
         """The host entry called ``name``, or None."""

@@ -89,6 +89,11 @@ class Host:
     # The cluster manager's word on this host: "online", "offline", or None (not a member, or
     # the cluster state could not be read). Only "offline" proves an unreachable host dead.
     member: Literal["online", "offline"] | None = None
+    # What people call the host when ``name`` is an identifier (an XAPI host's name-label).
+    label: Str | None = None
+    # Why the cluster manager keeps guests off this host (maintenance), or None: excluded from
+    # placement as ``policy.exclude`` is; what runs there still runs.
+    disabled: Str | None = None
 
     @property
     def vcpus_used(self) -> int:
@@ -113,6 +118,9 @@ class Guest:
     running_on: list[Name] = field(default_factory=list)
     plannable: Bool = True
     reason: Str | None = None
+    # What people call the guest when ``name`` is an identifier (an XAPI VM's name-label, which
+    # need not be unique): shown, never used to act.
+    label: Str | None = None
 
     @property
     def startable(self) -> bool:

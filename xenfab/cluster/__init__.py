@@ -16,9 +16,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from .base import (
+    CONFIG_FILES,
+    STATE_READ,
     ClusterBackend,
     ClusterState,
     Gathered,
+    Inventory,
     Output,
     Probe,
     ServiceState,
@@ -96,10 +99,13 @@ def check_options(name: str, options: Mapping[str, Any], where: str) -> dict[str
 
 
 __all__ = [
+    "CONFIG_FILES",
     "ENTRY_POINT_GROUP",
+    "STATE_READ",
     "ClusterBackend",
     "ClusterState",
     "Gathered",
+    "Inventory",
     "Output",
     "Probe",
     "ServiceState",

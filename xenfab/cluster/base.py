@@ -141,6 +141,24 @@ class Gathered:
     hosts: tuple[str, ...] | None = None
 
 
+# Where a backend's guest inventory (which guests exist, their RAM and vCPUs) and its host facts
+# come from. CONFIG_FILES: the guest config files of ``guest_config_dir``, read on the master, and
+# every host's own toolstack probes (rgmanager, xl). STATE_READ: the backend's state probes on the
+# master, which know every host and guest (an XAPI pool master): ``inventory`` builds them.
+CONFIG_FILES = "config-files"
+STATE_READ = "state"
+
+
+@dataclass
+class Inventory:
+    """The hosts and guests a backend's own state read knows (``snapshot.Host``/``Guest``)."""
+
+    hosts: list[Any] = field(default_factory=list)
+    guests: list[Any] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
 @dataclass
 class StartOutcome:
     """The result of asking the cluster manager to start one guest on one host."""
@@ -182,6 +200,11 @@ class ClusterBackend(ABC):
     start_tool: str = "the start command"
     # What an inquorate refusal tells the operator to do, in the manager's own words.
     quorum_hint: str = "restore quorum first"
+    # Where the guest inventory and host facts come from: CONFIG_FILES or STATE_READ.
+    inventory_source: str = CONFIG_FILES
+    # True when the master answers for every host (facts and domain lists): the other hosts
+    # are never asked. False: every host runs ``host_probes`` and lists its own domains.
+    master_only: bool = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         """A backend for one environment; ``options`` are its ``backend_options``, checked."""
@@ -201,9 +224,32 @@ class ClusterBackend(ABC):
         """The manager's name for ``guest``'s service (rgmanager: ``vm:NAME``)."""
         return self.service_format.format(guest=guest)
 
+    @property
+    def reads_guest_configs(self) -> bool:
+        """True when the inventory is the config files of ``guest_config_dir`` (required then)."""
+        return self.inventory_source == CONFIG_FILES
+
     def host_probes(self) -> list[Probe]:
         """Commands every host runs in the gather batch (toolstack, info, domain list)."""
         return list(TOOLSTACK_PROBES)
+
+    def inventory(
+        self, cluster: ClusterState, outputs: Mapping[str, Output], master: str
+    ) -> Inventory:
+        """STATE_READ: the hosts and guests from the state probes' ``outputs`` read on ``master``.
+
+        ``cluster`` is what ``parse_state`` made of the same outputs. Never raises on bad output:
+        what cannot be read is an error of the Inventory.
+        """
+        raise NotImplementedError(f"backend {self.name} reads its inventory from config files")
+
+    def domain_lists(self, state: ClusterState) -> dict[str, set[str] | str]:
+        """``master_only``: each host's running guests as ``state`` shows them, or why unknown.
+
+        A host missing from the answer, or given a reason instead of a set, is unproven: starts
+        wait for it as for a host that did not list its domains.
+        """
+        raise NotImplementedError(f"backend {self.name} lists domains on every host")
 
     def complete(self, cluster: ClusterState, gathered: Gathered) -> ClusterState:
         """The cluster state once every host answered (``gathered``: configs, lists, outputs).

@@ -56,12 +56,15 @@ def gather(
     lock_at = backend.lock_host(master, master)
     lock_probes = [Probe(PEEK_PROBE, peek_command(lock_path))] if lock_path else []
     names = {e.name for e in entries}
+    # Only the backends whose inventory is config files read guest_config_dir.
+    config_dir = env.guest_config_dir if backend.reads_guest_configs else None
     host_script = build_script(nonce, host_probes)
-    scripts = {name: host_script for name in names}
+    # A master that answers for every host (an XAPI pool) is the only host asked.
+    scripts = {} if backend.master_only else {name: host_script for name in names}
     scripts[master] = build_script(
         nonce,
         host_probes + cluster_probes + (lock_probes if lock_at == master else []),
-        env.guest_config_dir,
+        config_dir,
     )
     if lock_probes and lock_at != master:
         # xl's lock host may be any host, even one outside the environment (asked for the lock
@@ -70,7 +73,7 @@ def gather(
         scripts[lock_at] = build_script(nonce, probes + lock_probes)
     # The master runs the longest script (cluster state, every guest config): it goes first so
     # that it never waits for a free worker behind the other hosts.
-    order = sorted((e.name for e in entries), key=lambda name: name != master)
+    order = sorted((e.name for e in entries if e.name in scripts), key=lambda n: n != master)
     order += [name for name in scripts if name not in names]
     reports: dict[str, HostReport] = {}
 
@@ -84,14 +87,22 @@ def gather(
         used_master = None
         answered = results.succeeded
         for entry in entries:
+            if backend.master_only and entry.name != master and entry.name not in reports:
+                # Not asked yet (only the master was): ask it now, as the stand-in reader.
+                reports[entry.name] = HostReport(entry.name)
+                answered = {*answered, entry.name}
             if entry.name in answered and entry.name != master and not reports[entry.name].error:
                 # Where this reader's lock lives, if not asked already (rgmanager: the reader).
                 at = backend.lock_host(entry.name, master)
                 extra_lock = lock_probes if at == entry.name != lock_at else []
+                # A master-only backend asks the stand-in for every host's facts too.
+                extra_probes = host_probes if backend.master_only else []
                 cluster_only = build_script(
-                    nonce, cluster_probes + extra_lock, env.guest_config_dir
+                    nonce, extra_probes + cluster_probes + extra_lock, config_dir
                 )
                 extra = _report(run(entry.name, cluster_only, env, cfg), nonce)
+                if backend.master_only:
+                    reports[entry.name] = extra
                 if extra.error is None:
                     reports[entry.name].outputs.update(extra.outputs)
                     reports[entry.name].files = extra.files
@@ -99,9 +110,7 @@ def gather(
                     used_master = entry.name
                     break
     taken_at = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    snap = assemble(
-        env.name, taken_at, entries, reports, used_master, backend, env.guest_config_dir
-    )
+    snap = assemble(env.name, taken_at, entries, reports, used_master, backend, config_dir or "")
     if lock_path:
         snap.lock = _lock(backend, used_master, master, lock_path, reports)
     if used_master is None:

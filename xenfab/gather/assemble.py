@@ -173,6 +173,8 @@ def assemble(
     config_dir: str,
 ) -> Snapshot:
     """Build the Snapshot from every host's report; ``master`` is the host that read the cluster."""
+    if not backend.reads_guest_configs:
+        return _from_state(environment, taken_at, entries, reports, master, backend)
     hosts = [
         host_facts(e, reports.get(e.name, HostReport(e.name, error="not asked"))) for e in entries
     ]
@@ -208,6 +210,59 @@ def assemble(
         backend=backend.name,
         errors=errors,
         warnings=guest_errors,
+    )
+
+
+def _from_state(
+    environment: str,
+    taken_at: str,
+    entries: list[HostEntry],
+    reports: dict[str, HostReport],
+    master: str | None,
+    backend: ClusterBackend,
+) -> Snapshot:
+    """The Snapshot of a backend whose state read on ``master`` is the whole inventory.
+
+    With no master's answer, the environment's hosts are all the snapshot knows: each one
+    unreachable, with why (not asked, or its error).
+    """
+    mreport = reports.get(master) if master else None
+    errors: list[str] = []
+    warnings: list[str] = []
+    if mreport is None or mreport.error is not None:
+        cluster = ClusterState(None, error="no host could read the cluster state")
+        hosts = []
+        for e in entries:
+            report = reports.get(e.name) or HostReport(e.name, error="not asked")
+            host = Host(name=e.name, location=e.location, domain=e.domain, reachable=False)
+            host.error = report.error or f"{e.name}: answered, but not as the {backend.name} master"
+            host.error_kind = report.error_kind
+            hosts.append(host)
+            if report.error:
+                errors.append(report.error)
+        guests: list[Guest] = []
+    else:
+        cluster = backend.parse_state(mreport.outputs, source=master or "")
+        inventory = backend.inventory(cluster, mreport.outputs, master or "")
+        hosts, guests = list(inventory.hosts), list(inventory.guests)
+        errors.extend(inventory.errors)
+        warnings.extend(inventory.warnings)
+        rtt = round(mreport.seconds * 1000, 1) if mreport.seconds else None
+        for host in hosts:
+            host.rtt_ms = host.rtt_ms if host.rtt_ms is not None else rtt
+    if cluster.error:
+        errors.append(cluster.error)
+    _members_onto(hosts, cluster)
+    return Snapshot(
+        environment=environment,
+        taken_at=taken_at,
+        master=master,
+        quorate=cluster.quorate,
+        hosts=hosts,
+        guests=guests,
+        backend=backend.name,
+        errors=errors,
+        warnings=warnings,
     )
 
 

@@ -1,4 +1,4 @@
-"""Pure parsers for the text the Xen toolstacks and rgmanager print (standard library only).
+"""Pure parsers for the text the Xen toolstacks, rgmanager and xe print (standard library only).
 
 Every parser takes the command's text (str) and a keyword ``source`` naming where it came
 from (host, command or file), returns frozen records that also read like mappings, and
@@ -21,6 +21,13 @@ from xenfab.parse.records import (
     Xentop,
     XentopDomain,
 )
+from xenfab.parse.xe import (
+    XeError,
+    parse_xe_error,
+    parse_xe_map,
+    parse_xe_minimal,
+    parse_xe_records,
+)
 from xenfab.parse.xentop import parse_xentop
 from xenfab.parse.xlinfo import parse_xl_info
 from xenfab.parse.xllist import domain_flags, parse_xl_list
@@ -35,12 +42,17 @@ __all__ = [
     "ParseError",
     "RecordMixin",
     "Service",
+    "XeError",
     "Xentop",
     "XentopDomain",
     "domain_flags",
     "parse_clustat",
     "parse_clusvcadm",
     "parse_guest_config",
+    "parse_xe_error",
+    "parse_xe_map",
+    "parse_xe_minimal",
+    "parse_xe_records",
     "parse_xentop",
     "parse_xl_info",
     "parse_xl_list",

@@ -226,7 +226,8 @@ def build_model(
             status.append(DEAD)
         elif not h.reachable:
             status.append(UNREACHABLE)
-        elif host_matches(h.name, policy.exclude):
+        elif host_matches(h.name, policy.exclude) or h.disabled:
+            # h.disabled: the cluster manager's own maintenance mode (an XAPI host disabled).
             status.append(EXCLUDED)
         else:
             status.append(None)
@@ -336,7 +337,12 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                     m.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
                     continue
                 # Claimed by no host that answered: one that did not may claim it (and run it).
-                blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
+                # A manager that tracks where every guest runs (an XAPI pool) has no blind spot.
+                blind = [
+                    h.name
+                    for h in hosts
+                    if not h.reachable and h.name not in gone and not states.owners_tracked
+                ]
                 if blind:
                     m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(blind)))
                     continue

@@ -185,7 +185,12 @@ class Engine:
         # While the lock is taken: connect to every host and read their domain lists, and open
         # the master's transports the first burst of starts will need.
         self.watch = DomainWatch(
-            self.pool, self.snapshot.hosts, self.env.ssh.connect_timeout, self.progress.note
+            self.pool,
+            self.snapshot.hosts,
+            self.env.ssh.connect_timeout,
+            self.progress.note,
+            backend=self.backend,
+            master=self.master,
         )
         self.reader.attach(self.pool, self.watch)
         # A first round while the lock is taken opens a transport to every host; the loop reads

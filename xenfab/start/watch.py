@@ -18,6 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
+from ..cluster import ClusterBackend
+from ..gather import batch
 from ..parse import ParseError, parse_xl_list
 from ..remote import SessionPool
 from ..snapshot import Host
@@ -74,8 +76,15 @@ class DomainWatch:
         hosts: list[Host],
         timeout: float,
         warn: Callable[[str], None],
+        backend: ClusterBackend | None = None,
+        master: str | None = None,
     ):
-        """Watch ``hosts`` (every host of the cluster: an unreachable one could run a guest)."""
+        """Watch ``hosts`` (every host of the cluster: an unreachable one could run a guest).
+
+        A ``master_only`` backend's ``master`` answers for every host in one read per round.
+        """
+        self.backend = backend if backend is not None and backend.master_only else None
+        self.master = master
         self.pool = pool
         self.hosts = {h.name: h for h in hosts}
         self.timeout = timeout
@@ -91,6 +100,8 @@ class DomainWatch:
     def begin(self, skip: Collection[str] = ()) -> Round:
         """Begin a round: read every host not in ``skip`` (the dead ones), in parallel."""
         rnd = Round(time.monotonic())
+        if self.backend is not None:
+            return self._begin_on_master(rnd, skip)
         for name, host in self.hosts.items():
             if name in skip:
                 continue
@@ -105,6 +116,44 @@ class DomainWatch:
         if rnd.futures:
             wait_futures(list(rnd.futures.values()), timeout=timeout)
         return rnd.done()
+
+    def _begin_on_master(self, rnd: Round, skip: Collection[str]) -> Round:
+        """One state read on the master, its answer spread over one future per host."""
+        futures: dict[str, Future] = {n: Future() for n in self.hosts if n not in skip}
+        rnd.futures.update(futures)
+
+        def spread(done: Future) -> None:
+            try:
+                lists, error = done.result()
+            except Exception as exc:  # noqa: BLE001 - a failed read is this round's answer
+                lists, error = None, printable(repr(exc))
+            for name, fut in futures.items():
+                got = (lists or {}).get(name)
+                if isinstance(got, set):
+                    fut.set_result((got, None))
+                else:
+                    why = got or error or f"{self.master} did not list {name}"
+                    fut.set_result((None, printable(why)))
+
+        try:
+            self._pool.submit(self._master_lists).add_done_callback(spread)
+        except RuntimeError:  # shut down meanwhile
+            for fut in futures.values():
+                fut.set_result((None, "stopped"))
+        return rnd
+
+    def _master_lists(self) -> tuple[dict[str, set[str] | str] | None, str | None]:
+        assert self.backend is not None and self.master is not None
+        nonce = batch.new_nonce()
+        script = batch.build_script(nonce, self.backend.state_probes())
+        res = self.pool.run(self.master, script, timeout=self.timeout)
+        if res.error is not None or res.output is None:
+            return None, printable(res.error or "no output")
+        split = batch.split_output(res.output.text, nonce)
+        state = self.backend.parse_state(split.outputs, source=self.master)
+        if state.error is not None:
+            return None, printable(state.error)
+        return self.backend.domain_lists(state), None
 
     def _list(self, host: Host) -> tuple[set[str] | None, str | None]:
         tool = host.toolstack if host.toolstack in ("xl", "xm") else "xl"
