@@ -319,7 +319,9 @@ def test_audit_log_creates_directories_and_writes_json_lines(tmp_path):
         outcome="accepted",
     )
     log.close()
-    (line,) = path.read_text().splitlines()
+    # The first line is the one open() writes to prove the log takes lines before any change.
+    first, line = path.read_text().splitlines()
+    assert json.loads(first)["action"] == "open" and json.loads(first)["outcome"] == "writable"
     rec = json.loads(line)
     for key in ("time", "user", "guest", "host", "command", "outcome"):
         assert key in rec
