@@ -431,6 +431,12 @@ class Engine:
         if fresh is None or not self.reader.may_start(fresh):
             self.reader.round = None
             return None
+        # The same read confirms what is in flight: a burst of starts sent one round apart
+        # must not hold the slots of guests that came up meanwhile.
+        self._drain(sched, block=0.0)
+        confirming = [j for j in self.jobs if j.phase == CONFIRMING]
+        if confirming:
+            self._confirm(sched, confirming, fresh)
         proof = self._proven(sched, fresh)
         if proof is None:
             return None
