@@ -64,8 +64,10 @@ def latencies(audit_path: str, starts: list[dict]) -> tuple[float, float]:
         for line in fh:
             rec = json.loads(line)
             at = datetime.datetime.fromisoformat(rec["time"]).timestamp()
-            if rec["action"] == "start" and rec.get("outcome") == "accepted":
-                sent[rec["guest"]] = at - float(rec.get("seconds") or 0)
+            # The intent is written (fsynced) right before the command leaves; the `start`
+            # line only when the loop handles its return, which may be later.
+            if rec["action"] == "intent" and rec["guest"] not in sent:
+                sent[rec["guest"]] = at
             elif rec["action"] == "result" and rec.get("outcome") == "started":
                 seen[rec["guest"]] = at
     launch = [s["began"] - sent[s["guest"]] for s in starts if s["guest"] in sent]
@@ -226,6 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio target <= 1.25. serial: the seed's one-at-a-time way, measured on "
             f"{len(serial_each)} guests in this run and scaled to {len(assignments)}."
         )
+        age = getattr(report, "max_liveness_age_s", None)
+        if age is not None:
+            print(
+                f"freshness per start: every start was cleared by a round of domain lists "
+                f"begun at most {age:.3f} s before it left (max_liveness_age_s)."
+            )
         print(
             f"per start (median): clusvcadm sent -> the lab's start began {launch:.2f} s; "
             f"booted -> xenfab saw started {detect:.2f} s. "

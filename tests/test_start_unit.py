@@ -319,7 +319,9 @@ def test_audit_log_creates_directories_and_writes_json_lines(tmp_path):
         outcome="accepted",
     )
     log.close()
-    (line,) = path.read_text().splitlines()
+    # The first line is the one open() writes to prove the log takes lines before any change.
+    first, line = path.read_text().splitlines()
+    assert json.loads(first)["action"] == "open" and json.loads(first)["outcome"] == "writable"
     rec = json.loads(line)
     for key in ("time", "user", "guest", "host", "command", "outcome"):
         assert key in rec
@@ -723,3 +725,118 @@ def test_a_replan_trial_keeps_unclaimed_guests_out_of_the_room():
     trial = only_this_guest(snap, "web", [])
     assert trial.guest("old").state == "pending"
     assert trial.guest("web").state == "down"
+
+
+# -- issue 19: a live lock is never broken; an audit log that cannot lie ------------------------
+
+
+def _plant(path, user: str, pid: int, created_ago: int, beat_ago: int | None) -> None:
+    import time as _time
+
+    path.mkdir()
+    now = int(_time.time())
+    owner = {"user": user, "pid": pid, "token": "tok1"}
+    (path / "owner").write_text(json.dumps(owner) + f"\n{now - created_ago}\n")
+    if beat_ago is not None:
+        (path / "beat").write_text(f"{now - beat_ago}\n")
+
+
+def test_break_lock_refuses_a_lock_with_a_fresh_heartbeat_and_breaks_an_old_one(tmp_path):
+    path = tmp_path / "xenfab.lock"
+    # Another machine's run, started an hour ago, beating 3 s ago: alive.
+    _plant(path, "erin@elsewhere", 4242, 3600, 3)
+    lock = MasterLock(local, "xen01", str(path), "dave@here")
+    with pytest.raises(StartRefused) as err:
+        lock.acquire(break_lock=True)
+    text = str(err.value)
+    assert "erin@elsewhere (pid 4242)" in text and "That run is alive" in text
+    assert "heartbeat is 3.0s old" in text and "never breaks a live lock" in text
+    assert not lock.held and "erin@" in (path / "owner").read_text()
+    # Its heartbeat 2 minutes old: stale; broken on request only.
+    (path / "beat").write_text(f"{int(__import__('time').time()) - 120}\n")
+    with pytest.raises(StartRefused, match="heartbeat is 2m00s old.*the lock is stale"):
+        lock.acquire()
+    lock.acquire(break_lock=True)
+    assert lock.held and lock.broken is not None and lock.broken.user == "erin@elsewhere"
+    lock.release()
+    assert not path.exists()
+
+
+def test_a_live_process_on_this_machine_keeps_its_lock_whatever_its_heartbeat(tmp_path):
+    import socket
+
+    path = tmp_path / "xenfab.lock"
+    _plant(path, f"frank@{socket.gethostname()}", os.getpid(), 3600, 3600)
+    lock = MasterLock(local, "xen01", str(path), "dave@here")
+    with pytest.raises(StartRefused, match=rf"its process \(pid {os.getpid()}\) runs on this"):
+        lock.acquire(break_lock=True)
+    assert (path / "owner").exists() and not lock.held
+
+
+def test_a_lock_written_before_heartbeats_is_stale_by_its_age(tmp_path):
+    path = tmp_path / "xenfab.lock"
+    _plant(path, "gil@elsewhere", 7, 600, None)  # no beat file: its creation is its last beat
+    lock = MasterLock(local, "xen01", str(path), "dave@here")
+    lock.acquire(break_lock=True)
+    assert lock.held
+    lock.release()
+
+
+def test_the_holder_beats_and_notices_when_its_lock_is_taken(tmp_path):
+    import time as _time
+
+    path = tmp_path / "xenfab.lock"
+    lock = MasterLock(local, "xen01", str(path), "dave@here")
+    lock.acquire()
+    (path / "beat").write_text("1\n")
+    lock.beat()
+    assert abs(int((path / "beat").read_text()) - _time.time()) < 5
+    assert lock.trouble(_time.monotonic()) is None
+    # The holder could not beat for long: it starts nothing more, before others call it stale.
+    assert "cannot refresh the run lock's heartbeat" in (lock.trouble(_time.monotonic() + 31) or "")
+    # Another run broke it: the next beat finds another owner and says so.
+    (path / "owner").write_text(json.dumps({"user": "x@y", "token": "other"}) + "\n1\n")
+    lock.beat()
+    assert lock.lost and "no longer ours" in (lock.trouble(_time.monotonic()) or "")
+
+
+def test_the_peek_reads_the_heartbeat_and_an_older_listing_still_parses(tmp_path):
+    from xenfab.start.lock import parse_peek, peek_command
+
+    path = tmp_path / "xenfab.lock"
+    _plant(path, "erin@elsewhere", 4242, 300, 2)
+    owner = parse_peek(
+        subprocess.run(["sh", "-c", peek_command(str(path))], capture_output=True, text=True).stdout
+    )
+    assert owner is not None and owner.beat_read and owner.beat_age_s is not None
+    assert owner.beat_age_s <= 5 and owner.age_s is not None and owner.age_s >= 299
+    old = parse_peek("XENFAB-LOCK-HELD\n1000\n" + json.dumps({"user": "a@b", "pid": 3}) + "\n900\n")
+    assert old is not None and old.age_s == 100 and not old.beat_read and old.stale() is None
+
+
+def test_an_audit_log_on_a_full_device_is_refused_at_open():
+    with pytest.raises(StartRefused, match="cannot write the audit log /dev/full: No space left"):
+        AuditLog("/dev/full", "lab", "r").open()
+
+
+def test_a_failed_audit_write_is_reported_never_dropped(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(str(path), "lab", "r")
+    log.open()
+    assert log.write("intent", guest="web", sync=True) is None
+    assert log.failed is None
+    # The disk fills: the write says why, the log remembers, and nothing more is appended.
+    log._fh.write = lambda text: (_ for _ in ()).throw(OSError(28, "No space left on device"))  # type: ignore[union-attr]
+    why = log.write("intent", guest="db", sync=True)
+    assert why is not None and "No space left on device" in why and log.failed == why
+    assert log.write("result", guest="web") is not None
+    assert [json.loads(x)["action"] for x in path.read_text().splitlines()] == ["open", "intent"]
+
+
+def test_the_report_says_how_old_the_lists_were_at_the_worst_start():
+    report = StartReport(results=[GuestResult("web01", "xen03", "started", 2.0)], seconds=3.0)
+    assert report.to_dict()["max_liveness_age_s"] is None
+    assert "domain lists" not in report.summary()
+    report.max_liveness_age_s = 0.04321
+    assert report.to_dict()["max_liveness_age_s"] == 0.043
+    assert report.summary().endswith("; domain lists at most 0.04s old at each start")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import paramiko
@@ -89,12 +90,14 @@ def read_command(
     open_timeout: float = 10,
     *,
     combine_stderr: bool = False,
+    on_sent: Callable[[], None] | None = None,
 ) -> Output:
     """Run ``command`` on ``transport``; its stdout (and stderr if combined) and exit code.
 
     Raises NotSent when the command never left (safe to retry), CommandLost when the channel
     broke after it left, CommandTimeout and OutputTooLarge at the limits; stderr not combined
-    is read and dropped.
+    is read and dropped. ``on_sent`` is called once the host has accepted the command (its exec
+    request answered), before its output is read.
     """
     if transport is None or not transport.is_active():
         raise NotSent(paramiko.SSHException("SSH transport closed"))
@@ -107,6 +110,8 @@ def read_command(
         chan.exec_command(bounded(command, timeout))
     except (paramiko.SSHException, OSError, EOFError) as exc:
         raise NotSent(exc) from None
+    if on_sent is not None:
+        on_sent()
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     size = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paramiko
@@ -65,8 +66,17 @@ class SessionPool:
         self._cond = threading.Condition()
         self._closed = False
 
-    def run(self, host: str, command: str, timeout: float | None = None) -> RunResult:
-        """Run ``command`` on ``host``; never raises, a failure comes back typed (.failure)."""
+    def run(
+        self,
+        host: str,
+        command: str,
+        timeout: float | None = None,
+        on_sent: Callable[[], None] | None = None,
+    ) -> RunResult:
+        """Run ``command`` on ``host``; never raises, a failure comes back typed (.failure).
+
+        ``on_sent``: called once the host accepted the command (see channel.read_command).
+        """
         t0 = time.monotonic()
         limit = timeout or self.env.ssh.command_timeout
         for attempt in (1, 2):
@@ -75,7 +85,7 @@ class SessionPool:
             except _OpenFailed as exc:
                 return self._failed(host, t0, exc.error)
             try:
-                output = self._exec(slot, command, limit)
+                output = self._exec(slot, command, limit, on_sent)
                 return RunResult(host, output, None, time.monotonic() - t0, slot.address)
             except NotSent as exc:
                 # The command never reached the host: safe to try once more on a new transport.
@@ -212,7 +222,9 @@ class SessionPool:
             raise _OpenFailed(classify(exc, host, address, self.env)) from None
         return _Transport(conn, address)
 
-    def _exec(self, slot: _Transport, command: str, limit: float) -> Output:
+    def _exec(
+        self, slot: _Transport, command: str, limit: float, on_sent: Callable[[], None] | None
+    ) -> Output:
         # Killed on the host (with its process group) at the deadline: see channel.bounded.
         return read_command(
             slot.conn.client.get_transport(),
@@ -220,6 +232,7 @@ class SessionPool:
             limit,
             self.env.ssh.connect_timeout,
             combine_stderr=True,
+            on_sent=on_sent,
         )
 
 

@@ -3,12 +3,17 @@
 It records who did what where and how it went, so the morning-after question "who started web01
 on xen03, and when?" has an answer. It never records secrets: no environment, no keys, no
 passwords, only names, commands (which carry none) and outcomes.
+
+A write that fails is never dropped silently: ``open`` writes and flushes a first line (the run
+is refused when it cannot), every later failure is kept in ``failed`` (the engine starts nothing
+more), and an ``intent`` that cannot be written keeps its start from being sent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import getpass
 import json
 import os
@@ -39,9 +44,15 @@ class AuditLog:
         self.user = local_user()
         self._fh: TextIO | None = None
         self._lock = threading.Lock()
+        # The first write that failed (path and reason); None while every line reached the file.
+        self.failed: str | None = None
 
     def open(self) -> None:
-        """Create the directories and open the file; refuse to start when it cannot be written."""
+        """Open the log and write (and flush) a first line; StartRefused when that fails.
+
+        Opening alone proves little (``/dev/full`` opens; a full disk fails on the first
+        flush): the run is refused unless a line reached the file before any change.
+        """
         try:
             parent = os.path.dirname(self.path)
             if parent:
@@ -52,6 +63,14 @@ class AuditLog:
                 f"cannot write the audit log {self.path}: {exc.strerror or exc}; "
                 "fix audit_log in the configuration"
             ) from None
+        why = self.write("open", outcome="writable", sync=True)
+        if why is not None:
+            self.close()
+            raise StartRefused(
+                f"cannot write the audit log {self.path}: {why}; nothing was started "
+                "(a recovery without its record is not allowed to begin); fix audit_log in the "
+                "configuration or free space there"
+            )
 
     def write(
         self,
@@ -63,10 +82,11 @@ class AuditLog:
         outcome: str | None = None,
         sync: bool = False,
         **extra: Any,
-    ) -> None:
-        """Append one action; a full disk must not stop a recovery, so write errors are dropped.
+    ) -> str | None:
+        """Append one action, flushed; None when it reached the file, else why it did not.
 
         ``sync``: on disk (fsync) before this returns; for an intent, written before the action.
+        A failure is also kept in ``failed`` (the first one): the run starts nothing more.
         """
         record: dict[str, Any] = {
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -83,14 +103,32 @@ class AuditLog:
         line = json.dumps(record, sort_keys=False) + "\n"
         with self._lock:
             if self._fh is None:
-                return
+                return self._fail("the audit log is not open")
             try:
                 self._fh.write(line)
                 self._fh.flush()
-                if sync:
+            except (OSError, ValueError) as exc:
+                return self._fail(_reason(exc))
+            if sync:
+                try:
                     os.fsync(self._fh.fileno())
-            except OSError:
-                pass
+                except OSError as exc:
+                    # A device that cannot be synced (/dev/null, a pipe) took the line already.
+                    if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):
+                        return self._fail(_reason(exc))
+        return None
+
+    def _fail(self, why: str) -> str:
+        why = f"{why} (writing {self.path})"
+        if self.failed is None:
+            self.failed = why
+        # Whatever is left of the line in Python's buffer must not reach the file later,
+        # half written after lines that did: the file ends at the last whole line.
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fh.close()
+        return why
 
     def close(self) -> None:
         """Close the file."""
@@ -99,3 +137,8 @@ class AuditLog:
                 with contextlib.suppress(OSError):
                     self._fh.close()
                 self._fh = None
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a failed write: the OS's words when it has some."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

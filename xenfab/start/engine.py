@@ -7,6 +7,11 @@ the guests about to start, so the number of round trips does not grow with the n
 The other concerns have their own units: ``interrupts`` (signals, the last look), ``prompter``
 (step mode), ``replan`` (moving a guest that failed twice) and ``reader`` (state, quorum,
 liveness).
+
+Freshness per start: the domain lists (and the state read) that clear a start are read in a
+round begun after every earlier start of the run was sent (the host accepted the command), so
+a domain that appears while the run is under way is seen before the next start goes out. The
+loop sends one start, begins the next round at once, and sends the next start when it is back.
 """
 
 from __future__ import annotations
@@ -24,18 +29,18 @@ from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_h
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig
-from ..errors import StartRefused
+from ..errors import ConfigError, StartRefused
 from ..remote import CHANNELS_PER_TRANSPORT, RunResult, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from ..textsafe import printable
 from .audit import AuditLog, local_user
 from .interrupts import LAST_READ_S, Interrupts, last_look, stopping_note
-from .lock import MasterLock, configured_path
+from .lock import HEARTBEAT_S, MasterLock, configured_path
 from .options import StartOptions
 from .outcome import Action, Outcome, Verdict
 from .progress import Progress, counts_line
 from .prompter import SKIP, START, StepPrompter, terminal_prompt
-from .reader import LIVENESS_WAIT_S, ClusterReader
+from .reader import LIVENESS_WAIT_S, ROUND_WAIT_S, ClusterReader, Proof, answered
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport, format_duration
 from .schedule import (
@@ -59,9 +64,13 @@ DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
 # How often the loop reads the cluster state while starts are in flight (a read that takes
 # longer is followed at once by the next).
 POLL_S = 0.2
-# Starts picked together are sent this far apart, busiest host first, so that they reach the
-# cluster in that order instead of racing (a burst of 40 otherwise lands in any order).
+# Starts are sent at least this far apart, busiest host first, so that they reach the cluster
+# in that order (each also waits for a round of domain lists begun after the previous one was
+# sent, which usually takes longer).
 STAGGER_S = 0.03
+# The run lock's commands (take, heartbeat, release) are short: a master that does not answer
+# one in this long is noted, and the heartbeat thread is joined within it.
+LOCK_COMMAND_S = 10.0
 # A start the backend accepted but that does not run this long after is reported failed.
 CONFIRM_TIMEOUT_S = 600.0
 # Right after an accepted start, the state read may still show the old state for a moment.
@@ -75,7 +84,24 @@ class _StartDone:
     job: Job
     host: str
     command: str
-    result: RunResult
+    result: RunResult | None
+    # Why the command was never sent (its intent could not be recorded), else None.
+    unsent: str | None = None
+
+
+class _Sent:
+    """When a worker's start command left (the host accepted it), or that it never will."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.at: float | None = None
+        self.sent = False
+
+    def settle(self, at: float | None, sent: bool) -> None:
+        """The first call wins: the command left at ``at`` (``sent``), or did not."""
+        if not self.event.is_set():
+            self.at, self.sent = at, sent
+            self.event.set()
 
 
 class Engine:
@@ -142,7 +168,10 @@ class Engine:
         self.quit = False
         self.sent_any = False
         self.primed: ClusterState | None = None
-        self.next_send = 0.0
+        # When the latest start command left (monotonic); the next start's round begins after.
+        self.last_sent_at = 0.0
+        self.beat_stop = threading.Event()
+        self.beat_thread: threading.Thread | None = None
         self.durations: list[float] = []
         self.pool: SessionPool | None = None
         self.watch: DomainWatch | None = None
@@ -191,6 +220,7 @@ class Engine:
             self.progress.note,
             backend=self.backend,
             master=self.master,
+            declared_dead=self.dead_hosts,
         )
         self.reader.attach(self.pool, self.watch)
         # A first round while the lock is taken opens a transport to every host; the loop reads
@@ -208,6 +238,7 @@ class Engine:
                 self._take_lock()
                 self._loop(t0)
             finally:
+                self._stop_heartbeat()
                 self.watch.stop()
                 self._release_lock()
         finally:
@@ -274,6 +305,7 @@ class Engine:
 
     def _turn(self, sched: Scheduler, workers: ThreadPoolExecutor) -> None:
         self._drain(sched, block=0.0)
+        self._check_safety()
         now = time.monotonic()
         stopping = self.report.interrupted or self.quit or self.stop_reason is not None
         if stopping:
@@ -326,10 +358,14 @@ class Engine:
 
     def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
         assert self.watch is not None
-        domains = self._proven(sched, state)
-        if domains is None:
+        proof = self._proven(sched, state)
+        if proof is None:
             return
+        domains: dict[str, set[str]] = proof.domains or {}
+        cleared = proof.began
         dead = self.reader.dead_now(state)
+        # Set once a start has left: the next one needs a round begun after it.
+        used = False
         for _ in range(4):
             picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
             if not picked:
@@ -352,37 +388,67 @@ class Engine:
                             self._drop_queued(sched)
                         return
                     job.approved = True
-                    # The answer may have taken minutes: a new round, then the state.
-                    rnd = self.reader.begin_round(state)
-                    fresh = self.reader.read_state()
-                    if fresh is None or not self.reader.may_start(fresh):
-                        sched.unpick(job)
-                        return
-                    state = fresh
-                    self.watch.wait(rnd, self.env.ssh.connect_timeout + 1)
-                    proven = self._proven(sched, state)
-                    if proven is None:
-                        sched.unpick(job)
-                        return
-                    domains = proven
-                    dead = self.reader.dead_now(state)
+                    used = True  # the answer may have taken minutes: look again
             dropped = 0
-            for job in picked:
-                if self.interrupts:
-                    # Ctrl-C arrived during this turn: what is not sent yet stays unsent.
+            for i, job in enumerate(picked):
+                if self.interrupts or self._stopping():
+                    # Ctrl-C (or a stop) during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
                     continue
+                if used:
+                    view = self._fresh_view(sched, state)
+                    if view is None:
+                        for rest in picked[i:]:
+                            sched.unpick(rest)
+                        return
+                    state, domains, dead, cleared = view
+                    used = False
                 decision = self._precheck(job, state, domains, dead)
                 if decision.action == Action.START:
                     job.start_state = decision.message
                     job.dead_owner = decision.host
+                    job.cleared_at = cleared
                     self._send(sched, workers, job)
+                    used = True
                     continue
                 dropped += 1
                 sched.unpick(job)
                 self._finish(job, Outcome(decision.action), decision.host, decision.message)
             if not dropped:
                 return
+
+    def _fresh_view(
+        self, sched: Scheduler, state: ClusterState
+    ) -> tuple[ClusterState, dict[str, set[str]], set[str], float | None] | None:
+        """A round and a state read begun now (after every start sent so far), or None.
+
+        Both go out together (the round's reads run while the state is read); None when the
+        state cannot be read, does not allow starts, or some live host's list is missing.
+        """
+        self._check_safety()
+        if self._stopping() or self.interrupts:
+            return None
+        self.reader.begin_round(state)
+        fresh = self.reader.read_state()
+        if fresh is None or not self.reader.may_start(fresh):
+            self.reader.round = None
+            return None
+        # The same read confirms what is in flight: a burst of starts sent one round apart
+        # must not hold the slots of guests that came up meanwhile.
+        self._drain(sched, block=0.0)
+        confirming = [j for j in self.jobs if j.phase == CONFIRMING]
+        if confirming:
+            self._confirm(sched, confirming, fresh)
+        proof = self._proven(sched, fresh)
+        if proof is None:
+            return None
+        self._check_safety()
+        if self._stopping():
+            return None
+        return fresh, proof.domains or {}, self.reader.dead_now(fresh), proof.began
+
+    def _stopping(self) -> bool:
+        return self.report.interrupted or self.quit or self.stop_reason is not None
 
     def _send(self, sched: Scheduler, workers: ThreadPoolExecutor, job: Job) -> None:
         sched.begin(job, time.monotonic())
@@ -398,7 +464,6 @@ class Engine:
         except (UnsafeName, ValueError) as exc:
             self._finish(job, Outcome.FAILED, job.host, str(exc))
             return
-        self.sent_any = True
         tries = f" (try {job.attempts})" if job.attempts > 1 else ""
         if job.dead_owner is not None:
             # The one case where the run disables a service the cluster shows running: its
@@ -424,18 +489,30 @@ class Engine:
                 sync=True,
             )
         self._event(f"starting {job.guest} on {job.host}{tries}")
-        now = time.monotonic()
-        send_at = max(now, self.next_send)
-        self.next_send = send_at + STAGGER_S
-        workers.submit(self._start_worker, job, job.host, command, send_at)
+        sent = _Sent()
+        send_at = self.last_sent_at + STAGGER_S
+        workers.submit(self._start_worker, job, job.host, command, send_at, sent)
+        # The next round must begin after this command left: wait until the host accepted it
+        # (or it is known it never will). A signal stops the wait, and with it every start.
+        while not sent.event.wait(0.05):
+            if self.interrupts:
+                return
+        if sent.at is not None:
+            self.last_sent_at = max(self.last_sent_at, sent.at)
+        if sent.sent:
+            self.sent_any = True
+            if sent.at is not None and job.cleared_at is not None:
+                age = max(0.0, sent.at - job.cleared_at)
+                best = self.report.max_liveness_age_s
+                self.report.max_liveness_age_s = age if best is None else max(best, age)
 
-    def _start_worker(self, job: Job, host: str, command: str, send_at: float) -> None:
-        assert self.pool is not None
+    def _start_worker(self, job: Job, host: str, command: str, send_at: float, sent: _Sent) -> None:
+        assert self.pool is not None and self.audit is not None
         time.sleep(max(0.0, send_at - time.monotonic()))
         # The intent is on disk before the command leaves: after a SIGKILL the log still says
-        # what may have been sent.
+        # what may have been sent. One that cannot be written keeps its command from leaving.
         on = self.backend.start_host(self.master, host)
-        self._audit(
+        why = self.audit.write(
             "intent",
             guest=job.guest,
             host=host,
@@ -444,7 +521,20 @@ class Engine:
             attempt=job.attempts,
             sync=True,
         )
-        res = self.pool.run(on, command, timeout=self.env.ssh.command_timeout)
+        if why is not None:
+            sent.settle(None, False)
+            self.results.put(_StartDone(job, host, command, None, unsent=why))
+            return
+        try:
+            res = self.pool.run(
+                on,
+                command,
+                timeout=self.env.ssh.command_timeout,
+                on_sent=lambda: sent.settle(time.monotonic(), True),
+            )
+        finally:
+            # Returned without the host accepting it (it never left): the next round may go.
+            sent.settle(time.monotonic(), False)
         self.results.put(_StartDone(job, host, command, res))
 
     # -- what comes back -----------------------------------------------------------------------
@@ -467,6 +557,16 @@ class Engine:
     def _on_start_done(self, sched: Scheduler, done: _StartDone) -> None:
         job, now = done.job, time.monotonic()
         res = done.result
+        if done.unsent is not None or res is None:
+            why = done.unsent or "not sent"
+            self._stop(f"cannot write the audit log: {why}", "audit-failed")
+            self._finish(
+                job,
+                Outcome.NOT_STARTED,
+                None,
+                f"not sent: its intent could not be written to the audit log ({why})",
+            )
+            return
         if job.phase != STARTING:
             # Given up on (second Ctrl-C, master lost) while the start still ran: record only.
             self._audit(
@@ -617,8 +717,8 @@ class Engine:
             job.guest, state, domains, retry=job.attempts > 0, backend=self.backend, dead=dead
         )
 
-    def _proven(self, sched: Scheduler, state: ClusterState) -> dict[str, set[str]] | None:
-        """This turn's proven domain lists (``ClusterReader.proven_domains``), or None.
+    def _proven(self, sched: Scheduler, state: ClusterState) -> Proof | None:
+        """This turn's proof: the round's domain lists (``ClusterReader.proven_domains``), or None.
 
         When the reader has waited too long for some live host, nothing more is started.
         """
@@ -631,7 +731,41 @@ class Engine:
             self.progress.note(f"STOP: {proof.stop}")
             self._audit("stop", outcome="liveness-unknown", message=proof.stop)
             self._drop_queued(sched)
-        return proof.domains
+        return proof if proof.domains is not None else None
+
+    def _check_safety(self) -> None:
+        """Stop starting when the audit log, the lock or a declared-dead host says so.
+
+        A declared-dead host that lists its domains before anything was sent is the operator's
+        mistake: ConfigError (exit 1, nothing sent). Later, the run starts nothing more.
+        """
+        if self.watch is not None and self.watch.risen:
+            host, (when, names) = sorted(self.watch.risen.items())[0]
+            said = answered(host, when, names)
+            if not self.sent_any:
+                self._audit("stop", host=host, outcome="dead-host-answered", message=said)
+                raise ConfigError(
+                    f"--dead {host}: {said}; declare dead only a host that is powered off or "
+                    "fenced (nothing was started)"
+                )
+            if self.stop_reason is None:
+                self._stop(f"{host} was declared dead, but {said}", "dead-host-answered")
+        if self.audit is not None and self.audit.failed and self.stop_reason is None:
+            self._stop(f"cannot write the audit log: {self.audit.failed}", "audit-failed")
+        if self.lock is not None and self.stop_reason is None:
+            why = self.lock.trouble(time.monotonic())
+            if why is not None:
+                self._stop(why, "lock-lost")
+
+    def _stop(self, why: str, outcome: str) -> None:
+        """Start nothing more (what is in flight is still confirmed), and say why."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = why
+        self.progress.note(f"STOP: {printable(why)}; starting nothing more")
+        self._audit("stop", outcome=outcome, message=why)
+        if self.sched is not None:
+            self._drop_queued(self.sched)
 
     def _config_of(self, guest: str) -> str | None:
         g = self.snapshot.guest(guest)
@@ -643,8 +777,12 @@ class Engine:
         assert self.pool is not None and self.audit is not None
         pool = self.pool
         path = configured_path(self.cfg, self.env)
+        timeout = min(self.env.ssh.command_timeout, LOCK_COMMAND_S)
         self.lock = MasterLock(
-            lambda host, cmd: pool.run(host, cmd), self.lock_host, path, local_user()
+            lambda host, cmd: pool.run(host, cmd, timeout=timeout),
+            self.lock_host,
+            path,
+            local_user(),
         )
         try:
             self.lock.acquire(break_lock=self.options.break_lock)
@@ -656,6 +794,13 @@ class Engine:
             self.progress.note(f"warning: {msg}")
             self._audit("lock-broken", host=self.lock_host, outcome="broken", message=msg)
         self._audit("lock", host=self.lock_host, outcome="acquired", path=path)
+        self.beat_thread = threading.Thread(target=self._heartbeat, name="lock-beat", daemon=True)
+        self.beat_thread.start()
+        # A host declared dead that answers the first round is not dead: a live one answers
+        # within a round's wait (a powered-off one is not waited for longer than that).
+        assert self.watch is not None
+        self.watch.probes_done(ROUND_WAIT_S)
+        self._check_safety()
         # The lock is ours: re-read quorum live before the first start.
         state = self.reader.read_state()
         if state is None:
@@ -667,6 +812,18 @@ class Engine:
                 state.quorate, f"{self.backend.state_tool} on {self.master}"
             )
         self.primed = state
+
+    def _heartbeat(self) -> None:
+        """Refresh the lock's heartbeat while the run lives (another run sees it alive)."""
+        assert self.lock is not None
+        while not self.beat_stop.wait(HEARTBEAT_S):
+            self.lock.beat()
+
+    def _stop_heartbeat(self) -> None:
+        self.beat_stop.set()
+        if self.beat_thread is not None:
+            # A beat under way ends within its command's limit; the release must come after.
+            self.beat_thread.join(LOCK_COMMAND_S + 2)
 
     def _release_lock(self) -> None:
         if self.lock is None or not self.lock.held:

@@ -2,7 +2,11 @@
 
 ``mkdir`` is atomic on every POSIX filesystem, so whoever creates the directory owns the lock.
 The owner file inside says who (user@host, pid, token) and when, in the master's own clock, so
-the age of a lock is measured without trusting two machines' clocks to agree.
+the age of a lock is measured without trusting two machines' clocks to agree. While the run
+lives it rewrites a heartbeat file beside it (``beat``: the master's clock) every
+``HEARTBEAT_S``; a lock is stale, and ``--break-lock`` may break it, only when its owner ran on
+this machine and its process is gone, or (another machine's) when its heartbeat is older than
+``STALE_AFTER_S``. A live lock is never broken.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import secrets
 import shlex
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +35,17 @@ BROKEN = "XENFAB-LOCK-BROKEN"
 NOT_STALE = "XENFAB-LOCK-NOT-STALE"
 GONE = "XENFAB-LOCK-GONE"
 FREE = "XENFAB-LOCK-FREE"
+# Separates the owner file from the heartbeat in a listing (older listings have neither).
+BEAT_MARK = "XENFAB-LOCK-BEAT"
+BEAT_OK = "XENFAB-LOCK-BEAT-OK"
+LOST = "XENFAB-LOCK-LOST"
+# The holder rewrites its heartbeat this often; a heartbeat older than STALE_AFTER_S (12 missed
+# beats: a long stall of the holder's machine or network, not a slow command) makes the lock
+# stale. A holder that could not refresh it for HOLDER_GIVES_UP_S starts nothing more, well
+# before another run may call its lock stale.
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 60.0
+HOLDER_GIVES_UP_S = STALE_AFTER_S / 2
 # The probe the gather batch runs on the lock's host (xenfab.gather): it reads, never takes.
 PEEK_PROBE = "lock"
 # Owner-file fields are remote text: bounded before they reach a snapshot or a terminal.
@@ -51,6 +67,11 @@ class LockOwner:
     token: str = ""
     started: str = ""
     age_s: float | None = None
+    # Seconds since the heartbeat (without a heartbeat file: since the owner file was written),
+    # on the lock host's clock; ``beat_read``: the listing had a heartbeat section at all.
+    beat_age_s: float | None = None
+    beat: str = ""
+    beat_read: bool = False
 
     def describe(self) -> str:
         """``alice@adminbox (pid 4242) since 2024-05-01T10:00:00Z, 12m03s ago``."""
@@ -59,18 +80,44 @@ class LockOwner:
         age = f", {format_duration(self.age_s)} ago" if self.age_s is not None else ""
         return f"{who}{since}{age}"
 
+    def local(self) -> bool:
+        """True when the owner ran on this machine (its user@host names this host) with a pid."""
+        return bool(self.pid) and self.user.rpartition("@")[2] == socket.gethostname()
+
     def gone(self) -> bool:
         """True when the owner ran on this machine and its process no longer exists."""
-        host = self.user.rpartition("@")[2]
-        if not self.pid or host != socket.gethostname():
+        if not self.local():
             return False
         try:
-            os.kill(self.pid, 0)
+            os.kill(self.pid or 0, 0)
         except ProcessLookupError:
             return True
         except PermissionError:
             return False
         return False
+
+    def stale(self) -> str | None:
+        """Why the lock is stale (the holder is gone), or None when it is alive or unknown."""
+        if self.local():
+            return f"its process (pid {self.pid}) is gone" if self.gone() else None
+        if not self.beat_read:
+            return None
+        if self.beat_age_s is None:
+            return "it has no owner file and no heartbeat"
+        if self.beat_age_s > STALE_AFTER_S:
+            return (
+                f"its heartbeat is {format_duration(self.beat_age_s)} old "
+                f"(stale after {STALE_AFTER_S:g} s)"
+            )
+        return None
+
+    def alive(self) -> str | None:
+        """Why the holder is known alive (its process here, a fresh heartbeat), or None."""
+        if self.local():
+            return None if self.gone() else f"its process (pid {self.pid}) runs on this machine"
+        if self.beat_read and self.beat_age_s is not None and self.beat_age_s <= STALE_AFTER_S:
+            return f"its heartbeat is {format_duration(self.beat_age_s)} old"
+        return None
 
 
 class LockUnread(ValueError):
@@ -96,14 +143,24 @@ class MasterLock:
         self.token = secrets.token_hex(8)
         self.held = False
         self.broken: LockOwner | None = None
+        # The heartbeat, as the holder sees it (``beat``): the last time it was refreshed
+        # (monotonic), the first error since, and whether the lock was found taken from us.
+        self.beat_ok_at = 0.0
+        self.beat_error: str | None = None
+        self.lost = False
 
     def acquire(self, break_lock: bool = False) -> None:
-        """Take the lock; raise StartRefused naming the owner when another run holds it."""
+        """Take the lock; StartRefused naming the owner when another run holds it.
+
+        ``break_lock`` breaks a stale lock only (``LockOwner.stale``); a live one is refused
+        all the same.
+        """
         owner = self._try()
         if owner is None:
+            self.beat_ok_at = time.monotonic()
             return
-        if not break_lock:
-            raise StartRefused(held_message(self.path, self.master, owner))
+        if not break_lock or owner.stale() is None:
+            raise StartRefused(held_message(self.path, self.master, owner, break_lock=break_lock))
         self._break(owner)
         self.broken = owner
         again = self._try()
@@ -112,6 +169,47 @@ class MasterLock:
                 f"broke the lock {self.path} on {self.master}, but {again.describe()} "
                 "took it at once; another run is starting guests"
             )
+        self.beat_ok_at = time.monotonic()
+
+    def beat(self) -> None:
+        """Refresh the heartbeat, only while the lock is still ours (else ``lost``)."""
+        if not self.held or self.lost:
+            return
+        p = shlex.quote(self.path)
+        token = shlex.quote(self.token)
+        tmp = shlex.quote(f"{self.path}/beat.{self.token}")
+        # A rename: a reader sees the old beat or the new one, never half of one.
+        cmd = (
+            f"if grep -qF {token} {p}/owner 2>/dev/null; then "
+            f"date +%s > {tmp} && mv -f -- {tmp} {p}/beat && echo {BEAT_OK}; "
+            f"else echo {LOST}; fi"
+        )
+        res = self.run(self.master, cmd)
+        text = res.output.text.strip() if res.error is None and res.output is not None else ""
+        if text.endswith(BEAT_OK):
+            self.beat_ok_at = time.monotonic()
+            self.beat_error = None
+        elif text.endswith(LOST):
+            self.lost = True
+        else:
+            self.beat_error = res.error or text[:200] or "no answer"
+
+    def trouble(self, now: float) -> str | None:
+        """Why the holder must start nothing more (its lock lost, or unrefreshed), or None."""
+        if not self.held:
+            return None
+        if self.lost:
+            return (
+                f"the run lock {self.path} on {self.master} is no longer ours (another run "
+                "broke it)"
+            )
+        if now - self.beat_ok_at > HOLDER_GIVES_UP_S:
+            return (
+                f"cannot refresh the run lock's heartbeat on {self.master} for "
+                f"{HOLDER_GIVES_UP_S:g} s ({self.beat_error or 'no answer'}): another run "
+                f"may call it stale after {STALE_AFTER_S:g} s"
+            )
+        return None
 
     def release(self) -> None:
         """Remove the lock if it is still ours (a run that broke it must not lose its own)."""
@@ -120,8 +218,8 @@ class MasterLock:
         token = shlex.quote(self.token)
         p = shlex.quote(self.path)
         cmd = (
-            f"if grep -qF {token} {p}/owner 2>/dev/null; then rm -f -- {p}/owner; "
-            f"rmdir -- {p} && echo {RELEASED}; fi"
+            f"if grep -qF {token} {p}/owner 2>/dev/null; then rm -f -- {p}/owner {p}/beat "
+            f"{p}/beat.*; rmdir -- {p} && echo {RELEASED}; fi"
         )
         self.run(self.master, cmd)
         self.held = False
@@ -140,7 +238,8 @@ class MasterLock:
         # the master's clock, and a holder's age is read against the same clock.
         cmd = (
             f"if out=$(mkdir -m 700 -- {p} 2>&1); then "
-            f"{{ printf '%s\\n' {shlex.quote(owner)}; date +%s; }} > {p}/owner && echo {ACQUIRED}; "
+            f"{{ printf '%s\\n' {shlex.quote(owner)}; date +%s; }} > {p}/owner && "
+            f"{{ date +%s > {p}/beat; echo {ACQUIRED}; }}; "
             f"elif [ -d {p} ]; then {_held_listing(p)}; "
             f'else echo {FAILED} "$out"; fi'
         )
@@ -178,6 +277,15 @@ class MasterLock:
         if not owner.token:
             # No owner file yet (or one without a token): only an empty lock may be moved.
             check = f"! [ -s {aside}/owner ]"
+        if not owner.gone():
+            # Stale by its heartbeat: a beat written since the listing means the holder lives.
+            beat = f"{self.path}.broken-{token}/beat"
+            same = (
+                f'[ "$(cat -- {shlex.quote(beat)} 2>/dev/null)" = {shlex.quote(owner.beat)} ]'
+                if owner.beat
+                else f"! [ -e {shlex.quote(beat)} ]"
+            )
+            check = f"{check} && {same}"
         cmd = (
             f"if mv -T -- {p} {aside} 2>/dev/null; then "
             f"if {check}; then : > {aside}/broken; echo {BROKEN}; "
@@ -196,13 +304,20 @@ class MasterLock:
         # BROKEN, or GONE: another breaker moved it first; the next mkdir decides who holds it.
 
 
-def held_message(path: str, host: str, owner: LockOwner) -> str:
+def held_message(path: str, host: str, owner: LockOwner, *, break_lock: bool = False) -> str:
     """Why a start is refused while ``owner`` holds the lock (the engine's and the peek's)."""
-    stale = " Its process is gone: the lock is stale." if owner.gone() else ""
-    return (
-        f"another xenfab run holds the lock {path} on {host}: "
-        f"{owner.describe()}.{stale} If no run is active, re-run with --break-lock"
-    )
+    head = f"another xenfab run holds the lock {path} on {host}: {owner.describe()}."
+    alive = owner.alive()
+    if alive is not None:
+        return (
+            f"{head} That run is alive ({alive}): wait for it to end; --break-lock never "
+            "breaks a live lock"
+        )
+    stale = owner.stale()
+    if stale is not None:
+        stale = "Its process is gone" if owner.gone() else stale[0].upper() + stale[1:]
+        return f"{head} {stale}: the lock is stale. If no run is active, re-run with --break-lock"
+    return f"{head} If no run is active, re-run with --break-lock"
 
 
 def owner_seen(seen: LockSeen) -> LockOwner:
@@ -235,8 +350,11 @@ def configured_path(cfg: object, env: object) -> str:
 
 
 def _held_listing(p: str) -> str:
-    """Shell: the HELD marker, the host's clock, then the owner file (what parse_owner reads)."""
-    return f"echo {HELD}; date +%s; cat -- {p}/owner 2>/dev/null"
+    """Shell: the HELD marker, the host's clock, the owner file, the heartbeat (parse_owner)."""
+    return (
+        f"echo {HELD}; date +%s; cat -- {p}/owner 2>/dev/null; echo {BEAT_MARK}; "
+        f"cat -- {p}/beat 2>/dev/null"
+    )
 
 
 def peek_command(path: str) -> str:
@@ -263,7 +381,32 @@ def parse_peek(text: str) -> LockOwner | None:
 
 
 def parse_owner(lines: list[str]) -> LockOwner:
-    """The holder from ``date +%s`` then the owner file (JSON line, creation time)."""
+    """The holder from ``date +%s``, the owner file (JSON line, creation time), the heartbeat.
+
+    The heartbeat section (after ``BEAT_MARK``) is absent from older listings: the owner is
+    then read as before, and nothing is said about its heartbeat.
+    """
+    beat: int | None = None
+    beat_read = False
+    marks = [i for i, line in enumerate(lines) if line.strip() == BEAT_MARK]
+    if marks:
+        tail = lines[marks[-1] + 1 :]
+        beat_read = True
+        beat = _int(tail[0]) if tail else None
+        lines = lines[: marks[-1]]
+    owner = _parse_owner_file(lines)
+    owner.beat_read = beat_read
+    now = _int(lines[0]) if lines else None
+    if beat is not None:
+        owner.beat = str(beat)
+    if beat_read and now is not None:
+        since = beat if beat is not None else _int(lines[2]) if len(lines) >= 3 else None
+        if since is not None:
+            owner.beat_age_s = float(min(MAX_AGE_S, max(0, now - since)))
+    return owner
+
+
+def _parse_owner_file(lines: list[str]) -> LockOwner:
     owner = LockOwner()
     now = _int(lines[0]) if lines else None
     if len(lines) >= 2:

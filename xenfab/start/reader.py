@@ -7,8 +7,9 @@ waits for a round of domain lists begun after the decision to start, from every 
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,25 @@ def quorum_refusal(quorate: bool | None, where: str, backend: ClusterBackend) ->
     return f"the cluster's quorum is unknown ({where}): cannot confirm it is safe to start guests"
 
 
+def answered(host: str, when: str | float, domains: Iterable[str]) -> str:
+    """``xen02 answered at 12:01:03 UTC and lists 2 domains (lb01, mq01): it is not dead``.
+
+    ``when``: an ISO time (a snapshot's ``taken_at``) or epoch seconds; ``domains``: the
+    names the host listed (Domain-0 is not counted).
+    """
+    if isinstance(when, (int, float)):
+        at = _dt.datetime.fromtimestamp(when, _dt.timezone.utc).strftime("%H:%M:%S UTC")
+    else:
+        at = f"{when[11:19]} UTC" if len(when) >= 19 and when[10] == "T" else when
+    names = sorted(d for d in domains if d != "Domain-0")
+    if not names:
+        listed = "lists no domains"
+    else:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        listed = f"lists {len(names)} domain{'s' if len(names) != 1 else ''} ({shown})"
+    return printable(f"{host} answered at {at} and {listed}: it is not dead")
+
+
 @dataclass
 class Proof:
     """A round's answer: every live host's domain list, or why nothing more may start."""
@@ -51,6 +71,8 @@ class Proof:
     domains: dict[str, set[str]] | None = None
     # Liveness unknown for too long: the reason the run starts nothing more.
     stop: str | None = None
+    # When the round that proved ``domains`` began (monotonic).
+    began: float | None = None
 
 
 class ClusterReader:
@@ -153,7 +175,7 @@ class ClusterReader:
                 self.note("every live host listed its domains: starting again")
                 self.audit("wait", outcome="resolved")
             self.waiting_since = self.waiting_key = None
-            return Proof(rnd.lists())
+            return Proof(rnd.lists(), began=rnd.began)
         now = time.monotonic()
         self.next_round_at = now + ROUND_RETRY_S
         if self.waiting_since is None:

@@ -47,6 +47,9 @@ class StartReport:
     environment: str = ""
     # Why the run started nothing although guests were due (e.g. a host's liveness unknown).
     refused: str | None = None
+    # The largest gap between the start of the domain-list round that cleared a start and its
+    # command leaving (seconds); None when nothing was sent.
+    max_liveness_age_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +80,9 @@ class StartReport:
             "refused": self.refused,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 2),
+            "max_liveness_age_s": (
+                round(self.max_liveness_age_s, 3) if self.max_liveness_age_s is not None else None
+            ),
             "counts": self.counts(),
             "warnings": list(self.warnings),
             "results": [r.to_dict() for r in self.results],
@@ -106,7 +112,11 @@ class StartReport:
         head = "dry run: " if self.dry_run else ""
         tail = "; interrupted" if self.interrupted else ""
         body = ", ".join(parts) or "nothing to start"
-        return f"{head}{body} in {format_duration(self.seconds)}{tail}"
+        fresh = ""
+        if self.max_liveness_age_s is not None:
+            # How old, at most, the domain lists were that let a start go (round begun -> sent).
+            fresh = f"; domain lists at most {self.max_liveness_age_s:.2f}s old at each start"
+        return f"{head}{body} in {format_duration(self.seconds)}{fresh}{tail}"
 
 
 def format_duration(seconds: float) -> str:

@@ -58,6 +58,7 @@ class Job:
     returned_at: float | None = None
     start_state: str | None = None
     dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
+    cleared_at: float | None = None  # when the round of domain lists that cleared it began
     approved: bool = False  # step mode: the operator said yes
     outcome: Outcome | None = None
     result_host: str | None = None

@@ -7,6 +7,10 @@ by hand) only shows in the hosts' own lists. So before a turn of starts the engi
 guest is started only when every host that could run it answered in that round; a host that did
 not answer keeps every start waiting (the engine says so and gives up after a bounded time),
 unless it is dead: declared so for the run, or offline in the cluster manager's own word.
+
+A host declared dead (``--dead``) is not waited for, but it is still asked, in the background
+and one question at a time: a declared-dead host that lists its domains is not dead, and the
+engine stops (``risen``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from ..remote import SessionPool
 from ..snapshot import Host
 from ..textsafe import printable
 
-READERS = 16
+# Reads at once: every host of a 20-host cluster in one pass, with room for the dead's probes.
+READERS = 32
 
 
 @dataclass
@@ -78,10 +83,12 @@ class DomainWatch:
         warn: Callable[[str], None],
         backend: ClusterBackend | None = None,
         master: str | None = None,
+        declared_dead: Collection[str] = (),
     ):
         """Watch ``hosts`` (every host of the cluster: an unreachable one could run a guest).
 
         A ``master_only`` backend's ``master`` answers for every host in one read per round.
+        ``declared_dead``: hosts declared dead for the run, probed in the background.
         """
         self.backend = backend if backend is not None and backend.master_only else None
         self.master = master
@@ -89,8 +96,13 @@ class DomainWatch:
         self.hosts = {h.name: h for h in hosts}
         self.timeout = timeout
         self.warn = warn
+        self.declared_dead = frozenset(declared_dead)
         self._pool = ThreadPoolExecutor(max_workers=min(READERS, max(1, len(self.hosts))))
         self._stopped = threading.Event()
+        self._probes: dict[str, Future] = {}
+        # Declared-dead hosts that listed their domains: name -> (when, epoch seconds; names).
+        self.risen: dict[str, tuple[float, set[str]]] = {}
+        self._risen_lock = threading.Lock()
 
     def stop(self) -> None:
         """Stop reading; reads under way finish in the background."""
@@ -104,12 +116,41 @@ class DomainWatch:
             return self._begin_on_master(rnd, skip)
         for name, host in self.hosts.items():
             if name in skip:
+                if name in self.declared_dead:
+                    self._probe(host)
                 continue
             try:
                 rnd.futures[name] = self._pool.submit(self._list, host)
             except RuntimeError:  # shut down meanwhile
                 break
         return rnd
+
+    def _probe(self, host: Host) -> None:
+        """Ask a declared-dead host for its list, unless a question to it is still out."""
+        pending = self._probes.get(host.name)
+        if pending is not None and not pending.done():
+            return
+        try:
+            fut = self._pool.submit(self._list, host)
+        except RuntimeError:  # shut down meanwhile
+            return
+        self._probes[host.name] = fut
+        fut.add_done_callback(lambda f, name=host.name: self._probed(name, f))
+
+    def _probed(self, name: str, fut: Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        names, _error = fut.result()
+        if names is not None:
+            with self._risen_lock:
+                self.risen.setdefault(name, (time.time(), names))
+
+    def probes_done(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the questions to declared-dead hosts; True: all back."""
+        pending = [f for f in self._probes.values() if not f.done()]
+        if pending:
+            wait_futures(pending, timeout=timeout)
+        return all(f.done() for f in self._probes.values())
 
     def wait(self, rnd: Round, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the round; True when every read answered."""

@@ -88,14 +88,30 @@ def run_policy(
     return with_run_options(env.policy, strategy, exclude)
 
 
-def check_dead(snap: Snapshot, dead: list[str]) -> list[str]:
-    """The --dead hosts, each one of the environment's hosts (a typo is an error, not a no-op)."""
+def check_dead(snap: Snapshot, dead: list[str], *, answered: bool = False) -> list[str]:
+    """The --dead hosts, each one of the environment's hosts (a typo is an error, not a no-op).
+
+    ``answered``: also refuse a host that answered this run's gather (it listed its domains):
+    a host that answers is not dead, and declaring it so would start its running guests again
+    elsewhere. Off for what-ifs (capacity) and saved snapshots, where --dead is a premise.
+    """
     unknown = [d for d in dead if snap.host(d) is None]
     if unknown:
         raise ConfigError(
             f"--dead: no host {', '.join(unknown)} in environment {snap.environment} "
             f"(hosts: {', '.join(h.name for h in snap.hosts)})"
         )
+    if answered:
+        from ..start.reader import answered as answered_text
+
+        for name in dead:
+            host = snap.host(name)
+            if host is not None and host.reachable:
+                said = answered_text(name, snap.taken_at, (d.name for d in host.domains))
+                raise ConfigError(
+                    f"--dead {name}: {said}; declare dead only a host that is powered off or "
+                    "fenced (nothing was started)"
+                )
     return dead
 
 
@@ -131,7 +147,8 @@ def _plan_run(c, cfg, environment, from_, strategy, exclude, without, dead, expe
     from ..cluster import backend as get_backend
 
     snap = _facts(c, cfg, environment, from_)
-    dead_hosts = check_dead(snap, split_list(dead))
+    # A saved snapshot's hosts answered then, not now: --dead is the operator's premise there.
+    dead_hosts = check_dead(snap, split_list(dead), answered=not from_)
     refused = refusal(snap, lock=lock)
     layout, policy = _layout(
         cfg,
