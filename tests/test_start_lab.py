@@ -511,13 +511,19 @@ def test_a_failed_guest_started_behind_is_never_disabled(fresh_lab, tmp_path, mo
     report, text = r.start(parallel=8)
     res = report.result(f.guest)
     assert res.outcome == "found running", report.table()
-    assert "not disabled" in res.message and "nothing was sent" in res.message
     assert (f.guest, third) in lab_domains(fresh_lab)  # still running where it was started
     assert services(fresh_lab)[f.guest]["owner"] == third
     assert f.guest not in {s["guest"] for s in lab_starts(fresh_lab, ok=None)}
     assert report.result(a.guest).outcome == "started"
     intent = [x for x in r.audit() if x["action"] == "intent" and x["guest"] == f.guest]
-    assert len(intent) == 1 and "clustat -x -s" in intent[0]["command"]
+    # Either guard may see the start behind first: the fresh read before f's start (issue 19:
+    # it begins after a's start was sent), then nothing is sent for f; or, when the start
+    # behind lands after that read, the guard in f's own remote command, which sends no -d.
+    if intent:
+        assert len(intent) == 1 and "clustat -x -s" in intent[0]["command"]
+        assert "not disabled" in res.message and "nothing was sent" in res.message
+    else:
+        assert "started" in res.message or "running" in res.message, res.message
 
 
 def test_two_break_lock_runs_never_both_hold_the_lock(fresh_lab, tmp_path):
