@@ -226,8 +226,6 @@ class Snapshot:
             if key not in body:
                 raise SnapshotError(f"{source}: {key}: missing (required)")
         snap = validate(cls, body, source, error=SnapshotError)
-        if not snap.hosts:
-            raise SnapshotError(f"{source}: hosts: empty (a snapshot lists its hosts)")
         names = {h.name for h in snap.hosts}
         for i, g in enumerate(snap.guests):
             unknown = [h for h in g.running_on if h not in names]
