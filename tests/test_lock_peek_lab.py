@@ -87,7 +87,8 @@ def test_a_held_lock_is_said_up_front_and_refuses_before_the_prompt(fresh_lab, l
 
     # facts saves the lock with the snapshot; a held lock alone does not change its exit code.
     facts = fab("facts", "--format", "json")
-    assert facts.returncode == 0, facts.stderr
+    # Its one problem is legacy07's unreadable config (issue 19), not the lock.
+    assert facts.returncode == 2 and "facts found 1 problem(s)" in facts.stderr, facts.stderr
     saved = tmp_path / "snap.json"
     saved.write_text(facts.stdout)
     assert json.loads(facts.stdout)["lock"]["held"] is True

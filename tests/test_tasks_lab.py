@@ -18,7 +18,8 @@ def down_services(lab) -> set[str]:
 def test_facts_json_is_the_snapshot(fresh_lab):
     res = fab("facts", "--format", "json")
     no_traceback(res)
-    assert res.returncode == 0, res.stderr
+    # legacy07's config is unreadable: a problem facts lists, so exit 2 (issue 19).
+    assert res.returncode == 2 and "legacy-vm.cfg" in res.stderr.splitlines()[-1], res.stderr
     snap = json.loads(res.stdout)
     assert snap["xenfab_snapshot"] == 1 and snap["environment"] == "lab"
     assert snap["master"] == "xen01" and snap["quorate"] is True

@@ -32,6 +32,7 @@ from .schema import (
     PosInt,
     Str,
     doc,
+    path_chars,
     read_text,
     unique_by,
     validate,
@@ -80,7 +81,8 @@ def _nonblank(value: str) -> str:
     return value
 
 
-Path = Annotated[Str, Check(_nonblank), Check(expand_path)]
+# Checked before and after expansion: a $VAR may bring the control character in.
+Path = Annotated[Str, Check(_nonblank), Check(path_chars), Check(expand_path), Check(path_chars)]
 AbsPath = Annotated[Path, Check(_absolute)]
 
 

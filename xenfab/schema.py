@@ -17,6 +17,7 @@ import functools
 import math
 import re
 import types
+import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -108,8 +109,31 @@ def _unique(key: str) -> Callable[[list], list]:
     return check
 
 
+def control_char(value: str) -> str | None:
+    """The first control character in ``value`` (NUL, newline, ESC, DEL...) escaped, or None."""
+    for i, ch in enumerate(value):
+        if unicodedata.category(ch) == "Cc":
+            return f"{ch!r} at position {i}"
+    return None
+
+
+def path_chars(value: str) -> str:
+    """A configured path with no control character, else ValueError naming it.
+
+    A NUL cuts a path short in every C API (and Python refuses it), a newline splits a remote
+    shell line: either would be blamed later on the host that received it, not on the config.
+    """
+    bad = control_char(value)
+    if bad is not None:
+        raise ValueError(f"{value!r}: a path with a control character ({bad})")
+    return value
+
+
 def read_text(path: str, what: str, error: type[Exception] = ConfigError) -> str:
     """A small UTF-8 file's text; every problem one line (size cap, bad bytes, unreadable)."""
+    bad = control_char(path)
+    if bad is not None:
+        raise error(f"{path!r}: cannot read {what}: a path with a control character ({bad})")
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_INPUT_BYTES + 1)

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from .duplicates import Duplicate, find_duplicates
 from .errors import XenfabError
 from .schema import (
     Bool,
@@ -172,6 +173,18 @@ class Snapshot:
     warnings: list[Str] = field(default_factory=list)
     # The run lock when the snapshot was taken; None when not read (older snapshots, capacity).
     lock: LockSeen | None = None
+    # Guests two or more hosts list as running (xenfab.duplicates): always derived from
+    # ``hosts``, so a saved value is never trusted over the domain lists it came from.
+    duplicates: list[Duplicate] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Derive ``duplicates`` from the hosts' domain lists."""
+        self.refresh_duplicates()
+
+    def refresh_duplicates(self) -> list[Duplicate]:
+        """Recompute ``duplicates`` from the hosts' domain lists (after a change to them)."""
+        self.duplicates = find_duplicates({h.name: [d.name for d in h.domains] for h in self.hosts})
+        return self.duplicates
 
     @property
     def states(self) -> StateVocabulary:
@@ -198,6 +211,7 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as the documented JSON object."""
+        self.refresh_duplicates()
         data = {"xenfab_snapshot": SNAPSHOT_VERSION}
         data.update(asdict(self))
         return data
@@ -214,7 +228,21 @@ class Snapshot:
         if type(version) is not int or version != SNAPSHOT_VERSION:
             raise SnapshotError(f"{source}: not a xenfab snapshot (key xenfab_snapshot != 1)")
         body = {k: v for k, v in data.items() if k != "xenfab_snapshot"}
-        return validate(cls, body, source, error=SnapshotError)
+        # Without hosts or guests a snapshot says "nothing ran, nothing is down": a truncated or
+        # hand-edited file must not read as an empty cluster.
+        for key in ("hosts", "guests"):
+            if key not in body:
+                raise SnapshotError(f"{source}: {key}: missing (required)")
+        snap = validate(cls, body, source, error=SnapshotError)
+        names = {h.name for h in snap.hosts}
+        for i, g in enumerate(snap.guests):
+            unknown = [h for h in g.running_on if h not in names]
+            if unknown:
+                raise SnapshotError(
+                    f"{source}: guests[{i}].running_on: {', '.join(unknown)} is not one of the "
+                    "snapshot's hosts"
+                )
+        return snap
 
     @classmethod
     def load(cls, path: str) -> Snapshot:

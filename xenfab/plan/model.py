@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..cluster.base import GUEST_NAME
+from ..duplicates import describe as describe_duplicate
+from ..duplicates import find_duplicates
 from ..errors import ConfigError
 from ..snapshot import Guest, Snapshot
 from .layout import Skipped, Unplaced
@@ -312,10 +314,20 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
     by_rank = sorted(usable, key=lambda i: m.rank[i])
     entries_of = Counter(g.name for g in snap.guests)
     names_seen: set[str] = set()
+    # Listed by two hosts or more, whatever its state: two copies write one disk, and which one
+    # to stop is the admin's call (xenfab.duplicates). Every host counts, --without/--dead ones
+    # too: declaring a host gone does not stop the copy it runs.
+    twice = {
+        d.guest: d for d in find_duplicates({h.name: [x.name for x in h.domains] for h in hosts})
+    }
     for g in snap.guests:
         if g.name in names_seen:
             continue  # reported with its first entry
         names_seen.add(g.name)
+        if g.name in twice:
+            reason = f"DUPLICATE: {describe_duplicate(twice[g.name])}: never started or moved"
+            m.skipped.append(Skipped(g.name, g.state, reason))
+            continue
         kind = states.kind(g.state)
         if expect is not None:
             kind = expect.kind_of(g, kind, states)

@@ -11,6 +11,8 @@ from tabulate import tabulate
 
 from ..cluster import ClusterBackend, UnsafeName
 from ..cluster.base import MASTER
+from ..duplicates import Duplicate
+from ..duplicates import line as duplicate_line
 from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import printable
@@ -26,6 +28,22 @@ TABLE_FORMAT = "simple"
 def to_json(data: Any) -> str:
     """Stable, indented JSON for anything a task prints with ``--format json``."""
     return json.dumps(data, indent=2, default=str)
+
+
+def duplicates_json(dups: list[Duplicate]) -> list[dict[str, Any]]:
+    """The ``duplicates`` key of every JSON document: [{"guest": ..., "hosts": [...]}]."""
+    return [{"guest": d.guest, "hosts": list(d.hosts)} for d in dups]
+
+
+def duplicates_text(dups: list[Duplicate], snap: Snapshot | None = None) -> str | None:
+    """One ``DUPLICATE: ...`` line per guest running on two or more hosts; None when none.
+
+    ``snap`` names each host's toolstack, so the advice gives the command that host takes.
+    """
+    if not dups:
+        return None
+    tools = {h.name: h.toolstack for h in snap.hosts} if snap is not None else {}
+    return printable("\n".join(duplicate_line(d, tools) for d in dups), newlines=True)
 
 
 def facts_text(snap: Snapshot) -> str:
@@ -69,6 +87,7 @@ def _facts_text(snap: Snapshot) -> str:
         ),
         "",
     ]
+    twice = {d.guest for d in snap.duplicates}
     guests = [
         [
             g.name,
@@ -77,7 +96,7 @@ def _facts_text(snap: Snapshot) -> str:
             g.memory_mib or "-",
             g.vcpus,
             ",".join(g.running_on) or "-",
-            "" if g.plannable else g.reason,
+            guest_note(g, g.name in twice),
         ]
         for g in snap.guests
     ]
@@ -90,6 +109,25 @@ def _facts_text(snap: Snapshot) -> str:
     )
     parts.extend(_problems(snap.errors, snap.warnings))
     return "\n".join(parts)
+
+
+def guest_note(g: Any, duplicated: bool = False) -> str:
+    """The facts table's note on a guest: running twice, an unstartable name, or its reason."""
+    from ..cluster.base import GUEST_NAME
+
+    notes = []
+    if duplicated:
+        notes.append("DUPLICATE: running on " + " and ".join(g.running_on))
+    if not GUEST_NAME.match(g.name):
+        notes.append(unstartable_name(g.name))
+    if not g.plannable and g.reason:
+        notes.append(g.reason)
+    return "; ".join(notes)
+
+
+def unstartable_name(name: str) -> str:
+    """Why a guest named ``name`` is never started (the planner's words for it)."""
+    return f"name '{name}' has characters xenfab will not send to a shell"
 
 
 # Wide enough for a few names a line; a host given 50 guests would otherwise be one line of
@@ -382,6 +420,7 @@ def layout_json(
         master=snap.master,
         quorate=snap.quorate,
         refused=refused,
+        duplicates=duplicates_json(snap.duplicates),
         lock=asdict(snap.lock) if snap.lock is not None else None,
         gather_errors=list(snap.errors),
         gather_warnings=list(snap.warnings),

@@ -29,6 +29,8 @@ from ..cluster import ClusterState, StartOutcome, UnsafeName, safe_guest, safe_h
 from ..cluster import backend as get_backend
 from ..cluster.base import MASTER
 from ..config import Environment, StartPolicy, XenfabConfig
+from ..duplicates import Duplicate, find_duplicates
+from ..duplicates import line as duplicate_line
 from ..errors import ConfigError, StartRefused
 from ..remote import CHANNELS_PER_TRANSPORT, RunResult, SessionPool, fabric_config
 from ..snapshot import Snapshot
@@ -911,6 +913,27 @@ class Engine:
                 )
             )
         self.report.results = results + self.extra
+        self.report.duplicates = self._last_round()
+
+    def _last_round(self) -> list[Duplicate] | None:
+        """Every live host's domain list once more after the starts: a guest on two hosts is said.
+
+        A hand start between a start's clearing read and the start itself cannot be prevented;
+        this read is where it shows. None when nothing was sent, or after a second Ctrl-C.
+        """
+        if self.watch is None or not self.sent_any or self.interrupts.count > 1:
+            return None
+        rnd = self.watch.begin(skip=self.reader.dead_now())
+        limit = time.monotonic() + self.env.ssh.connect_timeout + 1
+        while not self.watch.wait(rnd, 0.1):
+            if self.interrupts.count > 1 or time.monotonic() > limit:
+                break
+        found = find_duplicates(rnd.lists())
+        tools = {h.name: h.toolstack for h in self.snapshot.hosts}
+        for dup in found:
+            self.progress.note(duplicate_line(dup, tools))
+            self._audit("duplicate", guest=dup.guest, hosts=dup.hosts, outcome="seen")
+        return found
 
     # -- setup ---------------------------------------------------------------------------------
 

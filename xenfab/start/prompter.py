@@ -35,6 +35,8 @@ class StepPrompter:
             try:
                 answer = self.prompt(text)
             except EOFError:
+                # Ctrl-D, or input closed: no answer is not a yes, for this guest or the next.
+                self.note("end of input at the prompt: not confirmed; starting nothing more")
                 return QUIT
             finally:
                 self.in_prompt = False

@@ -7,6 +7,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from ..duplicates import Duplicate
+
 # Every outcome a guest can end a run with, and those that make the run not ok (outcome.py).
 from .outcome import BAD_OUTCOMES, OUTCOMES, Outcome
 
@@ -50,11 +52,14 @@ class StartReport:
     # The largest gap between the start of the domain-list round that cleared a start and its
     # command leaving (seconds); None when nothing was sent.
     max_liveness_age_s: float | None = None
+    # Guests the run's last round of domain lists showed on two or more hosts (a hand start
+    # that raced a start of ours, or one that was there already); None: no last round read.
+    duplicates: list[Duplicate] | None = None
 
     @property
     def ok(self) -> bool:
         """True when no guest failed or was left not started (a dry run is ok)."""
-        if self.interrupted or self.refused:
+        if self.interrupted or self.refused or self.duplicates:
             return False
         if self.dry_run:
             return True
@@ -85,6 +90,8 @@ class StartReport:
             ),
             "counts": self.counts(),
             "warnings": list(self.warnings),
+            "duplicates": [asdict(d) for d in self.duplicates or []],
+            "duplicates_checked": self.duplicates is not None,
             "results": [r.to_dict() for r in self.results],
         }
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +37,47 @@ def cli(fn: Callable) -> Callable:
             return _run(fn, args, kwargs)
         guard = _PipeSafe(sys.stdout)
         sys.stdout = guard
+        old = _trap_stop_signals()
         try:
             return _run(fn, args, kwargs)
         finally:
+            _restore(old)
             sys.stdout = guard.stream
 
     return wrapper
+
+
+# A `kill` or a closed terminal stops a task as Ctrl-C does, in every phase: the last line and
+# exit 130, never the bare 143/129 of a process killed mid-sentence. The start engine traps them
+# itself while it starts guests (first signal: finish what is in flight), then puts these back.
+_STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def _as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _trap_stop_signals() -> dict[int, Any]:
+    old: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+    for sig in _STOP_SIGNALS:
+        try:
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN:
+                continue  # started under nohup: a hangup is meant to be ignored
+            old[sig] = signal.signal(sig, _as_interrupt)
+        except (ValueError, OSError):
+            continue
+    return old
+
+
+def _restore(old: dict[int, Any]) -> None:
+    for sig, handler in old.items():
+        try:
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        except (ValueError, OSError, TypeError):
+            continue
 
 
 def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:
@@ -142,6 +179,11 @@ def load(
 
     runtime_ssh = runtime_ssh_path(getattr(c, "config", None))
     if runtime_ssh:
+        from ..schema import control_char
+
+        bad = control_char(str(runtime_ssh))
+        if bad is not None:
+            raise ConfigError(f"-S {runtime_ssh!r}: a path with a control character ({bad})")
         environment.ssh.config = os.path.expanduser(runtime_ssh)
     if loc:
         environment = environment.at_location(loc)

@@ -203,20 +203,54 @@ def facts(c, env=None, config=None, format="table", loc=None):
     # A held lock is not the cluster's problem: facts says who holds it and keeps its exit code
     # (a run in progress is the normal case for a lock; scripts gate on facts while it runs).
     refused = refusal(snap, lock=False)
+    problems = facts_problems(snap)
     if format == "json":
         print(snap.to_json())
     else:
         if refused:
             print(printable(f"REFUSED: starts would be refused: {refused}") + "\n")
+        _duplicate_note(show, snap.duplicates, snap)
         _lock_note(show, snap, refused)
         print(show.facts_text(snap))
     if refused and not (snap.quorate is None and snap.errors):
         exit_with(ExitCode.REFUSED, f"refused: {printable(refused)}")
-    if snap.errors:
+    if problems:
         exit_with(
             ExitCode.INCOMPLETE,
-            f"{len(snap.errors)} problem(s) while gathering; first: {printable(snap.errors[0])}",
+            f"facts found {len(problems)} problem(s); first: {printable(problems[0])}",
         )
+
+
+def facts_problems(snap: Snapshot) -> list[str]:
+    """Every problem the facts list, most urgent first: gathering errors (a host unreachable),
+    guests running twice, names xenfab will never start, then unreadable guest configs.
+    """
+    from .. import show
+    from ..cluster.base import GUEST_NAME
+    from ..duplicates import summary
+
+    problems = list(snap.errors)
+    problems += [summary([d]) for d in snap.duplicates]
+    problems += [show.unstartable_name(g.name) for g in snap.guests if not GUEST_NAME.match(g.name)]
+    return problems + list(snap.warnings)
+
+
+def _duplicate_note(show, dups, snap: Snapshot | None) -> None:
+    """Print the DUPLICATE lines (each with what to do), before anything else a task shows."""
+    text = show.duplicates_text(dups, snap)
+    if text is not None:
+        print(text + "\n")
+
+
+def with_duplicates(outcome: Outcome, dups: list) -> Outcome:
+    """``outcome``, or exit 2 when a guest runs twice (a refusal or Ctrl-C keeps its code)."""
+    from ..duplicates import summary
+
+    if not dups or outcome.code not in (ExitCode.OK, ExitCode.INCOMPLETE):
+        return outcome
+    said = f"{summary(dups)} (see DUPLICATE)"
+    message = f"{outcome.message}; {said}" if outcome.message else said
+    return Outcome(ExitCode.INCOMPLETE, message, outcome.still)
 
 
 @task(help=PLAN_HELP, name="show-layout", auto_shortflags=False)
@@ -261,10 +295,11 @@ def preview(
     else:
         if refused:
             print(show.refusal_text(refused) + "\n")
+        _duplicate_note(show, snap.duplicates, snap)
         _lock_note(show, snap, refused, saved_at=snap.taken_at if from_ else None)
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
         print("\n" + show.still_down_text(still, preview=True))
-    return _verdict(still, refused, preview=True)
+    return with_duplicates(_verdict(still, refused, preview=True), snap.duplicates)
 
 
 START_HELP = {
@@ -369,6 +404,7 @@ def _start(
     if table:
         if refused:
             print(show.refusal_text(refused) + "\n")
+        _duplicate_note(show, snap.duplicates, snap)
         saved_at = snap.taken_at if from_ else None
         _lock_note(show, snap, refused, saved_at=saved_at, break_lock=break_lock)
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, only_hosts=only))
@@ -415,7 +451,7 @@ def _start(
                 f"\n{len(others)} other guest(s) planned on other hosts, not in this run "
                 "(fab start-all starts them)."
             )
-    _close(table, show, layout, snap, backend, report, still, refused, dry_run)
+    dups = _close(table, show, layout, snap, backend, report, still, refused, dry_run)
     if report is not None and report.interrupted:
         done = sum(1 for r in report.results if r.outcome == GuestOutcome.STARTED)
         return Outcome(
@@ -424,8 +460,9 @@ def _start(
             still,
         )
     if declined:
-        return Outcome(ExitCode.INCOMPLETE, "nothing started (not confirmed)", still)
-    return _verdict(still, refused, preview=dry_run)
+        outcome = Outcome(ExitCode.INCOMPLETE, "nothing started (not confirmed)", still)
+        return with_duplicates(outcome, dups)
+    return with_duplicates(_verdict(still, refused, preview=dry_run), dups)
 
 
 class _Declined(Exception):
@@ -440,22 +477,37 @@ def _confirm(count: int, given: bool) -> None:
     # The question goes to stderr: stdout carries only the result (JSON stays one document).
     sys.stderr.write(f"Start {count} guest(s)? [y/N] ")
     sys.stderr.flush()
-    if input().strip().lower() not in ("y", "yes"):
+    try:
+        answer = input()
+    except EOFError:
+        # Ctrl-D (or a closed input) is no answer, and no answer is not a yes.
+        sys.stderr.write("\n")
+        raise _Declined from None
+    if answer.strip().lower() not in ("y", "yes"):
         raise _Declined
 
 
-def _close(table, show, layout, snap, backend, report, still, refused, dry_run) -> None:
-    """The end of every start run: the result table (or the one JSON document), then STILL DOWN."""
+def _close(table, show, layout, snap, backend, report, still, refused, dry_run) -> list:
+    """The end of every start run: the result table (or the one JSON document), the DUPLICATE
+    lines, then STILL DOWN. Returns the duplicates: the gathering's and the run's last round's.
+    """
+    from ..duplicates import merge
+
+    dups = merge(snap.duplicates, (report.duplicates or []) if report is not None else [])
     if not table:
         doc = report.to_dict() if report is not None else {"dry_run": dry_run, "results": []}
         doc["layout"] = show.layout_json(layout, snap, backend, refused=refused, still=still)
         doc["refused"] = refused
         doc["still_down"] = still
+        doc["duplicates"] = show.duplicates_json(dups)
         print(show.to_json(doc))
-        return
+        return dups
     if report is not None and not report.dry_run:
         print("\n" + printable(report.table(), newlines=True))
+    if dups:
+        print("\n" + (show.duplicates_text(dups, snap) or ""))
     print("\n" + show.still_down_text(still, preview=dry_run))
+    return dups
 
 
 @task(

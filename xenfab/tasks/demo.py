@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from typing import TYPE_CHECKING
+
 from invoke import task
 from invoke.exceptions import Exit
 
 from ..cluster import names
+from ..errors import ConfigError
 from . import core
-from ._common import cli
+from ._common import cli, load
+
+if TYPE_CHECKING:
+    from ..config import Environment
 
 
 def _banner(text: str) -> None:
@@ -36,8 +44,14 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
     opts = lab_options(hosts=hosts, guests=guests, seed=seed, boot_s=boot_s)
     backend = backend or "rgmanager"
     env = "lab" if backend == "rgmanager" else f"lab-{backend}"
+    # Before the lab starts: an environment that does not use the lab's ssh_config is refused
+    # without starting anything.
+    lab_dir = str(lab_api.lab_dir())
+    environment = _lab_environment(c, config, env, lab_dir)
     _banner(f"lab up ({backend}): simulated Xen hosts, just after a crash")
-    info = lab_api.up(lab_api.lab_dir(), backend=backend, **opts)
+    info = lab_api.up(lab_dir, backend=backend, **opts)
+    # Once it runs: every host the environment names must be one of this lab's addresses.
+    _check_reaches_lab(environment, info, lab_dir)
     # The lab's own count, as its backend's tools see the guests (the same scenario either way).
     down = info["summary"]["down"]
     print(
@@ -76,6 +90,52 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
         _banner("outcome of fab start-all")
         print(show.still_down_text(ran.still))
         print(_exit_line("start-all", ran))
+
+
+def _lab_ssh_config(lab_dir: str) -> str:
+    return os.path.realpath(os.path.join(lab_dir, "ssh_config"))
+
+
+def _lab_environment(c, config: str | None, env: str, lab_dir: str) -> Environment:
+    """The environment the demo will drive, refused unless it uses the lab's own ssh_config.
+
+    A team's config may call a real cluster ``lab``: the demo runs `start-all --yes`, so it
+    drives only what reaches the lab it starts (README: fab demo).
+    """
+    _cfg, environment = load(c, config, env)
+    want = _lab_ssh_config(lab_dir)
+    have = environment.ssh.config
+    if not have or os.path.realpath(have) != want:
+        raise ConfigError(
+            f"demo: environment {env} uses ssh_config {have or '(Fabric default)'}, not the "
+            f"lab's {want}: the demo drives only the lab it starts; nothing was started"
+        )
+    return environment
+
+
+def _check_reaches_lab(environment: Environment, info: dict, lab_dir: str) -> None:
+    """Refuse unless every host of ``environment`` resolves to this lab's loopback addresses."""
+    import paramiko
+
+    from ..gather import environment_hosts
+
+    lab_addresses = {str(h["address"]) for h in info.get("hosts", [])}
+    port = int(info["port"])
+    ssh = paramiko.SSHConfig.from_path(_lab_ssh_config(lab_dir))
+    for entry in environment_hosts(environment):
+        seen = ssh.lookup(entry.name)
+        address = str(seen.get("hostname", entry.name))
+        to = environment.ssh.port or int(seen.get("port", 22))
+        try:
+            loopback = ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback or address not in lab_addresses or to != port:
+            raise ConfigError(
+                f"demo: host {entry.name} of environment {environment.name} resolves to "
+                f"{address}:{to}, not to the lab on 127.0.0.x:{port}: the demo drives only the "
+                f"lab it starts; no guest was started (fab lab.down stops the lab)"
+            )
 
 
 def _exit_line(task_name: str, outcome: core.Outcome) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from invoke import task
 from invoke.exceptions import Exit
 
+from ..duplicates import line as duplicate_line
 from ..errors import ExitCode, StartRefused
 from ..textsafe import printable
 from ._common import check_format, cli, exit_with, load
@@ -57,6 +58,9 @@ def check(c, env=None, config=None, loc=None, format="table"):
     problems = [r["problem"] for r in rows if r["problem"]] + [
         e for e in snap.errors if not any(e == r["problem"] for r in rows)
     ]
+    # A guest running twice is a problem whatever else holds: said with what to do.
+    tools = {h.name: h.toolstack for h in snap.hosts}
+    problems += [duplicate_line(d, tools) for d in snap.duplicates]
     refused = refusal(snap)
     # Quorum unknown because no host answered: the problem to fix first is the gathering.
     unknown = snap.quorate is None and bool(snap.errors)
@@ -72,6 +76,7 @@ def check(c, env=None, config=None, loc=None, format="table"):
                     "master": snap.master,
                     "quorate": snap.quorate,
                     "hosts": rows,
+                    "duplicates": show.duplicates_json(snap.duplicates),
                     "problems": problems,
                 }
             )
@@ -132,6 +137,13 @@ def trust_host(c, host, env=None, config=None, yes=False, replace=False):
         # The question goes to stderr, as every prompt does: stdout carries only the result.
         sys.stderr.write(f"Trust it and record it in {path}? [y/N] ")
         sys.stderr.flush()
-        if input().strip().lower() not in ("y", "yes"):
-            raise Exit("xenfab: key not trusted", 1)
+        try:
+            answer = input()
+        except EOFError:
+            # Ctrl-D is no answer, and no answer is not a yes.
+            sys.stderr.write("\n")
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            # Not confirmed: exit 2, as for every prompt (README: exit codes).
+            raise Exit("xenfab: key not trusted (not confirmed)", int(ExitCode.INCOMPLETE))
     print(f"{hostkeys.trust(hk, path, replace=replace)}: {', '.join(hk.names)} in {path}")
