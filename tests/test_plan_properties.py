@@ -102,8 +102,15 @@ def accounted_of(snap, without):
     cluster shows on an unreachable owner not proven dead stays down (liveness unknown).
     """
     seen = [d.name for h in snap.hosts if h.reachable and h.name not in without for d in h.domains]
+    # Listed by two hosts or more (a guest running twice): never planned, only said.
+    listed: dict[str, int] = {}
+    for h in snap.hosts:
+        for name in {d.name for d in h.domains if d.name != "Domain-0"}:
+            listed[name] = listed.get(name, 0) + 1
     to_place, stays_down = set(), set()
     for g in snap.guests:
+        if listed.get(g.name, 0) > 1:
+            continue
         owner = snap.host(g.owner) if g.owner else None
         occupies = g.state in OCCUPYING and owner is not None
         lost = occupies and (
