@@ -549,10 +549,6 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
         return RG_ENODE, None
     guest = svc.split(":", 1)[1]
     state = effective_state(row["state"], row["transition"], boot_s, now)
-    if state in RUNNING_STATES and row["owner"] and _dead_unfenced(db, row["owner"]):
-        # The owner left and is not fenced: rgmanager cannot take the service over (its DLM
-        # lockspace waits for fencing); the request times out, nothing is started.
-        return RG_EFAIL, None
     if state == "failed":
         # rgmanager: "#43: Service vm:x has failed; can not start." -- disable it first
         record_start(ctx.db, guest, target, now, now, False)
@@ -632,9 +628,6 @@ def _disable_locked(ctx: Ctx, svc: str) -> int:
         return RG_SUCCESS
     last = row["last_owner"]
     guest = svc.split(":", 1)[1]
-    if row["state"] in RUNNING_STATES and row["owner"] and _dead_unfenced(db, row["owner"]):
-        # Its owner left unfenced: the service's lock waits for fencing; nothing changes.
-        return RG_EFAIL
     if row["state"] in RUNNING_STATES and row["owner"]:
         last = row["owner"]
         owner_up = db.execute("SELECT up FROM hosts WHERE name = ?", (row["owner"],)).fetchone()
@@ -649,12 +642,6 @@ def _disable_locked(ctx: Ctx, svc: str) -> int:
     )
     guest_down(db, guest, DOWN_CLEAN, last, now)
     return RG_SUCCESS
-
-
-def _dead_unfenced(db, host: str) -> bool:
-    """True when ``host`` left the cluster and was not fenced since (a fence is pending)."""
-    row = db.execute("SELECT up, left_at, fenced_at FROM hosts WHERE name = ?", (host,)).fetchone()
-    return row is not None and not row["up"] and row["fenced_at"] < row["left_at"]
 
 
 # --------------------------------------------------------------------------- fencing (cman 3.0)
