@@ -127,7 +127,7 @@ def test_plan_starts_ours_on_enabled_hosts_and_leaves_the_rest():
 def test_ha_enabled_leaves_protected_vms_to_ha_and_a_not_live_host_is_dead():
     snap = snapshot(ha=True, live3=False)
     assert snap.guest(HAVM).state == "ha" and "left to HA" in snap.guest(HAVM).reason
-    assert snap.host(H3).member == "offline" and not snap.host(H3).reachable
+    assert snap.host(H3).member == "fenced" and not snap.host(H3).reachable
     layout = plan(snap, Policy())
     placed = {p.guest: p.host for p in layout.assignments}
     assert HAVM not in placed and H3 not in placed.values()

@@ -531,6 +531,7 @@ def test_status_task_json(lab, capsys) -> None:
         "quorate",
         "backend",
         "starts",
+        "domains",
         "running",
         "server_pid",
         "port",
@@ -545,7 +546,9 @@ def test_status_task_json(lab, capsys) -> None:
         "free_mib",
         "cpus",
         "toolstack",
+        "powered_off",
     }
+    assert set(st["domains"][0]) == {"name", "host"}
     assert set(st["services"][0]) == {"name", "state", "owner", "last_owner"}
     assert st["lab_dir"] == str(lab.dir) and st["running"]
 

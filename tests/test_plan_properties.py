@@ -34,7 +34,7 @@ def problems(draw, max_hosts=5, max_guests=9):
                 cpus=draw(st.integers(0, 4)),
                 domain=draw(st.sampled_from([None, "rackA", "rackB"])),
                 domains=doms,
-                member=draw(st.sampled_from([None, "online", "offline"])),
+                member=draw(st.sampled_from([None, "online", "offline", "fenced"])),
             )
         )
     names = [h.name for h in hosts]
@@ -114,7 +114,7 @@ def accounted_of(snap, without):
         owner = snap.host(g.owner) if g.owner else None
         occupies = g.state in OCCUPYING and owner is not None
         lost = occupies and (
-            g.owner in without or (not owner.reachable and owner.member == "offline")
+            g.owner in without or (not owner.reachable and owner.member == "fenced")
         )
         if occupies and not lost and not owner.reachable:
             stays_down.add(g.name)

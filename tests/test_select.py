@@ -191,12 +191,26 @@ def test_ssh_timeout_alone_is_no_proof_the_guest_is_still_down_with_the_way_out(
 
 
 def test_an_inquorate_view_of_an_offline_member_is_no_proof():
-    layout = plan(_owner_gone("offline", quorate=False), Policy())
-    assert [u.kind for u in layout.unplaced] == ["liveness-unknown"]
+    for member in ("offline", "fenced"):
+        layout = plan(_owner_gone(member, quorate=False), Policy())
+        assert [u.kind for u in layout.unplaced] == ["liveness-unknown"]
 
 
-def test_cluster_says_offline_is_proof_the_guest_is_replanned_with_its_state():
+def test_offline_without_a_fence_is_no_proof_the_guest_is_still_down_with_the_remedy():
     layout = plan(_owner_gone("offline"), Policy())
+    assert [(u.guest, u.kind, u.reason) for u in layout.unplaced] == [
+        (
+            "auth01",
+            "liveness-unknown",
+            "liveness unknown: xen03 is offline but not fenced: fence it (fence_node xen03), "
+            "or power it off and declare it dead: --dead xen03",
+        )
+    ]
+    assert not layout.complete and [a.guest for a in layout.assignments] == ["a"]
+
+
+def test_cluster_says_fenced_is_proof_the_guest_is_replanned_with_its_state():
+    layout = plan(_owner_gone("fenced"), Policy())
     a = layout.assignment("auth01")
     assert a is not None and a.host in ("xen01", "xen02")
     assert (a.state, a.takeover_from) == ("started", "xen03")
@@ -227,6 +241,70 @@ def test_assemble_records_the_cluster_managers_word_on_each_member():
     assert [h.member for h in s.hosts] == ["online", "offline", None]
     again = Snapshot.from_dict(__import__("json").loads(s.to_json()))
     assert [h.member for h in again.hosts] == ["online", "offline", None]
+
+
+FENCE_LS = (
+    "fence domain\nmember count  1\nvictim count  {victims}\nvictim now    0\n"
+    "master nodeid 1\nwait state    none\nmembers       1 \n\nall nodes\n"
+    "nodeid 1 member 1 victim 0 last fence master 0 how none\n"
+    "nodeid 2 member 0 victim {victim} last fence master {master} how {how}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "victim, how, member",
+    [
+        (0, "agent", "fenced"),
+        (1, "none", "offline"),
+        (0, "none", "offline"),
+        (0, "member", "offline"),
+    ],
+)
+def test_assemble_calls_a_member_fenced_only_on_the_fence_record(victim, how, member):
+    text = FENCE_LS.format(victims=victim, victim=victim, master=1 if how != "none" else 0, how=how)
+    extra = {"clustat-x": Output(CLUSTAT_X, 0), "fence-ls": Output(text, 0)}
+    master = _host("xen01", "db01", extra)
+    reports = {
+        "xen01": master,
+        "xen02": HostReport("xen02", error="xen02 (127.0.0.12:2222): connection refused"),
+    }
+    entries = [HostEntry("xen01"), HostEntry("xen02")]
+    s = assemble("t", "2026-11-23T19:00:00Z", entries, reports, "xen01", RG, "/x")
+    assert [h.member for h in s.hosts] == ["online", member]
+    again = Snapshot.from_dict(__import__("json").loads(s.to_json()))
+    assert again.hosts[1].member == member
+
+
+def test_unreadable_fence_state_proves_nothing():
+    for out in (Output("fenced not running\n", 1), Output("garbage\n", 0)):
+        state = RG.parse_state({"clustat-x": Output(CLUSTAT_X, 0), "fence-ls": out}, "xen01")
+        assert state.fenced == {"xen02": False} and state.error is None
+    # RHEL 5: cman's -f record, and the fence group at rest.
+    cman = (
+        "Node  Sts   Inc   Joined               Name\n"
+        "   1   M     16   2009-03-02 10:11:12  xen01\n"
+        "   2   X     20                        xen02\n"
+        "       Last fenced:   2009-03-02 11:40:07 by apc-pdu1\n"
+    )
+    groups = "type level name id state\nfence 0 default 00010001 none\n[1]\n"
+    outputs = {
+        "clustat-x": Output(CLUSTAT_X, 0),
+        "fence-ls": Output("fence_tool: unknown command ls\n", 1),
+        "cman-nodes": Output(cman, 0),
+        "group-ls": Output(groups, 0),
+    }
+    assert RG.parse_state(outputs, "xen01").fenced == {"xen02": True}
+    outputs["group-ls"] = Output("group_tool: cannot connect\n", 1)
+    state = RG.parse_state(outputs, "xen01")
+    assert state.fenced == {"xen02": False}
+    assert "fence group state unknown" in state.extra["fencing"]["xen02"]
+
+
+def test_the_fence_probes_ride_in_the_masters_one_batch():
+    probes = {p.name: p for p in RG.state_probes()}
+    assert probes["fence-ls"].command == "fence_tool ls -n"
+    assert probes["cman-nodes"].fallback_for == "fence-ls"
+    assert probes["group-ls"].fallback_for == "fence-ls"
 
 
 def test_host_text_in_a_reason_is_kept_raw_for_display_to_escape():

@@ -185,8 +185,9 @@ def test_failed_starts_are_retried_then_moved_then_given_up(fresh_lab, tmp_path)
     moved = by_host[lost][:2]
     broken = next(a.guest for a in r.layout.assignments if a.host not in (lost,))
     r.keep([*moved, broken])
-    # After planning: the host goes down, and one guest cannot start anywhere.
-    fresh_lab.inject("host-down", lost)
+    # After planning: the host dies (fenced: a partition would hold every start, rightly), and
+    # one guest cannot start anywhere.
+    fresh_lab.inject("fence", lost)
     fresh_lab.inject("start-fails", broken)
     report, text = r.start()
     for guest in moved:

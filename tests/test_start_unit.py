@@ -493,7 +493,7 @@ def test_quorum_refusals_speak_each_backends_words():
     assert refusal(Snapshot("lab", "t", "xen01", False, backend="xl")) is None
 
 
-def test_the_reader_refuses_unless_quorate_and_counts_offline_members_dead():
+def test_the_reader_refuses_unless_quorate_and_counts_fenced_members_dead():
     from xenfab.cluster import backend
     from xenfab.start.reader import ClusterReader
 
@@ -507,6 +507,11 @@ def test_the_reader_refuses_unless_quorate_and_counts_offline_members_dead():
         reader.refuse_unless_quorate(None, "snapshot")
     reader.refuse_unless_quorate(True, "snapshot")
     state = ClusterState(True, {"xen01": True, "xen02": False})
+    # Offline alone is a partition as much as a death: only the fencing record proves it.
+    assert reader.dead_now(state) == {"xen03"}
+    state.fenced = {"xen02": False}
+    assert reader.dead_now(state) == {"xen03"}
+    state.fenced = {"xen02": True}
     assert reader.dead_now(state) == {"xen02", "xen03"}
     assert reader.may_start(state) and not reader.may_start(ClusterState(False))
     xl = ClusterReader(backend("xl"), env, "xen01", note=print, audit=print)
@@ -562,9 +567,14 @@ def test_the_reader_proves_liveness_only_with_every_live_hosts_list_then_gives_u
     proof = reader.proven_domains(state, 3)
     assert proof.domains is None and "xen02" in proof.stop and "--dead HOST" in proof.stop
     assert "3 guest(s) wait" in notes[-1] and audits == [("wait", "liveness-unknown")]
-    # xen02 offline in the cluster's word: the round proves enough without it.
-    reader.begin_round(ClusterState(True, {"xen02": False}))
-    proof = reader.proven_domains(ClusterState(True, {"xen02": False}), 3)
+    # xen02 offline but not fenced: still needed (a partitioned host runs on).
+    offline = ClusterState(True, {"xen02": False})
+    reader.begin_round(offline)
+    assert reader.proven_domains(offline, 3).domains is None
+    # xen02 fenced after it left, in the cluster's record: the round proves enough without it.
+    fenced = ClusterState(True, {"xen02": False}, fenced={"xen02": True})
+    reader.begin_round(fenced)
+    proof = reader.proven_domains(fenced, 3)
     assert proof.domains == {"xen01": {"a"}} and proof.stop is None
     assert notes[-1] == "every live host listed its domains: starting again"
 

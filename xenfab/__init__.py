@@ -12,8 +12,12 @@ __version__ = "0.1.0"
 
 _PARSE_API = (
     "ParseError",
+    "fencing_verdicts",
     "parse_clustat",
     "parse_clusvcadm",
+    "parse_cman_nodes",
+    "parse_fence_tool_ls",
+    "parse_group_tool_ls",
     "parse_guest_config",
     "parse_xe_error",
     "parse_xe_map",

@@ -87,9 +87,11 @@ class Host:
     # never the text of ``error``.
     error_kind: Str | None = None
     rtt_ms: NonNegFloat | None = None
-    # The cluster manager's word on this host: "online", "offline", or None (not a member, or
-    # the cluster state could not be read). Only "offline" proves an unreachable host dead.
-    member: Literal["online", "offline"] | None = None
+    # The cluster manager's word on this host: "online", "offline", "fenced" (offline, and its
+    # fencing record shows it fenced after it left), or None (not a member, or the cluster state
+    # could not be read). Only "fenced" proves an unreachable host dead: offline alone is a
+    # partition as well as a death.
+    member: Literal["online", "offline", "fenced"] | None = None
     # What people call the host when ``name`` is an identifier (an XAPI host's name-label).
     label: Str | None = None
     # Why the cluster manager keeps guests off this host (maintenance), or None: excluded from

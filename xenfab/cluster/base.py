@@ -113,13 +113,19 @@ class ServiceState:
 
 @dataclass
 class ClusterState:
-    """What the cluster manager says: quorum, members, and one state per guest."""
+    """What the cluster manager says: quorum, members, and one state per guest.
+
+    ``members``: name -> online. ``fenced``: name -> whether the manager's own fencing record
+    proves that member fenced after it left (the only proof of death a manager gives: offline
+    alone is not); a member not in it was not asked about (online, or no fencing to read).
+    """
 
     quorate: bool | None
     members: dict[str, bool] = field(default_factory=dict)
     services: dict[str, ServiceState] = field(default_factory=dict)
     source: str = ""
     error: str | None = None
+    fenced: dict[str, bool] = field(default_factory=dict)
     # Backend-specific facts read with the state (xl: the autostart entries).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -333,7 +339,8 @@ class ClusterBackend(ABC):
         a failed service (rgmanager must disable it before it can be enabled again). ``config``
         is the guest's config file, for a backend that starts from it (xl create).
         ``dead_owner``: the service is in a running state on that host, which is proven dead
-        (declared dead for the run, or offline in the manager's word); the command moves it.
+        (declared dead for the run, or fenced after it left in the manager's record); the
+        command moves it.
         """
 
     @abstractmethod

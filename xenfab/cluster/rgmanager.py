@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 import shlex
 
-from ..parse import ParseError, parse_clustat, parse_clusvcadm
+from ..parse import (
+    FenceVerdict,
+    ParseError,
+    fencing_verdicts,
+    parse_clustat,
+    parse_clusvcadm,
+    parse_cman_nodes,
+    parse_fence_tool_ls,
+    parse_group_tool_ls,
+)
 from . import register
 from .base import (
     ClusterBackend,
@@ -25,6 +34,8 @@ VM_PREFIX = "vm:"
 GUARD_REFUSED = "XENFAB-GUARD-REFUSED"
 # A running state a service may be moved from once its owner is proven dead.
 DEAD_OWNER_STATES = frozenset({"started", "starting", "recovering", "stopping"})
+# The fence-state probes' names in the master's batch.
+FENCE_LS, CMAN_NODES, GROUP_LS = "fence-ls", "cman-nodes", "group-ls"
 
 
 def _guarded_disable(guest: str, state: str, owner: str | None, enable: str) -> str:
@@ -103,10 +114,18 @@ class RgmanagerBackend(ClusterBackend):
         return "disabled" if state == "stopped" else state
 
     def state_probes(self) -> list[Probe]:
-        """``clustat -x`` (names never truncated), the text layout only when XML fails."""
+        """``clustat -x`` (the text layout only when XML fails), and the fence state.
+
+        The fence state is RHEL 6 fenced's ``fence_tool ls -n``; where that fails (RHEL 5 has no
+        ``fence_tool ls``), cman's ``cman_tool nodes -f`` and groupd's ``group_tool ls``. All in
+        the master's one batch.
+        """
         return [
             Probe("clustat-x", "clustat -x"),
             Probe("clustat", "clustat", fallback_for="clustat-x"),
+            Probe(FENCE_LS, "fence_tool ls -n"),
+            Probe(CMAN_NODES, "cman_tool nodes -f", fallback_for=FENCE_LS),
+            Probe(GROUP_LS, "group_tool ls", fallback_for=FENCE_LS),
         ]
 
     def parse_state(self, outputs: dict[str, Output], source: str) -> ClusterState:
@@ -135,7 +154,12 @@ class RgmanagerBackend(ClusterBackend):
             error = None
             if not parsed.rgmanager_running:
                 error = f"{source}: rgmanager is not running; no service information"
-            return ClusterState(parsed.quorate, members, services, probe, error)
+            gone = {m.name: m.node_id for m in parsed.members if not m.online}
+            verdicts = fence_verdicts(outputs, gone, source)
+            state = ClusterState(parsed.quorate, members, services, probe, error)
+            state.fenced = {name: v.fenced for name, v in verdicts.items()}
+            state.extra["fencing"] = {name: v.why for name, v in verdicts.items()}
+            return state
         return ClusterState(None, source="", error="; ".join(errors) or "no clustat output")
 
     def start_command(
@@ -202,6 +226,39 @@ class RgmanagerBackend(ClusterBackend):
             running_on=res.running_on or (acted if ok and not res.already_running else None),
             already_running=bool(res.already_running),
         )
+
+
+def fence_verdicts(
+    outputs: dict[str, Output], gone: dict[str, int | None], source: str
+) -> dict[str, FenceVerdict]:
+    """Per member that left (name -> node id): proven fenced since, or why not (never raises).
+
+    Unreadable fence state proves nothing: those members stay liveness unknown.
+    """
+    if not gone:
+        return {}
+    ls = outputs.get(FENCE_LS)
+    problems = []
+    if ls is not None and ls.exit_code == 0:
+        try:
+            domain = parse_fence_tool_ls(ls.text, source=f"{source}: fence_tool ls -n")
+            return fencing_verdicts(gone, domain=domain)
+        except ParseError as exc:
+            problems.append(str(exc))
+    cman = outputs.get(CMAN_NODES)
+    if cman is not None and cman.exit_code == 0:
+        try:
+            nodes = parse_cman_nodes(cman.text, source=f"{source}: cman_tool nodes -f")
+            groups_out = outputs.get(GROUP_LS)
+            if groups_out is None or groups_out.exit_code != 0:
+                # cman's flag can be set before a multi-device method is done: no group, no proof.
+                raise ParseError("group_tool ls failed: fence group state unknown", source)
+            groups = parse_group_tool_ls(groups_out.text, source=f"{source}: group_tool ls")
+            return fencing_verdicts(gone, cman_nodes=nodes, groups=groups)
+        except ParseError as exc:
+            problems.append(str(exc))
+    why = "; ".join(problems) or "fence state not read (fence_tool ls, cman_tool nodes -f)"
+    return {name: FenceVerdict(False, why) for name in gone}
 
 
 _STATE_ATTR = re.compile(r'\bstate_str="([^"]*)"')

@@ -176,12 +176,16 @@ class XeBackend(ClusterBackend):
         ha = pool.get("ha-enabled") == "true"
         hosts = {h["uuid"]: h for h in records["hosts"] if _ref(h.get("uuid"))}
         members: dict[str, bool] = {}
+        fenced: dict[str, bool] = {}
         for uuid, h in hosts.items():
             live = h.get("host-metrics-live") == "true"
             if live:
                 members[uuid] = True
             elif ha:
-                members[uuid] = False  # HA fenced it: dead for the run
+                # With HA on, XAPI marks a host not live only once HA has fenced it: the pool's
+                # proof of death. Without HA, not live is only not answering (needs --dead).
+                members[uuid] = False
+                fenced[uuid] = True
         patterns = list(self.options.get("guests", []))
         services: dict[str, ServiceState] = {}
         vms: dict[str, dict[str, str]] = {}
@@ -201,6 +205,7 @@ class XeBackend(ClusterBackend):
             True,
             members,
             services,
+            fenced=fenced,
             source="xe vm-list",
             extra={
                 "ha": ha,

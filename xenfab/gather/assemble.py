@@ -267,16 +267,23 @@ def _from_state(
 
 
 def _members_onto(hosts: list[Host], cluster: ClusterState) -> None:
-    """Record the cluster manager's word on each host (its member, by full or short name)."""
+    """Record the cluster manager's word on each host (its member, by full or short name).
+
+    ``fenced``: offline, and the manager's fencing record proves it fenced after it left.
+    """
     if cluster.error is not None and not cluster.members:
         return
-    short = {m.split(".", 1)[0]: up for m, up in cluster.members.items()}
+    word = {
+        m: "online" if up else "fenced" if cluster.fenced.get(m) else "offline"
+        for m, up in cluster.members.items()
+    }
+    short = {m.split(".", 1)[0]: w for m, w in word.items()}
     for host in hosts:
-        up = cluster.members.get(host.name)
-        if up is None:
-            up = short.get(host.name.split(".", 1)[0])
-        if up is not None:
-            host.member = "online" if up else "offline"
+        said = word.get(host.name)
+        if said is None:
+            said = short.get(host.name.split(".", 1)[0])
+        if said is not None:
+            host.member = said  # type: ignore[assignment]
 
 
 def _broken_for(name: str, broken: dict[str, str]) -> str | None:

@@ -765,6 +765,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
                 "free_mib": emulator.host_free_mib(db, h["name"]),
                 "cpus": h["cpus"],
                 "toolstack": h["toolstack"],
+                "powered_off": bool(h["off"]),
             }
             for h in db.execute("SELECT * FROM hosts ORDER BY nodeid")
         ]
@@ -783,6 +784,11 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         ]
         # The lab's guests as its backend's tools see them: {running, down, quorate}
         summary = family.summary(db, records, now)
+        # Every domain with its host (a partitioned host's too): tests count the copies.
+        domains = [
+            {"name": r["name"], "host": r["host"]}
+            for r in db.execute("SELECT name, host FROM domains ORDER BY host, domid")
+        ]
         starts = [
             {
                 "guest": r["guest"],
@@ -802,6 +808,7 @@ def status(lab_dir: str | os.PathLike | None = None) -> dict:
         "quorate": quorate,
         "backend": backend,
         "starts": starts,
+        "domains": domains,
         "running": bool(pids),
         "server_pid": server["pid"] if server else None,
         "port": info["port"],
@@ -836,6 +843,7 @@ def _services(db, family, records: list[dict], now: float) -> list[dict]:
 HOST_FAULTS = {
     "host-down": ("HOST",),
     "host-up": ("HOST",),
+    "fence": ("HOST",),
     "slow": ("HOST", "MS"),
     "command-fails": ("HOST",),
     "command-ok": ("HOST",),
@@ -877,7 +885,7 @@ def inject(lab_dir: str | os.PathLike | None, kind: str, *args: str) -> dict:
         finally:
             db.close()
         # a stopped lab stays stopped: its next `up` starts from a fresh scenario anyway
-        if kind in ("host-down", "host-up") and _alive_pids(info):
+        if kind in ("host-down", "host-up", "fence") and _alive_pids(info):
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)
     return {"kind": kind, "args": list(args), "lab_dir": str(lab)}
@@ -904,9 +912,13 @@ def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -
 
 def _inject_db(lab: Path, db, kind: str, v: dict) -> None:
     if kind == "host-down":
-        db.execute("UPDATE hosts SET up = 0 WHERE name = ?", (v["host"],))
+        # A partition: the host and its domains run on, cut off (clustat: Offline; ssh: refused).
+        emulator.host_leaves(db, v["host"], time.time())
+    elif kind == "fence":
+        # fence_node, or its power switch: off, domains gone, the cluster's fence record written.
+        emulator.fence_host(db, v["host"], time.time())
     elif kind == "host-up":
-        db.execute("UPDATE hosts SET up = 1 WHERE name = ?", (v["host"],))
+        emulator.host_returns(db, str(lab), v["host"], time.time())
     elif kind == "slow":
         db.execute("UPDATE hosts SET slow_ms = ? WHERE name = ?", (v["ms"], v["host"]))
     elif kind in ("command-fails", "command-ok"):

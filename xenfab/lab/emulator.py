@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS hosts(
     cpu_mhz INTEGER NOT NULL, toolstack TEXT NOT NULL, xen_version TEXT NOT NULL,
     up INTEGER NOT NULL DEFAULT 1, slow_ms INTEGER NOT NULL DEFAULT 0,
     fails INTEGER NOT NULL DEFAULT 0, next_domid INTEGER NOT NULL DEFAULT 1,
-    booted REAL NOT NULL);
+    booted REAL NOT NULL, left_at REAL NOT NULL DEFAULT 0, fenced_at REAL NOT NULL DEFAULT 0,
+    fenced_by INTEGER NOT NULL DEFAULT 0, off INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS domains(
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, host TEXT NOT NULL, mem_mib INTEGER NOT NULL,
     maxmem_mib INTEGER NOT NULL, vcpus INTEGER NOT NULL, domid INTEGER NOT NULL,
@@ -61,6 +62,9 @@ CREATE TABLE IF NOT EXISTS starts(
     id INTEGER PRIMARY KEY, guest TEXT NOT NULL, host TEXT NOT NULL, began REAL NOT NULL,
     ended REAL NOT NULL, ok INTEGER NOT NULL);
 """
+# A host that is not ``up`` is cut off (a partition: it runs on, its domains too) unless ``off``
+# (powered off by a fence: no domains). ``left_at``: when it last left the cluster;
+# ``fenced_at``/``fenced_by``: when it was last fenced, by which member's node id (0: never).
 # The guests table, in no cluster manager's words: ``host`` is where the guest runs now or ran
 # last (NULL: it never ran); ``down_how`` is NULL while it runs, else DOWN_CLEAN (stopped by
 # hand) or DOWN_CRASHED (its host failed, or its start did); ``since`` is when it started or
@@ -95,6 +99,12 @@ def init_db(db: sqlite3.Connection) -> None:
     """Create the schema in WAL mode, so readers never wait for a start in progress."""
     db.execute("PRAGMA journal_mode = WAL")
     db.executescript(SCHEMA)
+    # A lab directory made before the fence columns existed gets them on its next reseed.
+    have = {r[1] for r in db.execute("PRAGMA table_info(hosts)")}
+    for column in ("left_at", "fenced_at", "fenced_by", "off"):
+        if column not in have:
+            kind = "INTEGER" if column in ("fenced_by", "off") else "REAL"
+            db.execute(f"ALTER TABLE hosts ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
 
 
 def meta(db: sqlite3.Connection, key: str, default: str = "") -> str:
@@ -341,6 +351,46 @@ def guest_down(db: sqlite3.Connection, guest: str, how: str, host: str | None, n
         "UPDATE guests SET host = COALESCE(?, host), down_how = ?, since = ? WHERE name = ?",
         (host, how, now, guest),
     )
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def host_leaves(db: sqlite3.Connection, host: str, now: float) -> None:
+    """``host`` drops out of the cluster (a partition): it and its domains run on, unreachable."""
+    db.execute("UPDATE hosts SET left_at = ? WHERE name = ? AND up = 1", (now, host))
+    db.execute("UPDATE hosts SET up = 0 WHERE name = ?", (host,))
+
+
+def fence_host(db: sqlite3.Connection, host: str, now: float) -> None:
+    """A successful fence of ``host``: powered off (its domains gone), recorded by the master.
+
+    The fence master is the lowest node id still up, as fenced's is in practice; the families
+    hear of it (``host-fenced``: rgmanager recovers the member's services).
+    """
+    host_leaves(db, host, now)
+    master = db.execute("SELECT MIN(nodeid) FROM hosts WHERE up = 1").fetchone()[0] or 0
+    db.execute(
+        "UPDATE hosts SET off = 1, fenced_at = ?, fenced_by = ? WHERE name = ?",
+        (now, master, host),
+    )
+    db.execute("DELETE FROM domains WHERE host = ?", (host,))
+    for (guest,) in db.execute(
+        "SELECT name FROM guests WHERE host = ? AND down_how IS NULL", (host,)
+    ).fetchall():
+        guest_down(db, guest, DOWN_CRASHED, host, now)
+    notify("host-fenced", db, host, now)
+
+
+def host_returns(db: sqlite3.Connection, lab_dir: str, host: str, now: float) -> None:
+    """``host`` is back: a partition heals; a powered-off host boots (``host-booted``)."""
+    row = db.execute("SELECT up, off FROM hosts WHERE name = ?", (host,)).fetchone()
+    db.execute("UPDATE hosts SET up = 1 WHERE name = ?", (host,))
+    if row is not None and row["off"]:
+        db.execute(
+            "UPDATE hosts SET off = 0, booted = ?, next_domid = 1 WHERE name = ?", (now, host)
+        )
+        notify("host-booted", db, lab_dir, host, now)
 
 
 # --------------------------------------------------------------------------- faults

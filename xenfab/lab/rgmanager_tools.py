@@ -1,4 +1,4 @@
-"""The lab's emulated rgmanager tools: clustat and clusvcadm (rgmanager 3.0, RHEL 6).
+"""The lab's emulated cluster tools: clustat, clusvcadm, cman_tool, fence_tool (RHEL 6, 3.0).
 
 One family of the lab's tools (``xen_tools.py`` has the Xen toolstack, ``emulator.py`` the
 dispatcher and the shared state):
@@ -569,6 +569,21 @@ def _enable_locked(ctx: Ctx, svc: str, target: str) -> tuple[int, str | None]:
         fail = True
     if not fail and cfg["memory"] > host_free_mib(db, target):
         fail = True
+    if (
+        not fail
+        and db.execute(
+            "SELECT 1 FROM domains WHERE host = ? AND name = ?", (target, cfg["name"])
+        ).fetchone()
+    ):
+        # vm.sh's `xl create` fails (libxl: Domain with name "..." already exists): the start
+        # failed and its stop could not clear it: rgmanager marks the service failed.
+        record_start(ctx.db, guest, target, now, now, False)
+        db.execute(
+            "UPDATE services SET state = 'failed', owner = NULL, last_owner = ?, transition = ? "
+            "WHERE name = ?",
+            (target, now, svc),
+        )
+        return RG_EFAIL, None
     if fail:
         record_start(ctx.db, guest, target, now, now, False)
         db.execute(
@@ -629,25 +644,158 @@ def _disable_locked(ctx: Ctx, svc: str) -> int:
     return RG_SUCCESS
 
 
+# --------------------------------------------------------------------------- fencing (cman 3.0)
+# The cluster's fence record: hosts.left_at / fenced_at / fenced_by. A member that left and was
+# not fenced since is fenced's victim (its fence device "fails" in the lab: `lab.inject fence`
+# is the fence that works); the fence master is the lowest node id that is up.
+
+
+def _fence_master(db) -> int:
+    return db.execute("SELECT MIN(nodeid) FROM hosts WHERE up = 1").fetchone()[0] or 0
+
+
+def tool_fence_tool(ctx: Ctx, args: list[str]) -> int:
+    """fence_tool ls [-n]: the fence domain (fenced 3.0.12's fence_tool.c layout)."""
+    opts, operands, error = _getopt(args[1:] if args else [], "n")
+    if not args or args[0] != "ls" or error or operands:
+        ctx.err("fence_tool: %s\n" % (error or "usage: fence_tool ls [-n]"))
+        return 1
+    hosts = ctx.db.execute("SELECT * FROM hosts ORDER BY nodeid").fetchall()
+    up = [h for h in hosts if h["up"]]
+    victims = [h for h in hosts if not h["up"] and h["fenced_at"] < h["left_at"]]
+    master = _fence_master(ctx.db)
+    quorate = meta(ctx.db, "quorate", "1") == "1"
+    on_master = ctx.h["nodeid"] == master
+    wait = "none"
+    if victims and on_master:
+        wait = "fencing" if quorate else "quorum"
+    now_id = victims[0]["nodeid"] if victims and on_master and quorate else 0
+    out = [
+        "fence domain\n",
+        "member count  %d\n" % len(up),
+        "victim count  %d\n" % len(victims),
+        "victim now    %d\n" % now_id,
+        "master nodeid %d\n" % master,
+        "wait state    %s\n" % wait,
+        "members       %s\n" % "".join("%d " % h["nodeid"] for h in up),
+    ]
+    if ("n", "") in opts:
+        out.append("all nodes\n")
+        for h in hosts:
+            out.append(
+                "nodeid %d member %d victim %d last fence master %d how %s\n"
+                % (
+                    h["nodeid"],
+                    1 if h["up"] else 0,
+                    1 if h in victims else 0,
+                    h["fenced_by"] if h["fenced_at"] else 0,
+                    "agent" if h["fenced_at"] else "none",
+                )
+            )
+    out.append("\n")
+    ctx.out("".join(out))
+    return 0
+
+
+def tool_cman_tool(ctx: Ctx, args: list[str]) -> int:
+    """cman_tool nodes [-a]: cman 3.0's table; -f is gone in cluster 3 (unknown option)."""
+    if not args or args[0] != "nodes":
+        ctx.err("cman_tool: no command specified\n" if not args else "cman_tool: unknown command\n")
+        return 1
+    opts, _operands, error = _getopt(args[1:], "an:F:")
+    if error:
+        # cluster 3.0.12: 'f' is still in getopt's string but has no handler any more.
+        bad = error.rsplit("'", 2)[-2] if "'" in error else "?"
+        ctx.err("cman_tool: unknown option: %s\n" % bad)
+        return 1
+    only = next((v for o, v in opts if o == "n"), None)
+    addresses = ("a", "") in opts
+    ctx.out("Node  Sts   Inc   Joined               Name\n")
+    for h in ctx.db.execute("SELECT * FROM hosts ORDER BY nodeid"):
+        if only is not None and h["name"] != only:
+            continue
+        member = bool(h["up"])
+        joined = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(h["booted"]))
+        inc = 4 * h["nodeid"] + (4 if h["left_at"] else 0)
+        ctx.out(
+            "%4u   %c  %5d   %s  %s\n"
+            % (h["nodeid"], "M" if member else "X", inc, joined if member else " " * 19, h["name"])
+        )
+        if addresses:
+            ctx.out("       Addresses: %s \n" % h["address"])
+    return 0
+
+
+def _host_fenced(db, host: str, now: float) -> None:
+    # rgmanager after the fence: the member's services are taken over. The lab has no failover
+    # domains: it does what rgmanager does when no member of a service's restricted domain is
+    # online ("Marking vm:X as stopped: Restricted domain unavailable"). Disabled, failed and
+    # recovering services are skipped by the node-down evaluation (groups.c).
+    if not _has_services(db):
+        return
+    db.execute(
+        "UPDATE services SET state = 'stopped', owner = NULL, last_owner = ?, transition = ? "
+        "WHERE owner = ? AND state IN ('starting', 'started', 'stopping', 'checking', "
+        "'migrating')",
+        (host, now, host),
+    )
+
+
+def _host_booted(db, lab_dir: str, host: str, now: float) -> None:
+    # The restricted domain's member is back: rgmanager starts there what it kept stopped for it.
+    if not _has_services(db) or meta(db, "backend", BACKEND) != BACKEND:
+        return
+    for row in db.execute(
+        "SELECT * FROM services WHERE state = 'stopped' AND last_owner = ?", (host,)
+    ).fetchall():
+        guest = _guest_of(row["name"])
+        try:
+            cfg = read_cfg(os.path.join(lab_dir, "xenconfig", row["cfg"]))
+        except (OSError, ValueError, KeyError):
+            continue
+        if cfg["memory"] > host_free_mib(db, host):
+            continue
+        hand_start(db, lab_dir, guest, host)
+        db.execute(
+            "UPDATE services SET state = 'starting', owner = ?, transition = ? WHERE name = ?",
+            (host, now, row["name"]),
+        )
+        guest_up(db, guest, host, now)
+
+
 FAIL_MESSAGES = {
     "clustat": ("Could not connect to CMAN: No such file or directory\n", "", 1),
     "clusvcadm": ("", "Could not connect to cluster service\n", 1),
+    "cman_tool": ("cman_tool: Cannot open connection to cman, is it running ?\n", "", 1),
+    # fence_tool ls with fenced unreachable: exit 1, nothing on stdout (fence_tool.c:534).
+    "fence_tool": ("", "", 1),
 }
 # The backend this family is the lab of (control.BACKENDS is built from this), and the lab's
 # backend when none is named (xenfab's default too).
 BACKEND = "rgmanager"
 DEFAULT = True
-TOOLS = {"clustat": tool_clustat, "clusvcadm": tool_clusvcadm}
+TOOLS = {
+    "clustat": tool_clustat,
+    "clusvcadm": tool_clusvcadm,
+    "cman_tool": tool_cman_tool,
+    "fence_tool": tool_fence_tool,
+}
 # Armed faults (emulator.fire_armed) this family fires: [kind] -> (db, lab_dir, guest, host).
 ARMED = {"start-behind-on-start": start_behind}
-HOOKS = {"guest-name": _guest_name, "services": _status_services, "domain-built": _domain_built}
+HOOKS = {
+    "guest-name": _guest_name,
+    "services": _status_services,
+    "domain-built": _domain_built,
+    "host-fenced": _host_fenced,
+    "host-booted": _host_booted,
+}
 
 
 # --------------------------------------------------------------------------- the lab's control side
 # What xenfab.lab.control reads for a lab with ``backend: rgmanager``: the tools every host
 # gets beyond the toolstack, the status summary, the faults.
 
-HOST_TOOLS = ("clustat", "clusvcadm")
+HOST_TOOLS = ("clustat", "clusvcadm", "cman_tool", "fence_tool")
 HOST_PATHS: dict = {}
 
 

@@ -25,6 +25,7 @@ try:  # imported as part of xenfab.lab
         guest_record,
         guest_up,
         host_free_mib,
+        meta,
         notify,
         record_start,
         write_transaction,
@@ -36,6 +37,7 @@ except ImportError:  # run by path, next to emulator.py
         guest_record,
         guest_up,
         host_free_mib,
+        meta,
         notify,
         record_start,
         write_transaction,
@@ -369,16 +371,26 @@ def _create(ctx: Ctx, tool: str, args: list[str]) -> int:
         ctx.err("%s:1: config parsing error near `%s': syntax error\n" % (path, exc))
         return 1
     with write_transaction(ctx.db):
-        return _create_locked(ctx, cfg)
+        return _create_locked(ctx, cfg, tool)
 
 
-def _create_locked(ctx: Ctx, cfg: dict) -> int:
+def _create_locked(ctx: Ctx, cfg: dict, tool: str = "xl") -> int:
     db, name, now = ctx.db, cfg["name"], time.time()
     fire_armed(ctx, name)
-    if db.execute("SELECT 1 FROM domains WHERE host = ? AND name = ?", (ctx.host, name)).fetchone():
-        ctx.err(
-            "libxl: error: libxl_create.c:1:do_domain_create: Domain '%s' already exists\n" % name
-        )
+    same = db.execute(
+        "SELECT domid FROM domains WHERE host = ? AND name = ?", (ctx.host, name)
+    ).fetchone()
+    if same is not None:
+        # A name is unique per host: libxl__domain_rename (xl), XendDomainInfo._checkName (xm).
+        if tool == "xm":
+            ctx.err("Error: VM name '%s' already exists as domain %d\n" % (name, same[0]))
+        else:
+            domid = db.execute("SELECT next_domid FROM hosts WHERE name = ?", (ctx.host,))
+            ctx.err(
+                "libxl: error: libxl_domain.c:1:libxl__domain_rename: Domain %d:Domain with name "
+                '"%s" already exists.\n' % (domid.fetchone()[0], name)
+            )
+        record_start(db, name, ctx.host, now, now, False)
         return 1
     record = guest_record(db, name)
     if (record is not None and record["start_fails"]) or cfg["memory"] > host_free_mib(
@@ -616,6 +628,35 @@ def hand_start(db: sqlite3.Connection, lab_dir: str, guest: str, host: str) -> N
         build_domain(db, host, cfg, time.time())
 
 
+def _host_booted(db: sqlite3.Connection, lab_dir: str, host: str, now: float) -> None:
+    """The host boots: xendomains ``xl create``s every config its autostart directory links.
+
+    As on a real host, with no regard for where else a guest runs (only this host's own names
+    are refused): a guest started elsewhere meanwhile now runs twice. An xl lab only; with a
+    cluster manager the lab's hosts have no autostart links.
+    """
+    auto = os.path.join(lab_dir, "hosts", host, AUTO_HOST)
+    if meta(db, "backend", BACKEND) != BACKEND or not os.path.isdir(auto):
+        return
+    for link in sorted(os.listdir(auto)):
+        try:
+            cfg = read_cfg(os.path.join(auto, link))
+        except (OSError, ValueError, KeyError):
+            continue  # xendomains logs the failure and goes on with the next
+        name = cfg["name"]
+        taken = db.execute(
+            "SELECT 1 FROM domains WHERE host = ? AND name = ?", (host, name)
+        ).fetchone()
+        if taken or cfg["memory"] > host_free_mib(db, host):
+            record_start(db, name, host, now, now, False)
+            continue
+        build_domain(db, host, cfg, now)
+        if guest_record(db, name) is not None:
+            guest_up(db, name, host, now)
+            notify("domain-built", db, name, host, now)
+        record_start(db, name, host, now, now, True)
+
+
 FAIL_MESSAGES = {
     "xl": (
         "xencall: error: Could not obtain handle on privileged command interface: "
@@ -644,7 +685,7 @@ TOOLS = {
 }
 # Armed faults (emulator.fire_armed) this family fires: [kind] -> (db, lab_dir, guest, host).
 ARMED = {"hand-start-on-start": hand_start}
-HOOKS: dict = {}
+HOOKS: dict = {"host-booted": _host_booted}
 
 
 # --------------------------------------------------------------------------- the lab's control side

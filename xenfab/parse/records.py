@@ -149,3 +149,79 @@ class ClusvcadmResult(RecordMixin):
     exit_code: int
     running_on: str | None = None
     already_running: bool = False
+
+
+@dataclass(frozen=True)
+class CmanNode(RecordMixin):
+    """One ``cman_tool nodes`` row (``-a`` addresses, RHEL 5 ``-f`` fence lines folded in).
+
+    ``status``: ``M`` member, ``X`` not a member, ``d`` disallowed, ``?`` other. ``joined`` is
+    None for a node that is not a member. ``last_fenced``/``last_fenced_by``: RHEL 5 ``-f``'s
+    ``Last fenced:`` line (local time as printed, the fence device's name);
+    ``unfenced_since_down``: its ``Node has not been fenced since it went down`` line.
+    """
+
+    node_id: int
+    status: str
+    incarnation: int
+    name: str
+    joined: str | None = None
+    addresses: list[str] = field(default_factory=list)
+    last_fenced: str | None = None
+    last_fenced_by: str | None = None
+    unfenced_since_down: bool = False
+
+    @property
+    def member(self) -> bool:
+        """True when cman counts the node a member (status ``M``)."""
+        return self.status == "M"
+
+
+@dataclass(frozen=True)
+class FenceNode(RecordMixin):
+    """One ``fence_tool ls -n`` "all nodes" row: fenced's record of a node.
+
+    ``member``: 1 in the fence domain, 0 not, -1 disallowed. ``victim``: on the victim list
+    (fencing pending or failing). ``how``: the last fencing of it (``none``, ``agent``,
+    ``member``, ``override``, ``external``, ``unknown``), by ``last_fence_master``.
+    """
+
+    node_id: int
+    member: int
+    victim: bool
+    last_fence_master: int
+    how: str
+
+
+@dataclass(frozen=True)
+class FenceDomain(RecordMixin):
+    """``fence_tool ls`` (RHEL 6 fenced): the fence domain, and with ``-n`` every node's record."""
+
+    member_count: int
+    victim_count: int
+    victim_now: int
+    master_nodeid: int
+    wait_state: str
+    members: list[int] = field(default_factory=list)
+    # None without ``-n`` (no "all nodes" section).
+    nodes: list[FenceNode] | None = None
+
+
+@dataclass(frozen=True)
+class GroupdGroup(RecordMixin):
+    """One ``group_tool ls`` (RHEL 5 groupd, = ``cman_tool services``) group and its members."""
+
+    type: str
+    level: int
+    name: str
+    id: str
+    state: str
+    members: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FenceVerdict(RecordMixin):
+    """Whether a member that left the cluster is proven fenced since, and what says so."""
+
+    fenced: bool
+    why: str

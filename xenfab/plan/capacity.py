@@ -308,7 +308,7 @@ def capacity(
         # Only the names matter here (which guests the unreachable hosts add), so no search.
         present = plan(snap, policy, time_budget_s=0)
         owner = {g.name: g.owner for g in snap.guests}
-        # A guest taken over from a member the cluster calls offline is one the host adds too.
+        # A guest taken over from a member the cluster shows fenced is one the host adds too.
         known = {a.guest for a in present.assignments if a.takeover_from is None} | {
             u.guest for u in present.unplaced if owner.get(u.guest) not in gone
         }

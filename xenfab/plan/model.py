@@ -336,10 +336,14 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if kind in ("running", "transition") and owner is not None:
             if owner.name in gone:
                 takeover = owner.name
-            elif not owner.reachable and owner.member == "offline" and snap.quorate is True:
-                # A quorate cluster's word that the member is gone is proof; a timeout is not
-                # (nor an inquorate node's view, which may be the partitioned side).
+            elif not owner.reachable and owner.member == "fenced" and snap.quorate is True:
+                # A quorate cluster's record that it fenced the member after it left is proof;
+                # offline alone is not (a partitioned host runs on), nor a timeout, nor an
+                # inquorate node's view (it may be the partitioned side).
                 takeover = owner.name
+            elif not owner.reachable and owner.member == "offline":
+                m.unplaced.append(_still_down(g, policy, LIVENESS, _unfenced_reason(owner.name)))
+                continue
             elif not owner.reachable:
                 m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
                 continue
@@ -454,6 +458,13 @@ def _liveness_reason(owner: str) -> str:
     return (
         f"owner {owner} unreachable, liveness unknown: fence or power off {owner}, "
         f"or declare it dead: --dead {owner}"
+    )
+
+
+def _unfenced_reason(owner: str) -> str:
+    return (
+        f"liveness unknown: {owner} is offline but not fenced: fence it (fence_node {owner}), "
+        f"or power it off and declare it dead: --dead {owner}"
     )
 
 

@@ -280,7 +280,7 @@ class Engine:
             elif not h.reachable:
                 self.progress.note(
                     f"note: {h.name} was unreachable; no guest starts until it lists its "
-                    "domains, the cluster shows it offline, or it is declared dead (--dead)"
+                    "domains, the cluster shows it fenced, or it is declared dead (--dead)"
                 )
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
         self.interrupts.in_loop = True
@@ -473,7 +473,7 @@ class Engine:
             why = (
                 "declared dead for this run"
                 if job.dead_owner in self.dead_hosts
-                else "offline in the cluster's word"
+                else "fenced after it left, in the cluster's record"
             )
             msg = (
                 f"WARNING: disabling {self.backend.service_name(job.guest)}, which the cluster "
@@ -970,7 +970,7 @@ class Engine:
             for job in (j for j in self.jobs if j.tier == tier):
                 state = self._snapshot_state(job.guest)
                 # The plan names the dead owner a guest is taken over from (declared dead, or
-                # offline in the cluster's word): the same move a real run makes.
+                # fenced after it left, in the cluster's record): the same move a real run makes.
                 planned = self.layout.assignment(job.guest)
                 dead_owner = planned.takeover_from if planned is not None else None
                 try:

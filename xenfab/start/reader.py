@@ -137,11 +137,18 @@ class ClusterReader:
     # -- liveness ------------------------------------------------------------------------------
 
     def dead_now(self, state: ClusterState | None = None) -> set[str]:
-        """Hosts proven dead: declared for the run, or offline in the cluster manager's word."""
+        """Hosts proven dead: declared for the run, or fenced after they left (manager's record).
+
+        Offline alone is not: a partitioned member runs on, guests and all.
+        """
         state = state or self.last_state
         dead = set(self.dead_hosts)
         if state is not None:
-            dead |= {name for name, online in state.members.items() if online is False}
+            dead |= {
+                name
+                for name, online in state.members.items()
+                if online is False and state.fenced.get(name) is True
+            }
         return dead
 
     def begin_round(self, state: ClusterState | None = None) -> Round:

@@ -103,7 +103,8 @@ def precheck(
     Every down state of the backend (rgmanager's ``stopped``, where a failed start of ours
     leaves a service, included) is startable on any try (``retry`` is kept for callers). A
     service in a state the backend may move from (``states.movable``) on a ``dead`` owner
-    (declared dead for the run, or offline in the cluster's word) is started, from that state:
+    (declared dead for the run, or fenced after it left, in the cluster's record) is started,
+    from that state:
     Decision.host is then the dead owner, for the backend's disable-then-enable.
     """
     backend = backend or _default_backend()

@@ -6,7 +6,8 @@ by hand) only shows in the hosts' own lists. So before a turn of starts the engi
 *round*: one ``xl list`` per host, all in parallel, begun after the engine decided to start. A
 guest is started only when every host that could run it answered in that round; a host that did
 not answer keeps every start waiting (the engine says so and gives up after a bounded time),
-unless it is dead: declared so for the run, or offline in the cluster manager's own word.
+unless it is dead: declared so for the run, or fenced after it left, in the cluster manager's
+own record (offline alone is no proof: a partitioned host runs on, and can run anything).
 
 A host declared dead (``--dead``) is not waited for, but it is still asked, in the background
 and one question at a time: a declared-dead host that lists its domains is not dead, and the

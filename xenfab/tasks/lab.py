@@ -160,11 +160,12 @@ def status(c, format="table", lab_dir=None):
 @task(
     positional=["kind"],
     help={
-        "kind": "host-down, host-up, slow, command-fails, command-ok, inquorate, quorate, "
+        "kind": "host-down (a partition), fence (the host powers off, the cluster records "
+        "the fence), host-up, slow, command-fails, command-ok, inquorate, quorate, "
         "start-behind, hand-start (an xl create the cluster does not see), hand-start-on-start, "
         "start-behind-on-start (armed: at the next start of another guest), start-fails, "
         "start-ok",
-        "host": "the host (host-down/-up, slow, command-fails/-ok, start-behind, hand-start...)",
+        "host": "the host (host-down/-up, fence, slow, command-fails/-ok, start-behind...)",
         "guest": "the guest, e.g. web01 (start-behind, hand-start..., start-fails/-ok)",
         "ms": "milliseconds of delay for slow (0 removes it)",
         "lab_dir": LAB_DIR_HELP,
