@@ -59,6 +59,7 @@ class Explainer:
             if hint:
                 return PREFIX + hint
         ram = model.ram
+        only_ram = all([r.source for r in refused[h]] == [ram] for h in allowed)
         # Would it fit on some allowed host if this plan had placed nothing there?
         room_taken = [h for h in allowed if self.empty.fits(guest, h)]
         if room_taken:
@@ -69,11 +70,17 @@ class Explainer:
                 head = f"room taken by other tier-{guest.tier} guests"
                 if self.proven:
                     head += " (proven: no layout places more)"
-            largest = ram.largest(state, allowed, now=True)
-            return PREFIX + f"{head} ({largest}, {guest.mem} MiB needed)"
-        if all([r.source for r in refused[h]] == [ram] for h in allowed):
+            if only_ram:
+                largest = ram.largest(state, allowed, now=True)
+                return PREFIX + f"{head} ({largest}, {guest.mem} MiB needed)"
+            return PREFIX + f"{head} ({self._summary(allowed, refused)})"
+        if only_ram:
             largest = ram.largest(state, allowed)
             return PREFIX + f"no host has room ({largest} < {guest.mem} MiB needed)"
+        return PREFIX + f"no host passes every rule ({self._summary(allowed, refused)})"
+
+    def _summary(self, allowed: list[int], refused: dict[int, list[Refusal]]) -> str:
+        """'RAM on 1 host, class multicast on 2 hosts': the refusals counted per rule."""
         counts: dict[tuple[Rule | None, str], int] = {}
         for h in allowed:
             for r in refused[h]:
@@ -81,8 +88,7 @@ class Explainer:
                 counts[key] = counts.get(key, 0) + 1
         # In the rules' order; the classes (one rule type) by name.
         order = sorted(counts, key=lambda k: (k[0].order if k[0] else 1 << 30, k[1]))
-        summary = ", ".join(
+        return ", ".join(
             f"{label} on {counts[(rule, label)]} host{'s' if counts[(rule, label)] > 1 else ''}"
             for rule, label in order
         )
-        return PREFIX + f"no host passes every rule ({summary})"
