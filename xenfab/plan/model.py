@@ -289,12 +289,12 @@ def _check_patterns(policy: Policy, names: list[str]) -> None:
                 raise ConfigError(f"{key}: {pattern!r} matches no host of this snapshot")
 
 
-def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]]) -> None:
-    """Sort every guest into placed-to-be (m.guests), still down (m.unplaced) or skipped.
+def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[str]]) -> None:
+    """Sort every guest into placed-to-be (model.guests), still down (model.unplaced) or skipped.
 
     ``gone``: hosts failed (what-if) or declared dead; what the cluster shows on them is lost.
     """
-    snap, policy = m.snapshot, m.policy
+    snap, policy = model.snapshot, model.policy
     states = snap.states
     expect = policy.expect  # --expect: plan.expect.Expectation, or None
     hosts = snap.hosts
@@ -306,16 +306,18 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
             for d in h.domains:
                 seen.setdefault(d.name, []).append(h.name)
     managed = {g.name for g in snap.guests}
-    for w in [*m.without, *m.dead]:
+    for w in [*model.without, *model.dead]:
         doms = hosts[index[w]].domains
         others = sorted(d.name for d in doms if d.name != "Domain-0" and d.name not in managed)
         if others:
-            what = f"what-if: {w} also runs" if w in m.without else f"{w} (declared dead) ran"
-            m.warnings.append(f"{what} {', '.join(others)} (not cluster services): not replanned")
-    usable = set(m.usable)
+            what = f"what-if: {w} also runs" if w in model.without else f"{w} (declared dead) ran"
+            model.warnings.append(
+                f"{what} {', '.join(others)} (not cluster services): not replanned"
+            )
+    usable = set(model.usable)
     pin_sets: dict[tuple, frozenset[int]] = {}
     prefer_lists: dict[tuple, tuple[int, ...]] = {}
-    by_rank = sorted(usable, key=lambda i: m.rank[i])
+    by_rank = sorted(usable, key=lambda i: model.rank[i])
     entries_of = Counter(g.name for g in snap.guests)
     names_seen: set[str] = set()
     for g in snap.guests:
@@ -335,39 +337,45 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 # (nor an inquorate node's view, which may be the partitioned side).
                 takeover = owner.name
             elif not owner.reachable:
-                m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
+                model.unplaced.append(
+                    _still_down(g, policy, LIVENESS, _liveness_reason(owner.name))
+                )
                 continue
         if takeover is None and kind != "down":
             if g.state in states.unclaimed:
                 if expect is not None:
-                    m.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
+                    model.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
                     continue
                 # Claimed by no host that answered: one that did not may claim it (and run it).
                 blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
                 if blind:
-                    m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(blind)))
+                    model.unplaced.append(
+                        _still_down(g, policy, LIVENESS, _unclaimed_reason(blind))
+                    )
                     continue
-            m.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
+            model.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
             continue
         running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
         running = [h for h in running if h not in gone]
         if running:
-            m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
+            model.skipped.append(
+                Skipped(g.name, g.state, f"domain running on {', '.join(running)}")
+            )
             continue
         if kind == "down" and takeover is None and expect is not None:
             skip = expect.not_brought_back(g)
             if skip:
-                m.skipped.append(Skipped(g.name, g.state, skip))
+                model.skipped.append(Skipped(g.name, g.state, skip))
                 continue
         if kind == "down" and takeover is None and not states.owners_tracked:
             # No manager records where a guest runs: any host that did not answer may run it.
             blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
             if blind:
-                m.unplaced.append(_still_down(g, policy, LIVENESS, _blind_reason(blind)))
+                model.unplaced.append(_still_down(g, policy, LIVENESS, _blind_reason(blind)))
                 continue
         why_not = _cannot_plan(g, entries_of[g.name])
         if why_not:
-            m.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
+            model.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
             continue
         pinned: frozenset[int] | None = None
         entries = policy.pin_entries(g.name)
@@ -391,9 +399,9 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if expect is not None and expect.host_of(g.name) is not None:
             last_host, last_why = expect.host_of(g.name), f"ran here in {expect.source}"
         last = index.get(last_host or "") if policy.prefer_last_owner else None
-        m.guests.append(
+        model.guests.append(
             PGuest(
-                idx=len(m.guests),
+                idx=len(model.guests),
                 name=g.name,
                 guest=g,
                 mem=g.memory_mib + policy.overhead_mib,
@@ -411,31 +419,37 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         for name, ran in expect.missing(names_seen, seen):
             reason = expect.no_config_reason(ran)
             tier = policy.tier_of(name)
-            m.unplaced.append(
+            model.unplaced.append(
                 Unplaced(name, ran.memory_mib, reason, {}, tier, ran.vcpus, CANNOT_PLAN)
             )
-    m.unplaced.sort(key=lambda u: (u.tier, u.guest))
+    model.unplaced.sort(key=lambda u: (u.tier, u.guest))
 
 
-def _cannot_plan(g: Guest, entries: int) -> str | None:
+def _cannot_plan(guest: Guest, entries: int) -> str | None:
     """Why a down guest of ours cannot be planned at all, or None when it can."""
     if entries > 1:
         # Two entries for one guest would mean two starts of one domain: never.
-        return f"{entries} entries for {g.name} in the snapshot"
-    if not g.plannable:
-        return g.reason or "cannot be planned (no reason recorded)"
-    if not GUEST_NAME.match(g.name):
+        return f"{entries} entries for {guest.name} in the snapshot"
+    if not guest.plannable:
+        return guest.reason or "cannot be planned (no reason recorded)"
+    if not GUEST_NAME.match(guest.name):
         # Text from a host, kept raw in data (no repr): display escapes it (textsafe.printable).
-        return f"name '{g.name}' has characters xenfab will not send to a shell"
-    if g.memory_mib <= 0:
-        where = f" ({g.config_file})" if g.config_file else ""
+        return f"name '{guest.name}' has characters xenfab will not send to a shell"
+    if guest.memory_mib <= 0:
+        where = f" ({guest.config_file})" if guest.config_file else ""
         return f"memory size unknown{where}"
     return None
 
 
-def _still_down(g: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:
+def _still_down(guest: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:
     return Unplaced(
-        g.name, max(g.memory_mib, 0), reason, {}, policy.tier_of(g.name), max(g.vcpus, 0), kind
+        guest.name,
+        max(guest.memory_mib, 0),
+        reason,
+        {},
+        policy.tier_of(guest.name),
+        max(guest.vcpus, 0),
+        kind,
     )
 
 
@@ -463,12 +477,12 @@ def _unclaimed_reason(hosts: list[str]) -> str:
     )
 
 
-def _skip_reason(g: Guest, kind: str) -> str:
-    where = g.owner or "an unknown host"
+def _skip_reason(guest: Guest, kind: str) -> str:
+    where = guest.owner or "an unknown host"
     if kind == "running":
-        return f"already {g.state} on {where}"
+        return f"already {guest.state} on {where}"
     if kind in ("running", "transition"):
-        return f"{g.state} on {where}"
-    if g.reason:
-        return f"state {g.state}: {g.reason}"
-    return f"state {g.state}: not a down state of the cluster manager"
+        return f"{guest.state} on {where}"
+    if guest.reason:
+        return f"state {guest.state}: {guest.reason}"
+    return f"state {guest.state}: not a down state of the cluster manager"
