@@ -115,6 +115,7 @@ def _layout(
                 vcpus_after=vcpus_used[h],
                 vcpu_cap=vcpu.cap[h],
                 guests=placed_on.get(h, []),
+                reserve_mib=ram.reserve_mib,
             )
         )
     return out
