@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..cluster.base import GUEST_NAME
 from ..errors import ConfigError
@@ -17,12 +18,8 @@ from .layout import Skipped, Unplaced
 from .policy import Policy, host_matches
 from .rules import NO_LIMIT, Refusal, Rule, rules_of
 from .rules.anti_affinity import AClass, AntiAffinityRule
-from .rules.avoid import AVOIDED
-from .rules.pin import NOT_PINNED
 from .rules.ram import RamRule
 from .rules.vcpu import VcpuCapRule
-
-__all__ = ["AVOIDED", "NOT_PINNED", "AClass"]
 
 UNREACHABLE = "unreachable"
 FAILED = "failed host (what-if)"
@@ -167,13 +164,17 @@ class State:
         s._charged = self._charged
         return s
 
-    def counter(self, rule: Rule) -> list:
+    def counter(self, rule: Rule) -> Any:
         """``rule``'s counters in this state."""
         return self.counters[rule.index]
 
     def fits(self, guest: PGuest, host: int) -> bool:
         """True when ``guest`` may go on usable ``host`` now (every rule)."""
-        return all(rule.fits(self, guest, host) for rule in self.model.rules)
+        # A plain loop: greedy asks this for every candidate host, and a generator costs more.
+        for rule in self.model.rules:  # noqa: SIM110
+            if not rule.fits(self, guest, host):
+                return False
+        return True
 
     def max_copies(self, guest: PGuest, host: int) -> int:
         """How many guests like ``guest`` usable ``host`` could still take (every rule)."""
