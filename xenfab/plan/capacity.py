@@ -152,8 +152,13 @@ def plan(snapshot: Snapshot, policy: Policy, **kw: Any) -> Layout:
     return layout
 
 
-def _down_dict(d: Down) -> dict[str, Any]:
-    return {"guest": d.guest, "tier": d.tier, "memory_mib": d.memory_mib, "reason": d.reason}
+def _down_dict(down: Down) -> dict[str, Any]:
+    return {
+        "guest": down.guest,
+        "tier": down.tier,
+        "memory_mib": down.memory_mib,
+        "reason": down.reason,
+    }
 
 
 def counted_snapshot(snapshot: Snapshot, mode: str) -> Snapshot:

@@ -33,7 +33,7 @@ def fit_text(state: State, guest: PGuest, host: int) -> str:
 
 
 class MaxTree:
-    """Segment tree of per-position maxima: first position from ``lo`` with value >= need."""
+    """Segment tree of per-position maxima: first position from ``start`` with value >= need."""
 
     def __init__(self, values: list[int]) -> None:
         n = 1
@@ -59,15 +59,15 @@ class MaxTree:
         """The largest value."""
         return self.t[1]
 
-    def first(self, lo: int, need: int) -> int:
-        """The first position >= lo whose value is >= need, or -1."""
+    def first(self, start: int, need: int) -> int:
+        """The first position >= ``start`` whose value is >= need, or -1."""
         t, n = self.t, self.n
         if t[1] < need:
             return -1
-        # Walk up from lo collecting the right-hand subtrees, then descend into the first good one.
-        i = lo + n
+        # Walk up from start collecting the right-hand subtrees, then descend into the first fit.
+        i = start + n
         if t[i] >= need:
-            return lo
+            return start
         while True:
             # Move to the next subtree to the right at this level.
             while i & 1:
