@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .base import NO_LIMIT, Demand, GuestView, Kind, ModelView, Refusal, Row, Rule, StateView, ref
+from .base import Demand, GuestView, Kind, ModelView, Refusal, Row, Rule, StateView, ref
 
 
 class MaxGuestsRule(Rule):
@@ -41,7 +41,7 @@ class MaxGuestsRule(Rule):
 
     def copies(self, state: StateView, guest: GuestView, host: int) -> int:
         """Guests the host still takes."""
-        return max(self.limit - state.counter(self)[host], 0) if self.limit < NO_LIMIT else NO_LIMIT
+        return max(self.limit - state.counter(self)[host], 0)
 
     def placed_text(self, state: StateView, guest: GuestView, host: int) -> str:
         """'guest 3 of at most 4 here'."""
