@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Regenerate the docs' key tables from the schema (the dataclass fields, their defaults and help).
+"""Regenerate the docs' key tables from the schema (the dataclass fields, their defaults and help),
+and the table of placement rules from the rules themselves (``xenfab.plan.rules.RULES``).
 
 Only the text between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->`` is
 rewritten. ``--check`` changes nothing and exits 1 when a file is stale (tests/test_schema.py
 runs it), so a default or a meaning is written once, in the schema, and the docs follow.
 
-    .venv/bin/python scripts/gendocs.py          # rewrite docs/configuration.md and docs/policy.md
+    .venv/bin/python scripts/gendocs.py          # rewrite the generated tables in docs/*.md
     .venv/bin/python scripts/gendocs.py --check  # exit 1 if they are stale
 """
 
@@ -20,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from xenfab.config import Environment, SSHSettings, StartPolicy, XenfabConfig  # noqa: E402
 from xenfab.plan.policy import Policy  # noqa: E402
+from xenfab.plan.rules import RULES  # noqa: E402
 from xenfab.schema import docs_table  # noqa: E402
 
 
@@ -56,12 +58,28 @@ def policy_keys() -> str:
     return _table(docs_table(Policy), ("key", "default", "meaning"))
 
 
+def rule_table() -> str:
+    """docs/architecture-rules.md's table of every placement rule, in the order greedy asks them."""
+    lines = ["| order | rule | module | policy key | counters | what it holds |"]
+    lines.append("|---|---|---|---|---|---|")
+    for rule in RULES:
+        module = rule.__module__.rsplit(".", 1)[-1]
+        key = f"`{rule.policy_field}`" if rule.policy_field else "(run option)"
+        summary = (rule.__doc__ or "").strip().splitlines()[0]
+        counts = "yes" if rule.counts else "no"
+        lines.append(
+            f"| {rule.order} | `{rule.name}` | `rules/{module}.py` | {key} | {counts} | {summary} |"
+        )
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "docs/configuration.md": {
         "config-reference": config_reference,
         "start-defaults": start_defaults,
     },
     "docs/policy.md": {"policy-keys": policy_keys},
+    "docs/architecture-rules.md": {"rules": rule_table},
 }
 
 

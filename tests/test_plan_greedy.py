@@ -149,3 +149,33 @@ def test_duplicate_guest_entry_is_never_placed_twice():
     assert [(u.guest, u.reason) for u in layout.unplaced] == [
         ("a", "2 entries for a in the snapshot")
     ]
+
+
+def test_explain_and_the_layout_table_agree_and_name_the_reserve():
+    # Issue 24: --explain said "7952 free" where the table said 10000 for the same host.
+    from xenfab.cluster import backend
+    from xenfab.show import layout_text
+
+    s = snap([host("xen01", 10000)], [guest("a", 4000), guest("b", 3000), guest("c", 4000)])
+    layout = plan(s, policy_from_dict({"reserve_mib": 2048, "strategy": "pack"}))
+    assert [a.why for a in layout.assignments] == [
+        "pack: tightest fit (room 7952 = free 10000 - reserve 2048 >= 4000 needed)",
+        "pack: tightest fit (room 3952 = free 6000 - reserve 2048 >= 3000 needed)",
+    ]
+    (use,) = layout.hosts
+    assert (use.free_mib_before, use.free_mib_after, use.reserve_mib) == (10000, 3000, 2048)
+    (down,) = layout.unplaced
+    assert down.per_host == {"xen01": "RAM: room 952 = free 3000 - reserve 2048 < 4000 needed"}
+    assert down.refusals["xen01"][0]["free_mib"] == use.free_mib_after
+    assert down.reason == (
+        "Need SA intervention: room taken by other tier-3 guests (proven: no layout places more) "
+        "(largest room now 952 MiB = free 3000 - reserve 2048, 4000 MiB needed)"
+    )
+    text = layout_text(layout.to_dict(), s, backend("rgmanager"), explain=True)
+    assert "10000 -> 3000" in text
+    assert "room = free - reserve_mib (2048 MiB kept free on every host)" in text
+    assert "room 7952 = free 10000 - reserve 2048 >= 4000 needed" in text
+    # Without a reserve, free and room agree: the texts say free, and no reserve line.
+    plain = plan(s, policy_from_dict({"strategy": "pack"}))
+    assert plain.assignments[0].why == "pack: tightest fit (10000 free >= 4000 needed)"
+    assert "reserve_mib" not in layout_text(plain.to_dict(), s, backend("rgmanager"))

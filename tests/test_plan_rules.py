@@ -37,7 +37,14 @@ def test_reserve_mib_keeps_room_free():
     s = snap([host("xen01", 4096)], [guest("a", 3500)])
     assert where(run(s)) == {"a": "xen01"}
     layout = run(s, reserve_mib=1024)
-    assert unplaced(layout, "a").per_host == {"xen01": "RAM: 3072 free < 3500 needed"}
+    # The reserve is named: the host's free RAM (4096, the layout table's figure) less it.
+    assert unplaced(layout, "a").per_host == {
+        "xen01": "RAM: room 3072 = free 4096 - reserve 1024 < 3500 needed"
+    }
+    assert unplaced(layout, "a").reason == (
+        "Need SA intervention: no host has room "
+        "(largest room 3072 MiB = free 4096 - reserve 1024 < 3500 MiB needed)"
+    )
 
 
 def test_overhead_mib_is_charged_per_guest():

@@ -118,15 +118,18 @@ def test_explain_never_shows_negative_free_ram():
     s = snap([host("xen01", 1000), host("xen02", 4096)], [guest("big", 8192)])
     layout = plan(s, policy_from_dict({"reserve_mib": 2048}))
     (down,) = layout.unplaced
-    assert down.per_host["xen01"].startswith("RAM: 0 free < 8192 needed")
+    # Free is measured (the layout table's figure), room is free less the reserve: never negative.
+    assert down.per_host["xen01"] == ("RAM: room 0 < 8192 needed (free 1000 is below reserve 2048)")
     assert "-" not in down.per_host["xen01"].split("(")[0]
     assert down.refusals["xen01"][0] == {
         "rule": "RAM",
         "text": down.per_host["xen01"],
-        "free_mib": 0,
+        "free_mib": 1000,
+        "reserve_mib": 2048,
+        "room_mib": 0,
         "needed_mib": 8192,
     }
-    assert down.per_host["xen02"] == "RAM: 2048 free < 8192 needed"
+    assert down.per_host["xen02"] == "RAM: room 2048 = free 4096 - reserve 2048 < 8192 needed"
 
 
 def test_on_search_is_told_the_budget_and_the_end():

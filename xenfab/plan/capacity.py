@@ -17,9 +17,10 @@ from typing import Any
 from ..errors import ConfigError
 from ..snapshot import Snapshot
 from .layout import Layout
+from .model import build_model
 from .planner import plan as _plan
 from .policy import Policy
-from .rules import RamRule, VcpuCapRule
+from .rules import Demand
 
 MODES = ("recovered", "running")
 DEFAULT_TIME_BUDGET_S = 10.0
@@ -151,8 +152,13 @@ def plan(snapshot: Snapshot, policy: Policy, **kw: Any) -> Layout:
     return layout
 
 
-def _down_dict(d: Down) -> dict[str, Any]:
-    return {"guest": d.guest, "tier": d.tier, "memory_mib": d.memory_mib, "reason": d.reason}
+def _down_dict(down: Down) -> dict[str, Any]:
+    return {
+        "guest": down.guest,
+        "tier": down.tier,
+        "memory_mib": down.memory_mib,
+        "reason": down.reason,
+    }
 
 
 def counted_snapshot(snapshot: Snapshot, mode: str) -> Snapshot:
@@ -188,24 +194,18 @@ class _Judge:
         self.gone = list(gone)
         overhead = policy.overhead_mib
         self.base_names = {a.guest for a in base.assignments} | {u.guest for u in base.unplaced}
-        sizes = [a.memory_mib for a in base.assignments] + [u.memory_mib for u in base.unplaced]
-        self.base_need = sum(s + overhead for s in sizes)
-        self.base_max = max((s + overhead for s in sizes), default=0)
+        sizes = [a.memory_mib + overhead for a in base.assignments]
+        sizes += [u.memory_mib + overhead for u in base.unplaced]
         vcpus = [a.vcpus for a in base.assignments] + [u.vcpus for u in base.unplaced]
-        self.base_vcpus = sum(vcpus)
-        # Room as the planner counts it: measured free RAM minus the reserve, on usable hosts.
-        self.room = {
-            h.name: max(h.free_mib_before - policy.reserve_mib, 0)
-            for h in base.hosts
-            if h.status == "ok"
-        }
-        self.vroom: dict[str, float | None] = {
-            h.name: None if h.vcpu_cap is None else max(h.vcpu_cap - h.vcpus_before, 0)
-            for h in base.hosts
-            if h.status == "ok"
-        }
-        # Per host: RAM, largest guest and vCPUs its failure adds (filled by the per-host pass).
-        self.lost: dict[str, tuple[int, int, int]] = {}
+        self.base = Demand(len(sizes), sum(sizes), max(sizes, default=0), sum(vcpus))
+        # The rules as the planner builds them with no host failing: each one's own figures
+        # (room, vCPU caps, guest slots) answer its part of the quick test.
+        model = build_model(snap, policy, without=self.gone)
+        self.rules = model.rules
+        self.host_index = {model.host_name(h): h for h in model.usable}
+        self.room = {name: max(model.ram.room_mib[h], 0) for name, h in self.host_index.items()}
+        # Per host: what its failure adds to the guests to place (filled by the per-host pass).
+        self.lost: dict[str, Demand] = {}
         self.planned = self.pruned = 0
         self.cut = False
 
@@ -215,24 +215,28 @@ class _Judge:
         extra_u = [u for u in layout.unplaced if u.guest not in self.base_names]
         sizes = [x.memory_mib + self.policy.overhead_mib for x in [*extra, *extra_u]]
         vcpus = sum(x.vcpus for x in [*extra, *extra_u])
-        self.lost[host] = (sum(sizes), max(sizes, default=0), vcpus)
+        self.lost[host] = Demand(len(sizes), sum(sizes), max(sizes, default=0), vcpus)
         return len(sizes), sum(sizes)
 
     def cannot(self, failed: Sequence[str]) -> bool:
-        """True when the set surely leaves a guest down: not enough RAM, vCPUs or big-enough host.
+        """True when the set surely leaves a guest down: some rule's bound says so (not enough
+        RAM, no host big enough, not enough vCPUs or guest slots...).
 
         Sums of single-host losses never exceed the real loss (a guest is lost with its one
-        owner), so this never condemns a set the planner could save.
+        owner), and each rule's bound is a necessary test, so this never condemns a set the
+        planner could save.
         """
         if any(h not in self.lost for h in failed):
             return False
-        need_mib = self.base_need + sum(self.lost[h][0] for h in failed)
-        largest_mib = max([self.base_max, *(self.lost[h][1] for h in failed)])
-        survivors = [h for h in self.room if h not in failed]
-        if RamRule.cannot_hold(need_mib, largest_mib, [self.room[h] for h in survivors]):
-            return True
-        need_vcpus = self.base_vcpus + sum(self.lost[h][2] for h in failed)
-        return VcpuCapRule.cannot_hold(need_vcpus, [self.vroom[h] for h in survivors])
+        lost = [self.lost[h] for h in failed]
+        demand = Demand(
+            self.base.guests + sum(d.guests for d in lost),
+            self.base.ram_mib + sum(d.ram_mib for d in lost),
+            max([self.base.largest_mib, *(d.largest_mib for d in lost)]),
+            self.base.vcpus + sum(d.vcpus for d in lost),
+        )
+        survivors = [h for name, h in self.host_index.items() if name not in failed]
+        return any(rule.cannot_hold(demand, survivors) for rule in self.rules)
 
     def plan(self, failed: Sequence[str], count: bool = True) -> Layout:
         """The planner's layout for this failure set, its search within the time left."""

@@ -1,105 +1,94 @@
 """Why a guest could not be placed: the rules that refused it on each host, and a summary.
 
 Built from the rules' structured refusals (``rules.Refusal``): the per-host text and the JSON
-figures come from the same objects that decided, and the summary counts refusals by rule.
+figures come from the same objects that decided, and the summary counts refusals by rule object
+(in the rules' order), never by their display text.
 """
 
 from __future__ import annotations
 
 from .model import Model, PGuest, State
-from .rules import Refusal
+from .rules import Refusal, Rule
 
-# The summary's order of rules, so the text does not depend on host order.
-_RULE_ORDER = {"RAM": 0, "vCPU cap": 1}
+PREFIX = "Need SA intervention: "
 
 
 class Explainer:
     """Explains refusals against one final state."""
 
-    def __init__(self, m: Model, st: State, proven: bool | None) -> None:
-        self.m, self.st, self.proven = m, st, proven
+    def __init__(self, model: Model, state: State, proven: bool | None) -> None:
+        self.model, self.state, self.proven = model, state, proven
         self.best_tier: dict[int, int] = {}  # host -> most important tier placed there
-        for g in m.guests:
-            h = st.where[g.idx]
-            if h is not None:
-                self.best_tier[h] = min(self.best_tier.get(h, g.tier), g.tier)
-        self.empty = State(m)
-        self.empty.relaxed = st.relaxed
+        for guest in model.guests:
+            host = state.where[guest.idx]
+            if host is not None:
+                self.best_tier[host] = min(self.best_tier.get(host, guest.tier), guest.tier)
+        self.empty = State(model)
+        self.empty.relaxed = state.relaxed
 
-    def refusals(self, g: PGuest, h: int) -> list[Refusal]:
-        """Every rule guest ``g`` fails on host ``h`` (empty when it fits)."""
-        status = self.m.status[h]
+    def refusals(self, guest: PGuest, host: int) -> list[Refusal]:
+        """Every rule ``guest`` fails on ``host`` (empty when it fits)."""
+        status = self.model.status[host]
         if status is not None:
             return [Refusal("host", status)]
-        return self.st.refusals(g, h)
+        return self.state.refusals(guest, host)
 
-    def why_not(self, g: PGuest, h: int) -> str:
-        """Every limit guest ``g`` fails on host ``h`` ('' when it fits), as text."""
-        return "; ".join(r.text for r in self.refusals(g, h))
+    def why_not(self, guest: PGuest, host: int) -> str:
+        """Every limit ``guest`` fails on ``host`` ('' when it fits), as text."""
+        return "; ".join(r.text for r in self.refusals(guest, host))
 
-    def unplaced(self, g: PGuest) -> tuple[str, dict[str, str], dict[str, list[dict]]]:
+    def unplaced(self, guest: PGuest) -> tuple[str, dict[str, str], dict[str, list[dict]]]:
         """The reason summary, the per-host text and the per-host refusals of a guest left down."""
-        m = self.m
-        refused = {h: self.refusals(g, h) for h in range(len(m.snapshot.hosts))}
-        per_host = {m.host_name(h): "; ".join(r.text for r in rs) for h, rs in refused.items()}
-        data = {m.host_name(h): [r.to_dict() for r in rs] for h, rs in refused.items()}
-        return self._reason(g, refused), per_host, data
+        model = self.model
+        refused = {h: self.refusals(guest, h) for h in range(len(model.snapshot.hosts))}
+        per_host = {model.host_name(h): "; ".join(r.text for r in rs) for h, rs in refused.items()}
+        data = {model.host_name(h): [r.to_dict() for r in rs] for h, rs in refused.items()}
+        return self._reason(guest, refused), per_host, data
 
-    def _reason(self, g: PGuest, refused: dict[int, list[Refusal]]) -> str:
-        m, st = self.m, self.st
-        prefix = "Need SA intervention: "
-        allowed = [h for h in m.usable if g.ok(h)]
-        if not m.usable:
-            return prefix + "no usable host (all unreachable, excluded or failed)"
+    def _reason(self, guest: PGuest, refused: dict[int, list[Refusal]]) -> str:
+        model, state = self.model, self.state
+        allowed = [h for h in model.usable if guest.ok(h)]
+        if not model.usable:
+            return PREFIX + "no usable host (all unreachable, excluded or failed)"
         if not allowed:
-            rule = "pin list" if g.pinned is not None else "avoid list"
-            return prefix + f"no usable host allowed by its {rule}"
-        hint = self._class_hint(g, allowed, refused)
-        if hint:
-            return hint
-        largest = max(max(st.free_mib[h], 0) for h in allowed)
+            rule = "pin list" if guest.pinned is not None else "avoid list"
+            return PREFIX + f"no usable host allowed by its {rule}"
+        for rule in model.rules:
+            somewhere = any(r.source is rule for h in allowed for r in refused[h])
+            hint = rule.down_hint(guest, somewhere)
+            if hint:
+                return PREFIX + hint
+        ram = model.ram
+        only_ram = all([r.source for r in refused[h]] == [ram] for h in allowed)
         # Would it fit on some allowed host if this plan had placed nothing there?
-        room_taken = [h for h in allowed if self.empty.fits(g, h)]
+        room_taken = [h for h in allowed if self.empty.fits(guest, h)]
         if room_taken:
-            best = min((self.best_tier.get(h, g.tier) for h in room_taken), default=g.tier)
-            if best < g.tier:
+            best = min((self.best_tier.get(h, guest.tier) for h in room_taken), default=guest.tier)
+            if best < guest.tier:
                 head = f"capacity given to tier {best}"
             else:
-                head = f"room taken by other tier-{g.tier} guests"
+                head = f"room taken by other tier-{guest.tier} guests"
                 if self.proven:
                     head += " (proven: no layout places more)"
-            return prefix + f"{head} (largest free now {largest} MiB, {g.mem} MiB needed)"
-        if all([r.rule for r in refused[h]] == ["RAM"] for h in allowed):
-            return prefix + f"no host has room (largest free {largest} MiB < {g.mem} MiB needed)"
-        counts: dict[str, int] = {}
+            if only_ram:
+                largest = ram.largest(state, allowed, now=True)
+                return PREFIX + f"{head} ({largest}, {guest.mem} MiB needed)"
+            return PREFIX + f"{head} ({self._summary(allowed, refused)})"
+        if only_ram:
+            largest = ram.largest(state, allowed)
+            return PREFIX + f"no host has room ({largest} < {guest.mem} MiB needed)"
+        return PREFIX + f"no host passes every rule ({self._summary(allowed, refused)})"
+
+    def _summary(self, allowed: list[int], refused: dict[int, list[Refusal]]) -> str:
+        """'RAM on 1 host, class multicast on 2 hosts': the refusals counted per rule."""
+        counts: dict[tuple[Rule | None, str], int] = {}
         for h in allowed:
             for r in refused[h]:
-                counts[r.rule] = counts.get(r.rule, 0) + 1
-        kinds = sorted(counts, key=lambda k: (_RULE_ORDER.get(k, 2), k))
-        summary = ", ".join(f"{k} on {counts[k]} host{'s' if counts[k] > 1 else ''}" for k in kinds)
-        return prefix + f"no host passes every rule ({summary})"
-
-    def _class_hint(
-        self, g: PGuest, allowed: list[int], refused: dict[int, list[Refusal]]
-    ) -> str | None:
-        """A hard class with more members than units keeps ``g`` down: say so, and the way out."""
-        m = self.m
-        if m.policy.anti_affinity_mode != "hard":
-            return None
-        for c in g.classes:
-            cl = m.classes[c]
-            rule = f"class {cl.name}"
-            if cl.members <= cl.usable_units:
-                continue
-            # The class cannot hold every member: a member it refuses somewhere is one of those
-            # it keeps down (which ones is the search's choice; the count is the class's).
-            if any(any(r.rule == rule for r in refused[h]) for h in allowed):
-                what = "failure domain" if cl.spread == "domain" else "usable host"
-                if cl.usable_units != 1:
-                    what += "s"
-                return (
-                    "Need SA intervention: "
-                    f"class {cl.name}: {cl.members} members, {cl.usable_units} {what}: "
-                    f"{g.name} stays down; anti_affinity_mode: soft lets it share"
-                )
-        return None
+                key = (r.source, r.rule)
+                counts[key] = counts.get(key, 0) + 1
+        # In the rules' order; the classes (one rule type) by name.
+        order = sorted(counts, key=lambda k: (k[0].order if k[0] else 1 << 30, k[1]))
+        return ", ".join(
+            f"{label} on {counts[(rule, label)]} host{'s' if counts[(rule, label)] > 1 else ''}"
+            for rule, label in order
+        )

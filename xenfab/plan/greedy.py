@@ -2,7 +2,8 @@
 
 Each strategy keeps an index over the hosts (segment tree, heap or sorted list) so that picking a
 host costs O(log hosts) when the best candidate passes every rule; a candidate refused by a
-non-RAM rule (vCPU cap, anti-affinity, pin) costs one more index step.
+non-RAM rule (vCPU cap, anti-affinity, pin, max guests) costs one more index step. The index is
+the RAM rule's counters: each host's room (free RAM less the reserve and the plan's guests).
 """
 
 from __future__ import annotations
@@ -11,24 +12,28 @@ import heapq
 from bisect import bisect_left, insort
 
 from .model import Model, PGuest, State
+from .rules import Rule
 
 NEG = float("-inf")
 
 
-def guest_order(m: Model) -> list[PGuest]:
+def guest_order(model: Model) -> list[PGuest]:
     """Guests in placement order: tiers first; seed strategies by name, the others largest first."""
-    if m.policy.strategy in ("round-robin", "most-free"):
-        return sorted(m.guests, key=lambda g: (g.tier, g.name))
-    return sorted(m.guests, key=lambda g: (g.tier, -g.mem, -g.vcpus, g.name))
+    if model.policy.strategy in ("round-robin", "most-free"):
+        return sorted(model.guests, key=lambda guest: (guest.tier, guest.name))
+    return sorted(
+        model.guests, key=lambda guest: (guest.tier, -guest.mem, -guest.vcpus, guest.name)
+    )
 
 
-def fit_text(st: State, g: PGuest, h: int) -> str:
-    """The RAM fit behind a choice, e.g. '4096 free >= 2048 needed'."""
-    return f"{st.free_mib[h]} free >= {g.mem} needed"
+def fit_text(state: State, guest: PGuest, host: int) -> str:
+    """Why ``guest`` fits ``host`` before it is charged, in every rule's words that has a say,
+    e.g. '4096 free >= 2048 needed' or 'room 2048 = free 4096 - reserve 2048 >= 2048 needed'."""
+    return state.placed_text(guest, host)
 
 
 class MaxTree:
-    """Segment tree of per-position maxima: first position from ``lo`` with value >= need."""
+    """Segment tree of per-position maxima: first position from ``start`` with value >= need."""
 
     def __init__(self, values: list[int]) -> None:
         n = 1
@@ -40,11 +45,11 @@ class MaxTree:
         for i in range(n - 1, 0, -1):
             self.t[i] = max(self.t[2 * i], self.t[2 * i + 1])
 
-    def update(self, p: int, v: int) -> None:
-        """Set position ``p`` to ``v``."""
-        i = p + self.n
+    def update(self, position: int, value: int) -> None:
+        """Set ``position`` to ``value``."""
+        i = position + self.n
         t = self.t
-        t[i] = v
+        t[i] = value
         i //= 2
         while i:
             t[i] = max(t[2 * i], t[2 * i + 1])
@@ -54,15 +59,15 @@ class MaxTree:
         """The largest value."""
         return self.t[1]
 
-    def first(self, lo: int, need: int) -> int:
-        """The first position >= lo whose value is >= need, or -1."""
+    def first(self, start: int, need: int) -> int:
+        """The first position >= ``start`` whose value is >= need, or -1."""
         t, n = self.t, self.n
         if t[1] < need:
             return -1
-        # Walk up from lo collecting the right-hand subtrees, then descend into the first good one.
-        i = lo + n
+        # Walk up from start collecting the right-hand subtrees, then descend into the first fit.
+        i = start + n
         if t[i] >= need:
-            return lo
+            return start
         while True:
             # Move to the next subtree to the right at this level.
             while i & 1:
@@ -82,40 +87,40 @@ class Picker:
 
     name = ""
 
-    def __init__(self, m: Model, st: State) -> None:
-        self.m = m
-        self.st = st
-        self.tree = MaxTree([st.free_mib[h] for h in m.usable])
-        self.tpos = {h: i for i, h in enumerate(m.usable)}
+    def __init__(self, model: Model, state: State) -> None:
+        self.model = model
+        self.state = state
+        self.tree = MaxTree([state.room_mib[host] for host in model.usable])
+        self.tpos = {host: i for i, host in enumerate(model.usable)}
 
-    def update(self, h: int) -> None:
-        """Host ``h`` gained or lost room."""
-        self.tree.update(self.tpos[h], self.st.free_mib[h])
+    def update(self, host: int) -> None:
+        """The host gained or lost room."""
+        self.tree.update(self.tpos[host], self.state.room_mib[host])
 
-    def pick(self, g: PGuest, i: int) -> tuple[int, str] | None:
-        """A host for ``g`` (the i-th guest in order) and why, or None when no host fits."""
-        if g.pinned is not None:
-            fits = [h for h in g.pinned if self.st.fits(g, h)]
+    def pick(self, guest: PGuest, position: int) -> tuple[int, str] | None:
+        """A host for ``guest`` (at ``position`` in order) and why, or None when no host fits."""
+        if guest.pinned is not None:
+            fits = [host for host in guest.pinned if self.state.fits(guest, host)]
             if not fits:
                 return None
-            h = min(fits, key=lambda h: self.key(h, i))
-            names = ", ".join(sorted(self.m.host_name(p) for p in g.pinned))
-            return h, f"pinned ({names}); {self.why(g, h, i)}"
-        if self.tree.max() < g.mem:
+            host = min(fits, key=lambda host: self.key(host, position))
+            names = ", ".join(sorted(self.model.host_name(p) for p in guest.pinned))
+            return host, f"pinned ({names}); {self.why(guest, host, position)}"
+        if self.tree.max() < guest.mem:
             return None
-        h = self.search(g, i)
-        return None if h is None else (h, self.why(g, h, i))
+        host = self.search(guest, position)
+        return None if host is None else (host, self.why(guest, host, position))
 
-    def key(self, h: int, i: int) -> tuple:
+    def key(self, host: int, position: int) -> tuple:
         """Sort key of hosts for this strategy (smaller is better)."""
         raise NotImplementedError
 
-    def search(self, g: PGuest, i: int) -> int | None:
+    def search(self, guest: PGuest, position: int) -> int | None:
         """The best host for an unpinned guest, using the index."""
         raise NotImplementedError
 
-    def why(self, g: PGuest, h: int, i: int) -> str:
-        """Why host ``h`` was chosen, before it is charged."""
+    def why(self, guest: PGuest, host: int, position: int) -> str:
+        """Why ``host`` was chosen, before it is charged."""
         raise NotImplementedError
 
 
@@ -124,39 +129,41 @@ class RoundRobin(Picker):
 
     name = "round-robin"
 
-    def __init__(self, m: Model, st: State) -> None:
-        super().__init__(m, st)
-        hosts = m.snapshot.hosts
-        self.order = sorted(m.usable, key=lambda h: (-hosts[h].total_mib, m.rank[h]))
-        self.pos = {h: p for p, h in enumerate(self.order)}
-        self.tree = MaxTree([st.free_mib[h] for h in self.order])
+    def __init__(self, model: Model, state: State) -> None:
+        super().__init__(model, state)
+        hosts = model.snapshot.hosts
+        self.order = sorted(
+            model.usable, key=lambda host: (-hosts[host].total_mib, model.rank[host])
+        )
+        self.pos = {host: p for p, host in enumerate(self.order)}
+        self.tree = MaxTree([state.room_mib[host] for host in self.order])
         self.tpos = self.pos
 
-    def key(self, h: int, i: int) -> tuple:
-        """Sort key of host ``h`` for this strategy (smaller is better)."""
+    def key(self, host: int, position: int) -> tuple:
+        """Sort key of ``host`` for this strategy (smaller is better)."""
         n = len(self.order)
-        return ((self.pos[h] - i) % n,)
+        return ((self.pos[host] - position) % n,)
 
-    def search(self, g: PGuest, i: int) -> int | None:
-        """The best unpinned host for ``g`` by this strategy, or None."""
+    def search(self, guest: PGuest, position: int) -> int | None:
+        """The best unpinned host for ``guest`` by this strategy, or None."""
         n = len(self.order)
-        start = i % n
+        start = position % n
         for lo, hi in ((start, n), (0, start)):
             p = lo
             while p < hi:
-                p = self.tree.first(p, g.mem)
+                p = self.tree.first(p, guest.mem)
                 if p < 0 or p >= hi:
                     break
-                h = self.order[p]
-                if self.st.fits(g, h):
-                    return h
+                host = self.order[p]
+                if self.state.fits(guest, host):
+                    return host
                 p += 1
         return None
 
-    def why(self, g: PGuest, h: int, i: int) -> str:
-        """Why host ``h`` was chosen, before it is charged."""
-        first = self.m.host_name(self.order[i % len(self.order)])
-        fit = fit_text(self.st, g, h)
+    def why(self, guest: PGuest, host: int, position: int) -> str:
+        """Why ``host`` was chosen, before it is charged."""
+        first = self.model.host_name(self.order[position % len(self.order)])
+        fit = fit_text(self.state, guest, host)
         return f"round-robin: first host with room in rotation from {first} ({fit})"
 
 
@@ -167,38 +174,38 @@ class HeapPicker(Picker):
     when they surface, so every update costs O(log hosts).
     """
 
-    def __init__(self, m: Model, st: State) -> None:
-        super().__init__(m, st)
-        self.ver = {h: 0 for h in m.usable}
-        self.heap = [self.entry(h) for h in m.usable]
+    def __init__(self, model: Model, state: State) -> None:
+        super().__init__(model, state)
+        self.ver = {host: 0 for host in model.usable}
+        self.heap = [self.entry(host) for host in model.usable]
         heapq.heapify(self.heap)
 
-    def entry(self, h: int) -> tuple:
-        """Heap entry for host ``h`` at its current room."""
-        return (*self.key(h, 0), h, self.ver[h])
+    def entry(self, host: int) -> tuple:
+        """Heap entry for ``host`` at its current room."""
+        return (*self.key(host, 0), host, self.ver[host])
 
-    def update(self, h: int) -> None:
-        """Host ``h`` gained or lost room: refresh the index."""
-        super().update(h)
-        self.ver[h] += 1
-        heapq.heappush(self.heap, self.entry(h))
+    def update(self, host: int) -> None:
+        """The host gained or lost room: refresh the index."""
+        super().update(host)
+        self.ver[host] += 1
+        heapq.heappush(self.heap, self.entry(host))
 
-    def hopeless(self, top: tuple, g: PGuest) -> bool:
-        """True when no host at or below ``top`` can hold ``g`` (ends the search early)."""
+    def hopeless(self, top: tuple, guest: PGuest) -> bool:
+        """True when no host at or below ``top`` can hold ``guest`` (ends the search early)."""
         return False
 
-    def search(self, g: PGuest, i: int) -> int | None:
-        """The best unpinned host for ``g`` by this strategy, or None."""
+    def search(self, guest: PGuest, position: int) -> int | None:
+        """The best unpinned host for ``guest`` by this strategy, or None."""
         heap, popped, found = self.heap, [], None
         while heap:
             top = heap[0]
             if top[-1] != self.ver[top[-2]]:
                 heapq.heappop(heap)  # stale entry of a host that changed since
                 continue
-            if self.hopeless(top, g):
+            if self.hopeless(top, guest):
                 break
             popped.append(heapq.heappop(heap))
-            if self.st.fits(g, top[-2]):
+            if self.state.fits(guest, top[-2]):
                 found = top[-2]
                 break
         for e in popped:
@@ -211,17 +218,19 @@ class MostFree(HeapPicker):
 
     name = "most-free"
 
-    def key(self, h: int, i: int) -> tuple:
-        """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (-self.st.free_mib[h], self.m.rank[h])
+    def key(self, host: int, position: int) -> tuple:
+        """Sort key of ``host`` for this strategy (smaller is better)."""
+        return (-self.state.room_mib[host], self.model.rank[host])
 
-    def hopeless(self, top: tuple, g: PGuest) -> bool:
+    def hopeless(self, top: tuple, guest: PGuest) -> bool:
         """The roomiest host left is too small: so is every other."""
-        return -top[0] < g.mem
+        return -top[0] < guest.mem
 
-    def why(self, g: PGuest, h: int, i: int) -> str:
-        """Why host ``h`` was chosen, before it is charged."""
-        return f"most-free: most free RAM of the hosts that fit ({fit_text(self.st, g, h)})"
+    def why(self, guest: PGuest, host: int, position: int) -> str:
+        """Why ``host`` was chosen, before it is charged."""
+        return (
+            f"most-free: most free RAM of the hosts that fit ({fit_text(self.state, guest, host)})"
+        )
 
 
 class Balanced(HeapPicker):
@@ -229,18 +238,21 @@ class Balanced(HeapPicker):
 
     name = "balanced"
 
-    def share(self, h: int) -> float:
-        """Fraction of the host's RAM still free."""
-        return self.st.free_mib[h] / self.m.size[h]
+    def share(self, host: int) -> float:
+        """Fraction of the host's RAM still free, less the reserve (its room)."""
+        return self.state.room_mib[host] / self.model.total_mib[host]
 
-    def key(self, h: int, i: int) -> tuple:
-        """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (-self.share(h), self.m.rank[h])
+    def key(self, host: int, position: int) -> tuple:
+        """Sort key of ``host`` for this strategy (smaller is better)."""
+        return (-self.share(host), self.model.rank[host])
 
-    def why(self, g: PGuest, h: int, i: int) -> str:
-        """Why host ``h`` was chosen, before it is charged."""
-        pct = round(100 * self.share(h))
-        return f"balanced: most room for its size ({pct}% free, {fit_text(self.st, g, h)})"
+    def why(self, guest: PGuest, host: int, position: int) -> str:
+        """Why ``host`` was chosen, before it is charged."""
+        pct = round(100 * self.share(host))
+        # The share is of room: with a reserve, calling it free would contradict the table.
+        word = "room" if self.model.ram.reserve_mib else "free"
+        fit = fit_text(self.state, guest, host)
+        return f"balanced: most room for its size ({pct}% {word}, {fit})"
 
 
 class Pack(Picker):
@@ -248,79 +260,75 @@ class Pack(Picker):
 
     name = "pack"
 
-    def __init__(self, m: Model, st: State) -> None:
-        super().__init__(m, st)
-        self.cur = {h: (st.free_mib[h], m.rank[h], h) for h in m.usable}
+    def __init__(self, model: Model, state: State) -> None:
+        super().__init__(model, state)
+        self.cur = {host: (state.room_mib[host], model.rank[host], host) for host in model.usable}
         self.keys = sorted(self.cur.values())
 
-    def update(self, h: int) -> None:
-        """Host ``h`` gained or lost room: refresh the index."""
-        super().update(h)
-        old = self.cur[h]
+    def update(self, host: int) -> None:
+        """The host gained or lost room: refresh the index."""
+        super().update(host)
+        old = self.cur[host]
         del self.keys[bisect_left(self.keys, old)]
-        new = (self.st.free_mib[h], self.m.rank[h], h)
-        self.cur[h] = new
+        new = (self.state.room_mib[host], self.model.rank[host], host)
+        self.cur[host] = new
         insort(self.keys, new)
 
-    def key(self, h: int, i: int) -> tuple:
-        """Sort key of host ``h`` for this strategy (smaller is better)."""
-        return (self.st.free_mib[h], self.m.rank[h])
+    def key(self, host: int, position: int) -> tuple:
+        """Sort key of ``host`` for this strategy (smaller is better)."""
+        return (self.state.room_mib[host], self.model.rank[host])
 
-    def search(self, g: PGuest, i: int) -> int | None:
-        """The best unpinned host for ``g`` by this strategy, or None."""
+    def search(self, guest: PGuest, position: int) -> int | None:
+        """The best unpinned host for ``guest`` by this strategy, or None."""
         keys = self.keys
-        for j in range(bisect_left(keys, (g.mem, -1, -1)), len(keys)):
-            h = keys[j][2]
-            if self.st.fits(g, h):
-                return h
+        for j in range(bisect_left(keys, (guest.mem, -1, -1)), len(keys)):
+            host = keys[j][2]
+            if self.state.fits(guest, host):
+                return host
         return None
 
-    def why(self, g: PGuest, h: int, i: int) -> str:
-        """Why host ``h`` was chosen, before it is charged."""
-        return f"pack: tightest fit ({fit_text(self.st, g, h)})"
+    def why(self, guest: PGuest, host: int, position: int) -> str:
+        """Why ``host`` was chosen, before it is charged."""
+        return f"pack: tightest fit ({fit_text(self.state, guest, host)})"
 
 
 PICKERS: dict[str, type[Picker]] = {p.name: p for p in (RoundRobin, MostFree, Balanced, Pack)}
 
 
-def place_greedy(m: Model, st: State, guests: list[PGuest], why: dict[int, str]) -> None:
-    """Place ``guests`` in order on top of ``st``; fills ``why`` for each guest placed."""
-    if not m.usable:
+def place_greedy(model: Model, state: State, guests: list[PGuest], why: dict[int, str]) -> None:
+    """Place ``guests`` in order on top of ``state``; fills ``why`` for each guest placed."""
+    if not model.usable:
         return
-    picker = PICKERS[m.policy.strategy](m, st)
-    for i, g in enumerate(guests):
-        if st.where[g.idx] is not None:
+    picker = PICKERS[model.policy.strategy](model, state)
+    for position, guest in enumerate(guests):
+        if state.where[guest.idx] is not None:
             continue
-        choice = _sticky(m, st, g)
+        choice = _sticky(model, state, guest)
         if choice is None:
-            choice = picker.pick(g, i)
+            choice = picker.pick(guest, position)
         if choice is None:
             continue
-        h, text = choice
-        broken = st.breaks_class(g, h) if g.idx in st.relaxed else []
+        host, text = choice
+        broken = state.breaks_class(guest, host) if guest.idx in state.relaxed else []
         if broken:
-            text += "; " + soft_text(m, st, g, h, broken)
-        st.place(g, h)
-        picker.update(h)
-        why[g.idx] = text
+            text += "; " + soft_text(model, state, guest, host, broken)
+        state.place(guest, host)
+        picker.update(host)
+        why[guest.idx] = text
 
 
-def _sticky(m: Model, st: State, g: PGuest) -> tuple[int, str] | None:
+def _sticky(model: Model, state: State, guest: PGuest) -> tuple[int, str] | None:
     # Admin intent (prefer) before habit (last owner) before the strategy.
-    for h in g.prefer:
-        if st.fits(g, h):
-            return h, f"preferred host ({fit_text(st, g, h)})"
-    h = g.last_owner
-    if h is not None and st.fits(g, h):
-        return h, f"{g.last_owner_why} ({fit_text(st, g, h)})"
+    for host in guest.prefer:
+        if state.fits(guest, host):
+            return host, f"preferred host ({fit_text(state, guest, host)})"
+    host = guest.last_owner
+    if host is not None and state.fits(guest, host):
+        return host, f"{guest.last_owner_why} ({fit_text(state, guest, host)})"
     return None
 
 
-def soft_text(m: Model, st: State, g: PGuest, h: int, broken: list[int]) -> str:
-    """Explain a soft anti-affinity violation, before ``g`` is charged to ``h``."""
-    parts = []
-    for c in broken:
-        cl = m.classes[c]
-        where = cl.unit_names[cl.unit_of[h]]
-        parts.append(f"class {cl.name} shares {where} with {', '.join(st.members_at(c, h))}")
+def soft_text(model: Model, state: State, guest: PGuest, host: int, broken: list[Rule]) -> str:
+    """Explain a soft anti-affinity violation, before ``guest`` is charged to ``host``."""
+    parts = [rule.soft_text(state, host) for rule in broken]
     return "soft anti-affinity broken: " + "; ".join(parts) + " (it would otherwise stay down)"

@@ -61,6 +61,8 @@ class HostUse:
     vcpus_after: int
     vcpu_cap: float | None
     guests: list[str] = field(default_factory=list)
+    # policy.reserve_mib: the host's room is its free RAM less this (0: room and free agree).
+    reserve_mib: int = 0
 
 
 @dataclass

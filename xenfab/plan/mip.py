@@ -3,9 +3,10 @@
 Guests that are alike for every rule (same size, vCPUs, tier, classes, pin and avoid) are one
 kind, and the program counts how many of each kind go on each host: y[kind, host] integer. That
 removes the symmetry between identical guests that made the guest-by-guest branch and bound
-miss layouts that exist. The constraints come from the rules themselves (``rules.RULES``), so the
-program and the greedy pass cannot disagree on what fits. HiGHS starts from the greedy layout
-(a feasible solution), and its answer is proven optimal when its status says so.
+miss layouts that exist. The constraints come from the rule objects themselves (each rule's
+``rows`` and ``kind_key``), so the program and the greedy pass cannot disagree on what fits.
+HiGHS starts from the greedy layout (a feasible solution), and its answer is proven optimal when
+its status says so.
 
 Objective: the tier-weighted number of guests placed (one guest of a tier outweighs all of the
 later tiers). When those weights would lose precision in floating point, the tiers are solved
@@ -50,45 +51,49 @@ def available() -> bool:
     return True
 
 
-def kinds_of(m: Model, guests: list[PGuest], relaxed: bool) -> list[Kind]:
+def kinds_of(model: Model, guests: list[PGuest], relaxed: bool) -> list[Kind]:
     """Group ``guests`` into kinds that every rule treats alike, in an order of their own.
 
     Kinds and their members are sorted by name, not by the snapshot's order, so that the same
     cluster gives the same program (and the same layout) whatever order its lists come in.
     """
     by_key: dict[tuple, list[PGuest]] = {}
-    for g in sorted(guests, key=lambda g: g.name):
-        classes = () if relaxed else g.classes
-        key = (g.mem, g.vcpus, g.tier, classes, g.pinned, g.avoided)
-        by_key.setdefault(key, []).append(g)
-    groups = sorted(by_key.items(), key=lambda kv: (kv[0][2], -kv[0][0], -kv[0][1], kv[1][0].name))
-    return [
-        Kind(i, members[0], key[3], [g.idx for g in members])
-        for i, (key, members) in enumerate(groups)
-    ]
+    for guest in sorted(guests, key=lambda g: g.name):
+        key = (guest.tier, *(rule.kind_key(guest, relaxed) for rule in model.rules))
+        by_key.setdefault(key, []).append(guest)
+
+    def order(members: list[PGuest]) -> tuple:
+        first = members[0]
+        return (first.tier, -first.mem, -first.vcpus, first.name)
+
+    groups = sorted(by_key.values(), key=order)
+    return [Kind(i, members[0], [g.idx for g in members]) for i, members in enumerate(groups)]
 
 
-def build(m: Model, base: State, free: list[PGuest], hosts: list[int], relaxed: bool) -> Program:
+def build(
+    model: Model, base: State, free: list[PGuest], hosts: list[int], relaxed: bool
+) -> Program:
     """The program placing the ``free`` guests on ``hosts`` on top of ``base``.
 
     ``base`` holds the guests that stay where they are (none for the whole problem): the rules
     read their room from it. ``relaxed``: anti-affinity dropped (soft mode's second pass).
     """
-    kinds = kinds_of(m, free, relaxed)
+    kinds = kinds_of(model, free, relaxed)
     columns: list[tuple[int, int]] = []
     upper: list[int] = []
-    for k in kinds:
-        for h in sorted(hosts, key=lambda h: m.rank[h]):
-            if not base.fits(k.example, h):
+    for kind in kinds:
+        for host in sorted(hosts, key=lambda h: model.rank[h]):
+            if not base.fits(kind.example, host):
                 continue
-            columns.append((k.index, h))
-            upper.append(min(len(k.members), base.max_copies(k.example, h)))
+            columns.append((kind.index, host))
+            upper.append(min(len(kind.members), base.max_copies(kind.example, host)))
     # Each kind has as many guests as it has members, wherever they go.
     per_kind: dict[int, list[tuple[int, int]]] = {}
     for col, (k, _h) in enumerate(columns):
         per_kind.setdefault(k, []).append((col, 1))
     rows = [Row(terms, len(kinds[k].members)) for k, terms in per_kind.items()]
-    return Program(kinds, columns, upper, rows + solver_rows(base, kinds, columns, relaxed))
+    rows += solver_rows(model.rules, base, kinds, columns, relaxed)
+    return Program(kinds, columns, upper, rows)
 
 
 @contextlib.contextmanager

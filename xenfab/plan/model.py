@@ -6,10 +6,10 @@ search all read the same model and mutate only a :class:`State`, so they agree o
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..cluster.base import GUEST_NAME
 from ..duplicates import describe as describe_duplicate
@@ -19,6 +19,9 @@ from ..snapshot import Guest, Snapshot
 from .layout import Skipped, Unplaced
 from .policy import Policy, host_matches
 from .rules import NO_LIMIT, Refusal, Rule, rules_of
+from .rules.anti_affinity import AClass, AntiAffinityRule
+from .rules.ram import RamRule
+from .rules.vcpu import VcpuCapRule
 
 UNREACHABLE = "unreachable"
 FAILED = "failed host (what-if)"
@@ -27,8 +30,6 @@ DEAD = "dead (declared)"
 CANNOT_PLAN = "cannot-plan"
 LIVENESS = "liveness-unknown"
 EXCLUDED = "excluded"
-NOT_PINNED = "not in pin list"
-AVOIDED = "avoided after failed start"
 
 
 @dataclass
@@ -53,58 +54,81 @@ class PGuest:
     # The dead (or what-if failed) host the cluster still shows it on, when it is taken over.
     takeover_from: str | None = None
 
-    def ok(self, h: int) -> bool:
-        """True when pin and avoid allow usable host ``h``."""
-        return (self.pinned is None or h in self.pinned) and h not in self.avoided
-
-
-@dataclass
-class AClass:
-    """An anti-affinity class resolved against the snapshot."""
-
-    name: str
-    spread: str
-    limit: int
-    unit_of: list[int]  # host index -> unit index (host or failure domain)
-    unit_names: list[str]
-    running: list[list[str]]  # unit index -> members already running there
-    members: int = 0  # members to place plus members running on usable units
-    usable_units: int = 0
+    def ok(self, host: int) -> bool:
+        """True when pin and avoid allow usable host ``host``."""
+        return (self.pinned is None or host in self.pinned) and host not in self.avoided
 
 
 @dataclass
 class Model:
-    """Hosts, guests and limits of one planning problem."""
+    """Hosts, guests and rules of one planning problem; the limits live in the rules."""
 
     snapshot: Snapshot
     policy: Policy
     status: list[str | None]  # host index -> None when usable, else why not
     usable: list[int]
-    cap: list[int]  # RAM a host can still take: measured free - reserve
-    vcap: list[float | None]
-    vused0: list[int]
-    size: list[int]
+    total_mib: list[int]  # host index -> its RAM size (for the balanced strategy's share)
     rank: list[int]  # host index -> position in name order (stable tie-break)
+    gone: set[str] = field(default_factory=set)  # hosts failed (what-if) or declared dead
     guests: list[PGuest] = field(default_factory=list)
-    classes: list[AClass] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     # Down guests of ours left down before placement (facts unusable, liveness unknown).
     unplaced: list[Unplaced] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)
-    _rules: list[Rule] | None = field(default=None, repr=False)
+    rules: list[Rule] = field(default_factory=list)
+    _running: list[set[str]] | None = field(default=None, repr=False)
+    _vcpu: VcpuCapRule | None = field(default=None, repr=False)
 
     @property
-    def rules(self) -> list[Rule]:
-        """Every placement rule of this model (built once the classes are resolved)."""
-        if self._rules is None:
-            self._rules = rules_of(self)
-        return self._rules
+    def ram(self) -> RamRule:
+        """The RAM rule (always rule 0): the strategies index hosts by its room."""
+        rule = self.rules[0]
+        assert isinstance(rule, RamRule)
+        return rule
 
-    def host_name(self, h: int) -> str:
-        """The name of host index ``h``."""
-        return self.snapshot.hosts[h].name
+    @property
+    def vcpu(self) -> VcpuCapRule:
+        """The vCPU rule (always built: the layout reports every host's vCPUs)."""
+        if self._vcpu is None:
+            self._vcpu = next(r for r in self.rules if isinstance(r, VcpuCapRule))
+        return self._vcpu
+
+    @property
+    def classes(self) -> list[AClass]:
+        """The anti-affinity classes, resolved (index = the class index in ``PGuest.classes``)."""
+        return [r.cls for r in self.rules if isinstance(r, AntiAffinityRule)]
+
+    def host_name(self, host: int) -> str:
+        """The name of host index ``host``."""
+        return self.snapshot.hosts[host].name
+
+    def running_names(self) -> list[set[str]]:
+        """Per host index: the guests running there now, not ours to place.
+
+        Domains in ``xl list`` (dom0 aside) plus the guests the cluster shows occupying the
+        host, on hosts that answered and are not failed or dead.
+        """
+        if self._running is not None:
+            return self._running
+        hosts = self.snapshot.hosts
+        to_place = {g.name for g in self.guests}
+        occupying = self.snapshot.states.occupying
+        on_host: list[set[str]] = [set() for _ in hosts]
+        index = {h.name: i for i, h in enumerate(hosts)}
+        for i, h in enumerate(hosts):
+            if h.reachable and h.name not in self.gone:
+                on_host[i].update(d.name for d in h.domains if d.name != "Domain-0")
+        for g in self.snapshot.guests:
+            if g.name in to_place:
+                continue
+            for where in [g.owner if g.state in occupying else None, *g.running_on]:
+                i = index.get(where or "")
+                if i is not None and hosts[i].reachable and hosts[i].name not in self.gone:
+                    on_host[i].add(g.name)
+        self._running = on_host
+        return on_host
 
     def weights(self) -> dict[int, int]:
         """Tier -> weight such that one guest of a tier outweighs all guests of later tiers."""
@@ -118,84 +142,82 @@ class Model:
 
 
 class State:
-    """Mutable placement state: remaining RAM/vCPU per host and class members per unit."""
+    """Mutable placement state: every rule's counters, and where each guest is."""
 
-    __slots__ = ("m", "free_mib", "vcpus_used", "count", "where", "relaxed")
+    __slots__ = ("model", "counters", "room_mib", "where", "relaxed", "_charged")
 
-    def __init__(self, m: Model) -> None:
-        self.m = m
-        self.free_mib = list(m.cap)
-        self.vcpus_used = list(m.vused0)
-        self.count = [[len(r) for r in c.running] for c in m.classes]
-        self.where: list[int | None] = [None] * len(m.guests)
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.counters = [rule.start() for rule in model.rules]
+        # The RAM rule's counters, named: the strategies read them at every step.
+        self.room_mib: list[int] = self.counters[0]
+        self.where: list[int | None] = [None] * len(model.guests)
         self.relaxed: set[int] = set()
+        self._charged = [r for r in model.rules if r.counts]
 
     def copy(self) -> State:
         """An independent copy."""
         s = State.__new__(State)
-        s.m = self.m
-        s.free_mib = list(self.free_mib)
-        s.vcpus_used = list(self.vcpus_used)
-        s.count = [list(c) for c in self.count]
+        s.model = self.model
+        s.counters = [rule.copy(c) for rule, c in zip(self.model.rules, self.counters, strict=True)]
+        s.room_mib = s.counters[0]
         s.where = list(self.where)
         s.relaxed = set(self.relaxed)
+        s._charged = self._charged
         return s
 
-    def fits(self, g: PGuest, h: int) -> bool:
-        """True when guest ``g`` may go on usable host ``h`` now (every rule)."""
-        return all(rule.fits(self, g, h) for rule in self.m.rules)
+    def counter(self, rule: Rule) -> Any:
+        """``rule``'s counters in this state."""
+        return self.counters[rule.index]
 
-    def max_copies(self, g: PGuest, h: int) -> int:
-        """How many guests like ``g`` usable host ``h`` could still take (every rule)."""
-        return min(min(rule.copies(self, g, h) for rule in self.m.rules), NO_LIMIT)
+    def fits(self, guest: PGuest, host: int) -> bool:
+        """True when ``guest`` may go on usable ``host`` now (every rule)."""
+        # A plain loop: greedy asks this for every candidate host, and a generator costs more.
+        for rule in self.model.rules:  # noqa: SIM110
+            if not rule.fits(self, guest, host):
+                return False
+        return True
 
-    def refusals(self, g: PGuest, h: int) -> list[Refusal]:
-        """Every rule that refuses ``g`` on usable host ``h`` now, with its figures."""
+    def max_copies(self, guest: PGuest, host: int) -> int:
+        """How many guests like ``guest`` usable ``host`` could still take (every rule)."""
+        return min(min(rule.copies(self, guest, host) for rule in self.model.rules), NO_LIMIT)
+
+    def refusals(self, guest: PGuest, host: int) -> list[Refusal]:
+        """Every rule that refuses ``guest`` on usable ``host`` now, with its figures."""
         out = []
-        for rule in self.m.rules:
-            r = rule.refusal(self, g, h)
-            if r is not None:
-                out.append(r)
+        for rule in self.model.rules:
+            refusal = rule.refusal(self, guest, host)
+            if refusal is not None:
+                out.append(refusal)
         return out
 
-    def breaks_class(self, g: PGuest, h: int) -> list[int]:
-        """The classes ``g`` would break on ``h`` (used to explain a soft violation)."""
-        out = []
-        for c in g.classes:
-            cl = self.m.classes[c]
-            if self.count[c][cl.unit_of[h]] >= cl.limit:
-                out.append(c)
-        return out
+    def placed_text(self, guest: PGuest, host: int) -> str:
+        """Why ``guest`` fits ``host``, before it is charged: every rule that has a say."""
+        texts = (rule.placed_text(self, guest, host) for rule in self.model.rules)
+        return ", ".join(t for t in texts if t)
 
-    def place(self, g: PGuest, h: int) -> None:
-        """Charge ``g`` to ``h``."""
-        self.free_mib[h] -= g.mem
-        self.vcpus_used[h] += g.vcpus
-        for c in g.classes:
-            self.count[c][self.m.classes[c].unit_of[h]] += 1
-        self.where[g.idx] = h
+    def breaks_class(self, guest: PGuest, host: int) -> list[Rule]:
+        """The relaxed rules ``guest`` would break on ``host`` (to explain a soft violation)."""
+        return [rule for rule in self.model.rules if rule.breaks(self, guest, host)]
 
-    def remove(self, g: PGuest) -> int:
-        """Take ``g`` off its host and return that host."""
-        h = self.where[g.idx]
-        assert h is not None
-        self.free_mib[h] += g.mem
-        self.vcpus_used[h] -= g.vcpus
-        for c in g.classes:
-            self.count[c][self.m.classes[c].unit_of[h]] -= 1
-        self.where[g.idx] = None
-        return h
+    def host_signature(self, host: int) -> tuple:
+        """What every rule's counters say of ``host``: equal signatures, interchangeable now."""
+        return tuple(rule.host_key(self, host) for rule in self._charged)
 
-    def members_at(self, c: int, h: int) -> list[str]:
-        """Names of class ``c`` members on the unit of host ``h`` (running and planned)."""
-        cl = self.m.classes[c]
-        u = cl.unit_of[h]
-        names = list(cl.running[u])
-        for g in self.m.guests:
-            w = self.where[g.idx]
-            if w is not None and c in g.classes and cl.unit_of[w] == u:
-                names.append(g.name)
-        return sorted(names)
+    def place(self, guest: PGuest, host: int) -> None:
+        """Charge ``guest`` to ``host``."""
+        for rule in self._charged:
+            rule.charge(self.counters[rule.index], guest, host, 1)
+        self.where[guest.idx] = host
+
+    def remove(self, guest: PGuest) -> int:
+        """Take ``guest`` off its host and return that host."""
+        host = self.where[guest.idx]
+        assert host is not None
+        for rule in self._charged:
+            rule.charge(self.counters[rule.index], guest, host, -1)
+        self.where[guest.idx] = None
+        return host
 
 
 def build_model(
@@ -206,7 +228,7 @@ def build_model(
     *,
     dead: Iterable[str] = (),
 ) -> Model:
-    """Resolve snapshot + policy into a Model: usable hosts, guests to place, class limits."""
+    """Resolve snapshot + policy into a Model: usable hosts, guests to place, their rules."""
     hosts = snapshot.hosts
     names = [h.name for h in hosts]
     without = list(dict.fromkeys(without))
@@ -234,40 +256,26 @@ def build_model(
         else:
             status.append(None)
     usable = [i for i, s in enumerate(status) if s is None]
-    ratio = policy.vcpu_ratio
-    vcap: list[float | None] = []
-    for i, h in enumerate(hosts):
-        if ratio is None:
-            vcap.append(None)
-        elif h.cpus <= 0:
-            # Unknown CPU count: a cap of 0 would refuse everything on a host that may be fine.
-            vcap.append(None)
-            if status[i] is None:
-                warnings.append(f"{h.name}: CPU count unknown, vCPU cap not applied")
-        else:
-            vcap.append(ratio * h.cpus)
     by_name = sorted(range(len(hosts)), key=lambda i: names[i])
     rank = [0] * len(hosts)
     for r, i in enumerate(by_name):
         rank[i] = r
-    cap = [h.free_mib - policy.reserve_mib for h in hosts]
-    m = Model(
+    model = Model(
         snapshot=snapshot,
         policy=policy,
         status=status,
         usable=usable,
-        cap=cap,
-        vcap=vcap,
-        vused0=[h.vcpus_used for h in hosts],
-        size=[max(h.total_mib, h.free_mib, 1) for h in hosts],
+        total_mib=[max(h.total_mib, h.free_mib, 1) for h in hosts],
         rank=rank,
+        gone=failed | declared,
         warnings=warnings,
         without=without,
         dead=[d for d in dead if d in declared],
     )
-    _select_guests(m, failed | declared, avoid or {})
-    _resolve_classes(m, failed | declared)
-    return m
+    _select_guests(model, failed | declared, avoid or {})
+    # The rules last: they read the guests to place (members, pins) and what runs where.
+    model.rules = rules_of(model)
+    return model
 
 
 def _check_patterns(policy: Policy, names: list[str]) -> None:
@@ -285,12 +293,12 @@ def _check_patterns(policy: Policy, names: list[str]) -> None:
                 raise ConfigError(f"{key}: {pattern!r} matches no host of this snapshot")
 
 
-def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]]) -> None:
-    """Sort every guest into placed-to-be (m.guests), still down (m.unplaced) or skipped.
+def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[str]]) -> None:
+    """Sort every guest into placed-to-be (model.guests), still down (model.unplaced) or skipped.
 
     ``gone``: hosts failed (what-if) or declared dead; what the cluster shows on them is lost.
     """
-    snap, policy = m.snapshot, m.policy
+    snap, policy = model.snapshot, model.policy
     states = snap.states
     expect = policy.expect  # --expect: plan.expect.Expectation, or None
     hosts = snap.hosts
@@ -302,16 +310,18 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
             for d in h.domains:
                 seen.setdefault(d.name, []).append(h.name)
     managed = {g.name for g in snap.guests}
-    for w in [*m.without, *m.dead]:
+    for w in [*model.without, *model.dead]:
         doms = hosts[index[w]].domains
         others = sorted(d.name for d in doms if d.name != "Domain-0" and d.name not in managed)
         if others:
-            what = f"what-if: {w} also runs" if w in m.without else f"{w} (declared dead) ran"
-            m.warnings.append(f"{what} {', '.join(others)} (not cluster services): not replanned")
-    usable = set(m.usable)
+            what = f"what-if: {w} also runs" if w in model.without else f"{w} (declared dead) ran"
+            model.warnings.append(
+                f"{what} {', '.join(others)} (not cluster services): not replanned"
+            )
+    usable = set(model.usable)
     pin_sets: dict[tuple, frozenset[int]] = {}
     prefer_lists: dict[tuple, tuple[int, ...]] = {}
-    by_rank = sorted(usable, key=lambda i: m.rank[i])
+    by_rank = sorted(usable, key=lambda i: model.rank[i])
     entries_of = Counter(g.name for g in snap.guests)
     names_seen: set[str] = set()
     # Listed by two hosts or more, whatever its state: two copies write one disk, and which one
@@ -326,7 +336,7 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         names_seen.add(g.name)
         if g.name in twice:
             reason = f"DUPLICATE: {describe_duplicate(twice[g.name])}: never started or moved"
-            m.skipped.append(Skipped(g.name, g.state, reason))
+            model.skipped.append(Skipped(g.name, g.state, reason))
             continue
         kind = states.kind(g.state)
         if expect is not None:
@@ -342,15 +352,19 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 # inquorate node's view (it may be the partitioned side).
                 takeover = owner.name
             elif not owner.reachable and owner.member == "offline":
-                m.unplaced.append(_still_down(g, policy, LIVENESS, _unfenced_reason(owner.name)))
+                model.unplaced.append(
+                    _still_down(g, policy, LIVENESS, _unfenced_reason(owner.name))
+                )
                 continue
             elif not owner.reachable:
-                m.unplaced.append(_still_down(g, policy, LIVENESS, _liveness_reason(owner.name)))
+                model.unplaced.append(
+                    _still_down(g, policy, LIVENESS, _liveness_reason(owner.name))
+                )
                 continue
         if takeover is None and kind != "down":
             if g.state in states.unclaimed:
                 if expect is not None:
-                    m.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
+                    model.skipped.append(Skipped(g.name, g.state, expect.not_brought_back(g) or ""))
                     continue
                 # Claimed by no host that answered: one that did not may claim it (and run it).
                 # A manager that tracks where every guest runs (an XAPI pool) has no blind spot.
@@ -360,29 +374,33 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                     if not h.reachable and h.name not in gone and not states.owners_tracked
                 ]
                 if blind:
-                    m.unplaced.append(_still_down(g, policy, LIVENESS, _unclaimed_reason(blind)))
+                    model.unplaced.append(
+                        _still_down(g, policy, LIVENESS, _unclaimed_reason(blind))
+                    )
                     continue
-            m.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
+            model.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
             continue
         running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
         running = [h for h in running if h not in gone]
         if running:
-            m.skipped.append(Skipped(g.name, g.state, f"domain running on {', '.join(running)}"))
+            model.skipped.append(
+                Skipped(g.name, g.state, f"domain running on {', '.join(running)}")
+            )
             continue
         if kind == "down" and takeover is None and expect is not None:
             skip = expect.not_brought_back(g)
             if skip:
-                m.skipped.append(Skipped(g.name, g.state, skip))
+                model.skipped.append(Skipped(g.name, g.state, skip))
                 continue
         if kind == "down" and takeover is None and not states.owners_tracked:
             # No manager records where a guest runs: any host that did not answer may run it.
             blind = [h.name for h in hosts if not h.reachable and h.name not in gone]
             if blind:
-                m.unplaced.append(_still_down(g, policy, LIVENESS, _blind_reason(blind)))
+                model.unplaced.append(_still_down(g, policy, LIVENESS, _blind_reason(blind)))
                 continue
         why_not = _cannot_plan(g, entries_of[g.name])
         if why_not:
-            m.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
+            model.unplaced.append(_still_down(g, policy, CANNOT_PLAN, why_not))
             continue
         pinned: frozenset[int] | None = None
         entries = policy.pin_entries(g.name)
@@ -406,9 +424,9 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         if expect is not None and expect.host_of(g.name) is not None:
             last_host, last_why = expect.host_of(g.name), f"ran here in {expect.source}"
         last = index.get(last_host or "") if policy.prefer_last_owner else None
-        m.guests.append(
+        model.guests.append(
             PGuest(
-                idx=len(m.guests),
+                idx=len(model.guests),
                 name=g.name,
                 guest=g,
                 mem=g.memory_mib + policy.overhead_mib,
@@ -426,31 +444,37 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
         for name, ran in expect.missing(names_seen, seen):
             reason = expect.no_config_reason(ran)
             tier = policy.tier_of(name)
-            m.unplaced.append(
+            model.unplaced.append(
                 Unplaced(name, ran.memory_mib, reason, {}, tier, ran.vcpus, CANNOT_PLAN)
             )
-    m.unplaced.sort(key=lambda u: (u.tier, u.guest))
+    model.unplaced.sort(key=lambda u: (u.tier, u.guest))
 
 
-def _cannot_plan(g: Guest, entries: int) -> str | None:
+def _cannot_plan(guest: Guest, entries: int) -> str | None:
     """Why a down guest of ours cannot be planned at all, or None when it can."""
     if entries > 1:
         # Two entries for one guest would mean two starts of one domain: never.
-        return f"{entries} entries for {g.name} in the snapshot"
-    if not g.plannable:
-        return g.reason or "cannot be planned (no reason recorded)"
-    if not GUEST_NAME.match(g.name):
+        return f"{entries} entries for {guest.name} in the snapshot"
+    if not guest.plannable:
+        return guest.reason or "cannot be planned (no reason recorded)"
+    if not GUEST_NAME.match(guest.name):
         # Text from a host, kept raw in data (no repr): display escapes it (textsafe.printable).
-        return f"name '{g.name}' has characters xenfab will not send to a shell"
-    if g.memory_mib <= 0:
-        where = f" ({g.config_file})" if g.config_file else ""
+        return f"name '{guest.name}' has characters xenfab will not send to a shell"
+    if guest.memory_mib <= 0:
+        where = f" ({guest.config_file})" if guest.config_file else ""
         return f"memory size unknown{where}"
     return None
 
 
-def _still_down(g: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:
+def _still_down(guest: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:
     return Unplaced(
-        g.name, max(g.memory_mib, 0), reason, {}, policy.tier_of(g.name), max(g.vcpus, 0), kind
+        guest.name,
+        max(guest.memory_mib, 0),
+        reason,
+        {},
+        policy.tier_of(guest.name),
+        max(guest.vcpus, 0),
+        kind,
     )
 
 
@@ -485,100 +509,12 @@ def _unclaimed_reason(hosts: list[str]) -> str:
     )
 
 
-def _skip_reason(g: Guest, kind: str) -> str:
-    where = g.owner or "an unknown host"
+def _skip_reason(guest: Guest, kind: str) -> str:
+    where = guest.owner or "an unknown host"
     if kind == "running":
-        return f"already {g.state} on {where}"
+        return f"already {guest.state} on {where}"
     if kind in ("running", "transition"):
-        return f"{g.state} on {where}"
-    if g.reason:
-        return f"state {g.state}: {g.reason}"
-    return f"state {g.state}: not a down state of the cluster manager"
-
-
-def _resolve_classes(m: Model, failed: set[str]) -> None:
-    hosts = m.snapshot.hosts
-    usable = set(m.usable)
-    to_place = {g.name: g for g in m.guests}
-    occupying = m.snapshot.states.occupying
-    # Members already running, per host: xl list names plus rgmanager's started owner.
-    on_host: list[set[str]] = [set() for _ in hosts]
-    index = {h.name: i for i, h in enumerate(hosts)}
-    for i, h in enumerate(hosts):
-        if h.reachable and h.name not in failed:
-            on_host[i].update(d.name for d in h.domains if d.name != "Domain-0")
-    for g in m.snapshot.guests:
-        if g.name in to_place:
-            continue
-        for where in [g.owner if g.state in occupying else None, *g.running_on]:
-            i = index.get(where or "")
-            if i is not None and hosts[i].reachable and hosts[i].name not in failed:
-                on_host[i].add(g.name)
-    for name, spec in m.policy.anti_affinity.items():
-        unit_names: list[str] = []
-        unit_index: dict[str, int] = {}
-        unit_of: list[int] = []
-        missing = []
-        for h in hosts:
-            key = h.name
-            if spec.spread == "domain":
-                if h.domain:
-                    key = h.domain
-                elif index[h.name] in usable:
-                    missing.append(h.name)
-            if key not in unit_index:
-                unit_index[key] = len(unit_names)
-                unit_names.append(key)
-            unit_of.append(unit_index[key])
-        if missing:
-            m.warnings.append(
-                f"class {name}: spread domain but {', '.join(missing)} has no failure domain; "
-                "each counts as its own"
-            )
-        usable_units = {unit_of[i] for i in usable}
-        running: list[list[str]] = [[] for _ in unit_names]
-        for i in range(len(hosts)):
-            for gname in sorted(on_host[i]):
-                if spec.matches(gname) and gname not in running[unit_of[i]]:
-                    running[unit_of[i]].append(gname)
-        c = len(m.classes)
-        members = 0
-        for g in m.guests:
-            if spec.matches(g.name):
-                g.classes = (*g.classes, c)
-                members += 1
-        members += sum(len(running[u]) for u in usable_units)
-        units = len(usable_units)
-        what = "failure domains" if spec.spread == "domain" else "usable hosts"
-        per = "domain" if spec.spread == "domain" else "host"
-        hard = m.policy.anti_affinity_mode == "hard"
-        # Hard means hard: one member per unit, whatever the count; the members that find no
-        # unit stay down (with the hint). Soft mode spreads them ceil(members/units) per unit.
-        limit = 1 if hard or members <= units or units == 0 else math.ceil(members / units)
-        if members > units > 0:
-            if hard:
-                m.warnings.append(
-                    f"class {name}: {members} members but {units} {what}: "
-                    f"{members - units} stay down (anti_affinity_mode: soft lets them share)"
-                )
-            else:
-                m.warnings.append(
-                    f"class {name}: {members} members but {units} {what}: at most {limit} per {per}"
-                )
-        for u in sorted(usable_units):
-            if len(running[u]) > limit:
-                m.warnings.append(
-                    f"class {name}: {', '.join(running[u])} already share {unit_names[u]}"
-                )
-        m.classes.append(
-            AClass(
-                name=name,
-                spread=spec.spread,
-                limit=limit,
-                unit_of=unit_of,
-                unit_names=unit_names,
-                running=running,
-                members=members,
-                usable_units=units,
-            )
-        )
+        return f"{guest.state} on {where}"
+    if guest.reason:
+        return f"state {guest.state}: {guest.reason}"
+    return f"state {guest.state}: not a down state of the cluster manager"

@@ -100,18 +100,22 @@ def _layout(
         )
     # Down guests the model could not plan at all (facts, liveness) stay down too.
     out.unplaced.extend(m.unplaced)
+    ram, vcpu = m.ram, m.vcpu
+    vcpus_used = st.counter(vcpu)
     for h, host in enumerate(m.snapshot.hosts):
-        charged = host.free_mib - m.policy.reserve_mib - st.free_mib[h]
+        # Free after = measured free less what the plan charged (room before - room after).
+        charged = ram.room_mib[h] - st.room_mib[h]
         out.hosts.append(
             HostUse(
                 name=host.name,
                 status=m.status[h] or "ok",
                 free_mib_before=host.free_mib,
                 free_mib_after=host.free_mib - charged,
-                vcpus_before=m.vused0[h],
-                vcpus_after=st.vcpus_used[h],
-                vcpu_cap=m.vcap[h],
+                vcpus_before=vcpu.running[h],
+                vcpus_after=vcpus_used[h],
+                vcpu_cap=vcpu.cap[h],
                 guests=placed_on.get(h, []),
+                reserve_mib=ram.reserve_mib,
             )
         )
     return out

@@ -100,6 +100,9 @@ class Policy:
     vcpu_ratio: PosFloat | None = doc(
         None, "at most this many vCPUs (running + placed) per physical CPU; `null` = no cap"
     )
+    max_guests_per_host: PosInt | None = doc(
+        None, "at most this many guests (running + placed) per host; `null` = no limit"
+    )
     anti_affinity: Annotated[dict[Name, AntiAffinityClass], Check(_classes, before=True)] = doc(
         {}, "classes whose members never share a host (or failure domain)"
     )

@@ -145,9 +145,10 @@ def _neighbourhoods(
     ):
 
         def room(h: int) -> float:
-            cap = m.vcap[h]
-            v = 1.0 if cap is None else (cap - st.vcpus_used[h]) / max(cap - m.vused0[h], 1.0)
-            return st.free_mib[h] / max(m.cap[h], 1) + v
+            cap = m.vcpu.cap[h]
+            used = st.counter(m.vcpu)[h]
+            v = 1.0 if cap is None else (cap - used) / max(cap - m.vcpu.running[h], 1.0)
+            return st.room_mib[h] / max(m.ram.room_mib[h], 1) + v
 
         roomy = sorted(hosts, key=lambda h: (-room(h), m.rank[h]))[: size // 2]
         rest = [h for h in hosts if h not in roomy]
@@ -211,7 +212,7 @@ def _adopt(
         h, old = st.where[g.idx], before[g.idx]
         if h is None or h == old:
             continue
-        left = f"{st.free_mib[h]} MiB left free on {m.host_name(h)}"
+        left = m.ram.left_text(st, h)
         if old is None:
             why[g.idx] = f"{label}: greedy left it down; this layout fits it ({left})"
         else:
@@ -282,7 +283,7 @@ class _Repair:
         st, m = self.st, self.m
         self.ejected.pop(g.idx, None)
         hosts = [h for h in m.usable if h not in frozen and g.ok(h)]
-        hosts.sort(key=lambda h: (-st.free_mib[h], m.rank[h]))
+        hosts.sort(key=lambda h: (-st.room_mib[h], m.rank[h]))
         for h in hosts:
             if st.fits(g, h):
                 self.place(g, h)
@@ -292,7 +293,7 @@ class _Repair:
         for h in hosts:
             if time.monotonic() > self.deadline:
                 return None
-            if m.cap[h] < g.mem:
+            if m.ram.room_mib[h] < g.mem:
                 continue  # even emptied of planned guests this host is too small
             # Move the least important, smallest guests first: cheapest to relocate.
             victims = sorted(
@@ -300,7 +301,7 @@ class _Repair:
                 key=lambda p: (-p.tier, p.mem, p.name),
             )
             for p in victims:
-                if st.free_mib[h] + p.mem < g.mem:
+                if st.room_mib[h] + p.mem < g.mem:
                     continue
                 mark = len(self.log)
                 self.remove(p)
@@ -386,7 +387,6 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     st = State(m)
     st.relaxed = set(incumbent.relaxed)
     sig_static = _static_signatures(m, guests)
-    host_classes = [c for c, cl in enumerate(m.classes) if cl.spread == "host"]
 
     # Smallest guest size from each position on: room smaller than that is wasted.
     suffix_min = [0] * (n + 1)
@@ -405,7 +405,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         r = 0
         largest = 0
         for h in usable:
-            x = st.free_mib[h]
+            x = st.room_mib[h]
             if x >= smallest:
                 if x > largest:
                     largest = x
@@ -447,16 +447,11 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
         # seed strategies; settle() afterwards moves guests back to their greedy hosts.
         hosts = sorted(
             (h for h in usable if m.rank[h] >= floor and st.fits(g, h)),
-            key=lambda h: (st.free_mib[h], m.rank[h]),
+            key=lambda h: (st.room_mib[h], m.rank[h]),
         )
         for h in hosts:
             # Hosts in the same state with the same static rules are interchangeable.
-            sig = (
-                sig_static[h],
-                st.free_mib[h],
-                st.vcpus_used[h],
-                tuple(st.count[c][m.classes[c].unit_of[h]] for c in host_classes),
-            )
+            sig = (sig_static[h], st.host_signature(h))
             if sig in seen:
                 continue
             seen.add(sig)
@@ -543,7 +538,7 @@ def _static_signatures(m: Model, guests: list[PGuest]) -> dict[int, int]:
     restricted = [g for g in guests if g.pinned is not None or g.avoided]
     for h in m.usable:
         key = (
-            m.vcap[h],
+            m.vcpu.cap[h],
             tuple(m.classes[c].unit_of[h] for c in dom_classes),
             frozenset(g.idx for g in restricted if not g.ok(h)),
         )
@@ -607,11 +602,11 @@ def vector_packing(
     hosts = sorted(m.usable, key=lambda h: m.rank[h])
     if not hosts:
         return None
-    ram0 = {h: max(m.cap[h], 1) for h in hosts}
+    ram0 = {h: max(m.ram.room_mib[h], 1) for h in hosts}
     vroom0: dict[int, float] = {}
     for h in hosts:
-        cap = m.vcap[h]
-        vroom0[h] = max(cap - m.vused0[h], 1.0) if cap is not None else float("inf")
+        cap = m.vcpu.cap[h]
+        vroom0[h] = max(cap - m.vcpu.running[h], 1.0) if cap is not None else float("inf")
     total_ram = sum(ram0.values())
     finite = [v for v in vroom0.values() if v != float("inf")]
     total_v = sum(finite) if finite else float("inf")
@@ -642,13 +637,13 @@ def vector_packing(
             for h in hosts:
                 if not st.fits(g, h):
                     continue
-                r_left = (st.free_mib[h] - g.mem) / ram0[h]
+                r_left = (st.room_mib[h] - g.mem) / ram0[h]
                 if vroom0[h] == float("inf"):
                     v_left = 0.0
                 else:
-                    cap = m.vcap[h]
+                    cap = m.vcpu.cap[h]
                     assert cap is not None
-                    v_left = (cap - st.vcpus_used[h] - g.vcpus) / vroom0[h]
+                    v_left = (cap - st.counter(m.vcpu)[h] - g.vcpus) / vroom0[h]
                 # Best fit on the sum of the leftovers, or on the larger one.
                 key = (r_left + v_left) if mode == 0 else max(r_left, v_left)
                 if pick_key is None or key < pick_key:

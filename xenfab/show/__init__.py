@@ -188,6 +188,11 @@ def _layout_text(
             tablefmt=TABLE_FORMAT,
         ),
     ]
+    reserves = {h.get("reserve_mib") or 0 for h in layout["hosts"]}
+    if reserves - {0}:
+        # The fit texts speak of room; the table of free RAM: name the difference once.
+        kept = ", ".join(str(r) for r in sorted(reserves))
+        parts.append(f"room = free - reserve_mib ({kept} MiB kept free on every host)")
     if explain and assignments:
         parts += ["", "Why each host:"]
         parts += [f"  {a['guest']} -> {a['host']}: {a.get('why', '')}" for a in assignments]
