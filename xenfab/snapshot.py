@@ -89,6 +89,10 @@ class Host:
     # The cluster manager's word on this host: "online", "offline", or None (not a member, or
     # the cluster state could not be read). Only "offline" proves an unreachable host dead.
     member: Literal["online", "offline"] | None = None
+    # The guests its autostart directory linked (xl: backend_options.auto_dir), as this gather
+    # read it; None when not read (no answer, or a backend with none). The history keeps it, so
+    # that a host declared dead later is still known by what it would start at boot.
+    autostart: list[Name] | None = None
 
     @property
     def vcpus_used(self) -> int:
