@@ -72,7 +72,7 @@ def test_bounded_by_count_and_age_but_each_hosts_last_answer_is_kept(tmp_path, m
     files = sorted(n for n in os.listdir(d) if n.endswith(".json.gz"))
     assert len(files) == 4  # the 3 newest, and xen02's one answer
     assert files[0].startswith("20261201T120000Z")
-    index = json.loads(open(os.path.join(d, "index.json")).read())
+    index = json.loads((tmp_path / "h" / "index.json").read_text())
     assert [e["file"] for e in index["gathers"]] == files
     # Past MAX_AGE_S even a host's last answer goes.
     late = T0 + dt.timedelta(seconds=history.MAX_AGE_S + 3600)

@@ -421,6 +421,11 @@ def _select_guests(m: Model, gone: set[str], avoid: Mapping[str, Collection[str]
                 takeover_from=takeover,
             )
         )
+    if dead and states.unclaimed:
+        # Linked then by a dead host, with no guest entry now (its config unreadable or gone):
+        # its xendomains would have started it, so it is down and ours, and cannot be planned.
+        for name, reason in recall.missing(dead, names_seen, seen):
+            m.unplaced.append(Unplaced(name, 0, reason, {}, policy.tier_of(name), 0, CANNOT_PLAN))
     if expect is not None:
         for name, ran in expect.missing(names_seen, seen):
             reason = expect.no_config_reason(ran)

@@ -73,6 +73,22 @@ class Recall:
                 return mem, how
         return None
 
+    def missing(
+        self, dead: Collection[str], present: Collection[str], running: Collection[str]
+    ) -> list[tuple[str, str]]:
+        """(guest, reason) for each guest a dead host linked then that has no entry now."""
+        out: dict[str, str] = {}
+        for host in sorted(dead):
+            mem = self.hosts.get(host)
+            for name in mem.linked or () if mem is not None else ():
+                if name in present or name in running or name in out:
+                    continue
+                out[name] = (
+                    f"linked from {host}'s autostart directory in {mem.label}, and no "
+                    "readable config gives its name now (see the warnings: config skipped)"
+                )
+        return sorted(out.items())
+
     def forgotten(self, dead: Collection[str]) -> list[str]:
         """The dead hosts no saved gather saw answer: what they claimed is unknown."""
         return sorted(h for h in dead if h not in self.hosts)
