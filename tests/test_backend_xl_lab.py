@@ -112,10 +112,21 @@ def test_a_domain_created_behind_the_run_is_found_and_left_alone(xl_lab, tmp_pat
 
 
 def test_an_unreachable_host_holds_every_down_guest_until_declared_dead(xl_lab, tmp_path):
+    from xenfab import history
+
+    # A gather while xen03 answered, kept as the tasks keep every gather: once it is declared
+    # dead, what it ran and linked is known (issue 19; with no such gather its guests would be
+    # STILL DOWN, see test_a_dead_hosts_guests_come_back_from_its_last_answer...).
+    kept = str(tmp_path / "history")
+    history.record(XlRun(xl_lab, tmp_path).snap, kept)
     xl_lab.inject("host-down", "xen03")
     r = XlRun(xl_lab, tmp_path)
     assert not r.layout.assignments
     assert r.layout.unplaced and all("--dead xen03" in u.reason for u in r.layout.unplaced)
+    auto = r.env.backend_options["auto_dir"]
+    memory = history.recall(kept, ["xen03"], "lab-xl", auto)
+    assert memory.hosts["xen03"].linked
+    r.policy = dataclasses.replace(r.policy, recall=memory)
     r.replan(dead=["xen03"])
     assert r.layout.assignments and all(a.host != "xen03" for a in r.layout.assignments)
     report, text = r.start(dead_hosts={"xen03"})
