@@ -74,11 +74,13 @@ def test_an_unreachable_host_makes_every_down_guest_liveness_unknown_until_decla
     dead = plan(snap, Policy(), dead=["xen02"])
     assert sorted(a.guest for a in dead.assignments) == ["web01", "web02"]
     assert all(a.host != "xen02" for a in dead.assignments)
-    # Declared dead, its autostart directory still unread: not ours as far as anyone can tell.
-    skipped = {s.guest: s.reason for s in dead.skipped}
-    assert "xen02 did not answer (its /etc/xen/auto unread)" in skipped["scratch"]
-    assert "not ours as far as anyone can tell" in skipped["scratch"]
-    assert not dead.unplaced
+    # Declared dead and never seen answering (issue 19 case 6): scratch may be xen02's, so it
+    # is still down with the way out, never "not ours" (this assertion used to say skipped).
+    still = {u.guest: u.reason for u in dead.unplaced}
+    assert sorted(still) == ["calc", "scratch"]
+    assert "xen02 (declared dead) answered no gather" in still["scratch"]
+    assert "--expect SNAPSHOT.json" in still["scratch"]
+    assert "scratch" not in {s.guest for s in dead.skipped}
 
 
 SCRATCH = {"scratch": "/srv/xen/scratch.cfg"}
@@ -154,3 +156,89 @@ def test_config_file_names_the_backend_and_its_options(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"'pacemaker' is not one of rgmanager, (.*, )?xl"):
         load_config(str(path))
+
+
+def _recall(snap: Snapshot, host: str, age_s: int = 7200):
+    """The memory of ``host`` as ``snap`` (a gather in which it answered) saw it."""
+    from xenfab.plan.recall import HostMemory, Recall
+
+    h = snap.host(host)
+    assert h is not None and h.reachable
+    running = tuple(sorted(d.name for d in h.domains if d.name != "Domain-0"))
+    linked = tuple(h.autostart) if h.autostart is not None else None
+    mem = HostMemory(host, f"hist/{host}.json.gz", snap.taken_at, age_s, running, linked)
+    return Recall({host: mem}, auto_dir="/etc/xen/auto", where="hist")
+
+
+def test_a_dead_host_is_remembered_by_the_last_gather_in_which_it_answered():
+    """Issue 19 case 6: a dead host's linked and running guests are ours, and its reboot warned."""
+    import dataclasses
+
+    b = backend("xl")
+    then_reports = {
+        "xen01": _host("xen01", "Domain-0", _auto()),
+        # xen02 answered then: it ran db01 and linked scratch from its autostart directory.
+        "xen02": _host(
+            "xen02", "db01", _auto(("/etc/xen/auto/scratch.cfg", "/srv/xen/scratch.cfg"))
+        ),
+    }
+    then_reports["xen01"].files = dict(FILES)
+    entries = [HostEntry("xen01"), HostEntry("xen02")]
+    then = assemble("t", "2026-12-01T21:00:00Z", entries, then_reports, "xen01", b, "/srv/xen")
+    assert then.host("xen02").autostart == ["scratch"]
+    assert then.host("xen01").autostart == []
+    now_reports = {"xen01": then_reports["xen01"], "xen02": HostReport("xen02", error="refused")}
+    now = assemble("t", "2026-12-01T23:00:00Z", entries, now_reports, "xen01", b, "/srv/xen")
+    assert now.host("xen02").autostart is None
+    assert {g.name: g.state for g in now.guests}["scratch"] == "not-ours"
+    policy = dataclasses.replace(Policy(), recall=_recall(then, "xen02"))
+    layout = plan(now, policy, dead=["xen02"])
+    assert sorted(a.guest for a in layout.assignments) == ["db01", "scratch"]
+    assert all(a.host == "xen01" for a in layout.assignments)
+    skipped = {s.guest: s.reason for s in layout.skipped}
+    # Neither ran nor linked by xen02 then: not ours, and the reason says which gather tells.
+    assert (
+        "xen02 neither ran nor linked it in the gather of 2026-12-01T21:00:00Z" in skipped["calc"]
+    )
+    assert "2 h 0 min ago" in skipped["calc"]
+    text = "\n".join(layout.warnings)
+    assert "xen02 (declared dead): as the gather of 2026-12-01T21:00:00Z" in text
+    assert "it ran db01" in text and "linked scratch" in text
+    assert "when xen02 boots, its xendomains starts scratch again" in text
+    assert "remove the links in /etc/xen/auto on xen02" in text and "xendomains disabled" in text
+    # Without the memory (no history): the same guests stay down, with the way out.
+    bare = plan(now, Policy(), dead=["xen02"])
+    assert not {"db01", "scratch"} & {a.guest for a in bare.assignments}
+    assert "--expect SNAPSHOT.json" in {u.guest: u.reason for u in bare.unplaced}["scratch"]
+    # --expect decides instead when given: what ran then, nothing unknown left hanging.
+    from xenfab.plan.expect import Expectation, Ran
+
+    exp = Expectation("ran.json", then.taken_at, "t", "xl", {"db01": Ran("xen02", 2048, 1)})
+    expected = plan(now, dataclasses.replace(Policy(), expect=exp), dead=["xen02"])
+    assert [a.guest for a in expected.assignments] == ["db01"]
+    assert not expected.unplaced
+
+
+def test_a_guest_a_live_host_lists_is_left_alone_even_if_the_dead_host_linked_it():
+    import dataclasses
+
+    b = backend("xl")
+    entries = [HostEntry("xen01"), HostEntry("xen02")]
+    then_reports = {
+        "xen01": _host("xen01", "Domain-0", _auto()),
+        "xen02": _host("xen02", "Domain-0", _auto(("/etc/xen/auto/x", "/srv/xen/scratch.cfg"))),
+    }
+    then_reports["xen01"].files = dict(FILES)
+    then = assemble("t", "2026-12-01T21:00:00Z", entries, then_reports, "xen01", b, "/srv/xen")
+    # Now xen01 runs scratch (someone moved it by hand): never a second copy.
+    now_reports = {
+        "xen01": _host("xen01", "scratch", _auto()),
+        "xen02": HostReport("xen02", error="refused"),
+    }
+    now_reports["xen01"].files = dict(FILES)
+    now = assemble("t", "2026-12-01T23:00:00Z", entries, now_reports, "xen01", b, "/srv/xen")
+    policy = dataclasses.replace(Policy(), recall=_recall(then, "xen02"))
+    layout = plan(now, policy, dead=["xen02"])
+    assert "scratch" not in {a.guest for a in layout.assignments}
+    # Running on xen01, its own link's xendomains would still start it twice at xen02's boot.
+    assert any("xendomains starts scratch again" in w for w in layout.warnings)

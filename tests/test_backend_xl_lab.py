@@ -112,10 +112,21 @@ def test_a_domain_created_behind_the_run_is_found_and_left_alone(xl_lab, tmp_pat
 
 
 def test_an_unreachable_host_holds_every_down_guest_until_declared_dead(xl_lab, tmp_path):
+    from xenfab import history
+
+    # A gather while xen03 answered, kept as the tasks keep every gather: once it is declared
+    # dead, what it ran and linked is known (issue 19; with no such gather its guests would be
+    # STILL DOWN, see test_a_dead_hosts_guests_come_back_from_its_last_answer...).
+    kept = str(tmp_path / "history")
+    history.record(XlRun(xl_lab, tmp_path).snap, kept)
     xl_lab.inject("host-down", "xen03")
     r = XlRun(xl_lab, tmp_path)
     assert not r.layout.assignments
     assert r.layout.unplaced and all("--dead xen03" in u.reason for u in r.layout.unplaced)
+    auto = r.env.backend_options["auto_dir"]
+    memory = history.recall(kept, ["xen03"], "lab-xl", auto)
+    assert memory.hosts["xen03"].linked
+    r.policy = dataclasses.replace(r.policy, recall=memory)
     r.replan(dead=["xen03"])
     assert r.layout.assignments and all(a.host != "xen03" for a in r.layout.assignments)
     report, text = r.start(dead_hosts={"xen03"})
@@ -249,3 +260,71 @@ def test_an_xl_lab_needs_no_cluster_managers_family(tmp_path, monkeypatch):
         assert control.status(lab)["summary"]["running"] == len(running) + len(planned)
     finally:
         control.down(lab)
+
+
+def _fab_json(*args: str):
+    import json
+
+    from clitools import fab, no_traceback
+
+    res = fab(*args, "--format", "json")
+    no_traceback(res)
+    return json.loads(res.stdout), res
+
+
+def test_a_dead_hosts_guests_come_back_from_its_last_answer_and_its_reboot_is_warned(xl_lab):
+    """Issue 19 case 6: xen05 dead, its autostart links with it: its guests are not 'not ours'."""
+    import shutil
+
+    from clitools import fab, no_traceback
+
+    facts, _ = _fab_json("facts", "--env", "lab-xl")
+    by_file = {posixpath.basename(g["config_file"] or ""): g["name"] for g in facts["guests"]}
+    shutil.rmtree(xl_lab.dir / "history")  # that gather aside: none saw xen05 answer
+    # legacy-vm's config computes its name: known by its file, it never has a guest entry.
+    on_xen05 = {
+        by_file.get(p.resolve().name, p.resolve().name.removesuffix(".cfg"))
+        for p in (xl_lab.dir / "hosts" / "xen05" / "auto").iterdir()
+    }
+    assert len(on_xen05) >= 3
+    xl_lab.inject("host-down", "xen05")
+    try:
+        # No gather ever saw xen05 answer: still down with the way out, and the exit says so.
+        layout, res = _fab_json("show-layout", "--env", "lab-xl", "--dead", "xen05")
+        assert res.returncode == 2, res.stderr
+        still = {u["guest"]: u["reason"] for u in layout["unplaced"]}
+        assert on_xen05 - {"legacy-vm"} <= set(still), sorted(still)
+        for g in on_xen05 - {"legacy-vm"}:
+            assert "xen05 (declared dead) answered no gather" in still[g]
+            assert "--expect SNAPSHOT.json" in still[g]
+        assert not on_xen05 & {s["guest"] for s in layout["skipped"]}
+        assert any("when xen05 boots, its xendomains" in w for w in layout["warnings"])
+        # A gather while xen05 answers is kept in the lab's history ...
+        xl_lab.inject("host-up", "xen05")
+        res = fab("facts", "--env", "lab-xl", "--format", "json")
+        assert res.returncode in (0, 2), res.stderr
+        kept = list((xl_lab.dir / "history" / "lab-xl").glob("*.json.gz"))
+        assert len(kept) == 2  # show-layout's gather (xen05 silent), and this one
+        xl_lab.inject("host-down", "xen05")
+        # ... so once xen05 is dead, its guests are ours, placed elsewhere, and it is said why.
+        layout, res = _fab_json("show-layout", "--env", "lab-xl", "--dead", "xen05")
+        placed = {a["guest"]: a["host"] for a in layout["assignments"]}
+        assert on_xen05 - {"legacy-vm"} <= set(placed), sorted(placed)
+        assert "xen05" not in {placed[g] for g in on_xen05 - {"legacy-vm"}}
+        text = "\n".join(layout["warnings"])
+        assert "xen05 (declared dead): as the gather of" in text and " ago, " in text
+        assert f"when xen05 boots, its xendomains starts {', '.join(sorted(on_xen05))}" in text
+        if "legacy-vm" in on_xen05:
+            # Linked then, no readable config now: still down, said so, not forgotten.
+            still = {u["guest"]: u["reason"] for u in layout["unplaced"]}
+            assert "linked from xen05's autostart directory in the gather of" in still["legacy-vm"]
+        assert "xendomains disabled" in text
+        # The run starts them, prints the warning, and its code is the truth (legacy-vm only).
+        res = fab("start-all", "--env", "lab-xl", "--dead", "xen05", "--yes")
+        no_traceback(res)
+        assert "warning: when xen05 boots, its xendomains starts" in res.stdout
+        up = domains(xl_lab)
+        assert all(up[g] == 1 for g in on_xen05 - {"legacy-vm"}), up
+        assert res.returncode == (2 if "legacy-vm" in on_xen05 else 0), res.stdout[-2000:]
+    finally:
+        xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")

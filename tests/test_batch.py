@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -183,3 +184,98 @@ def test_bounded_kills_the_command_and_its_children_at_the_deadline(
     assert res.returncode == 7
     time.sleep(0.3)
     assert not live_processes("sleep 97;")
+
+
+def _links_dir(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A config dir whose links point at everything a link may point at (issue 19, case 7)."""
+    cfgdir = tmp_path / "configs"
+    cfgdir.mkdir()
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "web01.cfg").write_text('name = "web01"\nmemory = 8192\n')
+    (cfgdir / "web01.cfg").symlink_to(store / "web01.cfg")  # a good link: read
+    (cfgdir / "db01.cfg").write_text('name = "db01"\nmemory = 1024\n')  # a plain file
+    with open(store / "forty", "wb") as fh:  # sparse: costs no disk
+        fh.truncate(40 * 1024 * 1024)
+    with open(store / "nonl", "wb") as fh:  # 300 MB of zeros: not one newline
+        fh.truncate(300 * 1024 * 1024)
+    os.mkfifo(store / "fifo")
+    links = {
+        "big40.cfg": store / "forty",
+        "nonl300.cfg": store / "nonl",
+        "dir.cfg": store,
+        "fifo.cfg": store / "fifo",
+        "zero.cfg": Path("/dev/zero"),
+        "gone.cfg": store / "no-such-file",
+    }
+    for name, target in links.items():
+        (cfgdir / name).symlink_to(target)
+    why = {
+        "big40.cfg": "larger than",
+        "nonl300.cfg": "larger than",
+        "dir.cfg": "a symbolic link to a directory",
+        "fifo.cfg": "a symbolic link to a FIFO",
+        "zero.cfg": "a symbolic link to a device",
+        "gone.cfg": "a symbolic link to nothing",
+    }
+    return cfgdir, why
+
+
+@pytest.mark.parametrize("tool", ["timeout", "no-timeout"])
+def test_limits_follow_links_and_only_the_bad_link_is_refused(tmp_path: Path, tool: str) -> None:
+    """Issue 19 case 7: the size and type limits apply to what a link points to."""
+    import time
+
+    cfgdir, why = _links_dir(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    # "no-timeout": a RHEL 5 host, coreutils without `timeout`; the watchdog bounds the read.
+    tools = ["sh", "awk", "find", "head", "od", "tr", "sleep", "cat", "timeout"]
+    for name in tools if tool == "timeout" else tools[:-1]:
+        (bindir / name).symlink_to(shutil.which(name))
+    nonce = new_nonce()
+    started = time.monotonic()
+    out = split_output(_run(build_script(nonce, [], str(cfgdir)), bindir, system=False), nonce)
+    assert time.monotonic() - started < 5
+    assert out.complete and out.outputs["configs"].exit_code == 0
+    assert out.files == {
+        str(cfgdir / "web01.cfg"): 'name = "web01"\nmemory = 8192\n',
+        str(cfgdir / "db01.cfg"): 'name = "db01"\nmemory = 1024\n',
+    }
+    assert {Path(p).name: w for p, w in out.file_errors.items()}.keys() == why.keys()
+    for path, reason in out.file_errors.items():
+        assert why[Path(path).name] in reason and reason.endswith("not read"), reason
+
+
+@pytest.mark.parametrize("tool", ["timeout", "no-timeout"])
+def test_a_read_through_a_link_is_cut_at_its_time_bound_and_nothing_of_it_kept(
+    tmp_path: Path, tool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link switched to something that blocks after the check: the read ends, none of it kept."""
+    import time
+
+    from xenfab.gather import batch
+
+    monkeypatch.setattr(batch, "LINK_READ_S", 1)
+    cfgdir = tmp_path / "configs"
+    cfgdir.mkdir()
+    (tmp_path / "t.cfg").write_text('name = "slow"\nmemory = 1024\n')
+    (cfgdir / "slow.cfg").symlink_to(tmp_path / "t.cfg")
+    (cfgdir / "ok.cfg").write_text('name = "ok"\n')
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    # A `head` that prints half a line and then blocks, as a read of a FIFO would.
+    marker = f"xenfab-slow-head-{os.getpid()}"
+    _tool(bindir, "head", f"printf 'name = \"slow\"\\nmemory = 1'; exec sleep 60 # {marker}\n")
+    tools = ["sh", "awk", "find", "od", "tr", "sleep", "cat", "timeout"]
+    for name in tools if tool == "timeout" else tools[:-1]:
+        (bindir / name).symlink_to(shutil.which(name))
+    nonce = new_nonce()
+    started = time.monotonic()
+    out = split_output(_run(build_script(nonce, [], str(cfgdir)), bindir, system=False), nonce)
+    assert time.monotonic() - started < 5
+    assert out.complete
+    assert out.files == {str(cfgdir / "ok.cfg"): 'name = "ok"\n'}
+    assert "did not end within 1 s" in out.file_errors[str(cfgdir / "slow.cfg")]
+    time.sleep(0.3)
+    assert not live_processes(marker)

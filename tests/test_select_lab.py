@@ -144,6 +144,9 @@ def test_xl_a_silent_host_may_claim_what_no_host_that_answered_links(xl_lab):
     # Each host links what ran on it from its own autostart directory: xen03's are unread.
     on_xen03 = {p.resolve().name for p in (xl_lab.dir / "hosts" / "xen03" / "auto").iterdir()}
     assert on_xen03
+    import shutil
+
+    shutil.rmtree(xl_lab.dir / "history", ignore_errors=True)  # no gather saw xen03 answer
     xl_lab.inject("host-down", "xen03")
     try:
         layout, res = _layout("--env", "lab-xl")
@@ -155,11 +158,15 @@ def test_xl_a_silent_host_may_claim_what_no_host_that_answered_links(xl_lab):
             assert still[g]["kind"] == "liveness-unknown"
             assert "xen03 did not" in still[g]["reason"] and "--dead xen03" in still[g]["reason"]
         assert not claimed & {s["guest"] for s in layout["skipped"]}
-        layout, _ = _layout("--env", "lab-xl", "--dead", "xen03")
-        skipped = {s["guest"]: s["reason"] for s in layout["skipped"]}
+        layout, res = _layout("--env", "lab-xl", "--dead", "xen03")
+        # Issue 19 case 6: declared dead with no gather that saw it answer, what it linked is
+        # unknown: still down with the way out (--expect), never skipped as "not ours".
+        assert res.returncode == 2, res.stderr
+        still = {u["guest"]: u["reason"] for u in layout["unplaced"]}
         for g in claimed:
-            assert "xen03 did not answer" in skipped[g]
-            assert "not ours as far as anyone can tell" in skipped[g]
+            assert "xen03 (declared dead) answered no gather" in still[g]
+            assert "--expect SNAPSHOT.json" in still[g]
+        assert not claimed & {s["guest"] for s in layout["skipped"]}
         assert not claimed & {a["guest"] for a in layout["assignments"]}
     finally:
         xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")

@@ -97,6 +97,10 @@ class Host:
     # Why the cluster manager keeps guests off this host (maintenance), or None: excluded from
     # placement as ``policy.exclude`` is; what runs there still runs.
     disabled: Str | None = None
+    # The guests its autostart directory linked (xl: backend_options.auto_dir), as this gather
+    # read it; None when not read (no answer, or a backend with none). The history keeps it, so
+    # that a host declared dead later is still known by what it would start at boot.
+    autostart: list[Name] | None = None
 
     @property
     def vcpus_used(self) -> int:

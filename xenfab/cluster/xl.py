@@ -190,7 +190,11 @@ class XlBackend(ClusterBackend):
             if linked and name not in services:
                 services[name] = self._linked_down(name, linked)
         return ClusterState(
-            None, {}, services, source="xl list", extra={"autostart": sorted(marked)}
+            None,
+            {},
+            services,
+            source="xl list",
+            extra={"autostart": autostart_guests(outputs, gathered) if self.auto_dir else {}},
         )
 
     def _linked_down(self, name: str, linked: list[str]) -> ServiceState:
@@ -296,6 +300,36 @@ def parse_autostart(host_outputs: Mapping[str, Mapping[str, Output]]) -> dict[st
         if paths:
             marked[host] = paths
     return marked
+
+
+def autostart_guests(
+    host_outputs: Mapping[str, Mapping[str, Output]], gathered: Gathered
+) -> dict[str, list[str]]:
+    """Host -> the guests its autostart directory links, for every host whose entries were read.
+
+    A config is known by its guest's name, an unreadable one by its file's stem; an entry that
+    points at no config of the directory is named by its stem too (xendomains starts it all
+    the same).
+    """
+    read = [h for h, o in host_outputs.items() if (p := o.get(AUTO_PROBE)) and not p.exit_code]
+    by_path = {path: name for name, path in gathered.configs.items()}
+    by_base = {posixpath.basename(path): name for path, name in by_path.items()}
+    for path in gathered.unreadable:
+        by_base.setdefault(posixpath.basename(path), _file_stem(path))
+    out: dict[str, list[str]] = {}
+    for host in sorted(read):
+        names: set[str] = set()
+        for line in host_outputs[host][AUTO_PROBE].text.splitlines():
+            m = _AUTO_LINE.match(line)
+            if not m:
+                continue
+            entry, target = m.group(1), m.group(2)
+            name = by_path.get(target) or by_path.get(entry)
+            name = name or by_base.get(posixpath.basename(target))
+            name = name or by_base.get(posixpath.basename(entry))
+            names.add(name or _file_stem(entry))
+        out[host] = sorted(names)
+    return out
 
 
 def unread_autostart(

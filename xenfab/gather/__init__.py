@@ -37,11 +37,14 @@ def gather(
     base_config: object | None = None,
     without: list[str] | None = None,
     lock_path: str | None = None,
+    history: str | None = None,
 ) -> Snapshot:
     """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported.
 
     With ``lock_path``, the batch of the run lock's host also reads who holds that lock
-    (``Snapshot.lock``): no extra round trip, and the lock is never taken.
+    (``Snapshot.lock``): no extra round trip, and the lock is never taken. With ``history`` (a
+    directory: xenfab.history.history_dir), the snapshot is kept there; when it cannot be, a
+    warning says so and the gather stands.
     """
     backend = get_backend(env.backend, env.backend_options)
     entries = environment_hosts(env)
@@ -117,6 +120,13 @@ def gather(
         snap.errors.append(f"no host could read the cluster state (master {master} unreachable)")
     elif used_master != master:
         snap.errors.append(f"master {master} unreachable; cluster state read on {used_master}")
+    if history is not None:
+        from ..history import HistoryError, record
+
+        try:
+            record(snap, history)
+        except HistoryError as exc:
+            snap.warnings.append(str(exc))
     return snap
 
 

@@ -118,6 +118,11 @@ def guests_from(
             named, running, host_outputs or {}, unreadable, tuple(h.name for h in hosts)
         )
         cluster = backend.complete(cluster, gathered)
+        # What each host's autostart directory links rides on its Host (the history keeps it).
+        linked = cluster.extra.get("autostart") or {}
+        for host in hosts:
+            if host.name in linked:
+                host.autostart = list(linked[host.name])
     guests: list[Guest] = []
     for name in sorted(set(cluster.services) | set(configs) | set(ambiguous)):
         svc = cluster.services.get(name)

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..snapshot import Guest, Snapshot
 from .layout import Skipped, Unplaced
 from .policy import Policy, host_matches
+from .recall import Recall
 from .rules import NO_LIMIT, Refusal, Rule, rules_of
 from .rules.anti_affinity import AClass, AntiAffinityRule
 from .rules.ram import RamRule
@@ -301,6 +302,12 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
     snap, policy = model.snapshot, model.policy
     states = snap.states
     expect = policy.expect  # --expect: plan.expect.Expectation, or None
+    # What the history remembers of the --dead hosts (plan.recall.Recall); None: nothing.
+    recall = policy.recall if policy.recall is not None else _NOTHING_RECALLED
+    dead = set(model.dead)
+    forgotten = recall.forgotten(dead) if states.unclaimed else []
+    if dead and states.unclaimed:
+        model.warnings.extend(recall.warnings(dead))
     hosts = snap.hosts
     index = {h.name: i for i, h in enumerate(hosts)}
     # Domains seen in xl list on live hosts: a guest found there must never be started again.
@@ -341,6 +348,14 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
         kind = states.kind(g.state)
         if expect is not None:
             kind = expect.kind_of(g, kind, states)
+        if dead and g.state in states.unclaimed and kind != "down":
+            # A dead host cannot say what it linked or ran; its last answer in the history can.
+            if recall.claim(g.name, dead) is not None:
+                kind = "down"
+            elif forgotten and expect is None:
+                reason = recall.unknown_reason(forgotten)
+                model.unplaced.append(_still_down(g, policy, LIVENESS, reason))
+                continue
         owner = hosts[index[g.owner]] if g.owner in index else None
         takeover: str | None = None
         if kind in ("running", "transition") and owner is not None:
@@ -378,7 +393,13 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
                         _still_down(g, policy, LIVENESS, _unclaimed_reason(blind))
                     )
                     continue
-            model.skipped.append(Skipped(g.name, g.state, _skip_reason(g, kind)))
+            why = _skip_reason(g, kind)
+            if dead and g.state in states.unclaimed:
+                remembered = [recall.hosts[h] for h in sorted(dead) if h in recall.hosts]
+                why += "".join(
+                    f"; {r.host} neither ran nor linked it in {r.label}" for r in remembered
+                )
+            model.skipped.append(Skipped(g.name, g.state, why))
             continue
         running = [h for h in dict.fromkeys([*g.running_on, *seen.get(g.name, [])])]
         running = [h for h in running if h not in gone]
@@ -440,6 +461,13 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
                 takeover_from=takeover,
             )
         )
+    if dead and states.unclaimed:
+        # Linked then by a dead host, with no guest entry now (its config unreadable or gone):
+        # its xendomains would have started it, so it is down and ours, and cannot be planned.
+        for name, reason in recall.missing(dead, names_seen, seen):
+            model.unplaced.append(
+                Unplaced(name, 0, reason, {}, policy.tier_of(name), 0, CANNOT_PLAN)
+            )
     if expect is not None:
         for name, ran in expect.missing(names_seen, seen):
             reason = expect.no_config_reason(ran)
@@ -464,6 +492,9 @@ def _cannot_plan(guest: Guest, entries: int) -> str | None:
         where = f" ({guest.config_file})" if guest.config_file else ""
         return f"memory size unknown{where}"
     return None
+
+
+_NOTHING_RECALLED = Recall()
 
 
 def _still_down(guest: Guest, policy: Policy, kind: str, reason: str) -> Unplaced:

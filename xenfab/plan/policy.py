@@ -85,6 +85,10 @@ def _run_only(value: Any) -> Any:
     raise ValueError("set for one run by --expect SNAPSHOT.json, not in the config")
 
 
+def _from_history(value: Any) -> Any:
+    raise ValueError("read from the history for one run's --dead hosts, not in the config")
+
+
 @dataclass
 class Policy:
     """How to place guests; every field is a documented ``policy`` key."""
@@ -127,6 +131,10 @@ class Policy:
     expect: Annotated[Any, Check(_run_only, before=True)] = dataclasses.field(
         default=None, repr=False, compare=False
     )
+    # This run's memory of its --dead hosts (plan.recall.Recall, from the history); the same.
+    recall: Annotated[Any, Check(_from_history, before=True)] = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     def tier_of(self, guest: str) -> int:
         """The guest's tier: an exact name entry wins, else the most important matching pattern."""
@@ -150,7 +158,7 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         """The policy as the config mapping that ``policy_from_dict`` reads back."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del data["expect"]  # a run option, not a config key
+        del data["expect"], data["recall"]  # run options, not config keys
         data["anti_affinity"] = {
             name: (
                 list(c.members)

@@ -45,7 +45,27 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     from ..start.lock import configured_path
 
     # The run lock is read in the same round trip, so a held one is said before any prompt.
-    return gather(env, base_config=c.config, lock_path=configured_path(cfg, env))
+    # Every gather is kept in the history: a host declared dead later is known by it.
+    lock = configured_path(cfg, env)
+    return gather(env, base_config=c.config, lock_path=lock, history=_history(cfg, env))
+
+
+def _history(cfg: XenfabConfig, env: Environment) -> str:
+    """The environment's history directory, beside its audit log (the lab's: in the lab)."""
+    from ..history import history_dir
+
+    return history_dir(env.audit_log or cfg.audit_log, env.name)
+
+
+def _recall(cfg: XenfabConfig, env: Environment, dead: list[str]):
+    """What the history remembers of the ``dead`` hosts (plan.recall.Recall), or None."""
+    if not dead:
+        return None
+    from ..cluster import backend as get_backend
+    from ..history import recall
+
+    auto_dir = get_backend(env.backend, env.backend_options).options.get("auto_dir")
+    return recall(_history(cfg, env), dead, env.name, auto_dir)
 
 
 def refusal(snap: Snapshot, *, lock: bool = True) -> str | None:
@@ -120,6 +140,8 @@ def _layout(cfg, env, snap, strategy, exclude, without, dead=(), expect=None):
     from ..show.progress import SearchNotice
 
     policy = run_policy(cfg, env, strategy, exclude)
+    if dead:
+        policy = replace(policy, recall=_recall(cfg, env, list(dead)))
     if expect:
         from ..plan.expect import with_expectation
 
