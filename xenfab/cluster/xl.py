@@ -291,9 +291,9 @@ class XlBackend(ClusterBackend):
         config: str | None = None,
         dead_owner: str | None = None,
     ) -> str:
-        """``create web01 on xen02 from CONFIG (guarded: not in xen02's own list)``."""
+        """``create web01 on xen02 (guarded: not in its own list)``; the config is in --verbose."""
         self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
-        return f"create {guest} on {host} from {config} (guarded: not in {host}'s own list)"
+        return f"create {guest} on {host} (guarded: not in its own list)"
 
     def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:
         """A guard function ``up``, then one section per target host: ``up GUEST CONFIG``.

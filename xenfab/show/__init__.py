@@ -98,7 +98,7 @@ def cluster_words(snap: Snapshot) -> str:
     except Exception:  # noqa: BLE001 - an unknown backend name: say what the snapshot says
         backend = None
     if backend is not None and not backend.quorum:
-        return f"{snap.backend}, no cluster manager: every host's {backend.state_tool} is the state"
+        return f"{snap.backend}, no cluster manager"
     return f"master {snap.master or '-'}, quorate {_yes_no(snap.quorate)}"
 
 

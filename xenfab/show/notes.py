@@ -67,7 +67,7 @@ def gist(text: str, room: int, n: int) -> str:
     mark = f"[{n}]"
     if room < MIN_GIST:
         return mark
-    cut = text[: room - len(mark) - 4]
+    cut = text[: room - len(mark) - 5]
     # Cut between words when there is one to cut at; a path is cut where it must be.
     head = cut.rsplit(" ", 1)[0] if " " in cut[len(cut) // 2 :] else cut
     return f"{head.rstrip(' ,;:')} ... {mark}"

@@ -106,6 +106,7 @@ class Engine:
         configured = opts.parallel or self.start_policy.max_starts_in_flight
         self.parallel = 1 if opts.step else max(1, int(configured))
         self.dry_run = opts.dry_run
+        self.verbose = opts.verbose
         # Progress and prompts never go to stdout: `--format json` keeps it for the document.
         self.out = opts.out if opts.out is not None else sys.stderr
         self.prompt = opts.prompt
@@ -777,8 +778,8 @@ class Engine:
         via = f" via {self.master}" if self.backend.start_on == MASTER else ""
         lines = [
             f"dry run: would start {len(self.jobs)} guests{via} "
-            f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all), "
-            f"each only if still {down} and running nowhere:"
+            f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all),",
+            f"each only if still {down} and running nowhere:",
         ]
         for tier in sorted({j.tier for j in self.jobs}):
             lines.append(f"tier {tier}:")
@@ -788,8 +789,10 @@ class Engine:
                 # offline in the cluster's word): the same move a real run makes.
                 planned = self.layout.assignment(job.guest)
                 dead_owner = planned.takeover_from if planned is not None else None
+                # Plain words unless asked for the exact commands (--verbose; JSON has them).
+                how = self.backend.start_command if self.verbose else self.backend.start_plain
                 try:
-                    command = self.backend.start_command(
+                    command = how(
                         job.guest,
                         job.host,
                         state,

@@ -428,6 +428,7 @@ def _start(
                 step=step,
                 break_lock=break_lock,
                 dead_hosts=dead_hosts,
+                verbose=verbose,
                 # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
                 out=sys.stdout if (dry_run and table) else sys.stderr,
             )
