@@ -64,7 +64,9 @@ def _summary(st: dict) -> str:
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
         "backend": BACKEND_HELP,
         "lab_dir": LAB_DIR_HELP,
-    }
+    },
+    # Automatic short flags ran out of letters: --lab-dir got an empty one (`--=STRING`).
+    auto_shortflags=False,
 )
 @cli
 def up(
