@@ -118,16 +118,12 @@ def check(c, env=None, config=None, loc=None, format="table"):
 @cli
 def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
-    from ..errors import ConfigError
     from ..remote import fabric_config
     from ..schema import HostName, option
     from ._common import split_list
 
-    hosts = [option("HOST", h, HostName) for h in split_list(host)]
-    if not hosts:
-        raise ConfigError(
-            f"trust-host: no host given ({host!r}); name one or more, comma-separated"
-        )
+    # Nothing between the commas: the schema's own word on the whole value.
+    hosts = [option("HOST", h, HostName) for h in split_list(host) or [host]]
     cfg, environment = load(c, config, env)
     fcfg = fabric_config(environment, c.config)
     for name in hosts:  # one at a time: each fingerprint is shown before it is trusted
