@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import secrets
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -801,7 +802,10 @@ class Engine:
                     )
                 except (UnsafeName, ValueError) as exc:
                     command = f"# not startable: {exc}"
-                lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
+                line = f"  {self.backend.start_host(self.master, job.host)}$ {command}"
+                if not self.verbose:  # plain words fit 100 columns; a command is never cut
+                    line = "\n".join(textwrap.wrap(line, 100, subsequent_indent=" " * 6))
+                lines.append(line)
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
             GuestResult(j.guest, j.host, Outcome.NOT_STARTED, 0.0, "dry run", 0, j.host, j.tier)
