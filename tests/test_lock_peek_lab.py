@@ -80,7 +80,7 @@ def test_a_held_lock_is_said_up_front_and_refuses_before_the_prompt(fresh_lab, l
     assert json.loads((lock / "owner").read_text().splitlines()[0])["token"] == "peek01"
 
     # A dry run says it and goes on (it takes no lock).
-    dry = fab("start-all", "--dry-run")
+    dry = fab("start-all", "--dry-run", "--verbose")  # the exact commands
     assert dry.returncode in (0, 2), dry.stderr
     assert f"run lock on xen01 held by {HOLDER}" in dry.stdout
     assert "starts would be refused" in dry.stdout and "clusvcadm -e vm:" in dry.stdout

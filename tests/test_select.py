@@ -79,8 +79,9 @@ def test_unsafe_name_is_still_down_and_every_other_guest_is_planned():
     assert u.reason == "name 'web 03' has characters xenfab will not send to a shell"
     assert layout.skipped == []
     # The preview shows it (no UnsafeName escapes planning or display)...
-    text = show.layout_text(layout.to_dict(), s, RG)
+    text = show.layout_text(layout.to_dict(), s, RG, verbose=True)  # with the exact commands
     assert "clusvcadm -e vm:web01" in text
+    assert "enable web01 on " in show.layout_text(layout.to_dict(), s, RG)
     # ... and every planned command can be built.
     for a in layout.assignments:
         RG.start_command(a.guest, a.host, a.state)

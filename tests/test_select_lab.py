@@ -66,7 +66,7 @@ def _started_on(lab, host: str) -> set[str]:
 
 
 def _dry_run_commands(*args: str) -> list[str]:
-    res = fab("start-all", "--dry-run", *args)
+    res = fab("start-all", "--dry-run", "--verbose", *args)  # the exact commands
     no_traceback(res)
     assert res.returncode != 1, res.stderr
     text = res.stdout + res.stderr

@@ -274,7 +274,7 @@ def test_a_stale_lock_is_reported_and_broken_on_request(fresh_lab, tmp_path):
 
 def test_dry_run_touches_nothing(fresh_lab, tmp_path):
     r = Run(fresh_lab, tmp_path)
-    report, text = r.start(dry_run=True)
+    report, text = r.start(dry_run=True, verbose=True)  # the exact commands
     assert report.ok and report.dry_run
     assert {x.outcome for x in report.results} <= {"not-started"}
     assert text.count("clusvcadm -e vm:") == len(r.layout.assignments)

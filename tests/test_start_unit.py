@@ -292,6 +292,9 @@ def test_progress_is_plain_lines_without_a_terminal():
     p = Progress(out)
     status = counts_line({"total": 48, "started": 12, "failed": 2, "running": 3}, 80)
     assert status == "12/48 started, 2 failed, 3 running, ETA 1m20s"
+    # Guests still booting past the estimate: never "ETA 0.0s".
+    late = counts_line({"total": 4, "started": 2, "running": 2}, 0.0)
+    assert late == "2/4 started, 2 running, ETA overdue, still booting"
     p.event("started web01 on xen03", status)
     p.tick(status)
     p.clear()

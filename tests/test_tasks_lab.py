@@ -89,7 +89,7 @@ def test_start_host_then_all_then_nothing(fresh_lab):
 
 
 def test_dry_run_and_no_terminal_start_nothing(fresh_lab):
-    dry = fab("start-all", "--dry-run")
+    dry = fab("start-all", "--dry-run", "--verbose")  # the exact commands (plain without)
     assert dry.returncode in (0, 2), dry.stderr
     assert "clusvcadm -e vm:" in dry.stdout
     assert ("STILL DOWN: none" in dry.stdout) == (dry.returncode == 0)

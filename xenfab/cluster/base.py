@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -346,3 +346,56 @@ class ClusterBackend(ABC):
     @abstractmethod
     def parse_start(self, guest: str, host: str, output: Output) -> StartOutcome:
         """Interpret what the start command printed and returned."""
+
+    # -- for people: the start in plain words, and a script to run by hand -----------------------
+
+    def start_plain(
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
+    ) -> str:
+        """The start as a person reads it; ``start_command`` is what is sent (and validates)."""
+        self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
+        return f"start {guest} on {host}"
+
+    def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:
+        """The body of a shell script that makes ``steps`` by hand on ``runner``, in order.
+
+        This default sends each step's exact ``start_command``: correct, but long lines; a
+        backend renders a guard function once and one short line per guest instead.
+        """
+        lines = [f"# Run on {runner}.", "fails=0"]
+        for step in steps:
+            command = self.start_command(
+                step.guest, step.host, step.state, config=step.config, dead_owner=step.dead_owner
+            )
+            lines.append(f"( {command} ) || fails=$((fails + 1))")
+        return lines
+
+
+@dataclass(frozen=True)
+class ScriptStep:
+    """One planned start, as the script renderer hands it to a backend (plan order)."""
+
+    guest: str
+    host: str
+    state: str | None
+    tier: int = 0
+    config: str | None = None
+    dead_owner: str | None = None
+
+
+def tier_comments(steps: Sequence[ScriptStep], line: Callable[[ScriptStep], str]) -> list[str]:
+    """One line per step, each tier headed by a comment (steps come in plan order)."""
+    out: list[str] = []
+    tier: int | None = None
+    for step in steps:
+        if step.tier != tier:
+            out.append(f"# tier {step.tier}")
+            tier = step.tier
+        out.append(line(step))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 
 from ..parse import (
     FenceVerdict,
@@ -21,12 +22,14 @@ from .base import (
     ClusterState,
     Output,
     Probe,
+    ScriptStep,
     ServiceState,
     StartOutcome,
     StateVocabulary,
     UnsafeName,
     safe_guest,
     safe_host,
+    tier_comments,
 )
 
 VM_PREFIX = "vm:"
@@ -226,6 +229,67 @@ class RgmanagerBackend(ClusterBackend):
             running_on=res.running_on or (acted if ok and not res.already_running else None),
             already_running=bool(res.already_running),
         )
+
+    def start_plain(
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
+    ) -> str:
+        """``enable db02 on xen02``, with the guard said when a ``clusvcadm -d`` comes first."""
+        self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
+        if dead_owner is not None:
+            return (
+                f"move {guest} from dead {dead_owner} to {host} "
+                f"(guarded: still {state} on {dead_owner}, not running on the master)"
+            )
+        if state == "failed":
+            return f"enable {guest} on {host} (guarded: still failed, not running on the master)"
+        return f"enable {guest} on {host}"
+
+    def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:
+        """A guard function ``up``, then ``up GUEST HOST STATE [DEAD_OWNER]`` per guest.
+
+        ``up`` keeps every guard of the start path: it re-reads the service (``clustat -x -s``)
+        and acts only if it still reads the planned state (on the dead owner, for a move), and
+        only if this host's own domain list does not show the guest; ``clusvcadm -d`` comes
+        first only for a failed service or a move, as ``start_command`` sends it.
+        """
+        for step in steps:  # the same validation (names, states) as the start path
+            self.start_command(step.guest, step.host, step.state, dead_owner=step.dead_owner)
+        head = f"""# Run on {runner} (the master): sh FILE, or: ssh {runner} sh -s < FILE
+X=
+if command -v xl >/dev/null 2>&1; then X=xl; elif command -v xm >/dev/null 2>&1; then X=xm; fi
+fails=0
+# up GUEST HOST STATE [DEAD]: clusvcadm -e vm:GUEST -m HOST, only if clustat still reads
+# STATE (on DEAD, the dead owner) and this host's own domain list does not show GUEST.
+up() {{
+  s=$(clustat -x -s "vm:$1" 2>&1)
+  if ! printf '%s\\n' "$s" | grep -qF "name=\\"vm:$1\\"" ||
+    ! printf '%s\\n' "$s" | grep -qF "state_str=\\"$3\\"" ||
+    {{ [ -n "${{4-}}" ] && ! printf '%s\\n' "$s" | grep -qF " owner=\\"$4\\""; }}; then
+    echo "SKIP $1: not $3${{4:+ on $4}} any more: $(printf '%s\\n' "$s" | grep -F "vm:$1")"
+    fails=$((fails + 1)); return
+  fi
+  if [ -n "$X" ] && "$X" list "$1" >/dev/null 2>&1; then
+    echo "SKIP $1: running on this host ($(hostname))"; fails=$((fails + 1)); return
+  fi
+  if [ "$3" = failed ] || [ -n "${{4-}}" ]; then
+    clusvcadm -d "vm:$1" || {{ fails=$((fails + 1)); return; }}
+  fi
+  clusvcadm -e "vm:$1" -m "$2" || fails=$((fails + 1))
+}}""".split("\n")
+
+        def line(step: ScriptStep) -> str:
+            words = [step.guest, step.host, step.state or ""]
+            if step.dead_owner is not None:
+                words.append(step.dead_owner)
+            return "up " + " ".join(shlex.quote(w) for w in words)
+
+        return [*head, *tier_comments(steps, line)]
 
 
 def fence_verdicts(

@@ -17,7 +17,7 @@ import fnmatch
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
@@ -30,12 +30,14 @@ from .base import (
     Gathered,
     Output,
     Probe,
+    ScriptStep,
     ServiceState,
     StartOutcome,
     StateVocabulary,
     UnsafeName,
     safe_guest,
     safe_host,
+    tier_comments,
 )
 
 DEFAULT_AUTO_DIR = "/etc/xen/auto"
@@ -283,6 +285,67 @@ class XlBackend(ClusterBackend):
         return StartOutcome(
             guest, host, False, last or f"xl create exited {output.exit_code}", output.exit_code
         )
+
+    def start_plain(
+        self,
+        guest: str,
+        host: str,
+        state: str | None = None,
+        *,
+        config: str | None = None,
+        dead_owner: str | None = None,
+    ) -> str:
+        """``create web01 on xen02 (guarded: not in its own list)``; the config is in --verbose."""
+        self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
+        return f"create {guest} on {host} (guarded: not in its own list)"
+
+    def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:
+        """A guard function ``up``, then one section per target host: ``up GUEST CONFIG``.
+
+        No host is a master: each section runs on its host (``sh -s HOST`` picks it). ``up``
+        keeps the start path's guard on that host (its own ``xl list`` must not show the guest);
+        the other hosts' lists are the admin's to check, as the header says.
+        """
+        for step in steps:  # the same validation (names, config paths) as the start path
+            self.start_command(step.guest, step.host, step.state, config=step.config)
+        dirs = {posixpath.dirname(s.config or "") for s in steps}
+        base = dirs.pop() if len(dirs) == 1 else None
+        head = f"""# No master: run each section on its host, every tier 0 line before tier 1:
+#   ssh HOST sh -s HOST < FILE     (or paste the section into a shell on HOST)
+# Before you run it, check that no other host's xl list shows these guests: each section
+# sees only its own host's list.
+T=xl
+if command -v xl >/dev/null 2>&1; then T=xl; elif command -v xm >/dev/null 2>&1; then T=xm; fi
+fails=0
+# up GUEST CONFIG: create GUEST from CONFIG unless this host's own domain list shows it.
+up() {{
+  if "$T" list "$1" >/dev/null 2>&1; then
+    echo "SKIP $1: running on this host ($(hostname))"; fails=$((fails + 1)); return
+  fi
+  "$T" create "$2" || fails=$((fails + 1))
+}}
+here=${{1-}}
+ran=
+{f"D={shlex.quote(base)}" if base else "D="}""".split("\n")
+
+        def line(step: ScriptStep) -> str:
+            config = step.config or ""
+            if base and posixpath.dirname(config) == base:
+                path = '"$D"/' + shlex.quote(posixpath.basename(config))
+            else:
+                path = shlex.quote(config)
+            return f"  up {shlex.quote(step.guest)} {path}"
+
+        body: list[str] = []
+        for host in dict.fromkeys(s.host for s in steps):
+            mine = [s for s in steps if s.host == host]
+            q = shlex.quote(host)
+            body += ["", f"# ===== on {host} " + "=" * max(3, 60 - len(host))]
+            body += [f'if [ "$here" = {q} ]; then', "  ran=1"]
+            body += ["  " + ln if ln.startswith("#") else ln for ln in tier_comments(mine, line)]
+            body.append("fi")
+        tail = ["", '[ -n "$ran" ] || { echo "no section here for host \'$here\'" >&2; exit 1; }']
+        return [*head, *body, *tail]
 
 
 def parse_autostart(host_outputs: Mapping[str, Mapping[str, Output]]) -> dict[str, set[str]]:

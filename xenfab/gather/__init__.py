@@ -83,7 +83,17 @@ def gather(
     def split(result: RunResult) -> None:
         reports[result.host] = _report(result, nonce)
 
-    results = run_all(order, scripts.__getitem__, env, cfg, each=split)
+    from ..show.progress import Waiting
+
+    # On a terminal, after 2 s: which hosts have not answered yet (a slow one is not a hang).
+    with Waiting("gathering", order) as waiting:
+        results = run_all(
+            order,
+            scripts.__getitem__,
+            env,
+            cfg,
+            each=lambda result: (waiting.answered(result.host), split(result)),
+        )
     used_master = master
     if reports[master].error is not None:
         # The master is down: ask the first host that answered to read the cluster instead.

@@ -16,6 +16,7 @@ from ..duplicates import line as duplicate_line
 from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import printable
+from .notes import WIDTH, Notes, active, wrap
 
 if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
     from ..plan.capacity import CapacityReport
@@ -52,10 +53,11 @@ def facts_text(snap: Snapshot) -> str:
 
 
 def _facts_text(snap: Snapshot) -> str:
+    notes = active()
     hosts = [
         [
             h.name,
-            "yes" if h.reachable else "NO",
+            _up(h),
             h.toolstack or "-",
             h.xen_version or "-",
             h.total_mib or "-",
@@ -67,8 +69,7 @@ def _facts_text(snap: Snapshot) -> str:
         for h in snap.hosts
     ]
     parts = [
-        f"Environment {snap.environment} at {snap.taken_at}: master {snap.master or '-'}, "
-        f"quorate {_yes_no(snap.quorate)}",
+        f"Environment {snap.environment} at {snap.taken_at}: {cluster_words(snap)}",
         "",
         tabulate(
             hosts,
@@ -100,14 +101,10 @@ def _facts_text(snap: Snapshot) -> str:
         ]
         for g in snap.guests
     ]
-    parts.append(
-        tabulate(
-            guests,
-            headers=["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"],
-            tablefmt=TABLE_FORMAT,
-        )
-    )
-    parts.extend(_problems(snap.errors, snap.warnings))
+    headers = ["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"]
+    parts.append(fitted_table(guests, headers, len(headers) - 1, notes))
+    parts.extend(notes.lines())
+    parts.extend(_problems(snap.errors, snap.warnings, notes))
     return "\n".join(parts)
 
 
@@ -130,9 +127,52 @@ def unstartable_name(name: str) -> str:
     return f"name '{name}' has characters xenfab will not send to a shell"
 
 
-# Wide enough for a few names a line; a host given 50 guests would otherwise be one line of
-# 600 characters that no terminal shows whole.
-GUEST_COLUMN = 64
+def cluster_words(snap: Snapshot) -> str:
+    """Who read the cluster and its quorum, in the backend's words (xl has neither)."""
+    from ..cluster import backend as get_backend
+
+    try:
+        backend = get_backend(snap.backend)
+    except Exception:  # noqa: BLE001 - an unknown backend name: say what the snapshot says
+        backend = None
+    if backend is not None and not backend.quorum:
+        return f"{snap.backend}, no cluster manager"
+    return f"master {snap.master or '-'}, quorate {_yes_no(snap.quorate)}"
+
+
+def _up(host: Any) -> str:
+    """``yes``, ``NO``, or ``answers`` for a host whose SSH works but whose tools failed."""
+    if host.reachable:
+        return "yes"
+    return "answers" if tools_failed(host) else "NO"
+
+
+def tools_failed(host: Any) -> str | None:
+    """``answers, `xl info` failed`` for a host that answered but whose tools failed, else None."""
+    import re
+
+    if host.reachable or getattr(host, "error_kind", None) or not host.error:
+        return None
+    m = re.search(r"`([^`]+)` failed", host.error)
+    return f"answers, `{m.group(1)}` failed" if m else "answers, its tools failed"
+
+
+def fitted_table(rows: list[list[Any]], headers: list[str], col: int, notes: Notes) -> str:
+    """A table whose column ``col`` (the long texts) is cut to fit ``WIDTH``, with footnotes."""
+    others = [[c for i, c in enumerate(r) if i != col] for r in rows]
+    head = [h for i, h in enumerate(headers) if i != col]
+    rest = tabulate(others, headers=head, tablefmt=TABLE_FORMAT).split("\n")
+    width = max((len(ln) for ln in rest), default=0)
+    room = max(len(headers[col]), WIDTH - width - 2)
+    fitted = [
+        [notes.fit(str(c), room) if i == col and c else c for i, c in enumerate(r)] for r in rows
+    ]
+    return tabulate(fitted, headers=headers, tablefmt=TABLE_FORMAT)
+
+
+# Wide enough for a few names a line, narrow enough that the table fits WIDTH with the RAM
+# column; a host given 50 guests would otherwise be one line of 600 characters.
+GUEST_COLUMN = 48
 
 
 def _wrap(text: str) -> str:
@@ -148,9 +188,15 @@ def layout_text(
     backend: ClusterBackend,
     explain: bool = False,
     only_hosts: set[str] | None = None,
+    verbose: bool = False,
 ) -> str:
-    """The planned layout: per host the guests to start and RAM before -> after, then the rest."""
-    return printable(_layout_text(layout, snap, backend, explain, only_hosts), newlines=True)
+    """The planned layout: per host the guests to start and RAM before -> after, then the rest.
+
+    Each start is said in plain words; ``verbose`` adds the exact remote command under it.
+    """
+    return printable(
+        _layout_text(layout, snap, backend, explain, only_hosts, verbose), newlines=True
+    )
 
 
 def _layout_text(
@@ -159,7 +205,9 @@ def _layout_text(
     backend: ClusterBackend,
     explain: bool,
     only_hosts: set[str] | None,
+    verbose: bool = False,
 ) -> str:
+    notes = active()
     assignments = [a for a in layout["assignments"] if not only_hosts or a["host"] in only_hosts]
     by_host: dict[str, list[dict]] = {}
     for a in assignments:
@@ -174,7 +222,9 @@ def _layout_text(
         ram = f"{_or_dash(h['free_mib_before'])} -> {_or_dash(h['free_mib_after'])}"
         status = h.get("status") or "ok"
         if status != "ok":
-            names, ram = f"({status})", "-"
+            host = snap.host(name)
+            said = tools_failed(host) if host is not None else None
+            names, ram = f"({said or status})", "-"
         rows.append([name, len(placed), names, ram])
     title = f"Layout for {snap.environment} ({layout.get('strategy', '?')}"
     method = layout.get("method")
@@ -195,25 +245,21 @@ def _layout_text(
         parts.append(f"room = free - reserve_mib ({kept} MiB kept free on every host)")
     if explain and assignments:
         parts += ["", "Why each host:"]
-        parts += [f"  {a['guest']} -> {a['host']}: {a.get('why', '')}" for a in assignments]
+        for a in assignments:
+            parts += wrap(f"{a['guest']} -> {a['host']}: {a.get('why', '')}", "  ", "      ")
     if layout["skipped"]:
         parts += ["", "Skipped (not down, or not ours to start):"]
-        parts.append(
-            tabulate(
-                [[s["guest"], s["state"], s["reason"]] for s in layout["skipped"]],
-                headers=["guest", "state", "reason"],
-                tablefmt=TABLE_FORMAT,
-            )
-        )
+        skipped = [[s["guest"], s["state"], s["reason"]] for s in layout["skipped"]]
+        parts.append(fitted_table(skipped, ["guest", "state", "reason"], 2, notes))
     if layout["unplaced"]:
         parts += ["", "UNPLACED (need SA intervention):"]
         for u in layout["unplaced"]:
-            parts.append(f"  {u['guest']} ({_mib(u['memory_mib'])}): {u['reason']}")
+            parts.append(_guest_line(u["guest"], u["memory_mib"], u["reason"], notes))
             if explain:
                 for host, why in sorted((u.get("per_host") or {}).items()):
-                    parts.append(f"      {host}: {why}")
+                    parts += wrap(f"{host}: {why}", "      ", "        ")
     for warning in layout.get("warnings") or []:
-        parts.append(f"warning: {warning}")
+        parts += _said_once(str(warning), "warning: ", notes)
     if assignments:
         runner = snap.master
         if snap.master in (layout.get("without") or []):
@@ -223,18 +269,43 @@ def _layout_text(
             )
         states = {g.name: g.state for g in snap.guests}
         configs = {g.name: g.config_file for g in snap.guests}
+        exact = "the exact commands below each" if verbose else "exact commands: --verbose"
         if backend.start_on == MASTER:
-            parts += ["", f"Commands (run on {runner}):"]
-            parts += [f"  {start_command(backend, a, states, configs)}" for a in assignments]
+            parts += ["", f"Commands (run on {runner}): {backend.start_tool}; {exact}"]
         else:
-            parts += ["", "Commands (each on its target host):"]
-            parts += [
-                f"  {a['host']}$ {start_command(backend, a, states, configs)}" for a in assignments
-            ]
+            parts += ["", f"Commands (each on its target host): {backend.start_tool}; {exact}"]
+        for a in assignments:
+            parts += wrap(plain_action(backend, a, states, configs), "  ", "      ")
+            if verbose:
+                parts.append(f"      {start_command(backend, a, states, configs)}")
     else:
         parts += ["", "Nothing to start."]
-    parts.extend(_problems(snap.errors, snap.warnings))
+    parts.extend(_problems(snap.errors, snap.warnings, notes))
+    parts.extend(notes.lines())
     return "\n".join(parts)
+
+
+def _guest_line(guest: str, mib: int | None, reason: str, notes: Notes) -> str:
+    """``  guest (size): reason``, the reason cut to a footnote when the line would not fit."""
+    head = f"  {guest} ({_mib(mib)}): "
+    return head + notes.fit(str(reason), WIDTH - len(head))
+
+
+def plain_action(
+    backend: ClusterBackend,
+    a: dict[str, Any],
+    states: dict[str, str],
+    configs: dict[str, str | None] | None = None,
+) -> str:
+    """An assignment's start as a person reads it (``enable db02 on xen02 (guarded: ...)``)."""
+    state = a.get("state") or states.get(a["guest"])
+    config = (configs or {}).get(a["guest"])
+    try:
+        return backend.start_plain(
+            a["guest"], a["host"], state, config=config, dead_owner=a.get("takeover_from") or None
+        )
+    except (UnsafeName, ValueError) as exc:
+        return f"# not startable: {exc}"
 
 
 def start_command(
@@ -338,11 +409,56 @@ def still_down_text(entries: list[dict[str, Any]], preview: bool = False) -> str
             if preview
             else "STILL DOWN: none (every down guest is up)"
         )
+    notes = active()
     head = "would stay down" if preview else "stay down"
     lines = [f"STILL DOWN: {len(entries)} guest(s) {head}, need SA intervention:"]
     for e in entries:
-        lines.append(f"  {e['guest']} ({_mib(e['memory_mib'])}): {e['reason']}")
+        lines.append(_guest_line(e["guest"], e["memory_mib"], e["reason"], notes))
+    lines += notes.lines()
     return printable("\n".join(lines), newlines=True)
+
+
+def results_text(report: StartReport) -> str:
+    """The start report: the guests that started as planned in a few lines, a table of the rest.
+
+    A run of 200 guests is 200 rows of ``started``: those that started first time on their
+    planned host are named (a line per few), every other outcome keeps its row; long messages
+    go to footnotes. The summary line ends it.
+    """
+    notes = active()
+    plain = [
+        r
+        for r in report.results
+        if r.outcome == Outcome.STARTED
+        and not r.message
+        and (r.attempts or 0) <= 1
+        and (r.planned_host is None or r.planned_host == r.host)
+    ]
+    rest = [r for r in report.results if r not in plain]
+    lines = []
+    if plain:
+        times = [r.seconds for r in plain if r.seconds]
+        took = f", {min(times):.1f}-{max(times):.1f}s each" if times else ""
+        names = ", ".join(r.guest for r in plain)  # where: the layout's host (as planned)
+        lines += wrap(f"Started as planned ({len(plain)}{took}): {names}", "", "  ")
+    rows = [
+        [
+            r.guest,
+            r.host or "-",
+            str(r.outcome),
+            f"{r.seconds:.1f}s" if r.seconds else "-",
+            r.attempts or "-",
+            r.message,
+        ]
+        for r in rest
+    ]
+    headers = ["guest", "host", "outcome", "time", "tries", "message"]
+    if rows:
+        lines += ["" if plain else None, fitted_table(rows, headers, 5, notes)]
+    elif not plain:
+        lines.append("(no guests)")
+    lines += [report.summary(), *notes.lines()]
+    return printable("\n".join(x for x in lines if x is not None), newlines=True)
 
 
 def refusal_text(refused: str) -> str:
@@ -433,13 +549,21 @@ def layout_json(
     return data
 
 
-def _problems(errors: list[str], warnings: list[str]) -> list[str]:
+def _problems(errors: list[str], warnings: list[str], notes: Notes | None = None) -> list[str]:
+    notes = notes or active()
     out = []
-    if errors:
-        out += ["", "Problems met while gathering:"] + [f"  - {e}" for e in errors]
-    if warnings:
-        out += ["", "Warnings:"] + [f"  - {w}" for w in warnings]
+    for title, texts in (("Problems met while gathering:", errors), ("Warnings:", warnings)):
+        lines = [ln for text in texts for ln in _said_once(str(text), "  - ", notes)]
+        if lines:
+            out += ["", title, *lines]
     return out
+
+
+def _said_once(text: str, prefix: str, notes: Notes) -> list[str]:
+    """``text`` wrapped under ``prefix``; nothing when a footnote of this output says it."""
+    if notes.said_in(text) is not None:
+        return []
+    return wrap(text, prefix, " " * len(prefix))
 
 
 def _yes_no(value: bool | None) -> str:
@@ -452,6 +576,7 @@ def capacity_text(report: CapacityReport) -> str:
 
 
 def _capacity_text(report: CapacityReport) -> str:
+    notes = active()
     counted = (
         f"{report.guests_running} running + {report.guests_down} down guests"
         if report.mode == "recovered"
@@ -466,9 +591,9 @@ def _capacity_text(report: CapacityReport) -> str:
         f"N+k for {report.environment}: {report.mode} cluster, {counted}; policy {report.strategy}",
         report.statement,
         "",
-        tabulate(
+        fitted_table(
             rows,
-            headers=[
+            [
                 "host fails",
                 "status",
                 "guests",
@@ -477,7 +602,8 @@ def _capacity_text(report: CapacityReport) -> str:
                 "all restart",
                 "would stay down",
             ],
-            tablefmt=TABLE_FORMAT,
+            6,
+            notes,
         ),
     ]
     if report.first_to_stay_down:
@@ -488,10 +614,9 @@ def _capacity_text(report: CapacityReport) -> str:
             else "now, with no host failing"
         )
         parts += ["", f"First to stay down ({when}):"]
-        parts += [
-            f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): {d.reason}"
-            for d in report.first_to_stay_down
-        ]
+        for d in report.first_to_stay_down:
+            head = f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): "
+            parts.append(head + notes.fit(d.reason, WIDTH - len(head)))
         if report.planner_proven is False:
             parts.append("  (the planner's search ran out of time: some of them might fit)")
     parts += [
@@ -499,5 +624,7 @@ def _capacity_text(report: CapacityReport) -> str:
         f"Checked {report.checked_sets} failure set(s) in {report.seconds:.2f} s: "
         f"{report.planned_sets} by the planner, {report.pruned_sets} by RAM/vCPU sums alone.",
     ]
-    parts += [f"warning: {w}" for w in report.warnings]
+    for w in report.warnings:
+        parts += _said_once(str(w), "warning: ", notes)
+    parts += notes.lines()
     return "\n".join(parts)

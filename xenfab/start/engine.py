@@ -19,6 +19,7 @@ from __future__ import annotations
 import queue
 import secrets
 import sys
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +135,7 @@ class Engine:
         configured = opts.parallel or self.start_policy.max_starts_in_flight
         self.parallel = 1 if opts.step else max(1, int(configured))
         self.dry_run = opts.dry_run
+        self.verbose = opts.verbose
         # Progress and prompts never go to stdout: `--format json` keeps it for the document.
         self.out = opts.out if opts.out is not None else sys.stderr
         self.prompt = opts.prompt
@@ -962,8 +964,8 @@ class Engine:
         via = f" via {self.master}" if self.backend.start_on == MASTER else ""
         lines = [
             f"dry run: would start {len(self.jobs)} guests{via} "
-            f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all), "
-            f"each only if still {down} and running nowhere:"
+            f"(at most {self.start_policy.max_starts_per_host} per host, {self.parallel} in all),",
+            f"each only if still {down} and running nowhere:",
         ]
         for tier in sorted({j.tier for j in self.jobs}):
             lines.append(f"tier {tier}:")
@@ -973,8 +975,10 @@ class Engine:
                 # fenced after it left, in the cluster's record): the same move a real run makes.
                 planned = self.layout.assignment(job.guest)
                 dead_owner = planned.takeover_from if planned is not None else None
+                # Plain words unless asked for the exact commands (--verbose; JSON has them).
+                how = self.backend.start_command if self.verbose else self.backend.start_plain
                 try:
-                    command = self.backend.start_command(
+                    command = how(
                         job.guest,
                         job.host,
                         state,
@@ -983,7 +987,10 @@ class Engine:
                     )
                 except (UnsafeName, ValueError) as exc:
                     command = f"# not startable: {exc}"
-                lines.append(f"  {self.backend.start_host(self.master, job.host)}$ {command}")
+                line = f"  {self.backend.start_host(self.master, job.host)}$ {command}"
+                if not self.verbose:  # plain words fit 100 columns; a command is never cut
+                    line = "\n".join(textwrap.wrap(line, 100, subsequent_indent=" " * 6))
+                lines.append(line)
         self.progress.write("\n".join(lines) + "\n")
         self.report.results = [
             GuestResult(j.guest, j.host, Outcome.NOT_STARTED, 0.0, "dry run", 0, j.host, j.tier)

@@ -35,6 +35,8 @@ class StartOptions:
     liveness_wait_s: float | None = None
     base_config: object | None = None
     out: TextIO | None = None
+    # A dry run lists each start in plain words; verbose lists the exact remote commands.
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         # Callers pass any collection of names (a list from the command line, a set).

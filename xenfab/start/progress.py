@@ -25,7 +25,13 @@ def counts_line(counts: dict[str, int], eta: float | None) -> str:
         if counts.get(key):
             parts.append(f"{counts[key]} {key}")
     if counts.get(Tally.RUNNING) or started + counts.get(Tally.FAILED, 0) < total:
-        parts.append(f"ETA {format_duration(eta)}" if eta is not None else "ETA ?")
+        if eta is None:
+            parts.append("ETA ?")
+        elif eta < 0.5 and counts.get(Tally.RUNNING):
+            # The estimate ran out while guests still boot: "0.0s" would be a promise broken.
+            parts.append("ETA overdue, still booting")
+        else:
+            parts.append(f"ETA {format_duration(eta)}")
     return ", ".join(parts)
 
 

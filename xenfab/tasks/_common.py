@@ -81,8 +81,11 @@ def _restore(old: dict[int, Any]) -> None:
 
 
 def _run(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    from ..show.notes import output
+
     try:
-        return fn(*args, **kwargs)
+        with output():  # one output, one set of footnotes: a long reason is said once
+            return fn(*args, **kwargs)
     except XenfabError as exc:
         raise Exit(f"xenfab: {printable(exc)}", code=int(exc.exit_code)) from None
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ PLAN_HELP = {
     "guests may be restarted elsewhere; the audit log records it with your name",
     "expect": "bring back what ran then: start only the down guests this saved snapshot "
     "(fab facts --format json) shows running, preferably where they ran",
+    "verbose": "under each start in plain words, the exact remote command it sends",
 }
 
 
@@ -275,7 +276,13 @@ def with_duplicates(outcome: Outcome, dups: list) -> Outcome:
     return Outcome(ExitCode.INCOMPLETE, message, outcome.still)
 
 
-@task(help=PLAN_HELP, name="show-layout", auto_shortflags=False)
+SHOW_HELP = {
+    **PLAN_HELP,
+    "format": "table (default), json, or script (a commented sh script to run by hand)",
+}
+
+
+@task(help=SHOW_HELP, name="show-layout", auto_shortflags=False)
 @cli
 def show_layout(
     c,
@@ -290,6 +297,7 @@ def show_layout(
     loc=None,
     dead=None,
     expect=None,
+    verbose=False,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
     opts = dict(locals())
@@ -298,12 +306,26 @@ def show_layout(
 
 
 def preview(
-    c, *, env, config, format, from_, strategy, exclude, without, explain, loc, dead, expect=None
+    c,
+    *,
+    env,
+    config,
+    format,
+    from_,
+    strategy,
+    exclude,
+    without,
+    explain,
+    loc,
+    dead,
+    expect=None,
+    verbose=False,
 ) -> Outcome:
     """show-layout's work: print the plan and the STILL DOWN block; return how it ended."""
     from .. import show
 
-    check_format(format)
+    if format != "script":  # show-layout alone prints the plan as a script to run by hand
+        check_format(format)
     cfg, environment = load(c, config, env, loc)
     # A saved snapshot's lock is as it was then: said, never refused on.
     run = _plan_run(
@@ -311,6 +333,8 @@ def preview(
     )
     snap, refused, layout, backend = run.snap, run.refused, run.layout, run.backend
     still = show.still_down(layout, refused=refused)
+    if format == "script":
+        return _script(show, run, still, refused)
     if format == "json":
         doc = show.layout_json(layout, snap, backend, refused=refused, still=still)
         print(show.to_json(doc))
@@ -319,9 +343,20 @@ def preview(
             print(show.refusal_text(refused) + "\n")
         _duplicate_note(show, snap.duplicates, snap)
         _lock_note(show, snap, refused, saved_at=snap.taken_at if from_ else None)
-        print(show.layout_text(layout.to_dict(), snap, backend, explain=explain))
+        print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, verbose=verbose))
         print("\n" + show.still_down_text(still, preview=True))
     return with_duplicates(_verdict(still, refused, preview=True), snap.duplicates)
+
+
+def _script(show, run: _Planned, still: list[dict], refused: str | None) -> Outcome:
+    """``--format script``: the plan as a shell script on stdout, unless a start is refused."""
+    from ..show.script import script_text
+
+    if refused is not None:
+        # A script is a start by other hands: refused for the same reasons, before any line.
+        return _verdict(still, refused, preview=True)
+    print(script_text(run.layout, run.snap, run.backend), end="")
+    return _verdict(still, None, preview=True)
 
 
 START_HELP = {
@@ -387,6 +422,8 @@ def _start(
     break_lock,
     dead,
     expect=None,
+    verbose=False,
+    plan_shown=False,
 ) -> Outcome:
     from .. import show
     from ..config import StartPolicy
@@ -395,6 +432,11 @@ def _start(
     from ..start.outcome import Outcome as GuestOutcome
 
     check_format(format)
+    if split_list(without):
+        raise ConfigError(
+            f"--without {without}: a what-if, for fab show-layout and fab capacity only; a start "
+            "acts on the hosts as they are (--dead HOST for a host known powered off or fenced)"
+        )
     parallel = option("--parallel", parallel, field_type(StartPolicy, "max_starts_in_flight"))
     cfg, environment = load(c, config, env, loc)
     if environment.audit_log:
@@ -429,7 +471,17 @@ def _start(
         _duplicate_note(show, snap.duplicates, snap)
         saved_at = snap.taken_at if from_ else None
         _lock_note(show, snap, refused, saved_at=saved_at, break_lock=break_lock)
-        print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, only_hosts=only))
+        if not plan_shown:  # fab demo has just shown this plan: said once
+            print(
+                show.layout_text(
+                    layout.to_dict(),
+                    snap,
+                    backend,
+                    explain=explain,
+                    only_hosts=only,
+                    verbose=verbose,
+                )
+            )
         sys.stdout.flush()
     todo = [a for a in layout.assignments if not only or a.host in only]
     report = None
@@ -451,6 +503,7 @@ def _start(
                 step=step,
                 break_lock=break_lock,
                 dead_hosts=dead_hosts,
+                verbose=verbose,
                 # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
                 out=sys.stdout if (dry_run and table) else sys.stderr,
             )
@@ -525,7 +578,7 @@ def _close(table, show, layout, snap, backend, report, still, refused, dry_run) 
         print(show.to_json(doc))
         return dups
     if report is not None and not report.dry_run:
-        print("\n" + printable(report.table(), newlines=True))
+        print("\n" + show.results_text(report))
     if dups:
         print("\n" + (show.duplicates_text(dups, snap) or ""))
     print("\n" + show.still_down_text(still, preview=dry_run))
@@ -557,6 +610,7 @@ def start_host(
     break_lock=False,
     dead=None,
     expect=None,
+    verbose=False,
 ):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
     opts = dict(locals())
@@ -584,6 +638,7 @@ def start_all(
     break_lock=False,
     dead=None,
     expect=None,
+    verbose=False,
 ):
     """Start every down guest where the layout puts it, in parallel within safe caps."""
     opts = dict(locals())

@@ -7,7 +7,6 @@ import os
 from typing import TYPE_CHECKING
 
 from invoke import task
-from invoke.exceptions import Exit
 
 from ..cluster import names
 from ..errors import ConfigError
@@ -58,12 +57,12 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
         f"lab on 127.0.0.11.. port {info['port']}: {len(info['hosts'])} Xen hosts; "
         f"{down} of {len(info['services'])} guests down"
     )
-    _banner("fab show-layout --explain")
+    _banner("fab show-layout")
     common = dict(env=env, config=config, from_=None, strategy=None, exclude=None)
     common.update(without=None, explain=False, loc=None, dead=None, format="table")
-    shown = core.preview(c, **{**common, "explain": True})
+    shown = core.preview(c, **common)
     print(_exit_line("show-layout", shown))
-    _banner("fab start-all --yes")
+    _banner("fab start-all --yes (the layout above)")
     ran = None
     try:
         ran = core._start(
@@ -75,16 +74,12 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
             parallel=None,
             step=False,
             break_lock=False,
+            plan_shown=True,
         )
-        print(_exit_line("start-all", ran))
     finally:
-        _banner("fab facts (after)")
-        try:
-            core.facts(c, env=env, config=config)
-        except Exit as exc:
-            print(f"(fab facts would exit {exc.code}: {exc.message})")
-        finally:
-            print(f"\nThe lab keeps running ({lab_api.lab_dir()}); stop it with: fab lab.down")
+        _banner("explore the lab")
+        print(f"The lab keeps running in {lab_api.lab_dir()}; next, for example:")
+        print(next_steps(env, config))
     if ran is not None:
         # The rehearsal's point: what a real recovery would leave down, and the code it ends with.
         _banner("outcome of fab start-all")
@@ -138,6 +133,22 @@ def _check_reaches_lab(environment: Environment, info: dict, lab_dir: str) -> No
             )
 
 
+def next_steps(env: str, config: str | None = None) -> str:
+    """The commands that explore the demo's lab, each with the --env (and --config) it needs."""
+    import shlex
+
+    where = f"--env {env}" + (f" --config {shlex.quote(config)}" if config else "")
+    steps = [
+        (f"fab facts {where}", "each host and guest now"),
+        (f"fab show-layout --explain {where}", "why each guest went where"),
+        (f"fab show-layout --format script {where}", "the plan as a script to run by hand"),
+        ("fab lab.inject host-down --host xen03", "then: fab capacity " + where),
+        ("fab lab.down", "stop the lab"),
+    ]
+    width = max(len(cmd) for cmd, _ in steps)
+    return "\n".join(f"  {cmd:<{width}}  # {what}" for cmd, what in steps)
+
+
 def _exit_line(task_name: str, outcome: core.Outcome) -> str:
     preview = task_name == "show-layout"
     meaning = {
@@ -146,8 +157,8 @@ def _exit_line(task_name: str, outcome: core.Outcome) -> str:
         3: "refused",
     }.get(int(outcome.code), outcome.code.name.lower())
     said = outcome.message or ""
-    if said.startswith(meaning):
-        # The task's own last line already starts with the meaning: say it once.
+    if said.split(":", 1)[0] in (meaning, "recovery incomplete"):
+        # The task's own last line already says the meaning: say it once.
         return f"fab {task_name} exit code {int(outcome.code)}: {said}"
     tail = f" ({said})" if said else ""
     return f"fab {task_name} exit code {int(outcome.code)}: {meaning}{tail}"

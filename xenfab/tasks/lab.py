@@ -49,7 +49,10 @@ def _summary(st: dict) -> str:
     if st["running"] and not st.get("server_pid"):
         # Still correct, only slower: every emulated command starts a Python of its own.
         text += "; emulator server not running (the tools run as commands: slower)"
-    return text
+    import textwrap
+
+    # A long lab directory would take the line past 100 columns.
+    return "\n".join(textwrap.wrap(text, 100, subsequent_indent="  ", break_on_hyphens=False))
 
 
 @task(
@@ -61,7 +64,9 @@ def _summary(st: dict) -> str:
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
         "backend": BACKEND_HELP,
         "lab_dir": LAB_DIR_HELP,
-    }
+    },
+    # Automatic short flags ran out of letters: --lab-dir got an empty one (`--=STRING`).
+    auto_shortflags=False,
 )
 @cli
 def up(

@@ -110,7 +110,8 @@ def check(c, env=None, config=None, loc=None, format="table"):
 
 @task(
     help={
-        "host": "host alias (as in the environment's ssh_config) whose key to trust",
+        "host": "host alias(es) (as in the environment's ssh_config) whose key to trust, "
+        "comma-separated",
         "yes": "trust without asking (after checking the fingerprint another way)",
         "replace": "replace a different key already recorded (host reinstalled)",
         "env": COMMON_HELP["env"],
@@ -122,12 +123,21 @@ def check(c, env=None, config=None, loc=None, format="table"):
 @cli
 def trust_host(c, host, env=None, config=None, yes=False, replace=False):
     """Show HOST's SSH host key fingerprint and record it in known_hosts once confirmed."""
-    from ..remote import fabric_config, hostkeys
+    from ..remote import fabric_config
     from ..schema import HostName, option
+    from ._common import split_list
 
-    host = option("HOST", host, HostName)
+    # Nothing between the commas: the schema's own word on the whole value.
+    hosts = [option("HOST", h, HostName) for h in split_list(host) or [host]]
     cfg, environment = load(c, config, env)
     fcfg = fabric_config(environment, c.config)
+    for name in hosts:  # one at a time: each fingerprint is shown before it is trusted
+        _trust_one(name, environment, fcfg, yes, replace)
+
+
+def _trust_one(host: str, environment, fcfg, yes: bool, replace: bool) -> None:
+    from ..remote import hostkeys
+
     hk = hostkeys.fetch(host, environment, fcfg)
     path = hostkeys.known_hosts_path(host, environment, fcfg)
     print(f"{host} ({hk.address}) offers {hk.key.get_name()} {hk.fingerprint}")
