@@ -160,6 +160,7 @@ class XeFailure(Exception):
         super().__init__(text)
         self.text = text
         self.stdout = stdout
+        self.attempt: str | None = None
 
 
 def api_error(db: sqlite3.Connection, code: str, *params: str) -> XeFailure:
@@ -768,29 +769,21 @@ def _start_one(ctx: Ctx, uuid: str, on: str | None) -> int:
     db = ctx.db
     boot_s = _boot_s(db)
     while True:
-        with write_transaction(db):
-            now = time.time()
-            pool = Pool(db, now)
-            vm = pool.vms[uuid]
-            if vm["busy"] and vm["starting_until"] > now:
-                # xapi serialises operations on one VM: wait for the other start, then re-check
-                wait = vm["starting_until"] - now
-            else:
-                wait = 0.0
-                fire_armed(ctx, vm["guest"] or uuid)
-                pool = Pool(db, now)
-                vm = pool.vms[uuid]
-                target = _reserve(ctx, pool, vm, on)
-                delay = boot_s + vm["start_delay"]
-                db.execute(
-                    "UPDATE xe_vms SET starting_on = ?, starting_until = ? WHERE uuid = ?",
-                    (target, now + delay, uuid),
-                )
+        try:
+            wait, target, delay, vm = _begin_start(ctx, uuid, on, boot_s)
+        except XeFailure as exc:
+            if exc.attempt is not None:
+                with write_transaction(db):
+                    row = db.execute("SELECT guest FROM xe_vms WHERE uuid = ?", (uuid,)).fetchone()
+                    now = time.time()
+                    record_start(db, row[0] or uuid, exc.attempt, now, now, False)
+            raise
         if not wait:
             break
         time.sleep(min(wait, 5.0) + 0.01)
     began = time.time()
     time.sleep(delay)
+    failure = None
     with write_transaction(db):
         now = time.time()
         db.execute(
@@ -800,33 +793,63 @@ def _start_one(ctx: Ctx, uuid: str, on: str | None) -> int:
         host_up = db.execute("SELECT up FROM hosts WHERE name = ?", (target,)).fetchone()[0]
         if record is not None and record["start_fails"]:
             record_start(db, vm["guest"], target, began, now, False)
-            raise api_error(
+            failure = api_error(
                 db,
                 "SR_BACKEND_FAILURE_46",
                 "",
                 "The VDI is not available [opterr=VDI %s locked]" % _uuid("vdi", uuid),
                 "",
             )
-        if not host_up:
+        elif not host_up:
             record_start(db, vm["guest"], target, began, now, False)
-            raise api_error(db, "INTERNAL_ERROR", "xenopsd internal error: Xenlight.Error(_)")
-        if meta(db, "xe_ha", "0") == "1":
-            # HA fenced the hosts that are down: no domain of this VM survives there
-            db.execute(
-                "DELETE FROM domains WHERE name = ? "
-                "AND host IN (SELECT name FROM hosts WHERE up = 0)",
-                (vm["guest"],),
-            )
-        cfg = {
-            "name": vm["guest"],
-            "memory": vm["mem_mib"],
-            "maxmem": vm["mem_mib"],
-            "vcpus": vm["vcpus"],
-        }
-        build_domain(db, target, cfg, now)
-        guest_up(db, vm["guest"], target, now)
-        record_start(db, vm["guest"], target, began, now, True)
+            failure = api_error(db, "INTERNAL_ERROR", "xenopsd internal error: Xenlight.Error(_)")
+        else:
+            _build(db, vm, target, began, now)
+    # Raised once the transaction is committed: the reservation is released either way.
+    if failure is not None:
+        raise failure
     return 0
+
+
+def _build(db: sqlite3.Connection, vm: dict, target: str, began: float, now: float) -> None:
+    """The VM's domain on ``target``: it runs there now."""
+    if meta(db, "xe_ha", "0") == "1":
+        # HA fenced the hosts that are down: no domain of this VM survives there
+        db.execute(
+            "DELETE FROM domains WHERE name = ? AND host IN (SELECT name FROM hosts WHERE up = 0)",
+            (vm["guest"],),
+        )
+    cfg = {
+        "name": vm["guest"],
+        "memory": vm["mem_mib"],
+        "maxmem": vm["mem_mib"],
+        "vcpus": vm["vcpus"],
+    }
+    build_domain(db, target, cfg, now)
+    guest_up(db, vm["guest"], target, now)
+    record_start(db, vm["guest"], target, began, now, True)
+
+
+def _begin_start(ctx: Ctx, uuid: str, on: str | None, boot_s: float):
+    """Check and reserve a start: (seconds to wait for another start first, host, boot, vm)."""
+    db = ctx.db
+    with write_transaction(db):
+        now = time.time()
+        pool = Pool(db, now)
+        vm = pool.vms[uuid]
+        if vm["busy"] and vm["starting_until"] > now:
+            # xapi serialises operations on one VM: wait for the other start, then re-check
+            return vm["starting_until"] - now, None, 0.0, vm
+        fire_armed(ctx, vm["guest"] or uuid)
+        pool = Pool(db, now)
+        vm = pool.vms[uuid]
+        target = _reserve(ctx, pool, vm, on)
+        delay = boot_s + vm["start_delay"]
+        db.execute(
+            "UPDATE xe_vms SET starting_on = ?, starting_until = ? WHERE uuid = ?",
+            (target, now + delay, uuid),
+        )
+    return 0.0, target, delay, vm
 
 
 def _reserve(ctx: Ctx, pool: Pool, vm: dict, on: str | None) -> str:
@@ -838,7 +861,9 @@ def _reserve(ctx: Ctx, pool: Pool, vm: dict, on: str | None) -> str:
         target = _find_host(pool, on)
         why = _start_check(pool, vm, target)
         if why is not None:
-            raise api_error(pool.db, *why[1])
+            failure = api_error(pool.db, *why[1])
+            failure.attempt = target  # a start tried there (lab.status lists it, FAILED)
+            raise failure
         return target
     # No on=: the affinity host first, then any host that passes (Xapi_vm_placement).
     order = sorted(pool.hosts, key=lambda n: (n != vm["affinity"], _num(vm["uuid"] + n)))
