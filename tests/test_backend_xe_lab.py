@@ -108,6 +108,12 @@ def test_facts_layout_start_all_then_nothing(xe_lab):
     table = fab("show-layout", *ENV, "--explain")
     assert table.returncode == 0 and "Why each host" in table.stdout
     assert "Commands (run on xen01)" in table.stdout
+    # Identity is the uuid; the name-labels stand beside it for people.
+    assert f"{p['hosts']['xen01']} (xen01)" in table.stdout
+    assert any(
+        f"{a['guest']} ({p['vms'][a['guest']]['label']})" in table.stdout
+        for a in plan["assignments"]
+    )
 
     res = fab("start-all", *ENV, "--yes")
     no_traceback(res)
