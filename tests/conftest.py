@@ -80,3 +80,10 @@ def xl_lab(lab: LabHandle) -> LabHandle:
     """The session lab, reseeded to its default scenario with no cluster manager (xl)."""
     lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="xl")
     return lab
+
+
+@pytest.fixture
+def xe_lab(lab: LabHandle) -> LabHandle:
+    """The session lab, reseeded to its default scenario as an XCP-ng pool (xe on the master)."""
+    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="xe")
+    return lab

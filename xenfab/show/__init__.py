@@ -182,6 +182,12 @@ def _wrap(text: str) -> str:
     )
 
 
+def _named(name: str, known: Any) -> str:
+    """``name`` with its label for people (an xe uuid's name-label), when it has one."""
+    label = getattr(known, "label", None)
+    return f"{name} ({label})" if label and label != name else name
+
+
 def layout_text(
     layout: dict[str, Any],
     snap: Snapshot,
@@ -218,14 +224,15 @@ def _layout_text(
         if only_hosts and name not in only_hosts:
             continue
         placed = by_host.get(name, [])
-        names = _wrap(", ".join(a["guest"] for a in placed)) or "-"
+        names = _wrap(", ".join(_named(a["guest"], snap.guest(a["guest"])) for a in placed))
+        names = names or "-"
         ram = f"{_or_dash(h['free_mib_before'])} -> {_or_dash(h['free_mib_after'])}"
         status = h.get("status") or "ok"
         if status != "ok":
             host = snap.host(name)
             said = tools_failed(host) if host is not None else None
             names, ram = f"({said or status})", "-"
-        rows.append([name, len(placed), names, ram])
+        rows.append([_named(name, snap.host(name)), len(placed), names, ram])
     title = f"Layout for {snap.environment} ({layout.get('strategy', '?')}"
     method = layout.get("method")
     title += f", {method})" if method else ")"

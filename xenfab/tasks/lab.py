@@ -24,8 +24,9 @@ def lab_options(**given: object) -> dict:
 
 LAB_DIR_HELP = "lab directory (default: $XENFAB_LAB_DIR, else ~/.cache/xenfab/lab)"
 BACKEND_HELP = (
-    "rgmanager (default: clustat and clusvcadm on every host) or xl (no cluster manager: the "
-    "Xen tools only, every guest's config linked from an autostart directory)"
+    "rgmanager (default: clustat and clusvcadm on every host), xl (no cluster manager: the "
+    "Xen tools only, every guest's config linked from an autostart directory) or xe (an "
+    "XCP-ng pool: xe on every host, the first one the master)"
 )
 
 
@@ -169,7 +170,8 @@ def status(c, format="table", lab_dir=None):
         "the fence), host-up, slow, command-fails, command-ok, inquorate, quorate, "
         "start-behind, hand-start (an xl create the cluster does not see), hand-start-on-start, "
         "start-behind-on-start (armed: at the next start of another guest), start-fails, "
-        "start-ok",
+        "start-ok; xe labs: sr-unplugged/sr-plugged, host-disable/host-enable (--host), "
+        "ha-enable, ha-disable, xapi-8.0, xapi-8.2",
         "host": "the host (host-down/-up, fence, slow, command-fails/-ok, start-behind...)",
         "guest": "the guest, e.g. web01 (start-behind, hand-start..., start-fails/-ok)",
         "ms": "milliseconds of delay for slow (0 removes it)",

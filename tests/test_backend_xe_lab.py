@@ -1,0 +1,206 @@
+"""The xe backend over the lab as an XCP-ng pool: real sshd, `xe` on the master only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from clitools import fab, no_traceback
+
+pytestmark = pytest.mark.lab
+ENV = ("--env", "lab-xe")
+
+
+def pool(lab) -> dict:
+    """The lab's own record of the pool: host name -> uuid, VM uuid -> its row (guest, label...)."""
+    db = sqlite3.connect(lab.dir / "state.db")
+    db.row_factory = sqlite3.Row
+    try:
+        hosts = {r["name"]: r["uuid"] for r in db.execute("SELECT name, uuid FROM xe_hosts")}
+        vms = {
+            r["uuid"]: dict(r) for r in db.execute("SELECT * FROM xe_vms WHERE control_of IS NULL")
+        }
+    finally:
+        db.close()
+    return {"hosts": hosts, "vms": vms, "by_uuid": {u: n for n, u in hosts.items()}}
+
+
+def xe(lab, command: str, host: str = "xen01"):
+    """`xe ...` on a lab host over SSH, as an admin types it."""
+    return lab.ssh(host, "xe " + command)
+
+
+def layout(*args: str) -> dict:
+    res = fab("show-layout", *ENV, "--format", "json", *args)
+    no_traceback(res)
+    return json.loads(res.stdout)  # stdout is exactly one JSON document
+
+
+def running(lab) -> dict[str, str]:
+    """VM uuid -> the host uuid xe shows it resident on, for every running VM (not dom0s)."""
+    out = xe(lab, "vm-list is-control-domain=false power-state=running params=uuid,resident-on")
+    assert out.returncode == 0, out.stderr
+    found, uuid = {}, None
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(": ")
+        if key.strip().startswith("uuid"):
+            uuid = value.strip()
+        elif key.strip().startswith("resident-on"):
+            found[uuid] = value.strip()
+    return found
+
+
+def test_xe_prints_the_real_layouts_and_only_the_master_is_the_master(xe_lab):
+    p = pool(xe_lab)
+    res = xe(xe_lab, "host-list params=uuid,name-label,memory-free-computed")
+    assert res.returncode == 0 and res.stderr == ""
+    # Two blank lines after every record; the first key left-aligned, the others right-aligned;
+    # an expensive field is not computed by *-list.
+    records = res.stdout.split("\n\n\n")
+    assert records[-1] == "" and len(records) == len(p["hosts"]) + 1
+    first = records[0].splitlines()
+    assert first[0].startswith("uuid ( RO)                    : ")
+    assert first[1] == "              name-label ( RW): xen01"
+    assert first[2] == "    memory-free-computed ( RO): <expensive field>"
+    computed = xe(
+        xe_lab, f"host-param-get uuid={p['hosts']['xen01']} param-name=memory-free-computed"
+    )
+    assert computed.returncode == 0 and computed.stdout.strip().isdigit()
+    # Name-labels hold spaces and repeat: VMs are told apart by uuid.
+    labels = [v["label"] for v in p["vms"].values()]
+    assert "web server" in labels and labels.count("web server") >= 2
+    # Strict as xe: an unknown field, a bad uuid, an unknown command.
+    bad = xe(xe_lab, "vm-list colour=red")
+    assert (bad.returncode, bad.stderr) == (1, "Error: Unknown field 'colour'\n")
+    bad = xe(xe_lab, "vm-param-get uuid=not-a-uuid param-name=uuid")
+    assert (bad.returncode, bad.stderr) == (
+        1,
+        "The uuid you supplied was invalid.\ntype: VM\nuuid: not-a-uuid\n",
+    )
+    bad = xe(xe_lab, "vm-frobnicate")
+    assert bad.stderr == "Unknown command: vm-frobnicate\nFor usage run: 'xe help'\n"
+    conf = xe_lab.dir / "xensource" / "pool.conf"
+    assert xe_lab.ssh("xen01", f"cat {conf}").stdout == "master"
+    assert xe_lab.ssh("xen03", f"cat {conf}").stdout == "slave:127.0.0.11"
+
+
+def test_facts_layout_start_all_then_nothing(xe_lab):
+    p = pool(xe_lab)
+    res = fab("facts", *ENV, "--format", "json")
+    no_traceback(res)
+    assert res.returncode == 0, res.stderr
+    snap = json.loads(res.stdout)
+    assert {h["name"] for h in snap["hosts"]} == set(p["hosts"].values())
+    assert {h["label"] for h in snap["hosts"]} == set(p["hosts"])
+    guests = {g["name"]: g for g in snap["guests"]}
+    assert set(guests) == set(p["vms"])  # every VM, by uuid; no control domain
+    not_ours = {u for u, v in p["vms"].items() if not v["auto_poweron"]}
+    assert not_ours and all(guests[u]["state"] == "not-ours" for u in not_ours)
+    for uuid, vm in p["vms"].items():
+        assert guests[uuid]["memory_mib"] == vm["mem_mib"] and guests[uuid]["label"] == vm["label"]
+
+    plan = layout("--explain")
+    down = {u for u, g in guests.items() if g["state"] == "halted"}
+    assert {a["guest"] for a in plan["assignments"]} == down and plan["unplaced"] == []
+    assert all(a["why"] for a in plan["assignments"])
+    assert all(c.startswith("xe vm-start uuid=") for c in plan["commands"])
+    table = fab("show-layout", *ENV, "--explain")
+    assert table.returncode == 0 and "Why each host" in table.stdout
+    assert "Commands (run on xen01)" in table.stdout
+    # Identity is the uuid; the name-labels stand beside it for people.
+    assert f"{p['hosts']['xen01']} (xen01)" in table.stdout
+    assert any(
+        f"{a['guest']} ({p['vms'][a['guest']]['label']})" in table.stdout
+        for a in plan["assignments"]
+    )
+
+    res = fab("start-all", *ENV, "--yes")
+    no_traceback(res)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "STILL DOWN: none" in res.stdout
+    now = running(xe_lab)
+    for a in plan["assignments"]:
+        assert now[a["guest"]] == a["host"]
+    assert not_ours.isdisjoint(now)  # down, not ours: never started
+    starts = xe_lab.status()["starts"]
+    assert len(starts) == len(down) and all(s["ok"] for s in starts)
+
+    again = fab("start-all", *ENV, "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to start" in again.stdout
+    assert len(xe_lab.status()["starts"]) == len(starts)
+
+
+def test_a_vm_whose_sr_is_unplugged_on_its_planned_host_is_relocated(xe_lab):
+    p = pool(xe_lab)
+    plan = layout()
+    first = plan["assignments"][0]
+    bad_host = p["by_uuid"][first["host"]]
+    xe_lab.inject("xapi-8.0")  # the old wording (XCP-ng 8.0) is understood as well
+    xe_lab.inject("sr-unplugged", bad_host)
+    res = fab("start-all", *ENV, "--yes", "--format", "json")
+    no_traceback(res)
+    report = json.loads(res.stdout)
+    assert res.returncode == 0, res.stderr
+    now = running(xe_lab)
+    planned_there = {a["guest"] for a in plan["assignments"] if a["host"] == first["host"]}
+    # Every VM planned on that host runs elsewhere; nothing runs there that was started now.
+    for guest in planned_there:
+        assert guest in now and now[guest] != first["host"], guest
+    failed = [s for s in xe_lab.status()["starts"] if not s["ok"]]
+    assert failed and {s["host"] for s in failed} == {bad_host}
+    tries = {r["guest"]: r for r in report["results"]}
+    assert all(tries[g]["attempts"] >= 2 for g in planned_there), tries
+    still = xe(xe_lab, f"vm-start uuid={sorted(planned_there)[0]} on={first['host']}")
+    assert still.returncode == 1 and "actual: running" in still.stderr
+
+
+def test_ha_enabled_leaves_protected_vms_to_ha_and_says_so(xe_lab):
+    p = pool(xe_lab)
+    xe_lab.inject("ha-enable")
+    protected = {
+        u
+        for u, v in p["vms"].items()
+        if v["ha_prio"] in ("restart", "best-effort") and v["auto_poweron"]
+    }
+    plan = layout()
+    skipped = {s["guest"]: s for s in plan["skipped"]}
+    halted = {u for u in protected if u not in running(xe_lab)}
+    assert halted, "the scenario has HA-protected VMs down"
+    for u in halted:
+        assert u not in {a["guest"] for a in plan["assignments"]}
+        assert "left to HA" in skipped[u]["reason"], skipped[u]
+    res = fab("start-all", *ENV, "--yes")
+    no_traceback(res)
+    assert halted.isdisjoint(running(xe_lab))
+    assert halted.isdisjoint({s["guest"] for s in xe_lab.status()["starts"]})
+    assert res.returncode in (0, 2), res.stderr
+
+
+def test_a_failing_start_is_still_down_with_exit_2(xe_lab):
+    p = pool(xe_lab)
+    plan = layout()
+    victim = plan["assignments"][0]["guest"]
+    xe_lab.inject("start-fails", p["vms"][victim]["guest"])
+    res = fab("start-all", *ENV, "--yes")
+    no_traceback(res)
+    assert res.returncode == 2, res.stdout
+    still = res.stdout.split("STILL DOWN", 1)[1]
+    assert victim in still and "SR_BACKEND_FAILURE_46" in res.stdout
+    others = {a["guest"] for a in plan["assignments"]} - {victim}
+    assert others <= set(running(xe_lab))
+
+
+def test_the_master_down_is_refused_with_how_to_promote(xe_lab):
+    xe_lab.inject("host-down", "xen01")
+    try:
+        res = fab("start-all", *ENV, "--yes")
+        no_traceback(res)
+        assert res.returncode == 3, res.stdout + res.stderr
+        assert "pool-emergency-transition-to-master" in res.stdout + res.stderr
+        assert xe_lab.status()["starts"] == []
+        member = xe(xe_lab, "vm-list", host="xen02")
+        assert member.returncode == 1 and member.stdout == ""
+    finally:
+        xe_lab.inject("host-up", "xen01")
