@@ -5,4 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The layers hold (pyproject.toml [tool.importlinter]) and no two modules import each other.
+.venv/bin/lint-imports --no-cache
+.venv/bin/python scripts/import_cycles.py
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

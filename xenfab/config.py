@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 
 from .errors import ConfigError
-from .plan.policy import MOVED, Policy
+from .paths import expand_path
+from .policy import MOVED, Policy
 from .schema import (
     HOST_NAME,
     Check,
@@ -39,7 +40,6 @@ from .schema import (
 )
 
 CONFIG_FILENAME = "fabfile_config.yaml"
-DEFAULT_LAB_DIR = "~/.cache/xenfab/lab"
 
 
 def known_backends() -> tuple[str, ...]:
@@ -56,13 +56,6 @@ def _known_backend(value: str) -> str:
 
 
 __all__ = ["HOST_NAME", "Environment", "HostEntry", "SSHSettings", "StartPolicy", "XenfabConfig"]
-
-
-def expand_path(value: str) -> str:
-    """Expand ``~`` and ``$VARS``; ``$XENFAB_LAB_DIR`` defaults to the lab's default directory."""
-    lab = os.environ.get("XENFAB_LAB_DIR") or DEFAULT_LAB_DIR
-    text = value.replace("${XENFAB_LAB_DIR}", lab).replace("$XENFAB_LAB_DIR", lab)
-    return os.path.expanduser(os.path.expandvars(text))
 
 
 def _absolute(value: str) -> str:

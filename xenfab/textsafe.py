@@ -24,3 +24,15 @@ def printable(text: object, *, newlines: bool = False) -> str:
     if not newlines:
         s = s.replace("\n", "\\n")
     return _CONTROL.sub(_escape, s)
+
+
+def format_duration(seconds: float) -> str:
+    """``75.4`` -> ``1m15s``; under a minute, one decimal (``4.2s``)."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s"

@@ -107,7 +107,7 @@ class XeBackend(ClusterBackend):
             )
         conf = options.get("pool_conf", DEFAULT_POOL_CONF)
         if isinstance(conf, str):
-            from ..config import expand_path  # ~ and $VARS ($XENFAB_LAB_DIR in the lab)
+            from ..paths import expand_path  # ~ and $VARS ($XENFAB_LAB_DIR in the lab)
 
             conf = expand_path(conf)
         if not isinstance(conf, str) or not _PATH.match(conf) or ".." in conf.split("/"):
@@ -259,7 +259,7 @@ class XeBackend(ClusterBackend):
         self, cluster: ClusterState, outputs: Mapping[str, Output], master: str
     ) -> Inventory:
         """Hosts by uuid (name-label as label), guests by uuid with their size, from the read."""
-        from ..snapshot import Domain, Guest, Host  # local: snapshot asks cluster for states
+        from ..values import Domain, Guest, Host
 
         inv = Inventory()
         if cluster.error is not None or not cluster.extra:

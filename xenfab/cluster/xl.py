@@ -85,7 +85,7 @@ class XlBackend(ClusterBackend):
         out: dict[str, Any] = {}
         auto = options.get("auto_dir", DEFAULT_AUTO_DIR)
         if isinstance(auto, str):
-            from ..config import expand_path  # ~ and $VARS, as lock_path ($XENFAB_LAB_DIR)
+            from ..paths import expand_path  # ~ and $VARS, as lock_path ($XENFAB_LAB_DIR)
 
             auto = expand_path(auto)
         if auto is not None and (not isinstance(auto, str) or not _PATH.match(auto)):

@@ -7,6 +7,8 @@ cluster state and the shared guest config directory, which is read once.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
+from typing import Any
 
 from ..cluster import ClusterBackend, Probe
 from ..cluster import backend as get_backend
@@ -14,9 +16,9 @@ from ..config import Environment, HostEntry, resolve_hosts, ssh_config_hosts
 from ..errors import ConfigError
 from ..remote import RunResult, fabric_config, run, run_all
 from ..snapshot import LockSeen, Snapshot
-from ..start.lock import PEEK_PROBE, peek_command
 from .assemble import HostReport, assemble, lock_seen
 from .batch import build_script, new_nonce, split_output
+from .lockfile import PEEK_PROBE, peek_command
 
 
 def environment_hosts(env: Environment, only: list[str] | None = None) -> list[HostEntry]:
@@ -38,8 +40,12 @@ def gather(
     without: list[str] | None = None,
     lock_path: str | None = None,
     history: str | None = None,
+    progress: Callable[[list[str]], Any] | None = None,
 ) -> Snapshot:
     """Ask every host of ``env`` for its facts, in parallel; an unreachable host is reported.
+
+    ``progress(hosts)``: a context manager told of each host that ``answered(host)`` (the
+    tasks pass show.progress.gathering: on a terminal, which hosts it still waits for).
 
     With ``lock_path``, the batch of the run lock's host also reads who holds that lock
     (``Snapshot.lock``): no extra round trip, and the lock is never taken. With ``history`` (a
@@ -83,10 +89,7 @@ def gather(
     def split(result: RunResult) -> None:
         reports[result.host] = _report(result, nonce)
 
-    from ..show.progress import Waiting
-
-    # On a terminal, after 2 s: which hosts have not answered yet (a slow one is not a hang).
-    with Waiting("gathering", order) as waiting:
+    with (progress or _Quiet)(order) as waiting:
         results = run_all(
             order,
             scripts.__getitem__,
@@ -169,3 +172,19 @@ def _report(result: RunResult, nonce: str) -> HostReport:
             f"{result.host}: the gather script stopped early (exit {result.output.exit_code})"
         )
     return report
+
+
+class _Quiet:
+    """No progress shown: the default of callers with no terminal of their own."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = hosts
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def answered(self, host: str) -> None:
+        """Nothing to say."""

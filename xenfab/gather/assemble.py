@@ -10,7 +10,7 @@ from ..config import HostEntry
 from ..parse import ParseError, parse_guest_config, parse_xl_info, parse_xl_list
 from ..parse.records import GuestConfig
 from ..snapshot import Domain, Guest, Host, LockSeen, Snapshot
-from ..start.lock import PEEK_PROBE, LockUnread, parse_peek
+from .lockfile import PEEK_PROBE, LockUnread, parse_peek
 
 
 @dataclass

@@ -132,3 +132,8 @@ class Waiting:
         with contextlib.suppress(OSError, ValueError):
             self.out.write(text)
             self.out.flush()
+
+
+def gathering(hosts: list[str]) -> Waiting:
+    """On a terminal, after 2 s, which hosts a gather still waits for (a slow one is no hang)."""
+    return Waiting("gathering", hosts)

@@ -8,6 +8,7 @@ from typing import Any
 from tabulate import tabulate
 
 from ..duplicates import Duplicate
+from ..textsafe import format_duration
 
 # Every outcome a guest can end a run with, and those that make the run not ok (outcome.py).
 from .outcome import BAD_OUTCOMES, OUTCOMES, Outcome
@@ -124,15 +125,3 @@ class StartReport:
             # How old, at most, the domain lists were that let a start go (round begun -> sent).
             fresh = f"; domain lists at most {self.max_liveness_age_s:.2f}s old at each start"
         return f"{head}{body} in {format_duration(self.seconds)}{fresh}{tail}"
-
-
-def format_duration(seconds: float) -> str:
-    """``75.4`` -> ``1m15s``; under a minute, one decimal (``4.2s``)."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    return f"{minutes}m{secs:02d}s"

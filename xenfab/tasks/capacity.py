@@ -52,8 +52,12 @@ def capacity(
     cfg, environment = load(c, config, env, loc)
     # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
     # report says so in its warnings instead of refusing to report.
+    from ..show.progress import gathering
+
     snap = (
-        saved_snapshot(from_, environment) if from_ else gather(environment, base_config=c.config)
+        saved_snapshot(from_, environment)
+        if from_
+        else gather(environment, base_config=c.config, progress=gathering)
     )
     lost = check_dead(snap, split_list(dead))
     for name in lost:

@@ -43,12 +43,19 @@ def _facts(c, cfg, env, from_: str | None) -> Snapshot:
     if from_:
         return saved_snapshot(from_, env)
     from ..gather import gather
+    from ..show.progress import gathering
     from ..start.lock import configured_path
 
     # The run lock is read in the same round trip, so a held one is said before any prompt.
     # Every gather is kept in the history: a host declared dead later is known by it.
     lock = configured_path(cfg, env)
-    return gather(env, base_config=c.config, lock_path=lock, history=_history(cfg, env))
+    return gather(
+        env,
+        base_config=c.config,
+        lock_path=lock,
+        history=_history(cfg, env),
+        progress=gathering,
+    )
 
 
 def _history(cfg: XenfabConfig, env: Environment) -> str:

@@ -39,7 +39,9 @@ def check(c, env=None, config=None, loc=None, format="table"):
 
     check_format(format)
     cfg, environment = load(c, config, env, loc)
-    snap = gather(environment, base_config=c.config)
+    from ..show.progress import gathering
+
+    snap = gather(environment, base_config=c.config, progress=gathering)
     rows = [
         {
             "host": h.name,
