@@ -76,6 +76,11 @@ class Layout:
     proven_optimal: bool | None = None
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
+    # A short hash of the facts, the policy and this layout (plan.saved.plan_id): the same id
+    # is the same plan. ``search_stopped``: "time" when the search's wall-clock safety stop
+    # ended it (the layout may then depend on the machine's load), else None.
+    plan_id: str | None = None
+    search_stopped: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -103,4 +108,6 @@ class Layout:
             "proven_optimal": self.proven_optimal,
             "warnings": list(self.warnings),
             "without": list(self.without),
+            "plan_id": self.plan_id,
+            "search_stopped": self.search_stopped,
         }

@@ -108,7 +108,15 @@ def _layout(cfg, env, snap, strategy, exclude, without, dead=(), expect=None):
         from ..plan.expect import with_expectation
 
         policy = with_expectation(policy, expect, snap)
-    return plan(snap, policy, without=without, dead=dead, on_search=SearchNotice()), policy
+    layout = plan(snap, policy, without=without, dead=dead, on_search=SearchNotice())
+    if layout.search_stopped == "time":
+        # The safety stop, not the work budget, ended the search: said, as the JSON says it.
+        sys.stderr.write(
+            f"xenfab: planning: the search reached its safety stop ({policy.exact_search_s:g} s "
+            "of wall time, policy.exact_search_s) before its work budget: this layout may differ "
+            "on a less busy machine\n"
+        )
+    return layout, policy
 
 
 @dataclass
