@@ -35,6 +35,8 @@ class StartOptions:
     liveness_wait_s: float | None = None
     base_config: object | None = None
     out: TextIO | None = None
+    # The layout's plan id (plan.saved.plan_id): the audit log records it with every action.
+    plan_id: str | None = None
 
     def __post_init__(self) -> None:
         # Callers pass any collection of names (a list from the command line, a set).
