@@ -13,7 +13,6 @@ it can on the host the greedy pass (the chosen strategy) gave them.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,15 +70,6 @@ class Budget:
 # Called when the search starts, with the most seconds it may take; what it returns (if callable)
 # is called when the search ends. The planner does no I/O: the caller shows progress.
 SearchHook = Callable[[float], "Callable[[], None] | None"]
-
-
-def solver_threads() -> int:
-    """Solver threads: never more than the cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 2))
 
 
 def improve(
