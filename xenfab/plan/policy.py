@@ -117,7 +117,7 @@ class Policy:
     priority: dict[Name, PosInt] = doc({}, "guest or pattern -> tier, 1 = most important")
     default_tier: PosInt = doc(3, "tier of guests no `priority` pattern matches")
     exact_search_s: NonNegFloat = doc(
-        30.0,
+        60.0,
         "safety stop (seconds of wall time) of the search when greedy leaves guests down; "
         "the search's budget is counted in work, so this is never its normal end; 0 = greedy only",
     )

@@ -99,6 +99,9 @@ def improve(
         if not budget.search:
             proven = None  # greedy only: no search ran
             continue
+        if budget.out_of_time():
+            proven = False  # the safety stop came before any search
+            continue
         if repair(m, st, why, order, budget):
             method = "greedy+repair"
         if all(st.where[g.idx] is not None for g in m.guests):
