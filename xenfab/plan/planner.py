@@ -53,7 +53,8 @@ def plan(
         st, method, proven = improve(m, st, why, order, budget, on_search)
     out = _layout(m, st, why, order, method, proven)
     out.search_stopped = budget.stopped
-    out.plan_id = plan_id(facts_digest(snapshot), policy, out, dead=dead, avoid=avoid)
+    # Computed on first use (Layout.plan_id), from the inputs as they are now.
+    out._id_of = lambda: plan_id(facts_digest(snapshot), policy, out, dead=dead, avoid=avoid)
     return out
 
 

@@ -99,7 +99,7 @@ def plan_id(
         json.loads(_canonical(_policy_data(policy))),
         sorted(dead),
         {g: sorted(h) for g, h in sorted((avoid or {}).items())},
-        json.loads(_canonical(layout.to_dict())),
+        json.loads(_canonical(layout.to_dict(with_id=False))),
     )
 
 
@@ -254,8 +254,8 @@ def layout_of(doc: Mapping[str, Any]) -> Layout:
         proven_optimal=data.get("proven_optimal"),
         warnings=list(data.get("warnings", [])),
         without=list(data.get("without", [])),
-        plan_id=doc.get("plan_id"),
         search_stopped=data.get("search_stopped"),
+        _plan_id=doc.get("plan_id"),
     )
 
 
