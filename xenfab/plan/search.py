@@ -54,7 +54,7 @@ class Budget:
     deadline: float
     search: bool = True  # False: greedy only, as asked (a budget of 0), not a stop
     stopped: str | None = None
-    nodes: int = 0  # solver nodes spent (for the benchmark)
+    nodes: int = 0  # solver nodes spent (diagnostics: what the work budget bought)
 
     def out_of_time(self) -> bool:
         """True (and remembered) once the safety stop is reached."""
