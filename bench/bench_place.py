@@ -3,17 +3,20 @@
 Run standalone from the repository root::
 
     python bench/bench_place.py            # 60 instances
-    python bench/bench_place.py --quick    # 10 instances
+    python bench/bench_place.py --quick    # 6 instances
     python bench/bench_place.py --json out.json
+    python bench/bench_place.py --busy 0   # no saturated run
 
 The instances come from ``xenfab.plan.instances`` (4-24 hosts of 1-3 models, 50-150 guests of a
 few flavours, RAM filled 85-100% and the vCPU cap binding at the same time, 0-3 anti-affinity
 classes, a reserve): each has a planted layout that places every guest, checked by an
 independent checker, so the exact optimum is "all placed" on every one. Side by side, in one
-run: the default (every strategy, with the default budget), the branch and bound that was the
-default before (and OR-tools CP-SAT when it is installed), greedy alone, and the seed's way
-(round robin over hosts by total RAM, first fit by free RAM, as the Perl script did). Every
-layout is checked by the same independent checker; a broken rule fails the run.
+run: the default (every strategy, with the default budget), the default again with the CPU
+saturated by busy loops of the benchmark's own (three per core; the layouts must be the same
+as quiet, plan id for plan id: the budget is counted in work, not time), the branch and bound
+that was the default before (and OR-tools CP-SAT when it is installed), greedy alone, and the
+seed's way (round robin over hosts by total RAM, first fit by free RAM, as the Perl script
+did). Every layout is checked by the same independent checker; a broken rule fails the run.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import contextlib
 import importlib.metadata as md
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -72,14 +76,49 @@ def installed_mib(*names: str) -> float | None:
     return total / 2**20
 
 
-def measure(insts: list[Instance], label: str, run) -> dict:
-    """All-placed share, proofs and times of one method over the set."""
-    placed = proven = broken = 0
+def _busy(stop) -> None:
+    while not stop.is_set():
+        for _ in range(100_000):
+            pass
+
+
+class Saturated:
+    """``per_core`` busy loops on every core for the length of the block (always ended)."""
+
+    def __init__(self, per_core: int) -> None:
+        self.count = per_core * (os.cpu_count() or 1)
+
+    def __enter__(self) -> Saturated:
+        ctx = multiprocessing.get_context("fork")
+        self.stop = ctx.Event()
+        self.procs = [
+            ctx.Process(target=_busy, args=(self.stop,), daemon=True) for _ in range(self.count)
+        ]
+        for p in self.procs:
+            p.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+
+
+def measure(insts: list[Instance], label: str, run, ids: list | None = None) -> dict:
+    """All-placed share, proofs and times of one method over the set.
+
+    ``ids``: filled with each layout's plan id, for comparing two runs instance by instance.
+    """
+    placed = proven = broken = stopped = 0
     times = []
     cpu = []
     for inst in insts:
         t0, c0 = time.monotonic(), time.process_time()
-        layout, complete, is_proven = run(inst)
+        layout, complete, is_proven, *more = run(inst)
         times.append(time.monotonic() - t0)
         cpu.append(time.process_time() - c0)
         pol = inst.policy()
@@ -87,6 +126,10 @@ def measure(insts: list[Instance], label: str, run) -> dict:
             broken += 1
         placed += complete
         proven += is_proven
+        if more:
+            stopped += more[0].search_stopped is not None
+            if ids is not None:
+                ids.append(more[0].plan_id)
     n = len(insts)
     return {
         "method": label,
@@ -100,6 +143,8 @@ def measure(insts: list[Instance], label: str, run) -> dict:
         # mostly waiting for a core, and the budget (2 s) is wall time.
         "mean_cpu_s": round(sum(cpu) / n, 3),
         "broken": broken,
+        # Layouts the wall-clock safety stop ended (never the normal end).
+        "safety_stops": stopped,
     }
 
 
@@ -114,7 +159,7 @@ def planner(strategy: str, solver: str, budget: float | None):
         finally:
             search.SOLVER = old
         got = {a.guest: a.host for a in layout.assignments}
-        return got, layout.complete, layout.proven_optimal is True
+        return got, layout.complete, layout.proven_optimal is True, layout
 
     return run
 
@@ -125,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="6 instances")
     ap.add_argument("--instances", type=int, default=None, help="how many (default 60)")
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument(
+        "--busy",
+        type=int,
+        default=3,
+        help="busy loops per core for the saturated run of the default (0: no saturated run)",
+    )
     args = ap.parse_args(argv)
     count = args.instances or (6 if args.quick else 60)
     t0 = time.monotonic()
@@ -140,12 +191,30 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     rows = []
+    quiet_ids: list = []
+    busy_ids: list = []
+    saturated = None
     for strategy in STRATEGIES:
         label = f"default: {strategy} + exact search (HiGHS)"
         if strategy == "round-robin":
             label += " [default strategy]"
-        rows.append(measure(insts, label, planner(strategy, "mip", None)))
+        ids = quiet_ids if strategy == "round-robin" else None
+        rows.append(measure(insts, label, planner(strategy, "mip", None), ids))
         print(f"  {rows[-1]}", flush=True)
+        if strategy == "round-robin" and args.busy > 0:
+            with Saturated(args.busy) as sat:
+                load_busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                saturated = measure(
+                    insts,
+                    f"{label} [CPU saturated: {sat.count} busy loops]",
+                    planner(strategy, "mip", None),
+                    busy_ids,
+                )
+            same = sum(a == b for a, b in zip(quiet_ids, busy_ids, strict=True))
+            saturated["same_layout_as_quiet"] = same
+            saturated["load_at_start"] = round(load_busy, 1)
+            rows.append(saturated)
+            print(f"  {rows[-1]}", flush=True)
     rows.append(
         measure(
             insts, "before: round-robin + branch and bound", planner("round-robin", "bnb", None)
@@ -168,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "max s",
         "mean CPU s",
         "rules broken",
+        "safety stops",
     ]
     print(
         table(
@@ -181,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['max_s']:.3f}",
                     f"{r['mean_cpu_s']:.3f}",
                     r["broken"],
+                    r.get("safety_stops", ""),
                 ]
                 for r in rows
             ],
@@ -204,9 +275,20 @@ def main(argv: list[str] | None = None) -> int:
         f"\ndefault all placed: {default['all_placed_pct']:.1f}% (target >= {100 * TARGET:.0f}%)"
         f": {'ok' if ok else 'MISSED'}"
     )
+    if saturated is not None:
+        sat_ok = saturated["all_placed"] >= TARGET * saturated["instances"]
+        same_ok = saturated["same_layout_as_quiet"] == count
+        print(
+            f"default all placed, CPU saturated: {saturated['all_placed_pct']:.1f}% "
+            f"(target >= {100 * TARGET:.0f}%): {'ok' if sat_ok else 'MISSED'}; the same layout "
+            f"as quiet (plan id) on {saturated['same_layout_as_quiet']}/{count}: "
+            f"{'ok' if same_ok else 'MISSED'}"
+        )
+        ok = ok and sat_ok and same_ok
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"instances": count, "rows": rows, "installed_mib": sizes}, fh, indent=1)
+            doc = {"instances": count, "rows": rows, "installed_mib": sizes, "saturated": saturated}
+            json.dump(doc, fh, indent=1)
     return 0 if ok else 1
 
 

@@ -124,7 +124,9 @@ class Policy:
     priority: dict[Name, PosInt] = doc({}, "guest or pattern -> tier, 1 = most important")
     default_tier: PosInt = doc(3, "tier of guests no `priority` pattern matches")
     exact_search_s: NonNegFloat = doc(
-        2.0, "time budget (seconds) of repair + exact search when greedy leaves guests down"
+        60.0,
+        "safety stop (seconds of wall time) of the search when greedy leaves guests down; "
+        "the search's budget is counted in work, so this is never its normal end; 0 = greedy only",
     )
     # This run's --expect (plan.expect.Expectation): no help text, so not a documented key;
     # on the policy so that every plan of the run, the engine's replans too, reads it.

@@ -256,7 +256,13 @@ class _Judge:
         With its full ``exact_search_s`` the planner's word is final (it is what show-layout
         --without would say); with less, an unproven failure proves nothing about k.
         """
-        return bool(layout.unplaced) and layout.proven_optimal is not True and self.cut
+        # The planner's budget is work, not time: only a search its wall-clock stop ended
+        # (search_stopped) is short of the planner's final word.
+        return (
+            bool(layout.unplaced)
+            and layout.proven_optimal is not True
+            and layout.search_stopped is not None
+        )
 
 
 def capacity(

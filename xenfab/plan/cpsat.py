@@ -6,10 +6,13 @@ as plan/mip.py (guest kinds x hosts, rows from the rules), so the two cannot dis
 
 from __future__ import annotations
 
-import time
+from typing import TYPE_CHECKING
 
 from .mip import _assign, _start_counts, build
 from .model import Model, State
+
+if TYPE_CHECKING:
+    from .budget import Budget
 
 
 def available() -> bool:
@@ -22,9 +25,16 @@ def available() -> bool:
 
 
 def solve(
-    m: Model, incumbent: State, deadline: float, threads: int = 2
+    m: Model, incumbent: State, budget: Budget, threads: int = 1
 ) -> tuple[list[int | None] | None, bool] | None:
-    """(better layout or None, proven) from CP-SAT; None when it cannot be used here."""
+    """(better layout or None, proven) from CP-SAT; None when it cannot be used here.
+
+    Bounded by CP-SAT's deterministic time (budget.CPSAT_DETERMINISTIC_S), not wall time; with
+    one worker and a fixed seed its answer is the same at any load. The budget's safety stop
+    is its wall-clock limit.
+    """
+    from .budget import CPSAT_DETERMINISTIC_S
+
     try:
         from ortools.sat.python import cp_model
     except ImportError:
@@ -45,13 +55,18 @@ def solve(
     model.Maximize(
         sum(weights[prog.kinds[k].example.tier] * y[i] for i, (k, _h) in enumerate(prog.columns))
     )
-    left = deadline - time.monotonic() - 0.05
+    left = budget.left()
     if left <= 0.05:
+        budget.stopped = "time"
         return None
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = left
+    solver.parameters.max_deterministic_time = CPSAT_DETERMINISTIC_S
     solver.parameters.num_workers = max(1, threads)
+    solver.parameters.random_seed = 15
     status = solver.Solve(model)
+    if status != cp_model.OPTIMAL:
+        budget.out_of_time()  # a wall-clock end is the safety stop's: the budget records it
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     counts = [int(solver.Value(v)) for v in y]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +79,24 @@ class Layout:
     proven_optimal: bool | None = None
     warnings: list[str] = field(default_factory=list)
     without: list[str] = field(default_factory=list)
+    # "time" when the search's wall-clock safety stop ended it (the layout may then depend on
+    # the machine's load), else None.
+    search_stopped: str | None = None
+    # The plan id (see plan_id), or how to compute it on first use: hashing the facts costs
+    # more than a greedy plan, and the N+k analysis plans thousands of layouts nobody shows.
+    _plan_id: str | None = field(default=None, repr=False, compare=False)
+    _id_of: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def plan_id(self) -> str | None:
+        """A short hash of the facts, the policy and this layout (plan.saved.plan_id)."""
+        if self._plan_id is None and self._id_of is not None:
+            self._plan_id = self._id_of()
+        return self._plan_id
+
+    @plan_id.setter
+    def plan_id(self, value: str | None) -> None:
+        self._plan_id, self._id_of = value, None
 
     @property
     def complete(self) -> bool:
@@ -92,9 +111,9 @@ class Layout:
         """The assignment of ``guest``, or None."""
         return next((a for a in self.assignments if a.guest == guest), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The layout as the documented JSON object."""
-        return {
+    def to_dict(self, with_id: bool = True) -> dict[str, Any]:
+        """The layout as the documented JSON object (``with_id``: its plan id too)."""
+        data = {
             "assignments": [asdict(a) for a in self.assignments],
             "skipped": [asdict(s) for s in self.skipped],
             "unplaced": [asdict(u) for u in self.unplaced],
@@ -105,4 +124,8 @@ class Layout:
             "proven_optimal": self.proven_optimal,
             "warnings": list(self.warnings),
             "without": list(self.without),
+            "search_stopped": self.search_stopped,
         }
+        if with_id:
+            data["plan_id"] = self.plan_id
+        return data

@@ -18,15 +18,24 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .model import Model, PGuest, State
 from .rules import Kind, Row, solver_rows
 
-# The keep-greedy-hosts tie-break gets at most this long once the guests placed are optimal.
-KEEP_MAX_S = 0.2
+if TYPE_CHECKING:
+    from .budget import Budget
+
+# The keep-greedy-hosts tie-break's solver nodes once the guests placed are optimal; 0 = off.
+# Off by default: HiGHS's root node alone took up to 10 s on the benchmark's tight instances
+# (and node counts are the only work limit HiGHS has); the planner's settle step (search._adopt)
+# moves guests back to their greedy hosts instead.
+KEEP_NODES = 0
+# HiGHS's own random seed, fixed: with one thread and node limits its path is then the same in
+# every run (HiGHS has no wall-clock decisions besides time_limit, our safety stop).
+RANDOM_SEED = 15
 HIGHS_OPTIONS: dict[str, object] = {}
 # Floats hold integers exactly up to 2**53; keep a margin for the solver's own arithmetic.
 _EXACT_FLOAT = 1 << 40
@@ -118,17 +127,19 @@ def _quiet_stdout() -> Iterator[None]:
 def solve(
     m: Model,
     incumbent: State,
-    deadline: float,
+    budget: Budget,
     *,
     threads: int = 1,
     hosts: list[int] | None = None,
     warm_start: bool = True,
+    max_nodes: int | None = None,
 ) -> tuple[list[int | None] | None, bool] | None:
-    """(better layout or None, proven optimal) within ``deadline``; None when HiGHS is absent.
+    """(better layout or None, proven optimal) within ``max_nodes``; None when HiGHS is absent.
 
     The returned layout places strictly more (tier-weighted) than ``incumbent``. With ``hosts``
     (a neighbourhood), only the guests on those hosts and the guests left down may move; the
     proof then covers that neighbourhood only. ``warm_start``: give HiGHS the incumbent first.
+    ``budget``: its safety stop becomes HiGHS's time_limit; reaching it marks the budget.
     """
     try:
         import highspy
@@ -180,6 +191,7 @@ def solve(
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", max(1, threads))
+    h.setOptionValue("random_seed", RANDOM_SEED)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.5)  # the objective is integral: 0.5 short is optimal
     for key, val in HIGHS_OPTIONS.items():
@@ -206,22 +218,26 @@ def solve(
     proven = True
     best = start + [float(start[c]) for c in kept]
     all_idx = np.arange(n_all, dtype=np.int32)
-    for i, cost in enumerate([*stages, keep_stage]):
+    for i, cost in enumerate([*stages, keep_stage] if KEEP_NODES > 0 else stages):
         is_keep = i == len(stages)
-        left = deadline - time.monotonic()
-        if left <= 0.01:
+        if budget.out_of_time():
             proven = proven and is_keep
             break
         if i > 0:
             h.changeColsCost(n_all, all_idx, np.array(cost))
-        # The keep stage is a tie-break: a short look, never the budget's remainder.
-        h.setOptionValue("time_limit", min(left, KEEP_MAX_S) if is_keep else left)
+        # The keep stage is a tie-break: a short look, never the whole budget.
+        nodes = KEEP_NODES if is_keep else max_nodes
+        h.setOptionValue("mip_max_nodes", nodes if nodes is not None else 2**31 - 1)
+        h.setOptionValue("time_limit", max(budget.left(), 0.001))
         if warm_start:
             sol = highspy.HighsSolution()
             sol.col_value = [float(x) for x in best]
             h.setSolution(sol)
         h.run()
         status = h.getModelStatus()
+        budget.nodes += max(int(h.getInfo().mip_node_count), 0)
+        if status == highspy.HighsModelStatus.kTimeLimit:
+            budget.stopped = "time"
         values = h.getSolution().col_value
         if len(values) == n_all and h.getInfo().primal_solution_status == 2:
             found = [round(v) for v in values]
@@ -230,7 +246,15 @@ def solve(
             # adopt, so values short of the reported objective are not trusted: solve again cold.
             worth = sum(a * b for a, b in zip(cost, found, strict=True))
             if warm_start and worth < h.getInfo().objective_function_value - 0.5:
-                return solve(m, incumbent, deadline, threads=threads, hosts=hosts, warm_start=False)
+                return solve(
+                    m,
+                    incumbent,
+                    budget,
+                    threads=threads,
+                    hosts=hosts,
+                    warm_start=False,
+                    max_nodes=max_nodes,
+                )
             best = found
         if is_keep:
             break

@@ -11,7 +11,8 @@ from .greedy import guest_order, place_greedy
 from .layout import Assignment, HostUse, Layout, Unplaced
 from .model import Model, State, build_model
 from .policy import Policy
-from .search import SearchHook
+from .saved import facts_digest, plan_id
+from .search import Budget, SearchHook
 
 
 def plan(
@@ -28,13 +29,16 @@ def plan(
 
     ``without``: what-if, plan as if these hosts had failed. ``dead``: hosts declared dead for
     this run; the guests the cluster still shows on them are replanned, the hosts unused.
+    The search's budget is deterministic work (search.py); ``time_budget_s`` (default
+    ``policy.exact_search_s``) is only its wall-clock safety stop, and 0 means greedy only.
     ``on_search(seconds)`` is called when the search beyond greedy starts, with the most it may
     take; if it returns a callable, that is called when the search ends. The caller shows it
-    (the planner itself does no I/O).
+    (the planner itself does no I/O). The layout carries its ``plan_id`` (saved.plan_id).
     """
     started = time.monotonic()
-    budget = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
-    deadline = started + budget
+    safety = policy.exact_search_s if time_budget_s is None else max(time_budget_s, 0.0)
+    budget = Budget(started + safety, search=safety > 0)
+    without, dead = list(without), list(dead)
     m = build_model(snapshot, policy, without, avoid, dead=dead)
     st = State(m)
     why: dict[int, str] = {}
@@ -46,8 +50,12 @@ def plan(
         proven = None
         from .search import improve  # local: the search is only needed when greedy falls short
 
-        st, method, proven = improve(m, st, why, order, deadline, on_search)
-    return _layout(m, st, why, order, method, proven)
+        st, method, proven = improve(m, st, why, order, budget, on_search)
+    out = _layout(m, st, why, order, method, proven)
+    out.search_stopped = budget.stopped
+    # Computed on first use (Layout.plan_id), from the inputs as they are now.
+    out._id_of = lambda: plan_id(facts_digest(snapshot), policy, out, dead=dead, avoid=avoid)
+    return out
 
 
 def _layout(

@@ -1,4 +1,9 @@
-"""Search beyond greedy: repair moves, then an exact branch and bound within a time budget.
+"""Search beyond greedy: repair moves, vector packing, then an exact search, within a work budget.
+
+The budget is counted in deterministic work (repair steps, packing passes, solver nodes, a fixed
+sequence of sub-programs), never in wall time: the same snapshot, policy and options give the
+same layout on any machine at any load. A wall-clock limit remains only as a safety stop
+(``Budget.stopped == "time"``), which the layout reports (``search_stopped``).
 
 The objective is lexicographic by tier: one more tier-1 guest placed beats any number of tier-2
 guests (see Model.weights). Among layouts placing equally well, the search keeps as many guests as
@@ -8,36 +13,31 @@ it can on the host the greedy pass (the chosen strategy) gave them.
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Callable
 
 from . import cpsat
+from .budget import Budget
 from .greedy import Balanced, Pack, Picker, fit_text, place_greedy, soft_text
 from .model import Model, PGuest, State
 
-# Exact search checks the clock every this many nodes: cheap, and overshoots the budget by
-# well under a millisecond.
+# The safety stop is checked every this many branch-and-bound nodes: cheap, and never the
+# normal end (the node budget is).
 _CLOCK_EVERY = 64
 
 
 # Which exact search runs: "mip" (HiGHS over guest kinds, the default), "bnb" (the built-in
 # branch and bound, used when highspy cannot be imported) or "cpsat" (OR-tools, measured only).
 SOLVER = "mip"
-# Repair (ejection chains) is cheap and keeps the greedy layout; it gets this share of the budget,
-# at most REPAIR_MAX_S, and the exact search the rest.
-REPAIR_SHARE = 0.1
-REPAIR_MAX_S = 0.2
-VECTOR_SHARE = 0.15
-VECTOR_MAX_S = 0.3
-VECTOR_PASSES = 16
-# The whole program first, with this share of what is left; when it cannot finish, the rest goes
-# to programs over a few hosts at a time (large neighbourhood search), which place more guests
-# sooner on large tight clusters.
-FULL_SHARE = 0.4
+# The work budget, per search pass (soft anti-affinity runs two passes: rule kept, rule broken).
+# Sized with bench/bench_place.py so that the default ends in well under 2 s on a quiet 2-core
+# machine (docs/plans.md has the figures). Counted in work, so the layout never depends on load.
+REPAIR_STEPS = 4_000  # moves tried by the ejection chains (each costs a scan of the hosts)
+VECTOR_PASSES = 16  # vector-packing passes from scratch (fixed seed)
+FULL_NODES = 2_000  # HiGHS branch-and-bound nodes for the whole program
+NEIGHBOURHOODS = 12  # then at most this many programs over a few hosts at a time
 NEIGHBOURHOOD_HOSTS = 5
-NEIGHBOURHOOD_MAX_S = 0.3
-MIN_SOLVER_S = 0.25
+NEIGHBOURHOOD_NODES = 300
+BNB_NODES = 100_000  # the built-in branch and bound (no highspy, or SOLVER = "bnb"): ~1.5 s
 
 
 # Called when the search starts, with the most seconds it may take; what it returns (if callable)
@@ -45,21 +45,12 @@ MIN_SOLVER_S = 0.25
 SearchHook = Callable[[float], "Callable[[], None] | None"]
 
 
-def solver_threads() -> int:
-    """Solver threads: never more than the cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 2))
-
-
 def improve(
     m: Model,
     st: State,
     why: dict[int, str],
     order: list[PGuest],
-    deadline: float,
+    budget: Budget,
     on_search: SearchHook | None = None,
 ) -> tuple[State, str, bool | None]:
     """Try to place the guests greedy left down; returns the state, method and proof flag."""
@@ -78,38 +69,37 @@ def improve(
                 return st, method, True
             # For the search, every guest may break a class: that is the true soft optimum.
             st.relaxed = {g.idx for g in m.guests}
-        now = time.monotonic()
-        share = min((deadline - now) * REPAIR_SHARE, REPAIR_MAX_S)
-        if now < deadline and repair(m, st, why, order, now + share):
+        if not budget.search:
+            proven = None  # greedy only: no search ran
+            continue
+        if budget.out_of_time():
+            proven = False  # the safety stop came before any search
+            continue
+        if repair(m, st, why, order, budget):
             method = "greedy+repair"
         if all(st.where[g.idx] is not None for g in m.guests):
             proven = True
             continue
-        if time.monotonic() >= deadline:
-            proven = None
+        if budget.out_of_time():
+            proven = False  # the safety stop cut the search short
             continue
-        now = time.monotonic()
-        # In soft mode the hard pass gets half of what is left, the relaxed pass the rest.
-        stop = deadline if relax or not soft else now + (deadline - now) / 2
-        finish = on_search(stop - now) if on_search is not None else None
+        finish = on_search(budget.left()) if on_search is not None else None
         try:
             # Vector packing (RAM and vCPUs weighed together) from scratch: a short look first.
-            packed = vector_packing(m, st, now + min((stop - now) * VECTOR_SHARE, VECTOR_MAX_S))
+            packed = vector_packing(m, st, budget)
             if packed is not None:
                 _adopt(m, st, why, packed, order, "vector packing")
                 method = "exact"
             if all(st.where[g.idx] is not None for g in m.guests):
                 proven = True
                 continue
-            now = time.monotonic()
-            first = stop if SOLVER != "mip" else now + (stop - now) * FULL_SHARE
-            where, proven, label = _exact(m, st, first)
+            where, proven, label = _exact(m, st, budget)
             if where is not None:
                 _adopt(m, st, why, where, order, label)
                 method = "exact"
                 # A layout placing every guest is optimal, whether or not the solver said so.
                 proven = proven or all(st.where[g.idx] is not None for g in m.guests)
-            if not proven and SOLVER == "mip" and _neighbourhoods(m, st, why, order, stop):
+            if not proven and SOLVER == "mip" and _neighbourhoods(m, st, why, order, budget):
                 method = "exact"
                 if all(st.where[g.idx] is not None for g in m.guests):
                     proven = True
@@ -122,13 +112,14 @@ def improve(
 
 
 def _neighbourhoods(
-    m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float
+    m: Model, st: State, why: dict[int, str], order: list[PGuest], budget: Budget
 ) -> bool:
-    """Re-solve a few hosts at a time (their guests and the guests left down) until ``deadline``.
+    """Re-solve a few hosts at a time (their guests and the guests left down), NEIGHBOURHOODS times.
 
     Each step frees the guests of NEIGHBOURHOOD_HOSTS hosts, half the roomiest (where a down
     guest could go after moves), half drawn at random (a fixed seed: same input, same plan),
-    and lets the program place them and the down guests anew. Returns True when it placed more.
+    and lets the program place them and the down guests anew, within NEIGHBOURHOOD_NODES
+    solver nodes. Returns True when it placed more.
     """
     import random
 
@@ -140,9 +131,9 @@ def _neighbourhoods(
         return False  # the whole program already had every host
     rng = random.Random(len(m.guests) * 7919 + len(hosts))
     improved = False
-    while deadline - time.monotonic() > MIN_SOLVER_S / 2 and any(
-        st.where[g.idx] is None for g in m.guests
-    ):
+    for _ in range(NEIGHBOURHOODS):
+        if not any(st.where[g.idx] is None for g in m.guests) or budget.out_of_time():
+            break
 
         def room(h: int) -> float:
             cap = m.vcpu.cap[h]
@@ -153,8 +144,7 @@ def _neighbourhoods(
         roomy = sorted(hosts, key=lambda h: (-room(h), m.rank[h]))[: size // 2]
         rest = [h for h in hosts if h not in roomy]
         pick = roomy + rng.sample(rest, size - len(roomy))
-        stop = min(deadline, time.monotonic() + NEIGHBOURHOOD_MAX_S)
-        solved = mip.solve(m, st, stop, threads=1, hosts=pick)
+        solved = mip.solve(m, st, budget, threads=1, hosts=pick, max_nodes=NEIGHBOURHOOD_NODES)
         if solved is None:
             return improved
         if solved[0] is not None:
@@ -163,23 +153,21 @@ def _neighbourhoods(
     return improved
 
 
-def _exact(m: Model, st: State, deadline: float) -> tuple[list[int | None] | None, bool, str]:
+def _exact(m: Model, st: State, budget: Budget) -> tuple[list[int | None] | None, bool, str]:
     """(better layout or None, proven, label) from the configured exact search."""
-    # Below MIN_SOLVER_S the solver's start-up (import, model) would overrun the budget: the
-    # branch and bound checks the clock every few nodes.
-    if SOLVER == "mip" and deadline - time.monotonic() >= MIN_SOLVER_S:
+    if SOLVER == "mip":
         from . import mip
 
-        # HiGHS's branch and bound is mostly serial: one thread, so a busy machine's other
-        # core is left to the rest (measured: no slower, often faster than two).
-        solved = mip.solve(m, st, deadline, threads=1)
+        # One thread: HiGHS's branch and bound is mostly serial, and one thread is what makes
+        # its path (and so the layout) the same on every machine.
+        solved = mip.solve(m, st, budget, threads=1, max_nodes=FULL_NODES)
         if solved is not None:
             return solved[0], solved[1], "exact search"
     if SOLVER == "cpsat":
-        solved = cpsat.solve(m, st, deadline, threads=solver_threads())
+        solved = cpsat.solve(m, st, budget, threads=1)
         if solved is not None:
             return solved[0], solved[1], "exact search (CP-SAT)"
-    result = exact(m, st, deadline)
+    result = exact(m, st, budget)
     return result.where, result.proven, "exact search"
 
 
@@ -242,8 +230,9 @@ def _note_soft(m: Model, st: State, why: dict[int, str], hard_where: list[int | 
 class _Repair:
     """Ejection chains: place a guest by moving one planned guest (which may move one more)."""
 
-    def __init__(self, m: Model, st: State, deadline: float) -> None:
-        self.m, self.st, self.deadline = m, st, deadline
+    def __init__(self, m: Model, st: State, budget: Budget) -> None:
+        self.m, self.st, self.budget = m, st, budget
+        self.steps = 0
         self.on: dict[int, set[int]] = {h: set() for h in m.usable}
         for g in m.guests:
             h = st.where[g.idx]
@@ -291,7 +280,7 @@ class _Repair:
         if depth == 0:
             return None
         for h in hosts:
-            if time.monotonic() > self.deadline:
+            if self.steps > REPAIR_STEPS:
                 return None
             if m.ram.room_mib[h] < g.mem:
                 continue  # even emptied of planned guests this host is too small
@@ -303,6 +292,13 @@ class _Repair:
             for p in victims:
                 if st.room_mib[h] + p.mem < g.mem:
                     continue
+                # One step: a move tried (its chain below counts its own).
+                self.steps += 1
+                if self.steps > REPAIR_STEPS:
+                    return None
+                if self.steps % _CLOCK_EVERY == 0 and self.budget.out_of_time():
+                    self.steps = REPAIR_STEPS + 1
+                    return None
                 mark = len(self.log)
                 self.remove(p)
                 if st.fits(g, h):
@@ -332,14 +328,17 @@ class _Repair:
             g, made_room_for = move[0], g
 
 
-def repair(m: Model, st: State, why: dict[int, str], order: list[PGuest], deadline: float) -> int:
-    """Place guests greedy left down by moving planned guests; returns how many it placed."""
-    r = _Repair(m, st, deadline)
+def repair(m: Model, st: State, why: dict[int, str], order: list[PGuest], budget: Budget) -> int:
+    """Place guests greedy left down by moving planned guests; returns how many it placed.
+
+    At most REPAIR_STEPS host tries in all (deterministic work, not time).
+    """
+    r = _Repair(m, st, budget)
     placed = 0
     for g in order:
         if st.where[g.idx] is not None:
             continue
-        if time.monotonic() > deadline:
+        if r.steps > REPAIR_STEPS:
             break
         r.log.clear()
         if r.insert(g, 2, frozenset(), {g.idx}) is not None:
@@ -360,8 +359,8 @@ class ExactResult:
         self.nodes = nodes
 
 
-def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
-    """Branch and bound over guests (largest first per tier), within ``deadline``.
+def exact(m: Model, incumbent: State, budget: Budget) -> ExactResult:
+    """Branch and bound over guests (largest first per tier), within BNB_NODES nodes.
 
     Returns a layout only when it places strictly more (tier-weighted) than ``incumbent``;
     ``proven`` is True when no layout can place more than the best one known.
@@ -479,7 +478,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
     frames: list[list] = [[candidates(0), 0, None]]
     while frames:
         nodes += 1
-        if nodes % _CLOCK_EVERY == 0 and time.monotonic() > deadline:
+        if nodes > BNB_NODES or (nodes % _CLOCK_EVERY == 0 and budget.out_of_time()):
             timed_out = True
             break
         lvl = len(frames) - 1
@@ -512,6 +511,7 @@ def exact(m: Model, incumbent: State, deadline: float) -> ExactResult:
             continue
         frames.append([candidates(nxt), 0, None])
     proven = not timed_out or best_primary >= root_ub
+    budget.nodes += nodes
     return ExactResult(best_where if best_where is not None else None, proven, nodes)
 
 
@@ -587,14 +587,15 @@ class _SubsetSums:
 
 
 def vector_packing(
-    m: Model, incumbent: State, deadline: float, seed: int = 0
+    m: Model, incumbent: State, budget: Budget, seed: int = 0
 ) -> list[int | None] | None:
     """Layouts from scratch that weigh RAM and vCPUs together; the best if it beats ``incumbent``.
 
     Greedy orders by RAM alone fail where RAM and vCPUs bind together. These passes size each
     guest by its larger share of the cluster's room (RAM or vCPUs), largest first, and put it
     where it leaves the least room wasted in both; then they retry with perturbed orders until
-    every guest is placed or the time is up. Cheap (milliseconds a pass) and often enough.
+    every guest is placed or VECTOR_PASSES passes are done. Cheap (milliseconds a pass), and
+    often enough.
     """
     import random
 
@@ -621,9 +622,8 @@ def vector_packing(
     best_score = score_now
     rng = random.Random(seed)
     attempt = 0
-    # A fixed number of passes, not "until the clock": the same input then gives the same
-    # layout (unless a slow machine hits the deadline first).
-    while attempt < VECTOR_PASSES and best_score < target and time.monotonic() < deadline:
+    # A fixed number of passes, not "until the clock": the same input gives the same layout.
+    while attempt < VECTOR_PASSES and best_score < target and not budget.out_of_time():
         if attempt == 0:
             seq = base
         else:

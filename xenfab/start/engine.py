@@ -893,6 +893,7 @@ class Engine:
 
     def _audit(self, action: str, sync: bool = False, **fields: Any) -> None:
         if self.audit is not None:
+            fields.setdefault("plan_id", self.options.plan_id)  # which approved plan ran
             self.audit.write(action, sync=sync, **fields)
 
     def _collect(self) -> None:

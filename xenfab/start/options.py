@@ -37,6 +37,8 @@ class StartOptions:
     out: TextIO | None = None
     # A dry run lists each start in plain words; verbose lists the exact remote commands.
     verbose: bool = False
+    # The layout's plan id (plan.saved.plan_id): the audit log records it with every action.
+    plan_id: str | None = None
 
     def __post_init__(self) -> None:
         # Callers pass any collection of names (a list from the command line, a set).

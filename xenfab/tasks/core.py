@@ -10,6 +10,7 @@ from invoke import task
 
 from ..errors import ConfigError, ExitCode, StartRefused
 from ..textsafe import printable
+from . import _plans
 from ._common import check_format, cli, exit_with, load, saved_snapshot, split_list
 
 if TYPE_CHECKING:
@@ -154,7 +155,15 @@ def _layout(cfg, env, snap, strategy, exclude, without, dead=(), expect=None):
         from ..plan.expect import with_expectation
 
         policy = with_expectation(policy, expect, snap)
-    return plan(snap, policy, without=without, dead=dead, on_search=SearchNotice()), policy
+    layout = plan(snap, policy, without=without, dead=dead, on_search=SearchNotice())
+    if layout.search_stopped == "time":
+        # The safety stop, not the work budget, ended the search: said, as the JSON says it.
+        sys.stderr.write(
+            f"xenfab: planning: the search reached its safety stop ({policy.exact_search_s:g} s "
+            "of wall time, policy.exact_search_s) before its work budget: this layout may differ "
+            "on a less busy machine\n"
+        )
+    return layout, policy
 
 
 @dataclass
@@ -193,6 +202,33 @@ def _plan_run(c, cfg, environment, from_, strategy, exclude, without, dead, expe
     # _facts refuses a snapshot of another backend: the environment's backend is the snapshot's.
     backend = get_backend(environment.backend, environment.backend_options)
     return _Planned(snap, dead_hosts, refused, layout, policy, backend)
+
+
+def _saved_run(c, cfg, environment, path: str, *, lock: bool, given: dict) -> _Planned:
+    """--plan PATH: fresh facts, the saved layout, refused unless it still holds on them."""
+    from ..cluster import backend as get_backend
+    from ..plan import saved
+
+    # The plan carries its own options: a run option beside it would be a plan nobody saw.
+    clash = [
+        f"--{name.rstrip('_').replace('_', '-')}"
+        for name in ("from_", "strategy", "exclude", "without", "dead", "expect")
+        if given.get(name)
+    ]
+    if clash:
+        raise ConfigError(
+            f"--plan runs the saved plan as previewed: {', '.join(clash)} belong(s) to "
+            "fab show-layout --save"
+        )
+    doc = _plans.load_plan(path, environment)
+    snap = _facts(c, cfg, environment, None)
+    dead_hosts = check_dead(snap, list(doc["dead"]))
+    refused = refusal(snap, lock=lock)
+    policy = _plans.plan_policy(environment.policy, doc)
+    if refused is None:
+        _plans.check_plan(doc, path, snap, policy)
+    backend = get_backend(environment.backend, environment.backend_options)
+    return _Planned(snap, dead_hosts, refused, saved.layout_of(doc), policy, backend)
 
 
 @dataclass
@@ -286,6 +322,8 @@ def with_duplicates(outcome: Outcome, dups: list) -> Outcome:
 SHOW_HELP = {
     **PLAN_HELP,
     "format": "table (default), json, or script (a commented sh script to run by hand)",
+    "save": "write the plan, with the facts it was made from, to this file: "
+    "fab start-all --plan FILE runs exactly it, or refuses (docs/plans.md)",
 }
 
 
@@ -305,6 +343,7 @@ def show_layout(
     dead=None,
     expect=None,
     verbose=False,
+    save=None,
 ):
     """Plan where each down guest goes and show the layout and the commands, changing nothing."""
     opts = dict(locals())
@@ -327,6 +366,7 @@ def preview(
     dead,
     expect=None,
     verbose=False,
+    save=None,
 ) -> Outcome:
     """show-layout's work: print the plan and the STILL DOWN block; return how it ended."""
     from .. import show
@@ -339,6 +379,13 @@ def preview(
         c, cfg, environment, from_, strategy, exclude, without, dead, expect, lock=not from_
     )
     snap, refused, layout, backend = run.snap, run.refused, run.layout, run.backend
+    if save:
+        _plans.save_plan(save, snap, run.policy, layout, run.dead_hosts)
+        sys.stderr.write(
+            printable(f"plan {layout.plan_id} saved to {save}: fab start-all --plan {save}") + "\n"
+        )
+    if not from_:
+        _plans.record_preview(cfg, environment, layout)
     still = show.still_down(layout, refused=refused)
     if format == "script":
         return _script(show, run, still, refused)
@@ -351,6 +398,7 @@ def preview(
         _duplicate_note(show, snap.duplicates, snap)
         _lock_note(show, snap, refused, saved_at=snap.taken_at if from_ else None)
         print(show.layout_text(layout.to_dict(), snap, backend, explain=explain, verbose=verbose))
+        print(f"\nPlan {layout.plan_id}")
         print("\n" + show.still_down_text(still, preview=True))
     return with_duplicates(_verdict(still, refused, preview=True), snap.duplicates)
 
@@ -373,6 +421,8 @@ START_HELP = {
     "parallel": "most starts in flight at once, cluster-wide (default: start.max_starts_in_flight)",
     "step": "confirm each start on the terminal (Enter = start, s = skip, q = quit)",
     "break_lock": "break another run's stale start lock (it is reported with owner and age)",
+    "plan": "run exactly this saved plan (fab show-layout --save FILE) on fresh facts, or refuse "
+    "when something it depends on changed (docs/plans.md)",
 }
 
 
@@ -431,6 +481,7 @@ def _start(
     expect=None,
     verbose=False,
     plan_shown=False,
+    plan=None,
 ) -> Outcome:
     from .. import show
     from ..config import StartPolicy
@@ -454,18 +505,21 @@ def _start(
         )
     # Refusals first: a lock the facts show held refuses before the prompt (a dry run and
     # --break-lock only say it). The engine still takes the lock: mkdir settles a race.
-    run = _plan_run(
-        c,
-        cfg,
-        environment,
-        from_,
-        strategy,
-        exclude,
-        without,
-        dead,
-        expect,
-        lock=not (break_lock or dry_run or from_),
-    )
+    lock = not (break_lock or dry_run or from_)
+    if plan:
+        given = dict(
+            from_=from_,
+            strategy=strategy,
+            exclude=exclude,
+            without=without,
+            dead=dead,
+            expect=expect,
+        )
+        run = _saved_run(c, cfg, environment, plan, lock=lock, given=given)
+    else:
+        run = _plan_run(
+            c, cfg, environment, from_, strategy, exclude, without, dead, expect, lock=lock
+        )
     snap, dead_hosts, refused = run.snap, run.dead_hosts, run.refused
     layout, policy, backend = run.layout, run.policy, run.backend
     if hosts is not None:
@@ -489,7 +543,12 @@ def _start(
                     verbose=verbose,
                 )
             )
+        print(f"\nPlan {layout.plan_id}" + (f" (saved: {plan})" if plan else ""))
         sys.stdout.flush()
+    if not plan:
+        note = _plans.preview_note(cfg, environment, layout)
+        if note:
+            sys.stderr.write(note + "\n")
     todo = [a for a in layout.assignments if not only or a.host in only]
     report = None
     declined = False
@@ -511,6 +570,7 @@ def _start(
                 break_lock=break_lock,
                 dead_hosts=dead_hosts,
                 verbose=verbose,
+                plan_id=layout.plan_id,
                 # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
                 out=sys.stdout if (dry_run and table) else sys.stderr,
             )
@@ -618,6 +678,7 @@ def start_host(
     dead=None,
     expect=None,
     verbose=False,
+    plan=None,
 ):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
     opts = dict(locals())
@@ -646,6 +707,7 @@ def start_all(
     dead=None,
     expect=None,
     verbose=False,
+    plan=None,
 ):
     """Start every down guest where the layout puts it, in parallel within safe caps."""
     opts = dict(locals())
