@@ -257,6 +257,8 @@ def test_a_vm_is_never_planned_where_its_sr_is_unplugged():
     layout = plan(snap, Policy())
     placed = {a.guest: a.host for a in layout.assignments}
     assert placed[WEB1] == H1 and H3 not in placed.values()  # not its affinity host H3
+    why = layout.assignment(WEB1).why
+    assert f"not on {H3}: SR {SHARED} not plugged here (xe pbd-list)" in why
     # All SRs plugged: no host filter at all.
     assert all(not g.refused_hosts for g in snapshot(storage()).guests)
 

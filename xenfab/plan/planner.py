@@ -132,6 +132,11 @@ def _backend_why(m: Model, g: PGuest) -> str:
         )
     if g.guest.tier is not None and m.policy.priority_tier(g.name) is None:
         parts.append(f"tier {g.tier}: its manager's start order")
+    by_why: dict[str, list[str]] = {}
+    for h, text in sorted(g.refused.items()):
+        by_why.setdefault(text, []).append(m.host_name(h))
+    for text, hosts in by_why.items():
+        parts.append(f"not on {', '.join(hosts)}: {text}")
     if g.guest.gate_s:
         parts.append(f"the next tier waits {g.guest.gate_s:g} s after it started")
     return "".join(f"; {p}" for p in parts)
