@@ -224,6 +224,12 @@ def test_order_and_start_delay_are_tiers_and_gates(xe_lab):
     starts = [x for x in lines if x["action"] in ("intent", "start")]
     assert starts and all(x["guest"] in p["vms"] and x["host"] in hosts for x in starts)
     assert all(f"uuid={x['guest']} on={x['host']}" in x["command"] for x in starts)
+    # Every guest an audit line names is a VM uuid, never a name-label (they repeat); the lock
+    # lines name the host the lock is held on as xenfab reaches it (the master's SSH name: the
+    # lock is a directory there, not an XAPI object).
+    assert all(x["guest"] in p["vms"] for x in lines if x.get("guest"))
+    locks = [x for x in lines if x["action"] in ("lock", "unlock")]
+    assert locks and {x["host"] for x in locks} == {"xen01"}
 
 
 def test_a_host_filled_to_the_limit_is_planned_with_the_memory_overhead(xe_lab):
