@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 
@@ -132,20 +133,47 @@ def test_facts_layout_start_all_then_nothing(xe_lab):
     assert len(xe_lab.status()["starts"]) == len(starts)
 
 
-def test_a_vm_whose_sr_is_unplugged_on_its_planned_host_is_relocated(xe_lab):
+def test_a_vm_whose_sr_is_unplugged_on_its_planned_host_is_placed_elsewhere_first_time(xe_lab):
+    # Was: the plan ignored SR plug state, so the VMs planned on that host failed
+    # VM_REQUIRES_SR there and were retried and relocated. The plan now reads the PBDs and
+    # places them right the first time; the retry path is tested below (SR lost mid-run).
     p = pool(xe_lab)
     plan = layout()
     first = plan["assignments"][0]
     bad_host = p["by_uuid"][first["host"]]
     xe_lab.inject("xapi-8.0")  # the old wording (XCP-ng 8.0) is understood as well
     xe_lab.inject("sr-unplugged", bad_host)
+    after = layout("--explain")
+    assert first["host"] not in {a["host"] for a in after["assignments"]}
+    assert {a["guest"] for a in after["assignments"]} == {a["guest"] for a in plan["assignments"]}
+    table = fab("show-layout", *ENV, "--explain")
+    assert "not plugged here (xe pbd-list)" in table.stdout, table.stdout
+    res = fab("start-all", *ENV, "--yes", "--format", "json")
+    no_traceback(res)
+    assert res.returncode == 0, res.stderr
+    now = running(xe_lab)
+    planned_there = {a["guest"] for a in plan["assignments"] if a["host"] == first["host"]}
+    for guest in planned_there:
+        assert guest in now and now[guest] != first["host"], guest
+    starts = xe_lab.status()["starts"]
+    assert starts and all(s["ok"] for s in starts), starts  # no VM_REQUIRES_SR: none tried there
+    assert bad_host not in {s["host"] for s in starts}
+
+
+def test_an_sr_lost_during_the_run_is_retried_then_relocated(xe_lab):
+    p = pool(xe_lab)
+    plan = layout()
+    first = plan["assignments"][0]
+    bad_host = p["by_uuid"][first["host"]]
+    # Unplugged from that host once the run, planned with it plugged, sends its first start.
+    not_started = next(v["guest"] for v in p["vms"].values() if not v["auto_poweron"])
+    xe_lab.inject("sr-unplugged-on-start", not_started, bad_host)
     res = fab("start-all", *ENV, "--yes", "--format", "json")
     no_traceback(res)
     report = json.loads(res.stdout)
     assert res.returncode == 0, res.stderr
     now = running(xe_lab)
     planned_there = {a["guest"] for a in plan["assignments"] if a["host"] == first["host"]}
-    # Every VM planned on that host runs elsewhere; nothing runs there that was started now.
     for guest in planned_there:
         assert guest in now and now[guest] != first["host"], guest
     failed = [s for s in xe_lab.status()["starts"] if not s["ok"]]
@@ -154,6 +182,90 @@ def test_a_vm_whose_sr_is_unplugged_on_its_planned_host_is_relocated(xe_lab):
     assert all(tries[g]["attempts"] >= 2 for g in planned_there), tries
     still = xe(xe_lab, f"vm-start uuid={sorted(planned_there)[0]} on={first['host']}")
     assert still.returncode == 1 and "actual: running" in still.stderr
+
+
+def audit(lab, run: str | None = None) -> list[dict]:
+    """The audit log's lines (of the last run, or of ``run``)."""
+    lines = [json.loads(x) for x in (lab.dir / "audit.jsonl").read_text().splitlines() if x]
+    run = run or lines[-1]["run"]
+    return [x for x in lines if x["run"] == run]
+
+
+def stamp(text: str) -> float:
+    return datetime.datetime.fromisoformat(text).timestamp()
+
+
+def test_order_and_start_delay_are_tiers_and_gates(xe_lab):
+    p = pool(xe_lab)
+    plan = layout()
+    tiers = {a["guest"]: a["tier"] for a in plan["assignments"]}
+    db = {u for u in tiers if p["vms"][u]["guest"].startswith("db")}
+    app = {u for u in tiers if p["vms"][u]["guest"].startswith("app")}
+    rest = set(tiers) - db - app
+    assert db and app, "the scenario has db and app VMs down"
+    # XAPI's order: db* 1 -> tier 1, app* 2 -> tier 2, unset after them.
+    assert {tiers[u] for u in db} == {1} and {tiers[u] for u in app} == {2}
+    assert {tiers[u] for u in rest} <= {3}
+    why = {a["guest"]: a["why"] for a in plan["assignments"]}
+    assert all("the next tier waits 1 s after it started" in why[u] for u in db)
+    res = fab("start-all", *ENV, "--yes")
+    no_traceback(res)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = audit(xe_lab)
+    sent = {x["guest"]: stamp(x["time"]) for x in lines if x["action"] == "intent"}
+    assert db | app <= set(sent), lines
+    # Each db VM ran (the lab's record of it) at least its start-delay before any app start.
+    ran = {s["guest"]: s["ended"] for s in xe_lab.status()["starts"] if s["ok"]}
+    gate = max(ran[p["vms"][u]["guest"]] for u in db) + 1.0
+    first_app = min(sent[u] for u in app)
+    assert first_app >= gate - 0.05, (first_app, gate)
+    # Identity is the uuid: every start line names the VM and host by uuid.
+    hosts = set(p["hosts"].values())
+    starts = [x for x in lines if x["action"] in ("intent", "start")]
+    assert starts and all(x["guest"] in p["vms"] and x["host"] in hosts for x in starts)
+    assert all(f"uuid={x['guest']} on={x['host']}" in x["command"] for x in starts)
+    # Every guest an audit line names is a VM uuid, never a name-label (they repeat); the lock
+    # lines name the host the lock is held on as xenfab reaches it (the master's SSH name: the
+    # lock is a directory there, not an XAPI object).
+    assert all(x["guest"] in p["vms"] for x in lines if x.get("guest"))
+    locks = [x for x in lines if x["action"] in ("lock", "unlock")]
+    assert locks and {x["host"] for x in locks} == {"xen01"}
+
+
+def test_a_host_filled_to_the_limit_is_planned_with_the_memory_overhead(xe_lab):
+    p = pool(xe_lab)
+    plan = layout()
+    # A VM planned on its affinity host: leave that host exactly its static-max free (MiB),
+    # less than static-max + XAPI's overhead, which vm-start needs.
+    by_affinity = {
+        a["guest"]: a
+        for a in plan["assignments"]
+        if p["vms"][a["guest"]]["affinity"] == p["by_uuid"][a["host"]]
+    }
+    assert by_affinity, "the scenario has a VM planned on its affinity host"
+    victim = sorted(by_affinity)[0]
+    host = by_affinity[victim]["host"]
+    name = p["by_uuid"][host]
+    free = int(xe(xe_lab, f"host-param-get uuid={host} param-name=memory-free-computed").stdout)
+    vm = p["vms"][victim]
+    cut = free // (1 << 20) - vm["mem_mib"]
+    db = sqlite3.connect(xe_lab.dir / "state.db")
+    try:
+        with db:
+            db.execute("UPDATE hosts SET total_mib = total_mib - ? WHERE name = ?", (cut, name))
+    finally:
+        db.close()
+    now_free = int(xe(xe_lab, f"host-param-get uuid={host} param-name=memory-free-computed").stdout)
+    assert now_free // (1 << 20) == vm["mem_mib"]  # static-max alone would fit
+    after = layout()
+    placed = {a["guest"]: a for a in after["assignments"]}
+    assert placed[victim]["host"] != host
+    assert "MiB its manager adds to start it" in placed[victim]["why"]
+    res = fab("start-all", *ENV, "--yes")
+    no_traceback(res)
+    assert res.returncode == 0, res.stdout + res.stderr
+    starts = xe_lab.status()["starts"]
+    assert starts and all(s["ok"] for s in starts), starts  # no HOST_NOT_ENOUGH_FREE_MEMORY
 
 
 def test_ha_enabled_leaves_protected_vms_to_ha_and_says_so(xe_lab):

@@ -138,12 +138,23 @@ class Policy:
         default=None, repr=False, compare=False
     )
 
-    def tier_of(self, guest: str) -> int:
-        """The guest's tier: an exact name entry wins, else the most important matching pattern."""
+    def tier_of(self, guest: str, backend_tier: int | None = None) -> int:
+        """The guest's tier: an exact name entry wins, else the most important matching pattern.
+
+        No entry matching: ``backend_tier`` (the cluster manager's own start order, e.g. XAPI's
+        ``order``) when there is one, else ``default_tier``.
+        """
+        tier = self.priority_tier(guest)
+        if tier is not None:
+            return tier
+        return self.default_tier if backend_tier is None else backend_tier
+
+    def priority_tier(self, guest: str) -> int | None:
+        """The tier ``priority`` gives the guest (exact name first, then patterns), or None."""
         if guest in self.priority:
             return self.priority[guest]
         tiers = [tier for pattern, tier in self.priority.items() if _match(guest, pattern)]
-        return min(tiers) if tiers else self.default_tier
+        return min(tiers) if tiers else None
 
     def pin_entries(self, guest: str) -> list[list[str]]:
         """Every pin entry that matches the guest; a host must satisfy all of them."""

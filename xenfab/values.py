@@ -16,6 +16,7 @@ from .schema import (
     Name,
     NonNegFloat,
     NonNegInt,
+    PosInt,
     Str,
 )
 
@@ -95,6 +96,15 @@ class Guest:
     # What people call the guest when ``name`` is an identifier (an XAPI VM's name-label, which
     # need not be unique): shown, never used to act.
     label: Str | None = None
+    # What the backend's own start policy says, as data for the planner (XAPI: order,
+    # start-delay, memory-overhead, the hosts its SRs are plugged on). ``tier``: used unless
+    # policy.priority names the guest (None: policy.default_tier). ``gate_s``: seconds the next
+    # tier waits after it started. ``overhead_mib``: RAM its manager adds to start it.
+    # ``refused_hosts``: host -> why its manager would refuse to start it there.
+    tier: PosInt | None = None
+    gate_s: NonNegFloat = 0.0
+    overhead_mib: MiB = 0
+    refused_hosts: dict[Name, Str] = field(default_factory=dict)
 
 
 @dataclass

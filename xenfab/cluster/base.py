@@ -211,6 +211,9 @@ class ClusterBackend(ABC):
     # True when the master answers for every host (facts and domain lists): the other hosts
     # are never asked. False: every host runs ``host_probes`` and lists its own domains.
     master_only: bool = False
+    # True when the start command returns only once the guest's start delay (Guest.gate_s)
+    # has passed (XAPI's vm-start sleeps start-delay): the next tier need not wait it again.
+    start_includes_gate: bool = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         """A backend for one environment; ``options`` are its ``backend_options``, checked."""

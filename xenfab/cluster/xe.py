@@ -64,9 +64,15 @@ OPTION_KEYS = {"guests", "pool_conf"}
 HOST_PARAMS = "uuid,name-label,enabled,memory-total,memory-free,cpu_info,host-metrics-live"
 VM_PARAMS = (
     "uuid,name-label,is-a-template,is-a-snapshot,is-control-domain,power-state,"
-    "memory-static-max,VCPUs-max,VCPUs-at-startup,resident-on,affinity,other-config,"
-    "ha-restart-priority,start-delay,order"
+    "memory-overhead,memory-static-max,VCPUs-max,VCPUs-at-startup,resident-on,affinity,"
+    "other-config,ha-restart-priority,start-delay,order"
 )
+# Which hosts can reach each VM's storage: a start on a host without a plugged PBD of one of
+# its SRs fails VM_REQUIRES_SR. VBD -> VDI -> SR takes two lists (a VBD record names no SR);
+# empty VBDs (a CD drive with no disc) need no SR.
+PBD_PARAMS = "host-uuid,sr-uuid,currently-attached"
+VBD_PARAMS = "vm-uuid,vdi-uuid"
+VDI_PARAMS = "uuid,sr-uuid"
 # What the guard in front of a power-state reset prints when it refuses (nothing was sent).
 GUARD_REFUSED = "XENFAB-GUARD-REFUSED"
 PROMOTE_HINT = (
@@ -88,6 +94,8 @@ class XeBackend(ClusterBackend):
     quorum_hint = PROMOTE_HINT
     inventory_source = STATE_READ
     master_only = True
+    # xapi's VM.start sleeps the VM's start-delay once it runs, before returning.
+    start_includes_gate = True
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -144,6 +152,9 @@ class XeBackend(ClusterBackend):
                 "param-name=memory-free-computed || echo; done",
             ),
             Probe("vms", f"xe vm-list params={VM_PARAMS}"),
+            Probe("pbds", f"xe pbd-list params={PBD_PARAMS}"),
+            Probe("vbds", f"xe vbd-list empty=false params={VBD_PARAMS}"),
+            Probe("vdis", f"xe vdi-list params={VDI_PARAMS}"),
         ]
 
     def parse_state(self, outputs: dict[str, Output], source: str) -> ClusterState:
@@ -213,6 +224,7 @@ class XeBackend(ClusterBackend):
                 "hosts": hosts,
                 "vms": vms,
                 "free": _free(outputs.get("free")),
+                "storage": _storage(outputs, source),
             },
         )
 
@@ -309,6 +321,12 @@ class XeBackend(ClusterBackend):
             inv.hosts.append(host)
             if host.error:
                 inv.errors.append(host.error)
+        tiers = _order_tiers(vms)
+        storage: tuple[dict[str, set[str]], dict[str, set[str]]] | str = cluster.extra.get(
+            "storage", "not read"
+        )
+        if isinstance(storage, str):
+            inv.warnings.append(f"SR plug state unread ({storage}): VM_REQUIRES_SR is not foreseen")
         for uuid, svc in sorted(cluster.services.items()):
             vm = vms.get(uuid, {})
             guest = Guest(name=uuid, label=vm.get("name-label") or None, state=svc.state)
@@ -322,6 +340,13 @@ class XeBackend(ClusterBackend):
                 guest.reason = svc.note
             if not mem:
                 guest.plannable, guest.reason = False, "memory-static-max unread"
+            # xapi refuses a start unless static-max plus the VM's overhead is free.
+            overhead = _int(vm.get("memory-overhead"))
+            guest.overhead_mib = -(-overhead // MIB) if overhead else 0
+            guest.tier = tiers.get(uuid)
+            guest.gate_s = float(_int(vm.get("start-delay")) or 0)
+            if not isinstance(storage, str):
+                guest.refused_hosts = _unplugged(uuid, storage, inv.hosts)
             inv.guests.append(guest)
         return inv
 
@@ -424,6 +449,70 @@ def _uuid(value: str, what: str) -> str:
     if UUID.match(value or ""):
         return value
     return safe_guest(value) if what == "VM" else safe_host(value)
+
+
+def _order_tiers(vms: Mapping[str, Mapping[str, str]]) -> dict[str, int]:
+    """VM uuid -> tier from XAPI's ``order``: 1 for the lowest order set, and so on.
+
+    ``order`` 0 is XAPI's default (never set) and a negative one is HA's "last": both come
+    after every ordered VM. No VM ordered: no tiers (the policy's default tier for all).
+    """
+    orders: dict[str, int] = {}
+    for uuid, vm in vms.items():
+        if "true" in (vm.get("is-control-domain"), vm.get("is-a-template")):
+            continue
+        order = _int(vm.get("order"))  # digits only: a negative order reads as unset
+        orders[uuid] = order or 0
+    ranks = {o: i for i, o in enumerate(sorted({o for o in orders.values() if o > 0}), 1)}
+    if not ranks:
+        return {}
+    last = len(ranks) + 1
+    return {uuid: ranks.get(o, last) for uuid, o in orders.items()}
+
+
+def _storage(
+    outputs: Mapping[str, Output], source: str
+) -> tuple[dict[str, set[str]], dict[str, set[str]]] | str:
+    """(VM uuid -> its SRs, SR -> the hosts it is plugged on), or why they are unread."""
+    records: dict[str, list[dict[str, str]]] = {}
+    for probe in ("pbds", "vbds", "vdis"):
+        out = outputs.get(probe)
+        if out is None:
+            return f"xe {probe[:-1]}-list: no output"
+        if out.exit_code != 0:
+            return f"xe {probe[:-1]}-list failed: {parse_xe_error(out.text, out.exit_code).message}"
+        try:
+            records[probe] = parse_xe_records(out.text, source=f"{source}: xe {probe}")
+        except ParseError as exc:
+            return str(exc)
+    sr_of = {r.get("uuid", ""): r.get("sr-uuid", "") for r in records["vdis"]}
+    srs: dict[str, set[str]] = {}
+    for r in records["vbds"]:
+        sr = _ref(sr_of.get(r.get("vdi-uuid", "")))
+        vm = _ref(r.get("vm-uuid"))
+        if vm and sr:
+            srs.setdefault(vm, set()).add(sr)
+    plugged: dict[str, set[str]] = {}
+    for r in records["pbds"]:
+        sr, host = _ref(r.get("sr-uuid")), _ref(r.get("host-uuid"))
+        if sr and host:
+            hosts = plugged.setdefault(sr, set())
+            if r.get("currently-attached") == "true":
+                hosts.add(host)
+    return srs, plugged
+
+
+def _unplugged(
+    vm: str, storage: tuple[dict[str, set[str]], dict[str, set[str]]], hosts: list[Any]
+) -> dict[str, str]:
+    """Host -> why ``vm`` cannot start there: one of its SRs has no plugged PBD on it."""
+    srs, plugged = storage
+    out: dict[str, str] = {}
+    for h in hosts:
+        missing = sorted(sr for sr in srs.get(vm, ()) if h.name not in plugged.get(sr, ()))
+        if missing:
+            out[h.name] = f"SR {', '.join(missing)} not plugged here (xe pbd-list)"
+    return out
 
 
 def _free(out: Output | None) -> dict[str, int]:

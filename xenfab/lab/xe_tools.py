@@ -23,9 +23,10 @@ answers from the shared state in the real formats, written from the grammar of x
 
 ``xe vm-start uuid=VM on=HOST`` checks what XAPI checks (power state, host live and enabled,
 the VM's SR plugged on the host, free memory with overhead, as ``memory-free-computed``
-shows it), reserves the memory, takes the boot time (``boot_s`` + the VM's ``start-delay``)
-and only then returns; the VM is ``running`` resident on the host. A second start of the same
-VM meanwhile waits for the first, then fails as XAPI's does (VM_BAD_POWER_STATE, running).
+shows it), reserves the memory, takes the boot time (``boot_s``), after which the VM is
+``running`` resident on the host, then sleeps the VM's ``start-delay`` before it returns. A
+second start of the same VM meanwhile waits for the first, then fails as XAPI's does
+(VM_BAD_POWER_STATE, running).
 
 A VM runs where the shared state has its domain (so a hand ``xl create`` is seen as running);
 with pool HA enabled, the domains of a host that is down are gone (HA fenced it) and its VMs
@@ -509,6 +510,97 @@ def _pbd_fields() -> list:
     ]
 
 
+def _vbds(p: Pool) -> list[dict]:
+    """Each VM's disk (a VBD on its VDI in its SR) and its CD drive, empty (no VDI)."""
+    out = []
+    for vm in p.vms.values():
+        if vm["control_of"] or not vm["sr"]:
+            continue
+        out.append(
+            {
+                "uuid": _uuid("vbd", vm["uuid"]),
+                "vm": vm["uuid"],
+                "vdi": _uuid("vdi", vm["uuid"]),
+                "device": "xvda",
+                "type": "Disk",
+                "empty": False,
+            }
+        )
+        out.append(
+            {
+                "uuid": _uuid("cd", vm["uuid"]),
+                "vm": vm["uuid"],
+                "vdi": None,
+                "device": "xvdd",
+                "type": "CD",
+                "empty": True,
+            }
+        )
+    return sorted(out, key=lambda b: b["uuid"])
+
+
+def _vdis(p: Pool) -> list[dict]:
+    return sorted(
+        (
+            {
+                "uuid": _uuid("vdi", vm["uuid"]),
+                "vm": vm["uuid"],
+                "sr": vm["sr"],
+                "label": "%s 0" % vm["label"],
+                "size": vm["mem_mib"] * 8 * MIB,
+            }
+            for vm in p.vms.values()
+            if vm["sr"] and not vm["control_of"]
+        ),
+        key=lambda d: d["uuid"],
+    )
+
+
+def _vbd_fields() -> list:
+    # records.ml's vbd_record order
+    return [
+        ("uuid", "( RO)", lambda p, b: b["uuid"], False),
+        ("vm-uuid", "( RO)", lambda p, b: b["vm"], False),
+        ("vm-name-label", "( RO)", lambda p, b: p.vms[b["vm"]]["label"], False),
+        ("vdi-uuid", "( RO)", lambda p, b: b["vdi"] or NID, False),
+        (
+            "vdi-name-label",
+            "( RO)",
+            lambda p, b: ("%s 0" % p.vms[b["vm"]]["label"]) if b["vdi"] else NID,
+            False,
+        ),
+        ("empty", "( RO)", lambda p, b: _bool(b["empty"]), False),
+        ("device", "( RO)", lambda p, b: b["device"], False),
+        ("userdevice", "( RW)", lambda p, b: "0" if b["type"] == "Disk" else "3", False),
+        ("bootable", "( RW)", lambda p, b: _bool(b["type"] == "Disk"), False),
+        ("mode", "( RW)", lambda p, b: "RW" if b["type"] == "Disk" else "RO", False),
+        ("type", "( RW)", lambda p, b: b["type"], False),
+        (
+            "currently-attached",
+            "( RO)",
+            lambda p, b: _bool(p.vms[b["vm"]]["power"] == "running"),
+            False,
+        ),
+    ]
+
+
+def _vdi_fields() -> list:
+    # records.ml's vdi_record order
+    return [
+        ("uuid", "( RO)", lambda p, d: d["uuid"], False),
+        ("name-label", "( RW)", lambda p, d: d["label"], False),
+        ("name-description", "( RW)", lambda p, d: "", False),
+        ("is-a-snapshot", "( RO)", lambda p, d: "false", False),
+        ("sr-uuid", "( RO)", lambda p, d: d["sr"], False),
+        ("sr-name-label", "( RO)", lambda p, d: p.srs[d["sr"]]["label"], False),
+        ("vbd-uuids", "(SRO)", lambda p, d: _uuid("vbd", d["vm"]), False),
+        ("virtual-size", "( RO)", lambda p, d: str(d["size"]), False),
+        ("type", "( RO)", lambda p, d: "User", False),
+        ("sharable", "( RO)", lambda p, d: "false", False),
+        ("read-only", "( RO)", lambda p, d: "false", False),
+    ]
+
+
 # class -> (fields, objects(pool), default params, the class name in UUID_INVALID)
 CLASSES = {
     "vm": (
@@ -540,6 +632,26 @@ CLASSES = {
         lambda p: list(p.pbds),
         ("uuid", "host-uuid", "sr-uuid", "device-config", "currently-attached"),
         "PBD",
+    ),
+    "vbd": (
+        _vbd_fields(),
+        _vbds,
+        ("uuid", "vm-uuid", "vm-name-label", "vdi-uuid", "device", "empty"),
+        "VBD",
+    ),
+    "vdi": (
+        _vdi_fields(),
+        _vdis,
+        (
+            "uuid",
+            "name-label",
+            "name-description",
+            "virtual-size",
+            "read-only",
+            "sharable",
+            "sr-uuid",
+        ),
+        "VDI",
     ),
 }
 STDPARAMS = {
@@ -808,6 +920,9 @@ def _start_one(ctx: Ctx, uuid: str, on: str | None) -> int:
     # Raised once the transaction is committed: the reservation is released either way.
     if failure is not None:
         raise failure
+    # xapi's VM.start sleeps the VM's start-delay once it runs, then returns (start_delay at
+    # the end of Xapi_vm.start): the next VM of a start sequence waits that long after it.
+    time.sleep(vm["start_delay"])
     return 0
 
 
@@ -844,7 +959,7 @@ def _begin_start(ctx: Ctx, uuid: str, on: str | None, boot_s: float):
         pool = Pool(db, now)
         vm = pool.vms[uuid]
         target = _reserve(ctx, pool, vm, on)
-        delay = boot_s + vm["start_delay"]
+        delay = boot_s
         db.execute(
             "UPDATE xe_vms SET starting_on = ?, starting_until = ? WHERE uuid = ?",
             (target, now + delay, uuid),
@@ -923,7 +1038,8 @@ To get a full listing of commands: xe help --all
 Common command list
 -------------------
     host-list, host-param-get, host-param-list, pool-list, pool-param-get, vm-list,
-    vm-param-get, vm-param-list, vm-start, vm-reset-powerstate, sr-list, pbd-list
+    vm-param-get, vm-param-list, vm-start, vm-reset-powerstate, sr-list, pbd-list,
+    vbd-list, vdi-list
 """
 
 
@@ -1008,6 +1124,9 @@ FAULTS = {
     # the pool's shared SR unplugged from (or plugged back into) HOST: VM_REQUIRES_SR there
     "sr-unplugged": (("HOST",), lambda db, lab, v: _set_pbds(db, v["host"], False)),
     "sr-plugged": (("HOST",), lambda db, lab, v: _set_pbds(db, v["host"], True)),
+    # armed: the shared SR unplugged from HOST at the next start acting on a VM other than
+    # GUEST's (a run's plan, read before, then meets VM_REQUIRES_SR there)
+    "sr-unplugged-on-start": (("GUEST", "HOST"), "armed"),
     "ha-enable": ((), lambda db, lab, v: _set_meta(db, "xe_ha", "1")),
     "ha-disable": ((), lambda db, lab, v: _set_meta(db, "xe_ha", "0")),
     # maintenance mode: xe host-disable / host-enable
@@ -1020,7 +1139,8 @@ FAULTS = {
 FAIL_MESSAGES = {"xe": ("Lost connection to the server.\n", "", 1)}
 BACKEND = "xe"
 TOOLS = {"xe": tool_xe}
-ARMED: dict = {}
+# Armed faults (emulator.fire_armed): [kind] -> (db, lab_dir, guest, host).
+ARMED = {"sr-unplugged-on-start": lambda db, lab, guest, host: _set_pbds(db, host, False)}
 
 
 def _status_services(db: sqlite3.Connection, now: float) -> list[dict] | None:

@@ -47,6 +47,8 @@ class PGuest:
     # None = every usable host; otherwise the usable hosts passing pin (before avoid).
     pinned: frozenset[int] | None = None
     avoided: frozenset[int] = frozenset()
+    # Host index -> why its manager refuses it there (snapshot Guest.refused_hosts; in avoided).
+    refused: Mapping[int, str] = field(default_factory=dict)
     prefer: tuple[int, ...] = ()
     last_owner: int | None = None
     # How the plan names last_owner when it is chosen (--expect: where it ran in the snapshot).
@@ -432,7 +434,11 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
                     i for i in usable if all(host_matches(hosts[i].name, e) for e in entries)
                 )
             pinned = pin_sets[key]
-        avoided = frozenset(index[n] for n in avoid.get(g.name, ()) if n in index)
+        # Hosts its manager would refuse it on (XAPI: its SR not plugged) are never tried.
+        refused = {index[n]: why for n, why in g.refused_hosts.items() if n in index}
+        avoided = frozenset(index[n] for n in avoid.get(g.name, ()) if n in index) | frozenset(
+            refused
+        )
         wanted = tuple(policy.preferred_hosts(g.name))
         if wanted not in prefer_lists:
             prefer: list[int] = []
@@ -450,11 +456,12 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
                 idx=len(model.guests),
                 name=g.name,
                 guest=g,
-                mem=g.memory_mib + policy.overhead_mib,
+                mem=g.memory_mib + g.overhead_mib + policy.overhead_mib,
                 vcpus=max(g.vcpus, 0),
-                tier=policy.tier_of(g.name),
+                tier=policy.tier_of(g.name, g.tier),
                 pinned=pinned,
                 avoided=avoided,
+                refused=refused,
                 prefer=prefer_lists[wanted],
                 last_owner=last if last is not None and last in usable else None,
                 last_owner_why=last_why,
@@ -503,7 +510,7 @@ def _still_down(guest: Guest, policy: Policy, kind: str, reason: str) -> Unplace
         max(guest.memory_mib, 0),
         reason,
         {},
-        policy.tier_of(guest.name),
+        policy.tier_of(guest.name, guest.tier),
         max(guest.vcpus, 0),
         kind,
     )

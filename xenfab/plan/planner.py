@@ -9,7 +9,7 @@ from ..snapshot import Snapshot
 from .explain import Explainer
 from .greedy import guest_order, place_greedy
 from .layout import Assignment, HostUse, Layout, Unplaced
-from .model import Model, State, build_model
+from .model import Model, PGuest, State, build_model
 from .policy import Policy
 from .saved import facts_digest, plan_id
 from .search import Budget, SearchHook
@@ -101,7 +101,7 @@ def _layout(
                 g.guest.memory_mib,
                 g.vcpus,
                 g.tier,
-                why[g.idx],
+                why[g.idx] + _backend_why(m, g),
                 state=g.guest.state,
                 takeover_from=g.takeover_from,
             )
@@ -127,3 +127,24 @@ def _layout(
             )
         )
     return out
+
+
+def _backend_why(m: Model, g: PGuest) -> str:
+    """What the cluster manager's own start policy added to the plan of ``g``, said."""
+    parts = []
+    if g.guest.overhead_mib:
+        parts.append(
+            f"planned as {g.mem} MiB: {g.guest.memory_mib} MiB + {g.guest.overhead_mib} MiB "
+            "its manager adds to start it"
+            + (f" + policy overhead {m.policy.overhead_mib} MiB" if m.policy.overhead_mib else "")
+        )
+    if g.guest.tier is not None and m.policy.priority_tier(g.name) is None:
+        parts.append(f"tier {g.tier}: its manager's start order")
+    by_why: dict[str, list[str]] = {}
+    for h, text in sorted(g.refused.items()):
+        by_why.setdefault(text, []).append(m.host_name(h))
+    for text, hosts in by_why.items():
+        parts.append(f"not on {', '.join(hosts)}: {text}")
+    if g.guest.gate_s:
+        parts.append(f"the next tier waits {g.guest.gate_s:g} s after it started")
+    return "".join(f"; {p}" for p in parts)

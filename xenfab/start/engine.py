@@ -942,10 +942,13 @@ class Engine:
 
     def _jobs(self) -> list[Job]:
         jobs: list[Job] = []
+        gates = {g.name: g.gate_s for g in self.snapshot.guests}  # the manager's start delays
         for i, a in enumerate(self.layout.assignments):
             if self.only_hosts is not None and a.host not in self.only_hosts:
                 continue
             job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
+            job.gate_s = gates.get(a.guest, 0.0)
+            job.gate_in_start = self.backend.start_includes_gate
             try:
                 safe_guest(a.guest)
                 safe_host(a.host)

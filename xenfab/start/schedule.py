@@ -60,6 +60,10 @@ class Job:
     dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
     cleared_at: float | None = None  # when the round of domain lists that cleared it began
     approved: bool = False  # step mode: the operator said yes
+    # Seconds the next tier waits after this guest started (its manager's start delay);
+    # gate_in_start: the manager's start command itself returns only once that delay passed.
+    gate_s: float = 0.0
+    gate_in_start: bool = False
     outcome: Outcome | None = None
     result_host: str | None = None
     message: str = ""
@@ -213,6 +217,7 @@ class Scheduler:
         self.busy: Counter[str] = Counter()
         self.peak_host: Counter[str] = Counter()
         self.peak_total = 0
+        self.gated: set[int] = set()  # tiers whose wait for a start delay was said
 
     # -- slots ---------------------------------------------------------------------------------
 
@@ -251,6 +256,15 @@ class Scheduler:
             pending = [j for j in self.jobs if j.tier == tier and not j.final]
             nxt = self.tiers[self.released + 1]
             if not pending:
+                until = self.gate_end(tier)
+                if until > now:
+                    if tier not in self.gated:
+                        self.gated.add(tier)
+                        notes.append(
+                            f"tier {tier} done; tier {nxt} waits {until - now:.1f} s "
+                            "(the start delay of its guests)"
+                        )
+                    break
                 failed = sum(1 for j in self.jobs if j.tier == tier and j.outcome == Outcome.FAILED)
                 tail = f" ({failed} failed)" if failed else ""
                 notes.append(f"tier {tier} done{tail}; starting tier {nxt}")
@@ -267,6 +281,22 @@ class Scheduler:
             self.released += 1
             self.opened_at[nxt] = now
         return notes
+
+    def gate_end(self, tier: int) -> float:
+        """When the tier after ``tier`` may open: each guest started waits its ``gate_s``.
+
+        Counted from when the guest was seen started; a manager whose start returns only after
+        the delay (``gate_in_start``: XAPI's vm-start) has waited it already by then.
+        """
+        end = 0.0
+        for j in self.jobs:
+            if j.tier != tier or j.gate_s <= 0 or j.ended_at is None:
+                continue
+            if j.outcome == Outcome.STARTED and j.gate_in_start and j.returned_at is not None:
+                end = max(end, j.returned_at)
+            elif j.outcome in (Outcome.STARTED, Outcome.ALREADY_RUNNING):
+                end = max(end, j.ended_at + j.gate_s)
+        return end
 
     # -- picking -------------------------------------------------------------------------------
 

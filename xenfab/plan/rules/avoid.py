@@ -1,4 +1,4 @@
-"""avoid: hosts where the start engine saw a guest's start fail (a run option, no policy key)."""
+"""avoid: hosts where a guest's start failed (a run option) or its manager refuses it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ class AvoidRule(Rule):
         """'avoided after failed start' (not said where the pin list refuses already)."""
         if self.fits(state, guest, host) or (guest.pinned is not None and host not in guest.pinned):
             return None
-        return ref(self, AVOIDED)
+        # The cluster manager's own refusal (XAPI: its SR not plugged here), said in its words.
+        why = getattr(guest, "refused", {}).get(host)
+        return ref(self, why) if why else ref(self, AVOIDED)
 
     def kind_key(self, guest: GuestView, relaxed: bool) -> frozenset[int]:
         """The hosts the guest avoids."""
