@@ -66,7 +66,7 @@ def test_vcpu_ratio_caps_running_plus_placed():
     assert where(run(s)) == {"a": "xen01"}
     layout = run(s, vcpu_ratio=1)
     assert unplaced(layout, "a").per_host == {
-        "xen01": "vCPU cap: 3 of 4 used, 2 needed",
+        "xen01": "vCPU cap: 3 of 4 used, 2 needed (vcpu_ratio 1 x 4 CPUs)",
         "xen02": "RAM: 1000 free < 2000 needed",
     }
     assert where(run(s, vcpu_ratio=1.25)) == {"a": "xen01"}
@@ -199,7 +199,8 @@ def test_pin_restricts_hosts():
     s = snap([host("xen01", 8000), host("xen02", 4000), host("xen03", 4000)], [guest("lic", 1000)])
     layout = run(s, pin={"lic": ["xen03"]})
     assert where(layout) == {"lic": "xen03"}
-    assert why(layout, "lic").startswith("pinned (xen03); round-robin:")
+    # Only why the pin held: no strategy words (issue 23).
+    assert why(layout, "lic") == "pinned (xen03): 4000 free >= 1000 needed"
     layout = run(s, pin={"lic": ["xen03"]}, exclude=["xen03"])
     assert unplaced(layout, "lic").per_host == {
         "xen01": "not in pin list",
@@ -225,7 +226,11 @@ def test_prefer_is_tried_first_but_not_required():
     layout = run(s, prefer={"*": ["xen02"]})
     assert where(layout) == {"a": "xen02", "b": "xen01"}
     assert why(layout, "a") == "preferred host (4000 free >= 1000 needed)"
-    assert why(layout, "b").startswith("round-robin:")
+    # The preferred host's refusal changed b's answer: said first, with its figures.
+    assert why(layout, "b") == (
+        "preferred host xen02 refused: RAM: 3000 free < 5000 needed; "
+        "round-robin: first host with room in rotation from xen02 (8000 free >= 5000 needed)"
+    )
 
 
 def test_exclude_hosts():

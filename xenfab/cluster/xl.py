@@ -310,7 +310,7 @@ class XlBackend(ClusterBackend):
             self.start_command(step.guest, step.host, step.state, config=step.config)
         dirs = {posixpath.dirname(s.config or "") for s in steps}
         base = dirs.pop() if len(dirs) == 1 else None
-        head = f"""# No master: run each section on its host, every tier 0 line before tier 1:
+        head = f"""# Each section runs on its own host, every tier 0 line before tier 1:
 #   ssh HOST sh -s HOST < FILE     (or paste the section into a shell on HOST)
 # Before you run it, check that no other host's xl list shows these guests: each section
 # sees only its own host's list.

@@ -73,6 +73,9 @@ class CapacityReport:
     next_size: dict[str, int] | None  # the size K+1 left unfinished: {size, checked, total}
     strategy: str
     warnings: list[str] = field(default_factory=list)
+    # Down guests that stay down whatever fails (facts unusable, liveness unknown): not in
+    # guests_down, named in ``warnings`` (mode "recovered").
+    guests_not_counted: int = 0
 
     @property
     def statement(self) -> str:
@@ -136,6 +139,7 @@ class CapacityReport:
             "guests_counted": self.guests_down + self.guests_running,
             "guests_down": self.guests_down,
             "guests_running": self.guests_running,
+            "guests_not_counted": self.guests_not_counted,
             "strategy": self.strategy,
             "warnings": list(self.warnings),
         }
@@ -297,8 +301,10 @@ def capacity(
         planned_here[a.host] = planned_here.get(a.host, 0) + 1
     warnings = list(base.warnings)
     if elsewise and mode == "recovered":
+        n = len(elsewise)
         warnings.append(
-            f"{len(elsewise)} down guest(s) stay down whatever fails, not counted: "
+            f"{n} down guest{'s' if n > 1 else ''} not counted: "
+            f"{'they stay' if n > 1 else 'it stays'} down whatever fails: "
             + "; ".join(f"{u.guest}: {u.reason}" for u in elsewise)
         )
     status = {h.name: h.status for h in base.hosts}
@@ -430,6 +436,7 @@ def capacity(
         next_size=next_size,
         strategy=policy.strategy,
         warnings=warnings,
+        guests_not_counted=len(elsewise) if mode == "recovered" else 0,
     )
 
 

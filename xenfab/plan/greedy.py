@@ -13,6 +13,7 @@ from bisect import bisect_left, insort
 
 from .model import Model, PGuest, State
 from .rules import Rule
+from .rules.pin import PinRule
 
 NEG = float("-inf")
 
@@ -92,20 +93,32 @@ class Picker:
         self.state = state
         self.tree = MaxTree([state.room_mib[host] for host in model.usable])
         self.tpos = {host: i for i, host in enumerate(model.usable)}
+        self.passed: list[int] = []
 
     def update(self, host: int) -> None:
         """The host gained or lost room."""
         self.tree.update(self.tpos[host], self.state.room_mib[host])
 
     def pick(self, guest: PGuest, position: int) -> tuple[int, str] | None:
-        """A host for ``guest`` (at ``position`` in order) and why, or None when no host fits."""
+        """A host for ``guest`` (at ``position`` in order) and why, or None when no host fits.
+
+        ``passed`` is left holding the hosts the choice passed over because a rule refused them
+        (the pinned hosts that do not fit; for the strategy, the better-ranked hosts it visited).
+        """
+        self.passed = []
         if guest.pinned is not None:
-            fits = [host for host in guest.pinned if self.state.fits(guest, host)]
+            fits, refused = [], []
+            for host in sorted(guest.pinned, key=lambda h: self.model.rank[h]):
+                (fits if self.state.fits(guest, host) else refused).append(host)
             if not fits:
                 return None
             host = min(fits, key=lambda host: self.key(host, position))
-            names = ", ".join(sorted(self.model.host_name(p) for p in guest.pinned))
-            return host, f"pinned ({names}); {self.why(guest, host, position)}"
+            self.passed = refused
+            # The pin decides: the strategy only breaks a tie between pinned hosts, unsaid.
+            fit = fit_text(self.state, guest, host)
+            if len(guest.pinned) == 1:
+                return host, fit
+            return host, f"{self.model.host_name(host)}: {fit}"
         if self.tree.max() < guest.mem:
             return None
         host = self.search(guest, position)
@@ -157,6 +170,7 @@ class RoundRobin(Picker):
                 host = self.order[p]
                 if self.state.fits(guest, host):
                     return host
+                self.passed.append(host)
                 p += 1
         return None
 
@@ -208,6 +222,7 @@ class HeapPicker(Picker):
             if self.state.fits(guest, top[-2]):
                 found = top[-2]
                 break
+            self.passed.append(top[-2])
         for e in popped:
             heapq.heappush(heap, e)
         return found
@@ -285,6 +300,7 @@ class Pack(Picker):
             host = keys[j][2]
             if self.state.fits(guest, host):
                 return host
+            self.passed.append(host)
         return None
 
     def why(self, guest: PGuest, host: int, position: int) -> str:
@@ -296,19 +312,33 @@ PICKERS: dict[str, type[Picker]] = {p.name: p for p in (RoundRobin, MostFree, Ba
 
 
 def place_greedy(model: Model, state: State, guests: list[PGuest], why: dict[int, str]) -> None:
-    """Place ``guests`` in order on top of ``state``; fills ``why`` for each guest placed."""
+    """Place ``guests`` in order on top of ``state``; fills ``why`` for each guest placed.
+
+    A guest's ``why`` says every refusal that changed its answer (its last owner's first, then
+    its preferred hosts', then the hosts its pin or the strategy passed over), then why the
+    chosen host; a pinned guest's says what the pin allowed, never the strategy's words.
+    """
     if not model.usable:
         return
     picker = PICKERS[model.policy.strategy](model, state)
     for position, guest in enumerate(guests):
         if state.where[guest.idx] is not None:
             continue
-        choice = _sticky(model, state, guest)
+        choice, refused = _sticky(model, state, guest)
         if choice is None:
             choice = picker.pick(guest, position)
+            if choice is not None:
+                said = {h for h, _ in refused}
+                # The strategy's text says "with room"/"that fit": a host RAM refuses is implied.
+                implied = guest.pinned is None
+                refused += _passed_over(state, guest, picker.passed, said, implied)
         if choice is None:
             continue
         host, text = choice
+        text = "; ".join([*(t for _, t in refused), text])
+        if guest.pinned is not None:
+            names = ", ".join(sorted(model.host_name(p) for p in guest.pinned))
+            text = f"pinned ({names}): {text}"
         broken = state.breaks_class(guest, host) if guest.idx in state.relaxed else []
         if broken:
             text += "; " + soft_text(model, state, guest, host, broken)
@@ -317,15 +347,72 @@ def place_greedy(model: Model, state: State, guests: list[PGuest], why: dict[int
         why[guest.idx] = text
 
 
-def _sticky(model: Model, state: State, guest: PGuest) -> tuple[int, str] | None:
+# At most this many passed-over hosts are said with their figures; the rest are counted.
+PASSED_SAID = 3
+
+
+def refused_text(state: State, guest: PGuest, host: int, label: str) -> str | None:
+    """'last owner xen02 refused: vCPU cap: 16 of 16 used, 2 needed (vcpu_ratio 2 x 8 CPUs)',
+    with ``label`` naming the host; None when nothing but its pin refuses a pinned guest there
+    (its line says the pin already)."""
+    status = state.model.status[host]
+    if status is not None:
+        return f"{label} not usable: {status}"
+    texts = [r.text for r in state.refusals(guest, host) if not isinstance(r.source, PinRule)]
+    return f"{label} refused: " + ", ".join(texts) if texts else None
+
+
+def _sticky(
+    model: Model, state: State, guest: PGuest
+) -> tuple[tuple[int, str] | None, list[tuple[int, str]]]:
+    """The preferred host or last owner when one fits, and the refusals of those that did not
+    (the last owner's first), as (host, text)."""
     # Admin intent (prefer) before habit (last owner) before the strategy.
+    refused: list[tuple[int, str]] = []
     for host in guest.prefer:
         if state.fits(guest, host):
-            return host, f"preferred host ({fit_text(state, guest, host)})"
+            return (host, f"preferred host ({fit_text(state, guest, host)})"), refused
+        said = refused_text(state, guest, host, f"preferred host {model.host_name(host)}")
+        if said:
+            refused.append((host, said))
     host = guest.last_owner
     if host is not None and state.fits(guest, host):
-        return host, f"{guest.last_owner_why} ({fit_text(state, guest, host)})"
-    return None
+        return (host, f"{guest.last_owner_why} ({fit_text(state, guest, host)})"), refused
+    seen = host if host is not None else guest.last_seen
+    if seen is not None and seen not in guest.prefer:
+        label = f"last owner {model.host_name(seen)}"
+        if guest.last_owner_why != "last owner":
+            label = f"{model.host_name(seen)} ({guest.last_owner_why})"  # --expect's words
+        said = refused_text(state, guest, seen, label)
+        if said:
+            refused.insert(0, (seen, said))
+    return None, refused
+
+
+def _passed_over(
+    state: State, guest: PGuest, hosts: list[int], said: set[int], implied_ram: bool
+) -> list[tuple[int, str]]:
+    """The refusals of the hosts a choice passed over: a few with figures, the rest counted."""
+    out: list[tuple[int, str]] = []
+    more, rules = 0, dict[str, None]()
+    ram = state.model.ram
+    for host in hosts:
+        if host in said:
+            continue
+        refusals = [r for r in state.refusals(guest, host) if not isinstance(r.source, PinRule)]
+        if not refusals or (implied_ram and any(r.source is ram for r in refusals)):
+            continue
+        said.add(host)
+        if len(out) < PASSED_SAID:
+            name = state.model.host_name(host)
+            out.append((host, f"{name} refused: " + ", ".join(r.text for r in refusals)))
+        else:
+            more += 1
+            rules.update(dict.fromkeys(r.rule for r in refusals))
+    if more:
+        hosts_word = "host" if more == 1 else "hosts"
+        out.append((-1, f"{more} more {hosts_word} refused ({', '.join(rules)})"))
+    return out
 
 
 def soft_text(model: Model, state: State, guest: PGuest, host: int, broken: list[Rule]) -> str:

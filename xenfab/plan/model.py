@@ -53,6 +53,8 @@ class PGuest:
     last_owner: int | None = None
     # How the plan names last_owner when it is chosen (--expect: where it ran in the snapshot).
     last_owner_why: str = "last owner"
+    # The last owner even when it is not usable (dead, unreachable, excluded): explain says so.
+    last_seen: int | None = None
     order: int = 0
     # The dead (or what-if failed) host the cluster still shows it on, when it is taken over.
     takeover_from: str | None = None
@@ -465,6 +467,7 @@ def _select_guests(model: Model, gone: set[str], avoid: Mapping[str, Collection[
                 prefer=prefer_lists[wanted],
                 last_owner=last if last is not None and last in usable else None,
                 last_owner_why=last_why,
+                last_seen=last,
                 takeover_from=takeover,
             )
         )

@@ -140,6 +140,19 @@ def cluster_words(snap: Snapshot) -> str:
     return f"master {snap.master or '-'}, quorate {_yes_no(snap.quorate)}"
 
 
+def cluster_read_line(snap: Snapshot) -> str:
+    """``fab check``'s line on the cluster: who read it and its quorum; xl has neither."""
+    from ..cluster import backend as get_backend
+
+    try:
+        quorum = get_backend(snap.backend).quorum
+    except Exception:  # noqa: BLE001 - an unknown backend name: say what the snapshot says
+        quorum = True
+    if not quorum:
+        return f"cluster: {cluster_words(snap)} (each host read on its own)"
+    return f"cluster read on {snap.master or '-'}: quorate {_yes_no(snap.quorate)}"
+
+
 def _up(host: Any) -> str:
     """``yes``, ``NO``, or ``answers`` for a host whose SSH works but whose tools failed."""
     if host.reachable:
@@ -577,6 +590,10 @@ def _yes_no(value: bool | None) -> str:
     return "unknown" if value is None else ("yes" if value else "NO")
 
 
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
 def capacity_text(report: CapacityReport) -> str:
     """The report as tables for people: the verdict, per host, then who stays down first."""
     return printable(_capacity_text(report), newlines=True)
@@ -584,11 +601,16 @@ def capacity_text(report: CapacityReport) -> str:
 
 def _capacity_text(report: CapacityReport) -> str:
     notes = active()
-    counted = (
-        f"{report.guests_running} running + {report.guests_down} down guests"
-        if report.mode == "recovered"
-        else f"{report.guests_running} running guests (down guests not counted)"
-    )
+    running = report.guests_running
+    counted = f"{running} running guest{_s(running)} (down guests not counted)"
+    if report.mode == "recovered":
+        # The down guests a warning names as staying down whatever fails are in this count
+        # too, said as not counted: the header and the warning then agree.
+        skipped = report.guests_not_counted
+        down = report.guests_down + skipped
+        counted = f"{running} running + {down} down guest{_s(down)}"
+        if skipped:
+            counted += f" ({skipped} not counted)"
     rows = []
     for h in report.hosts:
         survives = {True: "yes", False: "NO", None: "-"}[h.survives]
@@ -629,7 +651,7 @@ def _capacity_text(report: CapacityReport) -> str:
     parts += [
         "",
         f"Checked {report.checked_sets} failure set(s) in {report.seconds:.2f} s: "
-        f"{report.planned_sets} by the planner, {report.pruned_sets} by RAM/vCPU sums alone.",
+        f"{report.planned_sets} by the planner, {report.pruned_sets} by the rules' bounds alone.",
     ]
     for w in report.warnings:
         parts += _said_once(str(w), "warning: ", notes)

@@ -85,7 +85,7 @@ def check(c, env=None, config=None, loc=None, format="table"):
         )
     else:
         print(f"config {cfg.path}: valid; environment {environment.name}")
-        print(f"cluster read on {snap.master or '-'}: quorate {show._yes_no(snap.quorate)}\n")
+        print(show.cluster_read_line(snap) + "\n")
         table = [
             [
                 r["host"],

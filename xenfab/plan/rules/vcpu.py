@@ -31,9 +31,17 @@ class VcpuCapRule(Rule):
     counts: ClassVar[bool] = True
     order: ClassVar[int] = 10
 
-    def __init__(self, cap: list[float | None], running: list[int]) -> None:
+    def __init__(
+        self,
+        cap: list[float | None],
+        running: list[int],
+        ratio: float | None = None,
+        cpus: list[int] | None = None,
+    ) -> None:
         self.cap = cap  # per host: the most vCPUs it may run (None: no cap)
         self.running = running  # per host: vCPUs of the domains running now (without dom0)
+        self.ratio = ratio  # policy.vcpu_ratio: its refusals name it (the cap comes from it)
+        self.cpus = cpus or [0] * len(cap)  # per host: physical CPUs
 
     @classmethod
     def build(cls, model: ModelView) -> list[Rule]:
@@ -51,7 +59,8 @@ class VcpuCapRule(Rule):
                     model.warnings.append(f"{host.name}: CPU count unknown, vCPU cap not applied")
             else:
                 cap.append(ratio * host.cpus)
-        return [cls(cap, [h.vcpus_used for h in model.snapshot.hosts])]
+        hosts = model.snapshot.hosts
+        return [cls(cap, [h.vcpus_used for h in hosts], ratio, [h.cpus for h in hosts])]
 
     def start(self) -> list[int]:
         """vCPUs used per host before the plan."""
@@ -74,14 +83,25 @@ class VcpuCapRule(Rule):
         return floor_room(cap, state.counter(self)[host]) // guest.vcpus
 
     def refusal(self, state: StateView, guest: GuestView, host: int) -> Refusal | None:
-        """'vCPU cap: 30 of 32 used, 4 needed'."""
+        """'vCPU cap: 30 of 32 used, 4 needed (vcpu_ratio 2 x 16 CPUs)'."""
         if self.fits(state, guest, host):
             return None
         cap = self.cap[host]
         assert cap is not None
         used = state.counter(self)[host]
         text = f"vCPU cap: {used} of {number_text(cap)} used, {guest.vcpus} needed"
-        return ref(self, text, vcpus_used=used, vcpu_cap=cap, needed_vcpus=guest.vcpus)
+        # The cap is the policy's number: name it, so the reader knows which key to change.
+        if self.ratio is not None:
+            text += f" (vcpu_ratio {number_text(self.ratio)} x {self.cpus[host]} CPUs)"
+        return ref(
+            self,
+            text,
+            vcpus_used=used,
+            vcpu_cap=cap,
+            needed_vcpus=guest.vcpus,
+            vcpu_ratio=self.ratio,
+            cpus=self.cpus[host],
+        )
 
     def host_key(self, state: StateView, host: int) -> int:
         """vCPUs used on the host."""
