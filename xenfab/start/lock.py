@@ -53,6 +53,7 @@ MAX_FIELD = 256
 MAX_AGE_S = 2**31 - 1
 
 if TYPE_CHECKING:
+    from ..config import Environment, XenfabConfig
     from ..snapshot import LockSeen
 
 Runner = Callable[[str, str], RunResult]
@@ -338,10 +339,9 @@ def seen_refusal(seen: LockSeen | None) -> str | None:
     return held_message(seen.path, seen.host, owner_seen(seen))
 
 
-def configured_path(cfg: object, env: object) -> str:
+def configured_path(cfg: XenfabConfig, env: Environment) -> str:
     """The lock path of ``env`` (its own ``lock_path``, else the config's), checked."""
-    # A per-environment lock_path (when the config has one) wins over the global key.
-    path = str(getattr(env, "lock_path", None) or getattr(cfg, "lock_path", ""))
+    path = str(cfg.lock_path_of(env))
     if "XENFAB_LAB_DIR" in path:
         from ..config import expand_path
 
