@@ -87,6 +87,7 @@ class DispatchUnit:
                     if answer != START:
                         sched.unpick(job)
                         if answer == SKIP:
+                            job.declined = True
                             self._finish(job, Outcome.SKIPPED, None, "skipped at the prompt")
                         else:
                             self.quit = True

@@ -252,6 +252,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
                     planned_host=job.planned_host,
                     tier=job.tier,
                     hosts_tried=list(job.hosts_tried),
+                    declined=job.declined,
                 )
             )
         self.report.results = results + self.extra

@@ -79,6 +79,7 @@ class Job:
     dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
     cleared_at: float | None = None  # when the round of domain lists that cleared it began
     approved: bool = False  # step mode: the operator said yes
+    declined: bool = False  # step mode: the operator skipped it (it stays down, on purpose)
     outcome: Outcome | None = None
     result_host: str | None = None
     message: str = ""
