@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -128,8 +128,6 @@ def verdict(
 
 def with_duplicates(outcome: RunOutcome, dups: list) -> RunOutcome:
     """``outcome``, or exit 2 when a guest runs twice (a refusal or Ctrl-C keeps its code)."""
-    from dataclasses import replace
-
     from ..duplicates import summary
 
     if not dups or outcome.code not in (ExitCode.OK, ExitCode.INCOMPLETE):
@@ -244,9 +242,9 @@ def _engine(c: Any, request: RunRequest, planned: Planned) -> StartReport:
         # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
         out=sys.stdout if (request.dry_run and table) else sys.stderr,
     )
-    return start_guests(
-        planned.cfg, planned.env, planned.snap, planned.layout, planned.policy, options
-    )
+    # The engine writes to the config's audit_log: the one this environment resolves to.
+    cfg = replace(planned.cfg, audit_log=planned.cfg.audit_log_of(planned.env))
+    return start_guests(cfg, planned.env, planned.snap, planned.layout, planned.policy, options)
 
 
 def _interrupted(request: RunRequest, planned: Planned) -> RunOutcome:

@@ -163,7 +163,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
         if self.step:
             self.prompter = StepPrompter(self.prompt or terminal_prompt(), self.progress.note)
         run_id = secrets.token_hex(6)
-        self.audit = AuditLog(self.cfg.audit_log_of(self.env), self.env.name, run_id)
+        self.audit = AuditLog(self.cfg.audit_log, self.env.name, run_id)
         self.audit.open()
         for host in sorted(self.dead_hosts):
             self._audit(
