@@ -120,7 +120,7 @@ class ConfirmationUnit:
         job.message = why
         host = job.host
         step = sched.after_failure(job, time.monotonic())
-        if self.report.interrupted or self.quit or self.stop_reason is not None:
+        if self._stopping():
             self._finish(job, Outcome.FAILED, host, why)
             return
         if step is Next.RETRY:
@@ -137,7 +137,7 @@ class ConfirmationUnit:
         job = r.job
         if job.phase != REPLANNING:
             return
-        if self.report.interrupted or self.quit or self.stop_reason is not None:
+        if self._stopping():
             self._finish(job, Outcome.NOT_STARTED, None, "stopped before it could move")
             return
         if r.host is None:

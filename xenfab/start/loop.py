@@ -89,7 +89,7 @@ class LoopUnit:
         self._drain(sched, block=0.0)
         self._check_safety()
         now = time.monotonic()
-        stopping = self.report.interrupted or self.quit or self.stop_reason is not None
+        stopping = self._stopping()
         if stopping:
             self._drop_queued(sched)
         confirming = [j for j in self.jobs if j.phase == CONFIRMING]
@@ -122,7 +122,7 @@ class LoopUnit:
             self._give_up_on_state(sched)
         for note in sched.advance(time.monotonic()):
             self.progress.note(note)
-        stopping = self.report.interrupted or self.quit or self.stop_reason is not None
+        stopping = self._stopping()
         if state is not None and reader.may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
         self.progress.tick(self._status())
