@@ -14,7 +14,7 @@ from xenfab.plan import Policy, plan
 from xenfab.snapshot import Domain, Snapshot
 from xenfab.start.engine import Engine
 from xenfab.start.report import GuestResult, StartReport
-from xenfab.tasks.core import Outcome, facts_problems, with_duplicates
+from xenfab.tasks.core import RunOutcome, facts_problems, with_duplicates
 
 
 def _doms(*names: str) -> list[Domain]:
@@ -136,13 +136,13 @@ def test_layout_json_and_text_carry_the_duplicates():
 
 def test_a_duplicate_makes_the_exit_code_2_unless_refused_or_interrupted():
     dups = [Duplicate("db01", ["xen04", "xen06"])]
-    ok = with_duplicates(Outcome(ExitCode.OK, None), dups)
+    ok = with_duplicates(RunOutcome(ExitCode.OK, None), dups)
     assert ok.code == ExitCode.INCOMPLETE and ok.message.startswith("DUPLICATE: db01")
-    inc = with_duplicates(Outcome(ExitCode.INCOMPLETE, "recovery incomplete: 1"), dups)
+    inc = with_duplicates(RunOutcome(ExitCode.INCOMPLETE, "recovery incomplete: 1"), dups)
     assert inc.code == ExitCode.INCOMPLETE and "recovery incomplete: 1; DUPLICATE" in inc.message
     for code in (ExitCode.REFUSED, ExitCode.INTERRUPTED):
-        assert with_duplicates(Outcome(code, "x"), dups).code == code
-    assert with_duplicates(Outcome(ExitCode.OK, None), []).code == ExitCode.OK
+        assert with_duplicates(RunOutcome(code, "x"), dups).code == code
+    assert with_duplicates(RunOutcome(ExitCode.OK, None), []).code == ExitCode.OK
 
 
 def test_the_start_report_carries_the_last_rounds_duplicates():

@@ -16,10 +16,11 @@ from planfixtures import guest, host, snap
 
 from xenfab.config import config_from_dict
 from xenfab.errors import ConfigError
+from xenfab.run import Answer, ask_terminal
 from xenfab.schema import read_text
 from xenfab.snapshot import Domain, Snapshot, SnapshotError
 from xenfab.start.prompter import QUIT, StepPrompter
-from xenfab.tasks import core, demo
+from xenfab.tasks import demo
 
 
 def _lab_snapshot() -> Snapshot:
@@ -101,8 +102,7 @@ def test_eof_at_the_confirmation_prompt_is_not_confirmed(monkeypatch, capsys):
         raise EOFError
 
     monkeypatch.setattr("builtins.input", eof)
-    with pytest.raises(core._Declined):
-        core._confirm(3, False)
+    assert ask_terminal(3) is Answer.DECLINED
     assert "Start 3 guest(s)? [y/N]" in capsys.readouterr().err
 
 

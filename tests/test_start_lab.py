@@ -501,15 +501,14 @@ def test_a_host_declared_dead_is_not_waited_for_and_is_audited(fresh_lab, tmp_pa
 
 def test_a_failed_guest_started_behind_is_never_disabled(fresh_lab, tmp_path, monkeypatch):
     """Issue 14 case 2: the -d of a failed service is guarded in the same remote command."""
-    from xenfab.start import engine
 
     r = Run(fresh_lab, tmp_path)
     a, f, third = two_on_different_hosts(r, second_state="failed")
     # f is checked together with a, then sent 0.8 s after it; a's start makes someone start f
     # on a third host in between (through the cluster). Today's -d would stop that domain.
-    monkeypatch.setattr(engine, "STAGGER_S", 0.8)
+    slow = dataclasses.replace(r.env.start, stagger_s=0.8)
     fresh_lab.inject("start-behind-on-start", f.guest, third)
-    report, text = r.start(parallel=8)
+    report, text = r.start(parallel=8, start_policy=slow)
     res = report.result(f.guest)
     assert res.outcome == "found running", report.table()
     assert (f.guest, third) in lab_domains(fresh_lab)  # still running where it was started

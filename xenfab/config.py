@@ -28,6 +28,7 @@ from .schema import (
     HostName,
     HostPattern,
     Name,
+    NonNegFloat,
     Port,
     PosFloat,
     PosInt,
@@ -140,6 +141,34 @@ class StartPolicy:
     )
     tier_timeout_s: PosFloat = doc(
         600.0, "seconds a priority tier may take before the next tier starts (then a warning)"
+    )
+    tries_per_host: PosInt = doc(
+        2, "starts of a failed guest on one host before it is re-planned onto another"
+    )
+    max_hosts_per_guest: PosInt = doc(3, "hosts a failing guest is tried on in all (never a loop)")
+    retry_delay_s: NonNegFloat = doc(
+        1.0, "seconds before a failed start is retried (the same failure a second later is common)"
+    )
+    confirm_timeout_s: PosFloat = doc(
+        600.0, "seconds an accepted start may stay in transition before it is reported failed"
+    )
+    confirm_grace_s: NonNegFloat = doc(
+        3.0, "seconds a state read right after an accepted start may still show the old state"
+    )
+    liveness_wait_s: PosFloat = doc(
+        60.0,
+        "seconds a host that does not list its domains is waited for before the guests still "
+        "queued are not started (`--dead HOST` for a host known down)",
+    )
+    state_give_up_s: PosFloat = doc(
+        60.0, "seconds without a readable cluster state before the run starts nothing more"
+    )
+    lock_command_s: PosFloat = doc(
+        10.0, "seconds a run-lock command (take, heartbeat, release) may take on the lock host"
+    )
+    poll_s: PosFloat = doc(0.2, "seconds between cluster state reads while starts are in flight")
+    stagger_s: NonNegFloat = doc(
+        0.03, "seconds at least between two start commands (busiest host first)"
     )
 
 
@@ -270,6 +299,14 @@ class XenfabConfig:
         if self.default_env not in self.environments:
             raise ValueError(f"default_env: {self.default_env!r} is not an environment")
 
+    def audit_log_of(self, env: Environment) -> str:
+        """``env``'s audit log: its own, else the top level's."""
+        return env_over_top(env.audit_log, self.audit_log)
+
+    def lock_path_of(self, env: Environment) -> str:
+        """``env``'s run-lock directory: its own, else the top level's."""
+        return env_over_top(env.lock_path, self.lock_path)
+
     def environment(self, name: str | None = None) -> Environment:
         """The environment called ``name`` (or the default one)."""
         key = name or self.default_env
@@ -367,6 +404,15 @@ def _section(data: Mapping, key: str) -> Any:
     return {} if value is None else value
 
 
+def env_over_top(own: Any, top: Any) -> Any:
+    """The one rule for every setting an environment may override: the environment's over the
+    top level's (a mapping key by key, anything else whole; None = not set).
+    """
+    if isinstance(own, Mapping) and isinstance(top, Mapping):
+        return {**top, **own}
+    return top if own is None else own
+
+
 def _merged_env(name: Any, env: Any, top: dict[str, Any], path: str) -> Any:
     # Each environment's policies are the file's, then the environment's own keys.
     if not isinstance(env, Mapping):
@@ -383,12 +429,7 @@ def _merged_env(name: Any, env: Any, top: dict[str, Any], path: str) -> Any:
                         f"{path}: environments.{name}.policy.{k}: moved to "
                         f"environments.{name}.{MOVED[k]} (the start policy)"
                     )
-        if isinstance(own, Mapping) and isinstance(top[key], Mapping):
-            out[key] = {**top[key], **own}
-        elif key in env:
-            out[key] = own
-        else:
-            out[key] = top[key]
+        out[key] = env_over_top(own if key in env else None, top[key])
     if env.get("ssh") is None and "ssh" in env:
         out["ssh"] = {}
     return out

@@ -14,6 +14,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from ..errors import ConfigError, XenfabError
@@ -24,6 +25,25 @@ from ..schema import HOST_NAME
 # Xen accepts almost any byte in a domain name; we only let through what is safe to pass to a shell
 # and to rgmanager, so a crafted config file cannot smuggle a command into `clusvcadm`.
 GUEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
+
+
+class Verdict(str, Enum):
+    """What a state read says of a guest after an accepted start: one word for the backends'
+    ``confirm`` and the engine's confirmation (schedule.Confirmation.status).
+    """
+
+    WAIT = "wait"  # in transition (or the read lagging): look again
+    STARTED = "started"  # running
+    FAILED = "failed"  # worth a retry
+    STUCK = "stuck"  # not to be retried (vanished, or in transition too long)
+    GONE = "gone"  # no service any more (backend.confirm only)
+    DOWN = "down"  # down again right after the start (backend.confirm only)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
 
 
 class UnsafeName(XenfabError):
@@ -300,18 +320,18 @@ class ClusterBackend(ABC):
         """The state a guest whose start just failed is re-planned from (a down state)."""
         return state
 
-    def confirm(self, svc: ServiceState | None) -> str:
-        """After an accepted start: ``running``, ``failed``, ``wait`` or ``gone`` for ``svc``."""
+    def confirm(self, svc: ServiceState | None) -> Verdict:
+        """After an accepted start: STARTED, FAILED, WAIT, GONE or DOWN for ``svc``."""
         if svc is None:
-            return "gone"
+            return Verdict.GONE
         kind = self.states.kind(svc.state)
         if kind == "running":
-            return "running"
+            return Verdict.STARTED
         if svc.state in self.states.failed:
-            return "failed"
+            return Verdict.FAILED
         if kind == "transition":
-            return "wait"
-        return "down"
+            return Verdict.WAIT
+        return Verdict.DOWN
 
     @property
     @abstractmethod

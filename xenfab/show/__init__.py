@@ -400,9 +400,7 @@ def still_down(
             )
     if report is not None and not report.dry_run:
         for r in report.results:
-            bad = r.outcome in DOWN_OUTCOMES or (
-                r.outcome == Outcome.SKIPPED and "prompt" in (r.message or "")
-            )
+            bad = r.outcome in DOWN_OUTCOMES or (r.outcome == Outcome.SKIPPED and r.declined)
             if not bad or (r.guest in out and r.guest not in sizes):
                 continue  # an unplaced guest keeps the planner's reason
             a = sizes.get(r.guest)

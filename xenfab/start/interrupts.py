@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..cluster import ClusterBackend, ClusterState
-from .outcome import Outcome
+from .outcome import Outcome, Verdict
 from .schedule import CONFIRMING, Job
 
 # Signals that stop a run like Ctrl-C: a `kill`, a closed terminal or ssh session.
@@ -100,7 +100,8 @@ def last_look(
     endings = []
     for job in active:
         svc = state.services.get(job.guest) if state is not None else None
-        if svc is not None and backend.confirm(svc) == "running" and job.command_at is not None:
+        up = svc is not None and backend.confirm(svc) is Verdict.STARTED
+        if up and svc is not None and job.command_at is not None:
             host = svc.owner or job.host
             endings.append(Ending(job, Outcome.STARTED, host, "confirmed after the interrupt"))
             continue

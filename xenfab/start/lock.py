@@ -54,6 +54,7 @@ HEARTBEAT_S = 5.0
 HOLDER_GIVES_UP_S = STALE_AFTER_S / 2
 
 if TYPE_CHECKING:
+    from ..config import Environment, XenfabConfig
     from ..snapshot import LockSeen
 
 Runner = Callable[[str, str], RunResult]
@@ -286,10 +287,9 @@ def seen_refusal(seen: LockSeen | None) -> str | None:
     return held_message(seen.path, seen.host, owner_seen(seen))
 
 
-def configured_path(cfg: object, env: object) -> str:
+def configured_path(cfg: XenfabConfig, env: Environment) -> str:
     """The lock path of ``env`` (its own ``lock_path``, else the config's), checked."""
-    # A per-environment lock_path (when the config has one) wins over the global key.
-    path = str(getattr(env, "lock_path", None) or getattr(cfg, "lock_path", ""))
+    path = str(cfg.lock_path_of(env))
     if "XENFAB_LAB_DIR" in path:
         from ..paths import expand_path
 

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from enum import Enum
 
+# One verdict for the backends and the engine: defined with the backends, below the engine.
+from ..cluster.base import Verdict
+
+__all__ = ["BAD_OUTCOMES", "OUTCOMES", "Action", "Outcome", "Tally", "Verdict"]
+
 
 class _Word(str, Enum):
     """A str-valued enum that prints and formats as its value (like 3.11's StrEnum)."""
@@ -43,15 +48,6 @@ class Action(_Word):
     START = "start"
     FOUND_RUNNING = Outcome.FOUND_RUNNING.value
     SKIPPED = Outcome.SKIPPED.value
-
-
-class Verdict(_Word):
-    """What the state read says of an accepted start (schedule.Confirmation.status)."""
-
-    WAIT = "wait"
-    STARTED = Outcome.STARTED.value
-    FAILED = Outcome.FAILED.value  # worth a retry
-    STUCK = "stuck"  # not to be retried
 
 
 class Tally(_Word):

@@ -90,6 +90,7 @@ class ClusterReader:
         *,
         dead_hosts: Collection[str] = (),
         liveness_wait_s: float = LIVENESS_WAIT_S,
+        state_give_up_s: float = STATE_GIVE_UP_S,
         note: Callable[[str], None],
         audit: Callable[..., None],
         interrupted: Callable[[], bool] = lambda: False,
@@ -100,6 +101,7 @@ class ClusterReader:
         self.master = master
         self.dead_hosts = frozenset(dead_hosts)
         self.liveness_wait_s = liveness_wait_s
+        self.state_give_up_s = state_give_up_s
         self.note = note
         self.audit = audit
         self.interrupted = interrupted
@@ -261,9 +263,9 @@ class ClusterReader:
         self.last_state_error = error
 
     def stale(self, now: float) -> bool:
-        """True when no state was read for ``STATE_GIVE_UP_S``: nothing more may start."""
-        return now - self.state_ok_at > STATE_GIVE_UP_S
+        """True when no state was read for ``state_give_up_s``: nothing more may start."""
+        return now - self.state_ok_at > self.state_give_up_s
 
     def give_up_reason(self) -> str:
         """Why the run stops when the state is stale."""
-        return f"no cluster state from {self.master} for {STATE_GIVE_UP_S:g} s"
+        return f"no cluster state from {self.master} for {self.state_give_up_s:g} s"

@@ -29,12 +29,15 @@ class GuestResult:
     planned_host: str | None = None
     tier: int | None = None
     hosts_tried: list[str] = field(default_factory=list)
+    # Skipped at the step prompt: down because the operator said so (not in the JSON report).
+    declined: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready mapping."""
         data = asdict(self)
         data["seconds"] = round(self.seconds, 2)
         data["outcome"] = str(self.outcome)  # the plain word, whatever the enum's repr
+        del data["declined"]
         return data
 
 

@@ -13,21 +13,40 @@ from dataclasses import dataclass, field
 
 from ..cluster import ClusterBackend, ClusterState, ServiceState
 from ..cluster import backend as get_backend
+from ..config import StartPolicy
 from ..snapshot import DEFAULT_BACKEND
-from .outcome import Action, Outcome, Tally, Verdict
+from .outcome import Action, Outcome, Tally, Verdict, _Word
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
 # MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
-TRIES_PER_HOST = 2
-MAX_HOSTS = 3
-# A retry waits a moment: a start that failed at once often fails the same way a second later.
-RETRY_DELAY_S = 1.0
+# The values are the start policy's defaults (config `start:`), where each is documented.
+_DEFAULTS = StartPolicy()
+TRIES_PER_HOST = _DEFAULTS.tries_per_host
+MAX_HOSTS = _DEFAULTS.max_hosts_per_guest
+RETRY_DELAY_S = _DEFAULTS.retry_delay_s
 
-QUEUED = "queued"
-STARTING = "starting"  # the start command sent, not returned yet
-CONFIRMING = "confirming"  # it said Success; waiting for the state read to show it running
-REPLANNING = "replanning"
-DONE = "done"
+
+class Phase(_Word):
+    """Where a guest's start is: the confirmation's state machine (queued -> starting ->
+    confirming -> done; replanning after repeated failures, then queued again)."""
+
+    QUEUED = "queued"
+    STARTING = "starting"  # the start command sent, not returned yet
+    CONFIRMING = "confirming"  # it said Success; waiting for the state read to show it running
+    REPLANNING = "replanning"
+    DONE = "done"
+
+
+class Next(_Word):
+    """What follows a failed start (Scheduler.after_failure)."""
+
+    RETRY = "retry"
+    RELOCATE = "relocate"
+    GIVE_UP = "give up"
+
+
+QUEUED, STARTING, CONFIRMING = Phase.QUEUED, Phase.STARTING, Phase.CONFIRMING
+REPLANNING, DONE = Phase.REPLANNING, Phase.DONE
 
 
 def _default_backend() -> ClusterBackend:
@@ -46,7 +65,7 @@ class Job:
     memory_mib: int = 0
     vcpus: int = 1
     planned_host: str = ""
-    phase: str = QUEUED
+    phase: Phase = Phase.QUEUED
     attempts: int = 0
     tries_on_host: int = 0
     hosts_tried: list[str] = field(default_factory=list)
@@ -64,6 +83,7 @@ class Job:
     # gate_in_start: the manager's start command itself returns only once that delay passed.
     gate_s: float = 0.0
     gate_in_start: bool = False
+    declined: bool = False  # step mode: the operator skipped it (it stays down, on purpose)
     outcome: Outcome | None = None
     result_host: str | None = None
     message: str = ""
@@ -165,20 +185,20 @@ def confirm(
     since = now - (job.returned_at if job.returned_at is not None else now)
     waited = now - (job.command_at if job.command_at is not None else now)
     verdict = backend.confirm(svc)
-    if svc is None or verdict == "gone":
+    if svc is None or verdict is Verdict.GONE:
         service = backend.service_name(job.guest)
         return Confirmation(
             Verdict.STUCK, None, f"{service} vanished from {reader} after its start"
         )
-    if verdict == "running":
+    if verdict is Verdict.STARTED:
         host = svc.owner or job.host
         msg = "" if host == job.host else f"asked for {job.host}; runs on {host}"
         return Confirmation(Verdict.STARTED, host, msg)
-    if verdict == "failed":
+    if verdict is Verdict.FAILED:
         return Confirmation(
             Verdict.FAILED, svc.owner or job.host, f"{starter} said Success, then failed"
         )
-    if verdict == "wait":
+    if verdict is Verdict.WAIT:
         if waited > timeout:
             return Confirmation(
                 Verdict.STUCK,
@@ -205,12 +225,18 @@ class Scheduler:
         parallel: int,
         tier_timeout_s: float,
         now: float,
+        tries_per_host: int = TRIES_PER_HOST,
+        max_hosts: int = MAX_HOSTS,
+        retry_delay_s: float = RETRY_DELAY_S,
     ):
         """Schedule ``jobs`` (in plan order) with the given limits, from time ``now``."""
         self.jobs = jobs
         self.per_host = max(1, per_host)
         self.parallel = max(1, parallel)
         self.tier_timeout_s = tier_timeout_s
+        self.tries_per_host = tries_per_host
+        self.max_hosts = max_hosts
+        self.retry_delay_s = retry_delay_s
         self.tiers = sorted({j.tier for j in jobs})
         self.released = 0
         self.opened_at: dict[int, float] = {self.tiers[0]: now} if self.tiers else {}
@@ -363,18 +389,18 @@ class Scheduler:
         job.message = message
         job.ended_at = now
 
-    def after_failure(self, job: Job, now: float) -> str:
-        """Decide the next step after a failed start: "retry", "relocate" or "give up"."""
+    def after_failure(self, job: Job, now: float) -> Next:
+        """Decide the next step after a failed start: retry, relocate or give up."""
         self.release(job)
-        if job.tries_on_host < TRIES_PER_HOST:
+        if job.tries_on_host < self.tries_per_host:
             job.phase = QUEUED
-            job.not_before = now + RETRY_DELAY_S
-            return "retry"
+            job.not_before = now + self.retry_delay_s
+            return Next.RETRY
         job.failed_hosts.add(job.host)
-        if len(job.hosts_tried) < MAX_HOSTS:
+        if len(job.hosts_tried) < self.max_hosts:
             job.phase = REPLANNING
-            return "relocate"
-        return "give up"
+            return Next.RELOCATE
+        return Next.GIVE_UP
 
     def relocate(self, job: Job, host: str) -> None:
         """Queue the job again on the host the planner chose."""

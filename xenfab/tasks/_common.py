@@ -14,18 +14,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invoke.exceptions import Exit
 
-from ..errors import ConfigError, ExitCode, XenfabError
+from ..errors import ExitCode, XenfabError
+
+# The library side (xenfab.run.facts) owns loading and checking; the tasks use them from here.
+from ..run.facts import FORMATS, check_format, load, saved_snapshot, split_list
 from ..textsafe import printable
-
-if TYPE_CHECKING:
-    from ..config import Environment, XenfabConfig
-    from ..snapshot import Snapshot
-
-FORMATS = ("table", "json")
 
 
 def cli(fn: Callable) -> Callable:
@@ -141,84 +138,12 @@ def exit_with(code: int, message: str | None = None) -> None:
         raise Exit(f"xenfab: {message}" if message else None, code=int(code))
 
 
-def check_format(fmt: str) -> str:
-    """Validate a ``--format`` value."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def saved_snapshot(path: str, env: Environment) -> Snapshot:
-    """The snapshot ``--from PATH``, refused (one line) when it is of another environment."""
-    from ..snapshot import DEFAULT_BACKEND, Snapshot, SnapshotError
-
-    snap = Snapshot.load(path)
-    # The environment's policy, backend and lock would be applied to another cluster's facts.
-    if snap.environment != env.name:
-        raise SnapshotError(
-            f"--from {path}: a snapshot of environment {snap.environment!r}, not of "
-            f"{env.name!r} (give --env {snap.environment})"
-        )
-    if (snap.backend or DEFAULT_BACKEND) != env.backend:
-        raise SnapshotError(
-            f"--from {path}: a snapshot of backend {snap.backend or DEFAULT_BACKEND}, not "
-            f"of {env.backend} (environment {env.name})"
-        )
-    return snap
-
-
-def split_list(value: str | None) -> list[str]:
-    """``a,b, c`` -> ``['a', 'b', 'c']`` (for --exclude, --without)."""
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def load(
-    c: Any, config: str | None, env: str | None, loc: str | None = None
-) -> tuple[XenfabConfig, Environment]:
-    """The configuration and environment a task runs with (see docs/configuration.md)."""
-    cfg, environment = _load(c, config, env)
-    # `fab -S FILE` names the ssh_config to use: it wins over the environment's own.
-    from ..remote.sshconfig import runtime_ssh_path
-
-    runtime_ssh = runtime_ssh_path(getattr(c, "config", None))
-    if runtime_ssh:
-        from ..schema import control_char
-
-        bad = control_char(str(runtime_ssh))
-        if bad is not None:
-            raise ConfigError(f"-S {runtime_ssh!r}: a path with a control character ({bad})")
-        environment.ssh.config = os.path.expanduser(runtime_ssh)
-    if loc:
-        environment = environment.at_location(loc)
-    return cfg, environment
-
-
-def _load(c: Any, config: str | None, env: str | None) -> tuple[XenfabConfig, Environment]:
-    from ..config import config_from_dict, find_config, load_config
-
-    inv = getattr(c, "config", None)
-    section = None
-    try:
-        section = inv.get("xenfab") if inv is not None else None
-    except Exception:  # noqa: BLE001 - a Context without config data is fine
-        section = None
-    if config is None and not os.environ.get("XENFAB_CONFIG") and isinstance(section, dict):
-        if "environments" in section:
-            cfg = config_from_dict(_plain(section), path="Fabric config section 'xenfab'")
-            return cfg, cfg.environment(env)
-        if section.get("config"):
-            config = os.path.expanduser(str(section["config"]))
-    project = getattr(inv, "_project_prefix", None) if inv is not None else None
-    dirs = (project.rstrip(os.sep),) if project else ()
-    path = find_config(config, dirs)
-    cfg = load_config(path)
-    return cfg, cfg.environment(env)
-
-
-def _plain(value: Any) -> Any:
-    # Invoke hands config sections over as DataProxy objects; the validator wants plain data.
-    if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+__all__ = [
+    "FORMATS",
+    "check_format",
+    "cli",
+    "exit_with",
+    "load",
+    "saved_snapshot",
+    "split_list",
+]

@@ -41,7 +41,6 @@ def capacity(
 ):
     """N+k: per host, could its guests restart elsewhere; how many hosts may fail at once."""
     from .. import show
-    from ..gather import gather
     from ..plan.capacity import capacity as nk_report
     from ..schema import NonNegFloat, PosInt, option
 
@@ -50,20 +49,7 @@ def capacity(
     k_cap = option("--max-k", max_k, PosInt)
     budget = option("--time-budget", time_budget, NonNegFloat)
     cfg, environment = load(c, config, env, loc)
-    # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
-    # report says so in its warnings instead of refusing to report.
-    from ..show.progress import gathering
-
-    snap = (
-        saved_snapshot(from_, environment)
-        if from_
-        else gather(environment, base_config=c.config, progress=gathering)
-    )
-    lost = check_dead(snap, split_list(dead))
-    for name in lost:
-        # Declared dead for this run: counted as failed already, like a host that did not answer.
-        host = snap.host(name)
-        host.reachable, host.error = False, host.error or "declared dead (--dead)"
+    snap = _facts(c, environment, from_, dead)
     policy = run_policy(cfg, environment, strategy, split_list(exclude))
     report = nk_report(
         snap,
@@ -79,3 +65,22 @@ def capacity(
             ExitCode.INCOMPLETE,
             "some guests cannot be restarted even with no other host failing (k = -1)",
         )
+
+
+def _facts(c, environment, from_: str | None, dead: str | None):
+    """The snapshot to report on, with the --dead hosts counted as failed already."""
+    from ..gather import gather
+    from ..show.progress import gathering
+
+    # Live, a host that does not answer counts as lost already (as in a saved snapshot): the
+    # report says so in its warnings instead of refusing to report.
+    snap = (
+        saved_snapshot(from_, environment)
+        if from_
+        else gather(environment, base_config=c.config, progress=gathering)
+    )
+    for name in check_dead(snap, split_list(dead)):
+        # Declared dead for this run: counted as failed already, like a host that did not answer.
+        host = snap.host(name)
+        host.reachable, host.error = False, host.error or "declared dead (--dead)"
+    return snap

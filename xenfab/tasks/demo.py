@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from invoke import task
 
 from ..cluster import names
 from ..errors import ConfigError
+from ..run import RunOutcome, RunRequest
 from . import core
 from ._common import cli, load
 
@@ -58,24 +60,13 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
         f"{down} of {len(info['services'])} guests down"
     )
     _banner("fab show-layout")
-    common = dict(env=env, config=config, from_=None, strategy=None, exclude=None)
-    common.update(without=None, explain=False, loc=None, dead=None, format="table")
-    shown = core.preview(c, **common)
+    request = RunRequest(env=env, config=config)
+    shown = core.preview(c, request)
     print(_exit_line("show-layout", shown))
     _banner("fab start-all --yes (the layout above)")
     ran = None
     try:
-        ran = core._start(
-            c,
-            None,
-            **common,
-            yes=True,
-            dry_run=False,
-            parallel=None,
-            step=False,
-            break_lock=False,
-            plan_shown=True,
-        )
+        ran = core.start(c, replace(request, yes=True, plan_shown=True))
     finally:
         _banner("explore the lab")
         print(f"The lab keeps running in {lab_api.lab_dir()}; next, for example:")
@@ -149,7 +140,7 @@ def next_steps(env: str, config: str | None = None) -> str:
     return "\n".join(f"  {cmd:<{width}}  # {what}" for cmd, what in steps)
 
 
-def _exit_line(task_name: str, outcome: core.Outcome) -> str:
+def _exit_line(task_name: str, outcome: RunOutcome) -> str:
     preview = task_name == "show-layout"
     meaning = {
         0: "every down guest would be up" if preview else "every down guest is up",

@@ -106,8 +106,6 @@ def down(c, lab_dir=None):
 @cli
 def status(c, format="table", lab_dir=None):
     """Show the lab's hosts, services, quorum and recorded starts."""
-    from tabulate import tabulate
-
     from .. import lab as _lab
 
     if format not in ("table", "json"):
@@ -116,51 +114,7 @@ def status(c, format="table", lab_dir=None):
     if format == "json":
         print(json.dumps(st, indent=2))
         return
-    print(_summary(st))
-    print()
-    print(
-        tabulate(
-            [
-                (
-                    h["name"],
-                    h["address"],
-                    "up" if h["up"] else "DOWN",
-                    h["toolstack"],
-                    h["cpus"],
-                    h["total_mib"],
-                    h["free_mib"],
-                )
-                for h in st["hosts"]
-            ],
-            headers=["host", "address", "state", "tools", "cpus", "total MiB", "free MiB"],
-        )
-    )
-    print()
-    print(
-        tabulate(
-            [
-                (s["name"], s["state"], s["owner"] or "", s["last_owner"] or "")
-                for s in st["services"]
-            ],
-            headers=["service", "state", "owner", "last owner"],
-        )
-    )
-    if st["starts"]:
-        print()
-        print(
-            tabulate(
-                [
-                    (
-                        s["guest"],
-                        s["host"],
-                        f"{s['ended'] - s['began']:.1f}s",
-                        "ok" if s["ok"] else "FAILED",
-                    )
-                    for s in st["starts"]
-                ],
-                headers=["started guest", "on", "took", "result"],
-            )
-        )
+    print(_status_text(st))
 
 
 @task(
@@ -203,3 +157,49 @@ def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
 ns = Collection("lab")
 for _t in (up, down, status, inject):
     ns.add_task(_t)
+
+
+def _status_text(st: dict) -> str:
+    """The lab's status as text: the summary, then its hosts, services and recorded starts."""
+    parts = [_summary(st), "", _hosts_table(st), "", _services_table(st)]
+    if st["starts"]:
+        parts += ["", _starts_table(st)]
+    return "\n".join(parts)
+
+
+def _hosts_table(st: dict) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        (
+            h["name"],
+            h["address"],
+            "up" if h["up"] else "DOWN",
+            h["toolstack"],
+            h["cpus"],
+            h["total_mib"],
+            h["free_mib"],
+        )
+        for h in st["hosts"]
+    ]
+    headers = ["host", "address", "state", "tools", "cpus", "total MiB", "free MiB"]
+    return tabulate(rows, headers=headers)
+
+
+def _services_table(st: dict) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        (s["name"], s["state"], s["owner"] or "", s["last_owner"] or "") for s in st["services"]
+    ]
+    return tabulate(rows, headers=["service", "state", "owner", "last owner"])
+
+
+def _starts_table(st: dict) -> str:
+    from tabulate import tabulate
+
+    rows = [
+        (s["guest"], s["host"], f"{s['ended'] - s['began']:.1f}s", "ok" if s["ok"] else "FAILED")
+        for s in st["starts"]
+    ]
+    return tabulate(rows, headers=["started guest", "on", "took", "result"])

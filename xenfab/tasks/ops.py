@@ -32,8 +32,6 @@ def _key_state(host: Host) -> str:
 @cli
 def check(c, env=None, config=None, loc=None, format="table"):
     """Validate the config and reach every host: host key, toolstack, Xen version, round trip."""
-    from tabulate import tabulate
-
     from .. import show
     from ..gather import gather
 
@@ -42,21 +40,7 @@ def check(c, env=None, config=None, loc=None, format="table"):
     from ..show.progress import gathering
 
     snap = gather(environment, base_config=c.config, progress=gathering)
-    rows = [
-        {
-            "host": h.name,
-            "reachable": h.reachable,
-            "host_key": _key_state(h),
-            "toolstack": h.toolstack,
-            "xen": h.xen_version,
-            "rtt_ms": h.rtt_ms,
-            "problem": h.error,
-            # The problem's kind, for scripts ("host-key-changed", "refused", ...): stable where
-            # the text is not.
-            "error_kind": h.error_kind,
-        }
-        for h in snap.hosts
-    ]
+    rows = _check_rows(snap)
     problems = [r["problem"] for r in rows if r["problem"]] + [
         e for e in snap.errors if not any(e == r["problem"] for r in rows)
     ]
@@ -70,41 +54,9 @@ def check(c, env=None, config=None, loc=None, format="table"):
         # Otherwise first: it decides the exit code and is what to fix before anything else.
         problems.insert(len(problems) if unknown else 0, refused)
     if format == "json":
-        print(
-            show.to_json(
-                {
-                    "config": cfg.path,
-                    "environment": environment.name,
-                    "master": snap.master,
-                    "quorate": snap.quorate,
-                    "hosts": rows,
-                    "duplicates": show.duplicates_json(snap.duplicates),
-                    "problems": problems,
-                }
-            )
-        )
+        print(show.to_json(_check_doc(cfg, environment, snap, rows, problems)))
     else:
-        print(f"config {cfg.path}: valid; environment {environment.name}")
-        print(show.cluster_read_line(snap) + "\n")
-        table = [
-            [
-                r["host"],
-                "yes" if r["reachable"] else "NO",
-                r["host_key"],
-                r["toolstack"] or "-",
-                r["xen"] or "-",
-                r["rtt_ms"] if r["rtt_ms"] is not None else "-",
-            ]
-            for r in rows
-        ]
-        text = tabulate(
-            table,
-            headers=["host", "reachable", "host key", "toolstack", "xen", "rtt ms"],
-            tablefmt=show.TABLE_FORMAT,
-        )
-        print(printable(text, newlines=True))
-        for p in problems:
-            print(printable(f"  - {p}"))
+        print(_check_text(cfg, environment, snap, rows, problems))
     if problems:
         code = ExitCode.REFUSED if refused and not unknown else ExitCode.INCOMPLETE
         exit_with(code, f"check found {len(problems)} problem(s); first: {printable(problems[0])}")
@@ -159,3 +111,68 @@ def _trust_one(host: str, environment, fcfg, yes: bool, replace: bool) -> None:
             # Not confirmed: exit 2, as for every prompt (README: exit codes).
             raise Exit("xenfab: key not trusted (not confirmed)", int(ExitCode.INCOMPLETE))
     print(f"{hostkeys.trust(hk, path, replace=replace)}: {', '.join(hk.names)} in {path}")
+
+
+def _check_rows(snap) -> list[dict]:
+    """One row a host: reachable, host key, toolstack, Xen, round trip, its problem."""
+    return [
+        {
+            "host": h.name,
+            "reachable": h.reachable,
+            "host_key": _key_state(h),
+            "toolstack": h.toolstack,
+            "xen": h.xen_version,
+            "rtt_ms": h.rtt_ms,
+            "problem": h.error,
+            # The problem's kind, for scripts ("host-key-changed", "refused", ...): stable where
+            # the text is not.
+            "error_kind": h.error_kind,
+        }
+        for h in snap.hosts
+    ]
+
+
+def _check_doc(cfg, environment, snap, rows: list[dict], problems: list[str]) -> dict:
+    """check's JSON document."""
+    from .. import show
+
+    return {
+        "config": cfg.path,
+        "environment": environment.name,
+        "master": snap.master,
+        "quorate": snap.quorate,
+        "hosts": rows,
+        "duplicates": show.duplicates_json(snap.duplicates),
+        "problems": problems,
+    }
+
+
+def _check_text(cfg, environment, snap, rows: list[dict], problems: list[str]) -> str:
+    """check's table: the config, the cluster read, a line a host, then each problem."""
+    from tabulate import tabulate
+
+    from .. import show
+
+    lines = [
+        f"config {cfg.path}: valid; environment {environment.name}",
+        show.cluster_read_line(snap) + "\n",
+    ]
+    table = [
+        [
+            r["host"],
+            "yes" if r["reachable"] else "NO",
+            r["host_key"],
+            r["toolstack"] or "-",
+            r["xen"] or "-",
+            r["rtt_ms"] if r["rtt_ms"] is not None else "-",
+        ]
+        for r in rows
+    ]
+    text = tabulate(
+        table,
+        headers=["host", "reachable", "host key", "toolstack", "xen", "rtt ms"],
+        tablefmt=show.TABLE_FORMAT,
+    )
+    lines.append(printable(text, newlines=True))
+    lines += [printable(f"  - {p}") for p in problems]
+    return "\n".join(lines)
