@@ -17,6 +17,7 @@ from planfixtures import guest, host, snap
 
 from xenfab.errors import ConfigError
 from xenfab.plan import Policy, plan, policy_from_dict, search
+from xenfab.plan.budget import Budget
 from xenfab.plan.capacity import _Judge, capacity
 from xenfab.plan.greedy import guest_order, place_greedy
 from xenfab.plan.model import State, build_model
@@ -162,7 +163,7 @@ def test_mip_rows_carry_the_limit_and_solve_the_trap():
     own = rule.rows(base, program.kinds, program.columns, False)
     assert own and all(row in program.rows for row in own)
     assert {row.upper for row in own} == {2}
-    solved = mip.solve(model, state, time.monotonic() + 5.0)
+    solved = mip.solve(model, state, Budget(deadline=time.monotonic() + 5.0))
     assert solved is not None
     better, proven = solved
     assert better is not None and all(h is not None for h in better) and proven

@@ -1,7 +1,7 @@
 """Which guests are down and ours, and why each one that stays down stays down (issue 11, 14).
 
 No SSH: synthetic snapshots and raw outputs through assemble(); the lab tests are in
-test_select_lab.py.
+lab/test_select_lab.py.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from xenfab.plan import plan
 from xenfab.start import StartOptions, start_guests
 from xenfab.start.report import BAD_OUTCOMES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.lab
 
 

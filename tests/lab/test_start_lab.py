@@ -28,7 +28,7 @@ from xenfab.plan import plan, policy_from_dict
 from xenfab.plan.policy import MOVED
 from xenfab.start import StartOptions, start_guests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.lab
 
 
