@@ -213,3 +213,15 @@ def test_one_shot_runs_the_same_body_for_the_same_nonce():
     body = 'echo "read $n"'
     out = subprocess.run(["/bin/sh", "-c", one_shot(body, NONCE)], capture_output=True, text=True)
     assert out.stdout == f"read {NONCE}\n"
+
+
+def test_a_plain_command_runs_without_a_shell_of_its_own_and_the_same_output():
+    plain = loop_script("echo plain words", 5)
+    assert "sh -c" not in plain and "timeout -k 2 5 echo plain words" in plain
+    assert 'sh -c "n=$n; $b"' in loop_script("echo $n", 5)
+    s = StreamReader(LocalOpener(), "h1", "echo plain words", 5)
+    try:
+        res = s.ask(NONCE)
+        assert res is not None and res.output.text == "plain words\n"
+    finally:
+        s.close()
