@@ -40,6 +40,9 @@ from ..textsafe import printable
 
 # Reads at once: every host of a 20-host cluster in one pass, with room for the dead's probes.
 READERS = 32
+# Read through long-lived readers (xenfab.remote.stream); False: a new command per read, as
+# before them (the benchmarks compare both in one session).
+STREAMS = True
 # The first line of a batch script (gather.batch) sets its marker; a streamed read sets it from
 # the request's nonce instead (``$n``, hex digits only).
 _PLACEHOLDER = "0" * 16
@@ -105,13 +108,14 @@ class DomainWatch:
         backend: ClusterBackend | None = None,
         master: str | None = None,
         declared_dead: Collection[str] = (),
-        streams: bool = True,
+        streams: bool | None = None,
     ):
         """Watch ``hosts`` (every host of the cluster: an unreachable one could run a guest).
 
         A ``master_only`` backend's ``master`` answers for every host in one read per round.
         ``declared_dead``: hosts declared dead for the run, probed in the background.
-        ``streams``: read through long-lived readers (False: a new command per read).
+        ``streams``: read through long-lived readers (False: a new command per read; None:
+        ``STREAMS``).
         """
         self.backend = backend if backend is not None and backend.master_only else None
         self.master = master
@@ -128,7 +132,8 @@ class DomainWatch:
         self._risen_lock = threading.Lock()
         # One long-lived reader per (host, purpose, body); None where streams are not used.
         # (A pool that cannot hold a channel open, such as a test's fake, gets per-read commands.)
-        usable = streams and callable(getattr(pool, "open_channel", None))
+        wanted = STREAMS if streams is None else streams
+        usable = wanted and callable(getattr(pool, "open_channel", None))
         self.streams: dict[tuple[str, str, str], StreamReader] | None = {} if usable else None
         self._streams_lock = threading.Lock()
 
