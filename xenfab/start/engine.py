@@ -78,6 +78,8 @@ LOCK_COMMAND_S = 10.0
 CONFIRM_TIMEOUT_S = 600.0
 # Right after an accepted start, the state read may still show the old state for a moment.
 CONFIRM_GRACE_S = 3.0
+# Starts sent in one dispatch before the loop's turn comes round again (tiers, progress).
+DISPATCH_MAX = 64
 
 __all__ = ["DEFAULT_PARALLEL", "Engine", "StartOptions", "terminal_prompt"]
 
@@ -370,8 +372,11 @@ class Engine:
         dead = self.reader.dead_now(state)
         # Set once a start has left: the next one needs a round begun after it.
         used = False
-        for _ in range(4):
-            picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
+        # One job per pick, picked again after each start: each start waits for a round begun
+        # after the previous one left, whose state read may have freed a busier host's slot
+        # meanwhile (busiest host first is decided per start, not per burst).
+        for _ in range(DISPATCH_MAX):
+            picked = sched.pick(time.monotonic(), limit=1)
             if not picked:
                 return
             if self.step and not picked[0].approved:
@@ -393,12 +398,11 @@ class Engine:
                         return
                     job.approved = True
                     used = True  # the answer may have taken minutes: look again
-            dropped = 0
             for i, job in enumerate(picked):
                 if self.interrupts or self._stopping():
                     # Ctrl-C (or a stop) during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
-                    continue
+                    return
                 if used:
                     view = self._fresh_view(sched, state)
                     if view is None:
@@ -415,11 +419,8 @@ class Engine:
                     self._send(sched, workers, job)
                     used = True
                     continue
-                dropped += 1
                 sched.unpick(job)
                 self._finish(job, Outcome(decision.action), decision.host, decision.message)
-            if not dropped:
-                return
 
     def _fresh_view(
         self, sched: Scheduler, state: ClusterState
@@ -621,6 +622,10 @@ class Engine:
     def _confirm(self, sched: Scheduler, jobs: list[Job], state: ClusterState) -> None:
         now = time.monotonic()
         for job in jobs:
+            if job.returned_at is not None and job.returned_at > self.reader.read_at:
+                # The read began before this start returned: it may still show the service
+                # `failed` from before the start, which is no verdict on it.
+                continue
             c = confirm(
                 job,
                 state.services.get(job.guest),
