@@ -4,12 +4,14 @@
     python bench/bench_confirm.py              # 100 hosts vs 1 host, 7 rounds each
     python bench/bench_confirm.py --quick      # 20 hosts vs 1 host, 5 rounds
     python bench/bench_confirm.py --json F     # also write the figures to F
+    python bench/bench_confirm.py --per-read   # a new SSH command per read (no long-lived readers)
 
 With no cluster manager, the start engine reads every host's domain list before each turn of
 starts (xenfab.start.watch.DomainWatch, one round per turn). This measures one such round
 through the engine's own reader, over a lab with ``backend: xl`` (real sshd on loopback) that it
-brings up in a temporary directory and tears down: a warm-up round opens the transports, as the
-engine's first round does while it holds the lock, then the median of the timed rounds.
+brings up in a temporary directory and tears down: a warm-up round opens the transports (and
+each host's long-lived reader, xenfab.remote.stream), as the engine's first round does while it
+holds the lock, then the median of the timed rounds.
 
 Not a test: the figures depend on the machine (every emulated `xl list` is an sshd channel, a
 shell and the lab's emulator, all sharing its cores with xenfab).
@@ -79,7 +81,12 @@ def measure(lab_dir: str, hosts: int, rounds: int) -> dict:
     env = cfg.environment("lab-xl")
     snap = gather(env)
     assert len(snap.hosts) == hosts, (len(snap.hosts), hosts)
-    out: dict = {"hosts": hosts, "rounds": rounds, "readers": watch.READERS}
+    out: dict = {
+        "hosts": hosts,
+        "rounds": rounds,
+        "readers": watch.READERS,
+        "streams": watch.STREAMS,
+    }
     for key, subset, readers in (
         ("one", snap.hosts[:1], watch.READERS),
         ("many", snap.hosts, watch.READERS),
@@ -118,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", type=int, default=None, help="hosts in the big round")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds per size")
     ap.add_argument("--json", default=None, help="write the figures to this file")
+    ap.add_argument(
+        "--per-read", action="store_true", help="a new SSH command per read (no long-lived readers)"
+    )
     args = ap.parse_args(argv)
+    watch.STREAMS = not args.per_read
     hosts = args.hosts or (20 if args.quick else 100)
     rounds = args.rounds or (5 if args.quick else 7)
     work = tempfile.mkdtemp(prefix="xenfab-bench-confirm-")
@@ -133,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     print(
-        f"pre-start round (every host's xl list, {fig['readers']} readers): "
+        f"pre-start round (every host's xl list, {fig['readers']} readers, "
+        f"{'long-lived readers' if fig['streams'] else 'a command per read'}): "
         f"1 host {fig['one_s']:.3f} s, {hosts} hosts {fig['many_s']:.3f} s ({fig['ratio']:.1f}x), "
         f"one reader {fig['serial_s']:.3f} s; bound {fig['bound_s']:.3f} s "
         f"(one reader / {min(fig['cores'], fig['readers'])} cores): {fig['overlap']:.2f}x "

@@ -41,7 +41,7 @@ from xenfab.cluster import backend as get_backend  # noqa: E402
 from xenfab.config import XenfabConfig, load_config  # noqa: E402
 from xenfab.gather import batch, environment_hosts, gather  # noqa: E402
 from xenfab.plan import plan  # noqa: E402
-from xenfab.start import StartOptions, start_guests  # noqa: E402
+from xenfab.start import StartOptions, start_guests, watch  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 
@@ -121,7 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serial-sample", type=int, help="guests started the seed's way")
     ap.add_argument("--keep", action="store_true", help="keep the lab directory")
     ap.add_argument("--log", help="write the engine's progress lines to this file")
+    ap.add_argument(
+        "--per-read",
+        action="store_true",
+        help="read domain lists and state with a new command per read (no long-lived readers)",
+    )
     args = ap.parse_args(argv)
+    watch.STREAMS = not args.per_read
     hosts = args.hosts or (8 if args.quick else 20)
     want = args.guests or (40 if args.quick else 200)
     boot = args.boot if args.boot is not None else (2.0 if args.quick else 5.0)
@@ -228,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio target <= 1.25. serial: the seed's one-at-a-time way, measured on "
             f"{len(serial_each)} guests in this run and scaled to {len(assignments)}."
         )
+        how = "a new SSH command per read" if args.per_read else "long-lived readers"
+        print(f"domain lists and state reads: {how} (--per-read switches).")
         age = getattr(report, "max_liveness_age_s", None)
         if age is not None:
             print(

@@ -9,6 +9,8 @@ transports) reach hosts only through this package. Failures are typed values
 - channel: run one command on an open transport within its time and byte limits;
 - group: one command on one host (``run``) or many (``run_all`` -> HostResults);
 - pool: SessionPool, kept-open transports for the start engine;
+- stream: StreamReader, a long-lived reader (one channel running a loop, a read per nonce line)
+  for the start engine's per-start domain lists and state reads;
 - errors: RemoteError's kinds and ``classify``, the one place an exception becomes one.
 """
 

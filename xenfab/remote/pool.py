@@ -102,6 +102,45 @@ class SessionPool:
                 self._release(host, slot)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def open_channel(
+        self, host: str, command: str
+    ) -> tuple[paramiko.Channel, str, Callable[[], None]]:
+        """A channel on a kept-open transport to ``host`` running ``command``, its stdin open.
+
+        For a long-lived reader (xenfab.remote.stream): the channel (and the transport's address)
+        holds one of the transport's slots until ``release`` is called (once; it closes the
+        channel). Raises
+        RemoteError when the host cannot be reached, NotSent when the channel was refused.
+        """
+        try:
+            slot = self._acquire(host)
+        except _OpenFailed as exc:
+            raise exc.error from None
+        try:
+            transport = slot.conn.client.get_transport()
+            if transport is None or not transport.is_active():
+                raise NotSent(paramiko.SSHException("SSH transport closed"))
+            chan = transport.open_session(timeout=self.env.ssh.connect_timeout)
+            chan.set_combine_stderr(True)
+            chan.exec_command(command)
+        except NotSent:
+            slot.dead = True
+            self._release(host, slot)
+            raise
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._release(host, slot)
+            raise NotSent(exc) from None
+        once = threading.Lock()
+
+        def release() -> None:
+            if not once.acquire(blocking=False):
+                return
+            with contextlib.suppress(Exception):
+                chan.close()
+            self._release(host, slot)
+
+        return chan, slot.address, release
+
     @staticmethod
     def _failed(host: str, t0: float, failure: RemoteError) -> RunResult:
         return RunResult(host, None, seconds=time.monotonic() - t0, failure=failure)

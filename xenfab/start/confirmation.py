@@ -96,6 +96,10 @@ class ConfirmationUnit:
     def _confirm(self, sched: Scheduler, jobs: list[Job], state: ClusterState) -> None:
         now = time.monotonic()
         for job in jobs:
+            if job.returned_at is not None and job.returned_at > self.reader.read_at:
+                # The read began before this start returned: it may still show the service
+                # `failed` from before the start, which is no verdict on it.
+                continue
             c = confirm(
                 job,
                 state.services.get(job.guest),

@@ -30,6 +30,9 @@ from .schedule import (
 if TYPE_CHECKING:
     pass
 
+# Starts sent in one dispatch before the loop's turn comes round again (tiers, progress).
+DISPATCH_MAX = 64
+
 
 @dataclass
 class _StartDone:
@@ -72,8 +75,11 @@ class DispatchUnit:
         dead = self.reader.dead_now(state)
         # Set once a start has left: the next one needs a round begun after it.
         used = False
-        for _ in range(4):
-            picked = sched.pick(time.monotonic(), limit=1 if self.step else None)
+        # One job per pick, picked again after each start: each start waits for a round begun
+        # after the previous one left, whose state read may have freed a busier host's slot
+        # meanwhile (busiest host first is decided per start, not per burst).
+        for _ in range(DISPATCH_MAX):
+            picked = sched.pick(time.monotonic(), limit=1)
             if not picked:
                 return
             if self.step and not picked[0].approved:
@@ -96,12 +102,11 @@ class DispatchUnit:
                         return
                     job.approved = True
                     used = True  # the answer may have taken minutes: look again
-            dropped = 0
             for i, job in enumerate(picked):
                 if self.interrupts or self._stopping():
                     # Ctrl-C (or a stop) during this turn: what is not sent yet stays unsent.
                     sched.unpick(job)
-                    continue
+                    return
                 if used:
                     view = self._fresh_view(sched, state)
                     if view is None:
@@ -118,11 +123,8 @@ class DispatchUnit:
                     self._send(sched, workers, job)
                     used = True
                     continue
-                dropped += 1
                 sched.unpick(job)
                 self._finish(job, Outcome(decision.action), decision.host, decision.message)
-            if not dropped:
-                return
 
     def _fresh_view(
         self, sched: Scheduler, state: ClusterState

@@ -17,6 +17,7 @@ from ..cluster import ClusterBackend, ClusterState
 from ..errors import StartRefused
 from ..gather import batch
 from ..textsafe import printable
+from .watch import probes_body
 
 if TYPE_CHECKING:
     from ..config import Environment
@@ -218,9 +219,15 @@ class ClusterReader:
         self.read_at = time.monotonic()
         if self.watch is not None and not self.backend.state_probes():
             return self._read_lists(timeout)
-        nonce = batch.new_nonce()
-        script = batch.build_script(nonce, self.backend.state_probes())
-        res = self.pool.run(self.master, script, timeout=timeout or self.env.ssh.command_timeout)
+        limit = timeout or self.env.ssh.command_timeout
+        if self.watch is not None:
+            # The master's long-lived reader (a per-read command when it is busy or broken).
+            body = probes_body(self.backend.state_probes())
+            res, nonce = self.watch.read(self.master, "state", body, limit)
+        else:
+            nonce = batch.new_nonce()
+            script = batch.build_script(nonce, self.backend.state_probes())
+            res = self.pool.run(self.master, script, timeout=limit)
         if res.error is not None or res.output is None:
             self.state_problem(res.error or "no output")
             return None

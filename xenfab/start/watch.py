@@ -12,10 +12,17 @@ own record (offline alone is no proof: a partitioned host runs on, and can run a
 A host declared dead (``--dead``) is not waited for, but it is still asked, in the background
 and one question at a time: a declared-dead host that lists its domains is not dead, and the
 engine stops (``risen``).
+
+Each read goes through a long-lived reader per host (xenfab.remote.stream): one SSH channel
+running a small loop, so a round is one line written to each host's channel and one framed
+answer read back, not a new SSH session per host. The read still begins when its line is
+written, after the round began. A reader busy with an earlier read (a round given up on, a
+probe) or broken is not waited for: that read goes as a per-read command instead, as before.
 """
 
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -26,12 +33,28 @@ from dataclasses import dataclass, field
 from ..cluster import ClusterBackend
 from ..gather import batch
 from ..parse import ParseError, parse_xl_list
-from ..remote import SessionPool
+from ..remote import RunResult, SessionPool
+from ..remote.stream import StreamReader, one_shot
 from ..snapshot import Host
 from ..textsafe import printable
 
 # Reads at once: every host of a 20-host cluster in one pass, with room for the dead's probes.
 READERS = 32
+# Read through long-lived readers (xenfab.remote.stream); False: a new command per read, as
+# before them (the benchmarks compare both in one session).
+STREAMS = True
+# The first line of a batch script (gather.batch) sets its marker; a streamed read sets it from
+# the request's nonce instead (``$n``, hex digits only).
+_PLACEHOLDER = "0" * 16
+
+
+def probes_body(probes: list) -> str:
+    """A batch script of ``probes`` whose markers carry the nonce in ``$n`` (a stream's body)."""
+    script = batch.build_script(_PLACEHOLDER, probes)
+    first, _, rest = script.partition("\n")
+    if first != f"m={shlex.quote('@@xenfab:' + _PLACEHOLDER)}":
+        raise ValueError(f"unexpected first line of a batch script: {first[:80]!r}")
+    return 'm="@@xenfab:$n"\n' + rest
 
 
 @dataclass
@@ -85,11 +108,14 @@ class DomainWatch:
         backend: ClusterBackend | None = None,
         master: str | None = None,
         declared_dead: Collection[str] = (),
+        streams: bool | None = None,
     ):
         """Watch ``hosts`` (every host of the cluster: an unreachable one could run a guest).
 
         A ``master_only`` backend's ``master`` answers for every host in one read per round.
         ``declared_dead``: hosts declared dead for the run, probed in the background.
+        ``streams``: read through long-lived readers (False: a new command per read; None:
+        ``STREAMS``).
         """
         self.backend = backend if backend is not None and backend.master_only else None
         self.master = master
@@ -104,11 +130,40 @@ class DomainWatch:
         # Declared-dead hosts that listed their domains: name -> (when, epoch seconds; names).
         self.risen: dict[str, tuple[float, set[str]]] = {}
         self._risen_lock = threading.Lock()
+        # One long-lived reader per (host, purpose, body); None where streams are not used.
+        # (A pool that cannot hold a channel open, such as a test's fake, gets per-read commands.)
+        wanted = STREAMS if streams is None else streams
+        usable = wanted and callable(getattr(pool, "open_channel", None))
+        self.streams: dict[tuple[str, str, str], StreamReader] | None = {} if usable else None
+        self._streams_lock = threading.Lock()
 
     def stop(self) -> None:
-        """Stop reading; reads under way finish in the background."""
+        """Stop reading; reads under way finish in the background, the streams are closed."""
         self._stopped.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._streams_lock:
+            readers = list((self.streams or {}).values())
+        for reader in readers:
+            reader.close()
+
+    def read(self, host: str, purpose: str, body: str, timeout: float) -> tuple[RunResult, str]:
+        """Run ``body`` (which reads its nonce as ``$n``) on ``host`` once; result and nonce.
+
+        Through ``host``'s long-lived reader for ``purpose`` when it is free, else as a
+        per-read command; either way the read begins now.
+        """
+        nonce = batch.new_nonce()
+        res = None
+        if self.streams is not None and not self._stopped.is_set():
+            key = (host, purpose, body)
+            with self._streams_lock:
+                reader = self.streams.get(key)
+                if reader is None:
+                    reader = self.streams[key] = StreamReader(self.pool, host, body, timeout)
+            res = reader.ask(nonce, timeout)
+        if res is None:
+            res = self.pool.run(host, one_shot(body, nonce), timeout=timeout)
+        return res, nonce
 
     def begin(self, skip: Collection[str] = ()) -> Round:
         """Begin a round: read every host not in ``skip`` (the dead ones), in parallel."""
@@ -186,9 +241,8 @@ class DomainWatch:
 
     def _master_lists(self) -> tuple[dict[str, set[str] | str] | None, str | None]:
         assert self.backend is not None and self.master is not None
-        nonce = batch.new_nonce()
-        script = batch.build_script(nonce, self.backend.state_probes())
-        res = self.pool.run(self.master, script, timeout=self.timeout)
+        body = probes_body(self.backend.state_probes())
+        res, nonce = self.read(self.master, "lists", body, self.timeout)
         if res.error is not None or res.output is None:
             return None, printable(res.error or "no output")
         split = batch.split_output(res.output.text, nonce)
@@ -199,7 +253,7 @@ class DomainWatch:
 
     def _list(self, host: Host) -> tuple[set[str] | None, str | None]:
         tool = host.toolstack if host.toolstack in ("xl", "xm") else "xl"
-        res = self.pool.run(host.name, f"{tool} list", timeout=self.timeout)
+        res, _nonce = self.read(host.name, "lists", f"{tool} list", self.timeout)
         if res.error is not None or res.output is None:
             return None, printable(res.error or "no output")
         if res.output.exit_code != 0:
