@@ -20,7 +20,7 @@ from xenfab.errors import LabError
 
 pytestmark = pytest.mark.lab
 
-LAB_PKG = Path(__file__).resolve().parent.parent / "xenfab" / "lab"
+LAB_PKG = Path(__file__).resolve().parent.parent.parent / "xenfab" / "lab"
 
 
 def ok(res: subprocess.CompletedProcess) -> str:
