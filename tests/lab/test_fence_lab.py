@@ -55,7 +55,9 @@ def test_a_partition_leaves_the_members_guests_alone_still_down_with_the_remedy(
         no_traceback(preview)
         assert preview.returncode == 2, preview.stderr
         for v in sorted(victims):
-            assert f"  {v} (" in preview.stdout and REMEDY in preview.stdout
+            # The remedy is said whole once, as a footnote wrapped to the terminal's width.
+            flat = " ".join(preview.stdout.split())
+            assert f"  {v} (" in preview.stdout and REMEDY in flat
             assert f"vm:{v} " not in preview.stdout + preview.stderr
         # The real run (the engine start-all drives), waiting only briefly for xen02's list.
         run = Run(fresh_lab, tmp_path)
@@ -89,7 +91,8 @@ def test_a_fenced_member_is_dead_its_guests_come_back_and_its_return_doubles_not
         res = fab("start-all", "--yes")
         no_traceback(res)
         assert res.returncode == 2, res.stderr  # legacy07 alone stays down
-        assert all(re.search(rf"^{v}\s+xen0[13-6]\s+started", res.stdout, re.M) for v in victims)
+        # Started as planned: said on one summary line with the others (docs/output.md).
+        assert all(re.search(rf"\b{v}\b", res.stdout) for v in victims), res.stdout
         back = {s["name"][3:]: s for s in fresh_lab.status()["services"]}
         assert all(back[v]["owner"] not in (None, "xen02") for v in victims)
     finally:
@@ -106,8 +109,10 @@ def test_dead_after_a_partition_is_still_the_operators_word(fresh_lab):
     try:
         res = fab("start-all", "--yes", "--dead", "xen02")
         no_traceback(res)
+        started = {s["name"][3:]: s for s in fresh_lab.status()["services"]}
         for v in victims:
-            assert re.search(rf"^{v}\s+xen0[13-6]\s+started", res.stdout, re.M), res.stdout
+            assert started[v]["state"] == "started", started[v]
+            assert started[v]["owner"] not in (None, "xen02"), started[v]
         assert "declared dead for this run" in res.stderr
         # The lab's partitioned xen02 still runs its copies: --dead is the operator's word, and
         # a wrong word costs a second copy (why a fence is the better proof).

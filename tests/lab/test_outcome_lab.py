@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,11 @@ def block(stdout: str) -> tuple[str, list[str]]:
     lines = stdout.rstrip("\n").splitlines()
     head = max(i for i, line in enumerate(lines) if line.startswith("STILL DOWN"))
     rest = lines[head + 1 :]
+    if "" in rest:
+        # Then only its footnotes: a reason too long for its line is said whole once, below.
+        notes = rest[rest.index("") + 1 :]
+        assert all(re.match(r"  \[\d+\] |\s{5,}\S", line) for line in notes), notes
+        rest = rest[: rest.index("")]
     assert all(line.startswith("  ") for line in rest), rest  # nothing after the block
     return lines[head], [line.split()[0] for line in rest]
 
