@@ -42,6 +42,8 @@ class AuditLog:
         self.environment = environment
         self.run_id = run_id
         self.user = local_user()
+        # The run's plan id (plan.saved.plan_id), recorded with every line; None: no plan named.
+        self.plan_id: str | None = None
         self._fh: TextIO | None = None
         self._lock = threading.Lock()
         # The first write that failed (path and reason); None while every line reached the file.
@@ -99,6 +101,8 @@ class AuditLog:
             "command": command,
             "outcome": outcome,
         }
+        if self.plan_id is not None:
+            record["plan_id"] = self.plan_id  # which approved plan this action belongs to
         record.update({k: v for k, v in extra.items() if v is not None})
         line = json.dumps(record, sort_keys=False) + "\n"
         with self._lock:

@@ -164,6 +164,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
             self.prompter = StepPrompter(self.prompt or terminal_prompt(), self.progress.note)
         run_id = secrets.token_hex(6)
         self.audit = AuditLog(self.cfg.audit_log, self.env.name, run_id)
+        self.audit.plan_id = self.options.plan_id
         self.audit.open()
         for host in sorted(self.dead_hosts):
             self._audit(
@@ -233,7 +234,6 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
 
     def _audit(self, action: str, sync: bool = False, **fields: Any) -> None:
         if self.audit is not None:
-            fields.setdefault("plan_id", self.options.plan_id)  # which approved plan ran
             self.audit.write(action, sync=sync, **fields)
 
     def _collect(self) -> None:
