@@ -383,6 +383,10 @@ class ClusterBackend(ABC):
     ) -> str:
         """The start as a person reads it; ``start_command`` is what is sent (and validates)."""
         self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
+        return self.plain_words(guest, host, state, dead_owner)
+
+    def plain_words(self, guest: str, host: str, state: str | None, dead_owner: str | None) -> str:
+        """How this backend says a start in words (names already validated by start_plain)."""
         return f"start {guest} on {host}"
 
     def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:

@@ -230,17 +230,8 @@ class RgmanagerBackend(ClusterBackend):
             already_running=bool(res.already_running),
         )
 
-    def start_plain(
-        self,
-        guest: str,
-        host: str,
-        state: str | None = None,
-        *,
-        config: str | None = None,
-        dead_owner: str | None = None,
-    ) -> str:
+    def plain_words(self, guest: str, host: str, state: str | None, dead_owner: str | None) -> str:
         """``enable db02 on xen02``, with the guard said when a ``clusvcadm -d`` comes first."""
-        self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
         if dead_owner is not None:
             return (
                 f"move {guest} from dead {dead_owner} to {host} "

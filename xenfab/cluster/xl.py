@@ -286,17 +286,8 @@ class XlBackend(ClusterBackend):
             guest, host, False, last or f"xl create exited {output.exit_code}", output.exit_code
         )
 
-    def start_plain(
-        self,
-        guest: str,
-        host: str,
-        state: str | None = None,
-        *,
-        config: str | None = None,
-        dead_owner: str | None = None,
-    ) -> str:
+    def plain_words(self, guest: str, host: str, state: str | None, dead_owner: str | None) -> str:
         """``create web01 on xen02 (guarded: not in its own list)``; the config is in --verbose."""
-        self.start_command(guest, host, state, config=config, dead_owner=dead_owner)
         return f"create {guest} on {host} (guarded: not in its own list)"
 
     def script_lines(self, steps: Sequence[ScriptStep], runner: str) -> list[str]:
