@@ -379,6 +379,7 @@ def test_proven_optimal_when_nothing_more_can_fit():
     assert not layout.complete and layout.proven_optimal is True
 
 
+@pytest.mark.serial  # it times the search
 def test_exact_search_respects_time_budget():
     # Forty hosts filled to the last MiB: hard for any search; it must stop on time anyway.
     rng = random.Random(7)

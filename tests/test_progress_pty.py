@@ -14,6 +14,9 @@ from clitools import ROOT
 
 from xenfab.show.progress import Waiting
 
+# Alone (scripts/test.sh): it times work or loads the CPU on purpose.
+pytestmark = pytest.mark.serial
+
 
 def _run_on_pty(*args: str, until: float) -> tuple[str, float | None, subprocess.Popen]:
     """Run `fab ARGS` on a pseudo-terminal; the output and when 'waiting' first showed."""
