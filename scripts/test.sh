@@ -10,13 +10,4 @@ bash scripts/setup.sh
 if ! report=$(.venv/bin/lint-imports --no-cache 2>&1); then echo "$report"; exit 1; fi
 echo "$report" | grep -E "KEPT|BROKEN|Contracts:"
 .venv/bin/python scripts/import_cycles.py
-# Two workers, a file each at a time (a file's tests share their lab's state); then, alone, the
-# tests that measure time or load the CPU on purpose.
-.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not serial" "$@"
-set +e
-.venv/bin/python -m pytest -q -p no:cacheprovider -m serial "$@"
-rc=$?
-set -e
-# 5: no serial test selected (a filter given on the command line)
-[ "$rc" = 5 ] && rc=0
-exit "$rc"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
