@@ -22,7 +22,8 @@ from xenfab.cluster import (
     names,
 )
 from xenfab.errors import ConfigError
-from xenfab.start.schedule import Job, confirm, precheck
+from xenfab.start.checks import confirm, precheck
+from xenfab.start.schedule import Job
 
 HOSTS = ["xen01", "xen02", "xen03"]
 CONFIG = "/etc/xen/web01.cfg"

@@ -15,6 +15,7 @@ from xenfab.remote import RunResult
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 from xenfab.start import GuestResult, StartReport
 from xenfab.start.audit import AuditLog
+from xenfab.start.checks import confirm, precheck
 from xenfab.start.lock import MasterLock, check_path
 from xenfab.start.progress import Progress, counts_line
 from xenfab.start.replan import only_this_guest as _only_this_guest
@@ -24,8 +25,6 @@ from xenfab.start.schedule import (
     TRIES_PER_HOST,
     Job,
     Scheduler,
-    confirm,
-    precheck,
 )
 
 

@@ -29,7 +29,7 @@ GUEST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+@-]{0,127}$")
 
 class Verdict(str, Enum):
     """What a state read says of a guest after an accepted start: one word for the backends'
-    ``confirm`` and the engine's confirmation (schedule.Confirmation.status).
+    ``confirm`` and the engine's confirmation (checks.Confirmation.status).
     """
 
     WAIT = "wait"  # in transition (or the read lagging): look again

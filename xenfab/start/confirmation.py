@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..cluster import ClusterState, StartOutcome
 from ..config import StartPolicy
 from ..textsafe import printable
+from .checks import confirm
 from .outcome import Outcome, Verdict
 from .replan import Replanned
 from .report import format_duration
@@ -18,7 +19,6 @@ from .schedule import (
     STARTING,
     Job,
     Scheduler,
-    confirm,
 )
 
 if TYPE_CHECKING:

@@ -15,16 +15,15 @@ from typing import TYPE_CHECKING
 from ..cluster import ClusterState, UnsafeName
 from ..config import StartPolicy
 from ..remote import RunResult
+from .checks import Decision, precheck
 from .outcome import Action, Outcome
 from .prompter import SKIP, START
 from .reader import Proof
 from .schedule import (
     CONFIRMING,
     QUEUED,
-    Decision,
     Job,
     Scheduler,
-    precheck,
 )
 
 if TYPE_CHECKING:

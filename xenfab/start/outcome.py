@@ -43,7 +43,7 @@ BAD_OUTCOMES = frozenset({Outcome.FAILED, Outcome.NOT_STARTED, Outcome.UNCONFIRM
 
 
 class Action(_Word):
-    """What the check right before a start decided (schedule.Decision.action)."""
+    """What the check right before a start decided (checks.Decision.action)."""
 
     START = "start"
     FOUND_RUNNING = Outcome.FOUND_RUNNING.value
