@@ -207,8 +207,9 @@ def test_time_budget_is_honoured_and_k_is_a_lower_bound():
     started = time.monotonic()
     report = capacity(snap, policy(), time_budget_s=0.5)
     took = time.monotonic() - started
-    # Checked between plan calls, each of which takes milliseconds here (slack: loaded CI).
-    assert report.seconds < 0.5 + 1.0 and took < 0.5 + 1.5
+    # Checked between plan calls, each of which takes milliseconds here; unbounded, the count
+    # runs far longer, and the slack only absorbs a loaded machine.
+    assert report.seconds < 0.5 + 2.5 and took < 0.5 + 3.0
     assert report.stopped == "time budget" and not report.proven
     n = report.next_size
     assert n is not None and n["size"] == report.k + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 
-from clitools import ROOT, fab
+from clitools import ROOT, fab_helps
 
 import xenfab
 from xenfab.errors import ExitCode
@@ -55,11 +55,9 @@ def _options_in(help_text: str) -> set[str]:
 @functools.cache
 def _help() -> dict[str, str]:
     """``fab --help TASK`` for every task, and ``fab --help`` under the key ''."""
-    out = {}
-    for name in ["", *TASKS]:
-        res = fab("--help", *([name] if name else []))
-        assert res.returncode == 0, (name, res.stderr)
-        out[name] = res.stdout
+    out = fab_helps(["", *TASKS])
+    for name, text in out.items():
+        assert "Usage:" in text, (name, text)
     return out
 
 
