@@ -2,7 +2,9 @@
 """Run every benchmark against the lab, one after another, and print their figures side by side.
 
     .venv/bin/python bench/run.py            # full: 100-host lab, 5,000-guest plans (~3 min)
-    .venv/bin/python bench/run.py --quick    # small sizes, for CI (well under a minute)
+    .venv/bin/python bench/run.py --quick    # small sizes (about a minute)
+    .venv/bin/python bench/run.py --smoke    # the smallest sizes, for the test suite: does
+                                             # every benchmark still run? (figures mean little)
 
 The gather and memory benchmarks share one lab that this script brings up in a temporary
 directory (100 hosts, 400 guests, 200 ms per emulated command; quick: 4 hosts) and always tears
@@ -405,11 +407,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks and print the summary table; 1 if our own benchmarks broke."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, well under a minute")
+    ap.add_argument(
+        "--smoke", action="store_true", help="the smallest sizes: every benchmark runs (suite)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the lab directory")
     args = ap.parse_args(argv)
+    args.quick = args.quick or args.smoke
     quick = ["--quick"] if args.quick else []
     timeout = 120 if args.quick else 1800
-    hosts = 4 if args.quick else 100
+    hosts = 2 if args.smoke else 4 if args.quick else 100
+    # --smoke: what each benchmark needs to reach its end once, on top of --quick.
+    smoke = {
+        "gather": ["--hosts", "2", "--repeat", "1", "--serial-sample", "1"],
+        "memory": ["--hosts", "2"],
+        "place": ["--instances", "2"],
+        "confirm": ["--hosts", "4", "--rounds", "2"],
+    }
+    if not args.smoke:
+        smoke = {}
     started = time.monotonic()
     load0 = load_average()
     work = tempfile.mkdtemp(prefix="xenfab-bench-run-")
@@ -421,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         lab.up(lab_dir, hosts=hosts, guests=4 * hosts, latency_ms=200, boot_s=2)
         for name, key in (("bench_gather.py", "gather"), ("bench_memory.py", "memory")):
             out_json = os.path.join(work, f"{key}.json")
-            outcomes[key] = run_bench(name, [*quick, "--lab", lab_dir, "--json", out_json], timeout)
+            bench_args = [*quick, *smoke.get(key, []), "--lab", lab_dir, "--json", out_json]
+            outcomes[key] = run_bench(name, bench_args, timeout)
             figures[key] = read_json(out_json)
     finally:
         try:
@@ -432,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
 
     outcomes["plan"] = run_bench("bench_plan.py", quick, timeout)
     place_json = os.path.join(tempfile.gettempdir(), f"xenfab-bench-place-{os.getpid()}.json")
-    outcomes["place"] = run_bench("bench_place.py", [*quick, "--json", place_json], timeout)
+    place_args = [*quick, *smoke.get("place", []), "--json", place_json]
+    outcomes["place"] = run_bench("bench_place.py", place_args, timeout)
     figures["place"] = read_json(place_json)
     if os.path.exists(place_json):
         os.unlink(place_json)
@@ -440,13 +457,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         # Its own --quick takes about a minute; smaller sizes keep the whole run short.
         have = supported_options("bench_start.py")
-        for opt, value in (("--guests", "16"), ("--boot", "1"), ("--serial-sample", "2")):
+        sizes = ("6", "1") if args.smoke else ("16", "2")
+        for opt, value in (("--guests", sizes[0]), ("--boot", "1"), ("--serial-sample", sizes[1])):
             if opt in have:
                 start_args += [opt, value]
     outcomes["start"] = run_bench("bench_start.py", start_args, timeout)
     # Its own xl lab (the shared one above is rgmanager, with 200 ms per command).
     confirm_json = os.path.join(tempfile.gettempdir(), f"xenfab-bench-confirm-{os.getpid()}.json")
-    outcomes["confirm"] = run_bench("bench_confirm.py", [*quick, "--json", confirm_json], timeout)
+    confirm_args = [*quick, *smoke.get("confirm", []), "--json", confirm_json]
+    outcomes["confirm"] = run_bench("bench_confirm.py", confirm_args, timeout)
     figures["confirm"] = read_json(confirm_json)
     if os.path.exists(confirm_json):
         os.unlink(confirm_json)
@@ -461,8 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     headers = ["bench", "figure", "measured", "bound / baseline", "ratio", "target", "verdict"]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
     print(
-        f"\n##### Summary ({'quick' if args.quick else 'full'} run, {now}, {os.cpu_count()} CPUs, "
+        f"\n##### Summary ({size} run, {now}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, load average {load0:.1f} at start, "
         f"{time.monotonic() - started:.0f} s in all)\n"
     )

@@ -1,4 +1,4 @@
-"""bench/run.py --quick runs every benchmark against the lab and prints its summary table.
+"""bench/run.py --smoke runs every benchmark against the lab and prints its summary table.
 
 A smoke test of the benchmarks, not a timed test: it asserts nothing about the figures, only
 that every benchmark ran to its end.
@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.lab, pytest.mark.serial]
 
 
-def test_run_quick_prints_the_summary_table():
+def test_run_smoke_prints_the_summary_table():
     if not os.path.exists("/usr/sbin/sshd"):
         pytest.skip("/usr/sbin/sshd is missing: install openssh-server to run the lab benchmarks")
     env = {k: v for k, v in os.environ.items() if k != "XENFAB_LAB_DIR"}
     res = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick"],
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,
