@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.lab, pytest.mark.serial]
+pytestmark = pytest.mark.lab
 
 
 def test_run_smoke_prints_the_summary_table():

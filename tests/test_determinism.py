@@ -21,7 +21,7 @@ from xenfab.plan import plan
 from xenfab.plan.instances import tight_set
 
 # Alone (scripts/test.sh): it times work or loads the CPU on purpose.
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.slow
 
 # Instances of the benchmark's set where greedy and repair fall short and HiGHS must search
 # (checked below, so the test cannot pass by never reaching the solver).

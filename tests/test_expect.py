@@ -184,6 +184,7 @@ def test_expect_is_not_a_config_key():
         policy_from_dict({"expect": "x.json"})
 
 
+@pytest.mark.slow
 def test_show_layout_takes_expect_and_a_bad_file_is_one_line(tmp_path):
     now = tmp_path / "now.json"
     s = _now_rg()
@@ -205,6 +206,7 @@ def test_show_layout_takes_expect_and_a_bad_file_is_one_line(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and "cannot read snapshot" in res.stderr
 
 
+@pytest.mark.slow
 def test_from_refuses_a_snapshot_of_another_environment_or_backend(tmp_path):
     """--from applies this environment's policy and backend: another cluster's facts are refused."""
     env = {"XENFAB_LAB_DIR": str(tmp_path)}

@@ -66,6 +66,7 @@ def test_a_snapshot_with_wrong_types_or_unknown_hosts_is_refused(tmp_path):
         Snapshot.from_dict(data, "x.json")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["guests", "hosts"])
 def test_expect_and_from_without_guests_or_hosts_exit_1_in_one_line(tmp_path, key):
     env = {"XENFAB_LAB_DIR": str(tmp_path)}
@@ -201,6 +202,7 @@ def test_a_control_character_brought_in_by_a_variable_is_refused(monkeypatch):
         config_from_dict(_config(guest_config_dir="/xen/$XENFAB_TEST_DIR"))
 
 
+@pytest.mark.slow
 def test_a_nul_in_guest_config_dir_exits_1_before_any_host(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     # YAML's "\0" escape: the byte reaches the value as the user wrote it.
@@ -221,6 +223,7 @@ def test_read_text_refuses_a_path_with_a_control_character():
 # -- the demo drives only its own lab ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_refuses_an_environment_lab_that_is_not_the_lab(tmp_path):
     ssh = tmp_path / "staging_ssh_config"
     ssh.write_text("Host stg01\n  HostName 10.20.30.40\n")

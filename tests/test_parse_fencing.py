@@ -311,6 +311,7 @@ def _check(kind: str, text: str) -> None:
         assert exc.source == "fuzz" and str(exc)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.data())
 def test_mutated_fence_outputs_raise_only_parse_error(data):

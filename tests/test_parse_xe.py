@@ -228,6 +228,7 @@ def records(draw) -> list[list[tuple[str, str, str]]]:
     return out
 
 
+@pytest.mark.slow
 @PROPS
 @given(recs=records(), blank=st.sampled_from(["\n\n\n", "\n\n", "\n"]))
 def test_rendered_records_parse_back(recs, blank):
@@ -243,6 +244,7 @@ MAP_VALUE = st.from_regex(r"[A-Za-z0-9 ,.()@:_-]{0,20}", fullmatch=True).filter(
 )
 
 
+@pytest.mark.slow
 @PROPS
 @given(st.dictionaries(MAP_KEY, MAP_VALUE, max_size=6))
 def test_maps_round_trip(mapping):

@@ -14,7 +14,7 @@ from xenfab.plan import Assignment, plan, policy_from_dict
 from xenfab.snapshot import Domain, Guest, Host, Snapshot
 
 # Alone (scripts/test.sh): it times work or loads the CPU on purpose.
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.slow
 
 STATES = ["disabled", "failed"] * 3 + ["started", "stopped", "starting", "recoverable", "migrating"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

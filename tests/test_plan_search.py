@@ -26,6 +26,7 @@ def placed(layout):
     return {a.guest: a.host for a in layout.assignments}
 
 
+@pytest.mark.slow
 def test_generated_instances_are_tight_and_have_a_full_layout():
     for inst in tight_set(3, 6):
         down = [g for g in inst.snapshot.guests if g.state == "disabled"]
@@ -39,6 +40,7 @@ def test_generated_instances_are_tight_and_have_a_full_layout():
         assert sum(g.memory_mib for g in down) >= 0.8 * room
 
 
+@pytest.mark.slow
 def test_default_places_every_guest_of_the_tight_set_and_proves_it():
     # Greedy alone misses on most of these, and the branch and bound that was the default
     # missed on about half (bench/bench_place.py has the full figures).
@@ -54,6 +56,7 @@ def test_default_places_every_guest_of_the_tight_set_and_proves_it():
     assert greedy_misses >= 3
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10**6), st.sampled_from(["hard", "soft"]))
 def test_hard_classes_larger_than_the_cluster_are_never_broken(seed, mode):
@@ -100,6 +103,7 @@ def _score(layout):
     return tuple(sum(1 for a in layout.assignments if a.tier == t) for t in tiers)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 10**6), st.sampled_from(["round-robin", "most-free", "balanced", "pack"]))
 def test_the_search_never_places_fewer_than_greedy(seed, strategy):

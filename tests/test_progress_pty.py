@@ -15,7 +15,7 @@ from clitools import ROOT
 from xenfab.show.progress import Waiting
 
 # Alone (scripts/test.sh): it times work or loads the CPU on purpose.
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.slow  # it runs fab on a pseudo-terminal
 
 
 def _run_on_pty(*args: str, until: float) -> tuple[str, float | None, subprocess.Popen]:

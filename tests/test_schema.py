@@ -216,6 +216,7 @@ def test_yaml_alias_bomb_fails_fast(tmp_path):
     assert time.monotonic() - began < 1.0
 
 
+@pytest.mark.slow
 def test_yaml_duplicate_key_bad_bytes_and_nesting(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("environments: {}\nenvironments: {}\n")
@@ -461,6 +462,7 @@ FUZZ = settings(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=mutated(_snapshot()), bad_bytes=st.sampled_from([None, b"\xff", b"\xc3", b"\x00"]))
 def test_fuzzed_snapshots_give_one_line_or_an_exact_layout(tmp_path_factory, data, bad_bytes):
@@ -493,6 +495,7 @@ def _config_kept(data: dict, cfg_path: Path) -> None:
                     _same(value, getattr(typed, key))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=mutated(_config()), bad_bytes=st.sampled_from([None, b"\xff", b"\xed\xa0\x80"]))
 def test_fuzzed_configs_give_one_line_or_a_layout(tmp_path_factory, data, bad_bytes):

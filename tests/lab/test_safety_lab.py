@@ -28,7 +28,7 @@ from xenfab.plan import plan
 from xenfab.start import StartOptions, start_guests
 from xenfab.start.schedule import Job, Scheduler
 
-pytestmark = [pytest.mark.lab, pytest.mark.serial]
+pytestmark = pytest.mark.lab
 
 
 def config(lab, tmp_path: Path, audit: str | None = None) -> str:
