@@ -9,6 +9,7 @@ text that comes from the log is HTML-escaped: a guest name is data, never markup
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from .timeline import GuestSpan, Timeline
@@ -125,22 +126,33 @@ def timeline_svg(tl: Timeline) -> str:
         y += LANE_GAP
     height = y + 10
     axis = [f'<line x1="{x0}" y1="{TOP - 12}" x2="{x0 + CHART_W}" y2="{TOP - 12}" stroke="#555"/>']
-    for k in range(6):
-        t = total * k / 5
+    tick = _tick(total)
+    for k in range(int(total / tick) + 1):
+        t = k * tick
         axis.append(
             f'<line x1="{x(t):.1f}" y1="{TOP - 16}" x2="{x(t):.1f}" y2="{height - 10}" '
-            'stroke="#bbb" stroke-dasharray="2,3"/>'
-            f'<text x="{x(t):.1f}" y="{TOP - 20}" text-anchor="middle">{t:.1f} s</text>'
+            'stroke="#9aa4ad" stroke-dasharray="2,3" stroke-opacity="0.6"/>'
+            f'<text x="{x(t):.1f}" y="{TOP - 20}" text-anchor="middle">{t:g} s</text>'
         )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img" font-family="sans-serif" font-size="11">'
         f"<title>{_e(f'run {tl.run}: guests per host over time')}</title>"
         + _patterns()
-        + "".join(axis)
         + "".join(body)
+        # The time marks over the lanes, so each lane reads against them.
+        + "".join(axis)
         + "</svg>"
     )
+
+
+def _tick(total: float) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving at most 8 marks over ``total``."""
+    step = 10.0 ** math.floor(math.log10(max(total, 1e-3) / 8))
+    for factor in (1, 2, 5, 10):
+        if total / (step * factor) <= 8:
+            return step * factor
+    return step * 10
 
 
 def _row(s: GuestSpan, y: float, x: Any) -> str:
@@ -192,10 +204,14 @@ def _legend(tl: Timeline) -> str:
             f'<li><svg width="28" height="12" aria-hidden="true">'
             f'<rect width="28" height="12" fill="{fill}"/>{over}</svg> {_e(word)}</li>'
         )
+    planned = (
+        "planned (command to expected ready), behind the actual bar"
+        if tl.has_plan()
+        else "planned: none drawn (this run's log and plan give no expected times)"
+    )
     items.append(
         '<li><svg width="28" height="12" aria-hidden="true"><rect width="28" height="12" '
-        'fill="#cfd8dc" stroke="#78909c" stroke-dasharray="3,2"/></svg> planned '
-        "(command to expected ready), behind the actual bar</li>"
+        f'fill="#cfd8dc" stroke="#78909c" stroke-dasharray="3,2"/></svg> {planned}</li>'
     )
     items.append("<li>thin: command sent, not accepted yet; full: booting until ready</li>")
     items.append("<li>T1, T2: tier; &gt; before a bar and (after ...): its dependencies</li>")
