@@ -136,8 +136,8 @@ def ended(request: RunRequest, outcome: RunOutcome) -> None:
         doc["still_down"] = still
         doc["duplicates"] = show.duplicates_json(dups)
         tl = _timeline(outcome)
-        if tl is not None:
-            doc["timeline"] = tl.to_json()
+        # Every guest the run tried, in seconds from its first command; [] when none was sent.
+        doc["timeline"] = tl.to_json() if tl is not None else []
         print(show.to_json(doc))
         return
     if report is not None and not report.dry_run:
