@@ -59,6 +59,7 @@ def run_lines():
     lines += started("web01", "xen02", 1.2, 1.4, 5.0)
     lines += [
         rec(1.3, "intent", "app01", "xen02", "sending", attempt=1),
+        rec(1.6, "start", "app01", "xen02", "failed", message="refused", exit_code=1),
         rec(2.0, "result", "app01", "xen02", "failed", message="clusvcadm: <b>boom</b> & more"),
         rec(1.1, "intent", "app02", "xen01", "sending", attempt=1),
         rec(3.0, "relocate", "app02", "xen03", "queued", previous="xen01"),
@@ -81,6 +82,7 @@ def test_spans_from_the_audit_lines():
     assert by["db01"].ready_s == pytest.approx(5.0)
     assert by["web01"].ready_s == pytest.approx(4.0)  # no probe: confirmed = ready
     assert by["app01"].outcome == "failed" and by["app01"].ready_s is None
+    assert by["app01"].accepted_s is None  # its start line said failed, not accepted
     assert by["app01"].end_s == pytest.approx(1.0)
     # Moved: its last host, its bar from its first command, its tries.
     assert by["app02"].host == "xen03" and by["app02"].sent_s == pytest.approx(0.1)

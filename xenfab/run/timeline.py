@@ -85,17 +85,17 @@ def after_run(
     """
     try:
         records = read_log(audit_log)
-    except AuditLogError:
+        mine = [r for r in records if r.get("environment") == environment]
+        ours = [r["run"] for r in mine if r.get("plan_id") == layout.plan_id]
+        if not ours:
+            return None
+        tl = timeline_of(mine, ours[-1])
+        began = _epoch(tl.began)
+        if began is None or began < not_before:
+            return None  # an older run of the same plan: this one wrote nothing
+        return with_plan(tl, layout.assignments)
+    except Exception:  # noqa: BLE001 - a line the reader did not foresee must not end the run
         return None
-    mine = [r for r in records if r.get("environment") == environment]
-    ours = [r["run"] for r in mine if r.get("plan_id") == layout.plan_id]
-    if not ours:
-        return None
-    tl = timeline_of(mine, ours[-1])
-    began = _epoch(tl.began)
-    if began is None or began < not_before:
-        return None  # an older run of the same plan: this one wrote nothing
-    return with_plan(tl, layout.assignments)
 
 
 def _epoch(iso: str | None) -> float | None:

@@ -234,8 +234,11 @@ def timeline_of(records: Iterable[Mapping[str, Any]], run: str) -> Timeline:
             span.sent_s = t if span.sent_s is None else span.sent_s
             span.host = host or span.host
             span.attempts = max(span.attempts, _int(rec.get("attempt")) or 1)
-        elif action == "start" and rec.get("outcome") == "accepted":
-            span.accepted_s, span.host = t, host or span.host
+        elif action == "start":
+            # A refused start (retried, or ended by its result line) leaves no accepted time.
+            if rec.get("outcome") == "accepted":
+                span.accepted_s = t
+            span.host = host or span.host
         elif action == "ready":
             word = _text(rec.get("outcome"))
             if word is None or word in READY_WORDS:
