@@ -9,7 +9,7 @@ from types import TracebackType
 
 from invoke import Collection
 
-from . import capacity, core, demo, lab, ops
+from . import capacity, core, demo, lab, ops, report
 
 ns = Collection()
 for _task in (
@@ -21,6 +21,7 @@ for _task in (
     ops.check,
     ops.trust_host,
     capacity.capacity,
+    report.report,
 ):
     ns.add_task(_task)
 ns.add_collection(lab.ns)

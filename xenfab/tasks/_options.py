@@ -82,6 +82,8 @@ _DECLARED = (
         "run exactly this saved plan (fab show-layout --save FILE) on fresh facts, or refuse "
         "when something it depends on changed (docs/plans.md)",
     ),
+    Option("run", None, "the run to show (its id in the audit log; default: the last run)"),
+    Option("out", None, "the HTML file to write (default: ./xenfab-report-RUNID.html)"),
 )
 OPTIONS = {o.name: o for o in _DECLARED}
 
@@ -91,6 +93,8 @@ PLAN = (*COMMON, "from_", "strategy", "exclude", "without", "explain", "dead", "
 START = (*PLAN, "yes", "dry_run", "parallel", "step", "break_lock", "plan")
 # show-layout alone writes a plan to run later.
 SHOW = (*PLAN, "save")
+# fab report reads a run back from the audit log.
+REPORT = ("env", "config", "format", "run", "out")
 
 
 def helps(names: Iterable[str], **own: str) -> dict[str, str]:

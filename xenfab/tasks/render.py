@@ -135,10 +135,43 @@ def ended(request: RunRequest, outcome: RunOutcome) -> None:
         doc["refused"] = outcome.refused
         doc["still_down"] = still
         doc["duplicates"] = show.duplicates_json(dups)
+        tl = _timeline(outcome)
+        # Every guest the run tried, in seconds from its first command; [] when none was sent.
+        doc["timeline"] = tl.to_json() if tl is not None else []
         print(show.to_json(doc))
         return
     if report is not None and not report.dry_run:
         print("\n" + show.results_text(report))
+        gantt = _gantt(outcome)
+        if gantt is not None:
+            print("\n" + gantt)
     if dups:
         print("\n" + (show.duplicates_text(dups, planned.snap) or ""))
     print("\n" + show.still_down_text(still, preview=request.dry_run))
+
+
+def _timeline(outcome: RunOutcome):
+    """The run just ended, read back from its audit log with the plan's figures (or None)."""
+    import time
+
+    from ..run.timeline import after_run
+
+    planned, report = outcome.planned, outcome.report
+    if planned is None or report is None or report.dry_run:
+        return None
+    log = planned.cfg.audit_log_of(planned.env)
+    # The run began at most report.seconds ago; an older run of the same plan is not this one.
+    since = time.time() - report.seconds - 5.0
+    return after_run(log, planned.env.name, planned.layout, since)
+
+
+def _gantt(outcome: RunOutcome) -> str | None:
+    """The text Gantt per host (planned against actual) for the end of start-all."""
+    import shutil
+
+    from ..show.timeline import gantt_text, gantt_width
+
+    tl = _timeline(outcome)
+    if tl is None:
+        return None
+    return gantt_text(tl, gantt_width(shutil.get_terminal_size((0, 0)).columns or None))
