@@ -79,6 +79,8 @@ def live_processes(text: str) -> list[str]:
                 state = fh.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if text in cmd and state != "Z" and "pytest" not in cmd:
+        # pytest itself may hold the text among its arguments; its temporary paths may too.
+        runner = " -m pytest" in cmd or cmd.split(" ", 1)[0].endswith("pytest")
+        if text in cmd and state != "Z" and not runner and int(pid) != os.getpid():
             found.append(cmd)
     return found

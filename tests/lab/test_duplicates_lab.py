@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from clitools import ROOT, fab, no_traceback
+from clitools import ROOT, fab, live_processes, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -101,8 +101,13 @@ def test_a_stop_signal_during_a_slow_gather_exits_130_with_the_last_line(fresh_l
             env=dict(os.environ),
         )
         try:
-            # Past start-up (imports), inside the gather: xen03 takes 5 s per command.
-            time.sleep(3)
+            # Inside the gather (not in start-up, however loaded the machine): xen03's slow
+            # command is running on the lab host, where it takes 5 s.
+            tools = f"{fresh_lab.dir}/hosts/xen03/bin/"
+            deadline = time.monotonic() + 120
+            while not live_processes(tools) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert live_processes(tools), "the gather never reached xen03"
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=120)
         finally:
