@@ -28,7 +28,7 @@ inquorate, quorate, start-behind GUEST HOST, start-fails/start-ok GUEST, hand-st
 the armed start-behind-on-start and hand-start-on-start (fired at the next start of another guest).
 """
 
-from .control import INJECT_KINDS, down, inject, reseed, status, up
+from .control import INJECT_KINDS, down, has_clusters, inject, reseed, status, up
 from .control import default_lab_dir as lab_dir
 
-__all__ = ["INJECT_KINDS", "down", "inject", "lab_dir", "reseed", "status", "up"]
+__all__ = ["INJECT_KINDS", "down", "has_clusters", "inject", "lab_dir", "reseed", "status", "up"]
