@@ -120,6 +120,56 @@ def _multi(env: str | None) -> bool:
     return is_multi(env)
 
 
+def each_environment(c, spec: str, config: str | None, fmt: str, one) -> None:
+    """Run a single-environment task body ``one(env_name)`` for each environment ``spec``
+    picks (check, capacity), one after another; one JSON document or each cluster's lines
+    naming it; one exit code (0 all clean, 3 all refused, 1 a mistake, else 2)."""
+    import io
+    import json
+    import sys
+
+    from invoke.exceptions import Exit
+
+    from ..errors import XenfabError
+    from ..run import multi
+    from ..show import combined
+
+    docs: dict[str, Any] = {}
+    codes: dict[str, int] = {}
+    for name in multi.environments(c, config, spec):
+        buf, said, code = io.StringIO(), None, 0
+        saved, sys.stdout = sys.stdout, buf
+        try:
+            one(name)
+        except Exit as exc:
+            code, said = int(exc.code or 0), exc.message
+        except XenfabError as exc:
+            code, said = int(exc.exit_code), f"xenfab: {printable(exc)}"
+        finally:
+            sys.stdout = saved
+        codes[name] = code
+        out = buf.getvalue()
+        if fmt == "json":
+            try:
+                doc = json.loads(out) if out.strip() else None
+            except ValueError:
+                doc = None
+            docs[name] = {"result": doc, "exit_code": code, "message": said}
+            continue
+        text = out.rstrip("\n") + (f"\n{said}" if said else "")
+        print(combined.prefixed(name, text) + "\n")
+    if fmt == "json":
+        print(json.dumps({"environments": docs}, indent=2))
+    values = set(codes.values())
+    if values <= {0}:
+        return
+    bad = sorted(n for n, v in codes.items() if v)
+    if values == {int(ExitCode.REFUSED)}:
+        exit_with(ExitCode.REFUSED, f"every environment refused: {', '.join(bad)}")
+    worst = ExitCode.USER_ERROR if int(ExitCode.USER_ERROR) in values else ExitCode.INCOMPLETE
+    exit_with(worst, f"{len(bad)} of {len(codes)} environment(s) not clean: {', '.join(bad)}")
+
+
 def _facts_multi(c, env: str, config: str | None, format: str, loc: str | None) -> None:
     """fab facts over several environments: each cluster's facts, one exit code."""
     from ..run import multi
