@@ -221,6 +221,7 @@ def start(c, request: RunRequest) -> RunOutcome:
     START,
     name="start-host",
     positional=(Option("host", None, "the host whose planned guests to start"),),
+    help={"env": "the one environment of HOST (default: the config's default_env)"},
 )
 def start_host(c, host, **options):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
