@@ -83,3 +83,33 @@ def test_prefixed_stream_writes_whole_lines_each_naming_its_cluster():
     stream.write(" on h1\nstarted web01\n")
     assert out.getvalue() == "[dc1] starting web01 on h1\n[dc1] started web01\n"
     assert not stream.isatty()
+
+
+def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monkeypatch):
+    """The main thread's KeyboardInterrupt is passed on to each engine, which ends its own way."""
+    import _thread
+    import threading
+    import time
+
+    from xenfab.run import RunRequest, multi
+
+    began = threading.Barrier(3)
+
+    def engine(c, request, planned, *, out, prompt):
+        began.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:
+                time.sleep(0.05)  # the starts in flight are waited for
+                return SimpleNamespace(interrupted=True, env=request.env)
+        return SimpleNamespace(interrupted=False, env=request.env)
+
+    monkeypatch.setattr(multi, "_engine", engine)
+    runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b")]
+    reports: dict = {}
+    threading.Timer(0.1, lambda: (began.wait(5), _thread.interrupt_main())).start()
+    multi._start_all(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set())
+    assert sorted(reports) == ["a", "b"]
+    assert all(r.interrupted for r in reports.values())

@@ -247,15 +247,14 @@ def start(
     declined = answer is Answer.DECLINED
     reports: dict[str, Any] = {}
     refusals: dict[str, Refusal] = {}
+    lost: set[str] = set()
     if answer is Answer.YES:
-        try:
-            _start_all(c, request, ready, reports, refusals)
-        except KeyboardInterrupt:
-            # The engines run in their own threads and finish what they started; here the run
-            # stops waiting and says what is known (fab facts says the rest).
-            return _interrupted(request, runs, reports)
+        _start_all(c, request, ready, reports, refusals, lost)
     for run in runs:
         if run.planned is None:
+            continue
+        if run.env in lost:
+            run.outcome = _lost(run)
             continue
         why = run.planned.refusal or refusals.get(run.env) or (refusal if run in ready else None)
         ask_declined = declined and run in ready
@@ -283,12 +282,30 @@ def _start_all(
     ready: list[ClusterRun],
     reports: dict[str, Any],
     refusals: dict[str, Refusal],
+    lost: set[str],
 ) -> None:
-    """Every ready cluster's engine, in parallel (one at a time with --step)."""
+    """Every ready cluster's engine, in parallel (one at a time with --step).
+
+    A Ctrl-C (SIGTERM, SIGHUP) reaches the main thread only: it is passed on to every engine
+    still running as the KeyboardInterrupt its loop counts, so each one does what a run of its
+    own does (first: start nothing new, wait for the starts in flight; second: stop waiting).
+    """
     table = request.format == "table"
     stream = sys.stdout if (request.dry_run and table) else sys.stderr
 
+    finished = threading.Semaphore(0)
+
     def start_one(run: ClusterRun) -> None:
+        try:
+            try:
+                _start_one(run)
+            except KeyboardInterrupt:  # passed on just as the engine returned
+                if run.env not in reports:
+                    lost.add(run.env)
+        finally:
+            finished.release()
+
+    def _start_one(run: ClusterRun) -> None:
         assert run.planned is not None
         prompt = None
         if request.step:
@@ -311,23 +328,47 @@ def _start_all(
             )
         except StartRefused as exc:
             refusals[run.env] = Refusal(RefusalKind.ENGINE, str(exc))
+        except KeyboardInterrupt:
+            lost.add(run.env)  # out of the engine's own handling: what started is not known
         finally:
             run.seconds = time.monotonic() - t0
 
-    cap = 1 if request.step else len(ready)
-    if cap <= 1:
+    if request.step:
+        # One terminal asks one question at a time: the clusters one after another; after an
+        # interrupt, the clusters not begun are not started.
         for run in ready:
-            start_one(run)
+            report = reports.get(run.env)
+            if lost or (report is not None and report.interrupted):
+                refusals[run.env] = Refusal(RefusalKind.ENGINE, INTERRUPTED_BEFORE)
+                continue
+            _start_one(run)
         return
     threads = [
-        threading.Thread(target=start_one, args=(run,), name=f"start-{run.env}", daemon=False)
-        for run in ready
+        threading.Thread(target=start_one, args=(run,), name=f"start-{run.env}") for run in ready
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)  # short joins: Ctrl-C reaches the main thread
+    # Waited for on a semaphore, never by Thread.join: a join that a signal interrupts can
+    # leave a live thread marked as ended, and the process would exit under a running engine.
+    while any(thread.is_alive() for thread in threads):
+        try:
+            finished.acquire(timeout=0.2)
+        except KeyboardInterrupt:
+            for thread in threads:
+                _interrupt(thread)
+
+
+INTERRUPTED_BEFORE = "interrupted before this cluster's starts began"
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise KeyboardInterrupt in ``thread`` (an engine's), as a Ctrl-C in its own run would."""
+    import ctypes
+
+    if thread.is_alive() and thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
+        )
 
 
 def _prefixed_prompt(ask: Callable[[str], str], env: str) -> Callable[[str], str]:
@@ -367,17 +408,11 @@ class Prefixed:
         return False
 
 
-def _interrupted(
-    request: RunRequest, runs: list[ClusterRun], reports: dict[str, Any]
-) -> MultiOutcome:
+def _lost(run: ClusterRun) -> RunOutcome:
+    """A cluster whose engine was stopped outside its own handling: what started is unknown."""
     from .. import show
 
+    assert run.planned is not None
     why = "interrupted: may have started; see fab facts"
-    for run in runs:
-        if run.planned is None:
-            continue
-        still = show.still_down(run.planned.layout, refused=why)
-        run.outcome = RunOutcome(
-            ExitCode.INTERRUPTED, why, still, run.planned, report=reports.get(run.env)
-        )
-    return MultiOutcome(ExitCode.INTERRUPTED, "interrupted (see fab facts)", runs)
+    still = show.still_down(run.planned.layout, refused=why)
+    return RunOutcome(ExitCode.INTERRUPTED, why, still, run.planned)
