@@ -86,6 +86,14 @@ def main() -> int:
     ap.add_argument("--guests", type=int, default=5000, help="guests in all")
     ap.add_argument("--boot-s", type=float, default=1.0)
     ap.add_argument("--lab", help="lab directory (default: a temporary one, removed)")
+    ap.add_argument(
+        "--gather-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="measure only the gather, N times (median of wall/floor): `--clusters 1 --hosts "
+        "100 --gather-only 3` is the 100-host gather against its floor",
+    )
     args = ap.parse_args()
     root = args.lab or tempfile.mkdtemp(prefix="xenfab-scale-")
     os.environ["XENFAB_LAB_DIR"] = root
@@ -96,9 +104,46 @@ def main() -> int:
     lab.up(root, clusters=args.clusters, hosts=hosts, guests=guests, seed=1, boot_s=args.boot_s)
     up_s = time.monotonic() - t0
     try:
+        if args.gather_only:
+            return _gather_only(root, args, up_s, load0)
         return _measure(root, args, up_s, load0)
     finally:
         lab.down(root)
+
+
+def _gather_only(root: str, args: argparse.Namespace, up_s: float, load0: float) -> int:
+    from fabric import Config
+    from invoke import Context
+
+    from xenfab.run import multi
+
+    spec = ",".join(f"lab-c{n}" for n in range(1, args.clusters + 1))
+    c = Context(Config())
+    config = os.path.join(common.REPO, "fabfile_config.yaml")
+    rows = []
+    for i in range(args.gather_only):
+        with Phase("gather", root, args.clusters) as p:
+            runs = multi.facts(c, config, spec, None)
+        errors = [r.env for r in runs if r.error]
+        rows.append(
+            [
+                str(i + 1),
+                fmt_s(p.wall),
+                fmt_s(p.ours),
+                f"{1000 * p.ours / args.hosts:.1f}",
+                fmt_s(p.lab),
+                fmt_s(p.others),
+                fmt_s(p.floor),
+                fmt_ratio(p.wall / p.floor if p.floor else None),
+                ", ".join(errors) or "-",
+            ]
+        )
+    print(f"lab: {args.clusters} cluster(s), {args.hosts} hosts, up in {up_s:.1f}s; "
+          f"{os.cpu_count()} cores; load average before: {load0:.2f}")  # fmt: skip
+    heads = ["run", "wall s", "xenfab CPU s", "ms/host", "lab CPU s", "others CPU s", "floor s"]
+    print(table(rows, [*heads, "wall/floor", "errors"]))
+    print(f"load average after: {load_average():.2f}")
+    return 0
 
 
 def _measure(root: str, args: argparse.Namespace, up_s: float, load0: float) -> int:
