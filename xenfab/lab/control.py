@@ -1132,14 +1132,21 @@ def inject_cluster(lab: Path, kind: str, args: tuple[str, ...], spec: tuple[str,
     dirs = dict(_cluster_dirs(lab))
     where: int | None = None
     wanted = list(args)
-    if "HOST" in spec:
-        where = _host_cluster(args[spec.index("HOST")], dirs)
-    elif "GUEST" in spec:
+    if "GUEST" in spec:
         i = spec.index("GUEST")
-        number, _, guest = args[i].partition("/")
-        if not guest or not number.startswith("c") or not number[1:].isdigit():
+        number, _, guest = args[i].rpartition("/")
+        if number:
+            if not number.startswith("c") or not number[1:].isdigit():
+                raise LabError(f"{kind}: name the guest as cN/GUEST (c1/web01), not {args[i]!r}")
+            where, wanted[i] = int(number[1:]), guest
+    if "HOST" in spec:
+        host_at = _host_cluster(args[spec.index("HOST")], dirs)
+        if where is not None and where != host_at:
+            raise LabError(f"{kind}: the guest is in cluster c{where}, the host in c{host_at}")
+        where = host_at
+    elif "GUEST" in spec:
+        if where is None:
             raise LabError(f"{kind}: in a lab of clusters, name the guest as cN/GUEST (c1/web01)")
-        where, wanted[i] = int(number[1:]), guest
     elif len(args) == 1:
         where, wanted = _host_cluster(args[0], dirs), []
     else:

@@ -87,9 +87,11 @@ def refused_text(run: Any) -> str:
     return printable(f"[{run.env}] REFUSED: {run.refused}")
 
 
-def plan_text(run: Any, *, explain: bool = False, verbose: bool = False) -> str:
+def plan_text(
+    run: Any, *, explain: bool = False, verbose: bool = False, break_lock: bool = False
+) -> str:
     """One cluster's plan, each line naming the cluster (or why there is none)."""
-    from . import layout_text
+    from . import duplicates_text, layout_text, lock_text
 
     planned = run.planned
     if planned is None:
@@ -98,6 +100,14 @@ def plan_text(run: Any, *, explain: bool = False, verbose: bool = False) -> str:
     refusal = planned.refusal
     if refusal is not None:
         lines.append(printable(f"REFUSED: {refusal.text}"))
+    # What a run of this one environment says before its plan: DUPLICATE, the run lock.
+    dups = duplicates_text(planned.snap.duplicates, planned.snap)
+    if dups is not None:
+        lines.append(dups + "\n")
+    lock = lock_text(planned.snap.lock, break_lock=break_lock)
+    said = refusal is not None and getattr(refusal.kind, "value", None) == "lock-held"
+    if lock is not None and not said:
+        lines.append(lock + "\n")
     table = layout_text(
         planned.layout.to_dict(), planned.snap, planned.backend, explain=explain, verbose=verbose
     )
@@ -107,12 +117,15 @@ def plan_text(run: Any, *, explain: bool = False, verbose: bool = False) -> str:
 
 def results_text(run: Any) -> str | None:
     """One cluster's start results, each line naming the cluster; None when it started nothing."""
+    from . import duplicates_text
     from . import results_text as one
 
-    report = run.outcome.report if run.outcome is not None else None
-    if report is None or report.dry_run:
-        return None
-    return prefixed(run.env, one(report))
+    outcome = run.outcome
+    report = outcome.report if outcome is not None else None
+    parts = [one(report)] if report is not None and not report.dry_run else []
+    if outcome is not None and outcome.duplicates and run.planned is not None:
+        parts.append(duplicates_text(outcome.duplicates, run.planned.snap) or "")
+    return prefixed(run.env, "\n\n".join(parts)) if parts else None
 
 
 def run_doc(run: Any, *, preview: bool) -> dict[str, Any]:

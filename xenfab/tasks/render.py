@@ -165,7 +165,10 @@ def plan_multi(request: RunRequest, runs: list) -> None:
     if request.format != "table":
         return
     for run in runs:
-        print(combined.plan_text(run, explain=request.explain, verbose=request.verbose) + "\n")
+        text = combined.plan_text(
+            run, explain=request.explain, verbose=request.verbose, break_lock=request.break_lock
+        )
+        print(text + "\n")
     sys.stdout.flush()
 
 
