@@ -1055,8 +1055,9 @@ def up_clusters(
     """Start ``clusters`` clusters of ``hosts`` hosts and ``guests`` guests each (a list: per
     cluster), environments lab-c1 ... lab-cN; their combined status."""
     _check_int("clusters", clusters, 1, scenario.MAX_CLUSTERS)
-    if (backend or default_backend()) != "rgmanager":
-        raise LabError("clusters: the multi-cluster lab is rgmanager clusters (no --backend)")
+    # The shipped config's lab-c<n> environments are of the default backend's clusters.
+    if (backend or default_backend()) != default_backend():
+        raise LabError(f"clusters: a lab of clusters is of {default_backend()} clusters only")
     counts = hosts if isinstance(hosts, list) else [hosts] * clusters
     sizes = guests if isinstance(guests, list) else [guests] * clusters
     if len(counts) != clusters or len(sizes) != clusters:
@@ -1073,7 +1074,7 @@ def up_clusters(
         for n in range(1, clusters + 1):
             # Another seed per cluster: other sizes, often the same guest names (web01...).
             up(lab / f"c{n}", counts[n - 1], sizes[n - 1], seed + n - 1, latency_ms, boot_s,
-               "rgmanager", cluster=n)  # fmt: skip
+               default_backend(), cluster=n)  # fmt: skip
     except BaseException:
         _down_clusters(lab)
         raise
@@ -1093,7 +1094,7 @@ def status_clusters(lab: Path) -> dict:
         "starts": [],
         "domains": [],
         "lab_dir": str(lab),
-        "backend": "rgmanager",
+        "backend": default_backend(),
         "port": None,
         "pids": [],
     }
