@@ -307,6 +307,28 @@ class XenfabConfig:
         """``env``'s run-lock directory: its own, else the top level's."""
         return env_over_top(env.lock_path, self.lock_path)
 
+    def select(self, spec: str | None) -> list[str]:
+        """The environment names ``--env`` picks: one name, a comma list, or globs over them.
+
+        One plain name (or none) is the single-environment run, as before; a name or pattern
+        that picks nothing is a one-line error naming the known environments.
+        """
+        words = [w.strip() for w in (spec or "").split(",") if w.strip()]
+        if not words:
+            return [self.environment(None).name]
+        known = list(self.environments)
+        picked: list[str] = []
+        for word in words:
+            if any(ch in word for ch in "*?["):
+                found = [n for n in known if fnmatch.fnmatchcase(n, word)]
+            else:
+                found = [word] if word in self.environments else []
+            if not found:
+                listed = ", ".join(sorted(known)) or "none"
+                raise ConfigError(f"{self.path}: --env {word!r}: no such environment ({listed})")
+            picked += [n for n in found if n not in picked]
+        return picked
+
     def environment(self, name: str | None = None) -> Environment:
         """The environment called ``name`` (or the default one)."""
         key = name or self.default_env
@@ -389,6 +411,7 @@ def config_from_dict(data: Any, path: str = "<config>") -> XenfabConfig:
     raw.update({k: v for k, v in top.items() if k in data})
     envs = data.get("environments")
     if isinstance(envs, Mapping):
+        envs = expand_templates(envs, path)
         raw["environments"] = {
             name: _merged_env(name, env, top, path) for name, env in envs.items()
         }
@@ -396,6 +419,46 @@ def config_from_dict(data: Any, path: str = "<config>") -> XenfabConfig:
         if "default_env" not in data and isinstance(first, str):
             raw["default_env"] = first
     return validate(XenfabConfig, raw, path)
+
+
+# `lab-c{1..32}`: one entry standing for lab-c1 ... lab-c32, `{n}` replaced in its strings.
+_TEMPLATE = re.compile(r"^(?P<head>[^{}]*)\{(?P<lo>\d+)\.\.(?P<hi>\d+)\}(?P<tail>[^{}]*)$")
+MAX_TEMPLATE = 256
+
+
+def expand_templates(envs: Mapping, path: str) -> dict:
+    """Environments with a ``{LO..HI}`` name expanded into one environment per number.
+
+    Many like clusters (the lab's ``lab-c1`` ... ``lab-cN``) are one entry, not N copies: each
+    copy has ``{n}`` replaced by its number in every string (host patterns, paths).
+    """
+    out: dict = {}
+    for name, env in envs.items():
+        match = _TEMPLATE.match(name) if isinstance(name, str) else None
+        if match is None:
+            out[name] = env
+            continue
+        lo, hi = int(match["lo"]), int(match["hi"])
+        if not 0 <= hi - lo < MAX_TEMPLATE:
+            raise ConfigError(
+                f"{path}: environments.{name}: a range of 1 to {MAX_TEMPLATE} numbers, low first"
+            )
+        for n in range(lo, hi + 1):
+            key = f"{match['head']}{n}{match['tail']}"
+            if key in envs or key in out:
+                raise ConfigError(f"{path}: environments.{name}: {key} is also given by name")
+            out[key] = _with_number(env, str(n))
+    return out
+
+
+def _with_number(value: Any, n: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{n}", n)
+    if isinstance(value, Mapping):
+        return {k: _with_number(v, n) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_number(v, n) for v in value]
+    return value
 
 
 def _section(data: Mapping, key: str) -> Any:

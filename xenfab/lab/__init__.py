@@ -23,12 +23,15 @@ guests, most are down (rgmanager: ``disabled`` or ``failed``); their configs are
 - ``-m`` with a name that is not a member follows rgmanager's closest-match rule (longest common
   prefix; ``No matches for 'x' found`` and exit 1 when nothing matches).
 
+``up(clusters=N)`` brings up N clusters instead, each a lab of its own in ``<lab_dir>/c<n>``
+(hosts ``cn-xen01``... on 127.0.n.11 and up), environments ``lab-c1`` ... ``lab-cN``.
+
 Faults (``inject``): host-down/host-up HOST, slow HOST MS, command-fails/command-ok HOST,
 inquorate, quorate, start-behind GUEST HOST, start-fails/start-ok GUEST, hand-start GUEST HOST, and
 the armed start-behind-on-start and hand-start-on-start (fired at the next start of another guest).
 """
 
-from .control import INJECT_KINDS, down, inject, reseed, status, up
+from .control import INJECT_KINDS, down, has_clusters, inject, reseed, status, up
 from .control import default_lab_dir as lab_dir
 
-__all__ = ["INJECT_KINDS", "down", "inject", "lab_dir", "reseed", "status", "up"]
+__all__ = ["INJECT_KINDS", "down", "has_clusters", "inject", "lab_dir", "reseed", "status", "up"]

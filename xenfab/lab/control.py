@@ -588,13 +588,20 @@ def up(
     latency_ms: int = 0,
     boot_s: float = 2,
     backend: str | None = None,
+    clusters: int | None = None,
+    cluster: int = 0,
 ) -> dict:
     """Start a lab (restarting it if it runs) and return its status once every host answers.
+
+    ``clusters``: N clusters of ``hosts`` hosts each (up_clusters). ``cluster``: this lab is
+    cluster number ``cluster`` of such a lab (its host names and addresses).
 
     ``backend``: one of ``BACKENDS``, by default ``default_backend()`` (a cluster manager's
     family adds its tools to every host); ``xl`` is no cluster manager: the Xen tools only, and
     an autostart directory linking every guest's config.
     """
+    if clusters is not None:
+        return up_clusters(lab_dir, clusters, hosts, guests, seed, latency_ms, boot_s, backend)
     _check_int("hosts", hosts, 1, scenario.MAX_HOSTS)
     _check_int("guests", guests, 0, 5000)
     _check_int("latency_ms", latency_ms, 0, 600_000)
@@ -609,6 +616,8 @@ def up(
         raise LabError(f"{SSHD} not found: install openssh-server")
     lab = _dir(lab_dir)
     t0 = time.monotonic()
+    if not cluster:
+        _down_clusters(lab)  # a single lab where a multi-cluster one ran
     with _locked(lab):
         old = _read_info(lab)
         restarted = bool(_alive_pids(old))
@@ -619,7 +628,7 @@ def up(
         for f in ("state.db", "state.db-wal", "state.db-shm"):
             with contextlib.suppress(FileNotFoundError):
                 (lab / f).unlink()
-        scenario.write_state(lab, hosts, guests, seed, boot_s, latency_ms)
+        scenario.write_state(lab, hosts, guests, seed, boot_s, latency_ms, cluster=cluster)
         _write_backend(lab, backend)
         _keygen(lab / "sshd" / "ssh_host_ed25519_key", "xenfab-lab-host")
         _keygen(lab / "id_ed25519", "xenfab-lab-client")
@@ -635,6 +644,7 @@ def up(
         for a in addresses:
             _wait(lambda a=a: _banner(a, port), 20, f"sshd on {a}:{port}")
         info["up_since"] = time.time()
+        info["cluster"] = cluster
         _write_info(lab, info)
     result = status(lab)
     result["restarted"] = restarted
@@ -734,6 +744,8 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
     lab = _dir(lab_dir)
     if not lab.exists():
         return {"lab_dir": str(lab), "stopped": []}
+    if _cluster_dirs(lab):
+        return {"lab_dir": str(lab), "stopped": _down_clusters(lab)}
     with _locked(lab):
         info = _read_info(lab)
         stopped = _stop_all(lab, info)
@@ -750,6 +762,8 @@ def down(lab_dir: str | os.PathLike | None = None) -> dict:
 def status(lab_dir: str | os.PathLike | None = None) -> dict:
     """Hosts, services, quorum, recorded starts and the sshd processes of a lab."""
     lab = _dir(lab_dir)
+    if _cluster_dirs(lab) and not (lab / "lab.json").exists():
+        return status_clusters(lab)
     info = _existing_lab(lab)
     pids = _alive_pids(info)
     server = _live_server(lab, info)
@@ -865,10 +879,12 @@ def inject(lab_dir: str | os.PathLike | None, kind: str, *args: str) -> dict:
         raise LabError(f"unknown fault {kind!r}; one of: {', '.join(INJECT_KINDS)}")
     spec = INJECT_KINDS[kind]
     args = tuple(str(a) for a in args)
+    lab = _dir(lab_dir)
+    if _cluster_dirs(lab) and not (lab / "lab.json").exists() and len(args) in (1, len(spec)):
+        return inject_cluster(lab, kind, args, spec)
     if len(args) != len(spec):
         usage = " ".join([kind, *spec])
         raise LabError(f"{kind} takes {len(spec)} argument(s): {usage}")
-    lab = _dir(lab_dir)
     info = _existing_lab(lab)
     with _locked(lab):
         db = emulator.connect(str(lab))
@@ -971,7 +987,9 @@ def reseed(
             raise LabError(f"seed must be an integer, not {seed!r}")
         if not isinstance(boot_s, (int, float)) or boot_s < 0:
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
-        scenario.write_state(lab, info["hosts"], guests, seed, boot_s, latency_ms)
+        scenario.write_state(
+            lab, info["hosts"], guests, seed, boot_s, latency_ms, cluster=info.get("cluster", 0)
+        )
         backend = backend or old.get("backend", default_backend())
         _write_backend(lab, backend)
         host_rows = _host_rows(lab)
@@ -980,3 +998,168 @@ def reseed(
             for group in info["groups"]:
                 _apply_group(lab, info, group, host_rows)
     return status(lab)
+
+
+# --------------------------------------------------------------------------- several clusters
+#
+# `up(clusters=N)`: cluster n is a whole lab of its own in LAB/c<n> (its state.db = its cluster
+# manager's state, its emulator server, its sshd groups on 127.0.n.11..), so nothing of one
+# cluster can leak into another. LAB/clusters.json lists them; the shipped config's `lab-c<n>`
+# environments point into LAB/c<n>.
+
+CLUSTERS_FILE = "clusters.json"
+
+
+def cluster_env(number: int) -> str:
+    """The environment name of cluster ``number`` in the shipped config."""
+    return f"lab-c{number}"
+
+
+def has_clusters(lab_dir: str | os.PathLike | None = None) -> bool:
+    """Whether the lab in ``lab_dir`` is a lab of several clusters (up(clusters=N))."""
+    lab = _dir(lab_dir)
+    return bool(_cluster_dirs(lab)) and not (lab / "lab.json").exists()
+
+
+def _cluster_dirs(lab: Path) -> list[tuple[int, Path]]:
+    """The clusters of a multi-cluster lab (number, directory); [] for a single lab."""
+    try:
+        data = json.loads((lab / CLUSTERS_FILE).read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{lab}/{CLUSTERS_FILE} is unreadable: {exc}") from None
+    return [(n, lab / f"c{n}") for n in range(1, int(data.get("clusters", 0)) + 1)]
+
+
+def _down_clusters(lab: Path) -> list[int]:
+    stopped: list[int] = []
+    for _number, sub in _cluster_dirs(lab):
+        if sub.exists():
+            stopped += down(sub)["stopped"]
+    with contextlib.suppress(FileNotFoundError):
+        (lab / CLUSTERS_FILE).unlink()
+    return stopped
+
+
+def up_clusters(
+    lab_dir: str | os.PathLike | None,
+    clusters: int,
+    hosts: int | list[int] = 6,
+    guests: int | list[int] = 30,
+    seed: int = 1,
+    latency_ms: int = 0,
+    boot_s: float = 2,
+    backend: str | None = None,
+) -> dict:
+    """Start ``clusters`` clusters of ``hosts`` hosts and ``guests`` guests each (a list: per
+    cluster), environments lab-c1 ... lab-cN; their combined status."""
+    _check_int("clusters", clusters, 1, scenario.MAX_CLUSTERS)
+    # The shipped config's lab-c<n> environments are of the default backend's clusters.
+    if (backend or default_backend()) != default_backend():
+        raise LabError(f"clusters: a lab of clusters is of {default_backend()} clusters only")
+    counts = hosts if isinstance(hosts, list) else [hosts] * clusters
+    sizes = guests if isinstance(guests, list) else [guests] * clusters
+    if len(counts) != clusters or len(sizes) != clusters:
+        raise LabError(f"clusters: {clusters} clusters, {len(counts)} host and guest counts")
+    lab = _dir(lab_dir)
+    t0 = time.monotonic()
+    _down_clusters(lab)
+    if (lab / "lab.json").exists():
+        down(lab)  # the single lab that ran here: its addresses and ports are freed
+        (lab / "lab.json").unlink()
+    lab.mkdir(parents=True, exist_ok=True)
+    (lab / CLUSTERS_FILE).write_text(json.dumps({"clusters": clusters}) + "\n")
+    try:
+        for n in range(1, clusters + 1):
+            # Another seed per cluster: other sizes, often the same guest names (web01...).
+            up(lab / f"c{n}", counts[n - 1], sizes[n - 1], seed + n - 1, latency_ms, boot_s,
+               default_backend(), cluster=n)  # fmt: skip
+    except BaseException:
+        _down_clusters(lab)
+        raise
+    result = status_clusters(lab)
+    result["up_seconds"] = round(time.monotonic() - t0, 3)
+    result["restarted"] = False
+    return result
+
+
+def status_clusters(lab: Path) -> dict:
+    """A multi-cluster lab's status: each cluster's, and every host and guest with its cluster."""
+    parts = [(cluster_env(n), status(sub)) for n, sub in _cluster_dirs(lab)]
+    combined: dict = {
+        "clusters": [],
+        "hosts": [],
+        "services": [],
+        "starts": [],
+        "domains": [],
+        "lab_dir": str(lab),
+        "backend": default_backend(),
+        "port": None,
+        "pids": [],
+    }
+    for env, st in parts:
+        for key in ("hosts", "services", "starts", "domains"):
+            combined[key] += [{**row, "cluster": env} for row in st[key]]
+        combined["pids"] += st["pids"]
+        combined["clusters"].append(
+            {
+                "cluster": env,
+                "lab_dir": st["lab_dir"],
+                "port": st["port"],
+                "quorate": st["quorate"],
+                "summary": st["summary"],
+                "running": st["running"],
+                "hosts": len(st["hosts"]),
+                "guests": len(st["services"]),
+            }
+        )
+    sums = [st["summary"] for _env, st in parts]
+    combined["summary"] = {
+        "running": sum(s.get("running", 0) for s in sums),
+        "quorate": all(s.get("quorate") for s in sums) if sums else None,
+    }
+    combined["quorate"] = combined["summary"]["quorate"]
+    combined["running"] = bool(parts) and all(st["running"] for _env, st in parts)
+    combined["server_pid"] = parts[0][1]["server_pid"] if parts else None
+    return combined
+
+
+def inject_cluster(lab: Path, kind: str, args: tuple[str, ...], spec: tuple[str, ...]) -> dict:
+    """A fault in a multi-cluster lab: in the cluster of its HOST (cN-...), or of ``cN/GUEST``.
+
+    A cluster-wide fault (inquorate) takes the host as its one argument: that host's cluster.
+    """
+    dirs = dict(_cluster_dirs(lab))
+    where: int | None = None
+    wanted = list(args)
+    if "GUEST" in spec:
+        i = spec.index("GUEST")
+        number, _, guest = args[i].rpartition("/")
+        if number:
+            if not number.startswith("c") or not number[1:].isdigit():
+                raise LabError(f"{kind}: name the guest as cN/GUEST (c1/web01), not {args[i]!r}")
+            where, wanted[i] = int(number[1:]), guest
+    if "HOST" in spec:
+        host_at = _host_cluster(args[spec.index("HOST")], dirs)
+        if where is not None and where != host_at:
+            raise LabError(f"{kind}: the guest is in cluster c{where}, the host in c{host_at}")
+        where = host_at
+    elif "GUEST" in spec:
+        if where is None:
+            raise LabError(f"{kind}: in a lab of clusters, name the guest as cN/GUEST (c1/web01)")
+    elif len(args) == 1:
+        where, wanted = _host_cluster(args[0], dirs), []
+    else:
+        raise LabError(f"{kind}: in a lab of clusters, give --host HOST (its cluster)")
+    if where not in dirs:
+        raise LabError(f"{kind}: no cluster c{where} in the lab ({len(dirs)} clusters)")
+    done = inject(dirs[where], kind, *wanted)
+    return {**done, "cluster": cluster_env(where)}
+
+
+def _host_cluster(host: str, dirs: dict[int, Path]) -> int:
+    match = re.fullmatch(r"c(\d+)-.+", host)
+    if match is None or int(match[1]) not in dirs:
+        raise LabError(f"no host {host!r} in the lab's clusters (c1-xen01 ... c{len(dirs)}-...)")
+    return int(match[1])

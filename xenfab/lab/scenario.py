@@ -116,8 +116,28 @@ def host_address(index: int) -> str:
     return "127.0.0.%d" % (FIRST_OCTET + index)
 
 
-def make_hosts(count: int, seed: int, now: float) -> list[Host]:
-    """The hosts of a lab; their sizes depend on the seed, their names and addresses do not."""
+# A lab of several clusters (control.up(clusters=N)): cluster n is a lab of its own whose hosts
+# are cn-xen01... on 127.0.n.11 and up (loopback only: 127.0.0.0/8 is lo's on Linux).
+MAX_CLUSTERS = 32
+
+
+def cluster_host_name(cluster: int, index: int, count: int) -> str:
+    """Host number ``index`` of cluster ``cluster``: c2-xen01 (distinct across clusters)."""
+    return f"c{cluster}-{host_name(index, count)}"
+
+
+def cluster_host_address(cluster: int, index: int) -> str:
+    """Its loopback address: 127.0.<cluster>.11 and up, one third octet per cluster."""
+    if not 1 <= cluster <= MAX_CLUSTERS:
+        raise ValueError(f"cluster {cluster}: 1 to {MAX_CLUSTERS}")
+    return "127.0.%d.%d" % (cluster, FIRST_OCTET + index)
+
+
+def make_hosts(count: int, seed: int, now: float, cluster: int = 0) -> list[Host]:
+    """The hosts of a lab; their sizes depend on the seed, their names and addresses do not.
+
+    ``cluster`` (1 and up): the hosts of that cluster of a multi-cluster lab (names, addresses).
+    """
     rng = random.Random("hosts-%d" % seed)
     hosts = []
     n_xm = max(1, round(count / 5)) if count >= 3 else 0
@@ -127,9 +147,9 @@ def make_hosts(count: int, seed: int, now: float) -> list[Host]:
         xm = i in xm_idx
         hosts.append(
             Host(
-                name=host_name(i, count),
+                name=cluster_host_name(cluster, i, count) if cluster else host_name(i, count),
                 nodeid=i + 1,
-                address=host_address(i),
+                address=cluster_host_address(cluster, i) if cluster else host_address(i),
                 # the hypervisor keeps a little: xl info shows 65442 on a 64 GiB host
                 total_mib=gib * 1024 - rng.randint(60, 400),
                 dom0_mib=rng.choice(DOM0_MIB),
@@ -410,10 +430,11 @@ def write_state(
     boot_s: float,
     latency_ms: int,
     keep_hosts: bool = False,
+    cluster: int = 0,
 ) -> None:
-    """(Re)build state.db and xenconfig/ for a fresh scenario."""
+    """(Re)build state.db and xenconfig/ for a fresh scenario (``cluster``: see make_hosts)."""
     now = time.time()
-    hosts = make_hosts(hosts_count, seed, now)
+    hosts = make_hosts(hosts_count, seed, now, cluster)
     guests = make_guests(hosts, guests_count, seed, now)
     by_name = {h.name: h for h in hosts}
     cfg_dir = lab_dir / "xenconfig"

@@ -249,10 +249,22 @@ def _plan_for_start(c: Any, request: RunRequest) -> Planned:
     return planned
 
 
-def _engine(c: Any, request: RunRequest, planned: Planned) -> StartReport:
+def _engine(
+    c: Any,
+    request: RunRequest,
+    planned: Planned,
+    *,
+    out: Any = None,
+    prompt: Callable[[str], str] | None = None,
+) -> StartReport:
+    """Start the plan; ``out`` and ``prompt`` replace the progress stream and the step prompt
+    (run.multi: each cluster's lines name it)."""
     from ..start import StartOptions, start_guests
 
     table = request.format == "table"
+    if out is None:
+        # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
+        out = sys.stdout if (request.dry_run and table) else sys.stderr
     options = StartOptions(
         base_config=c.config,
         only_hosts=request.only,
@@ -263,8 +275,8 @@ def _engine(c: Any, request: RunRequest, planned: Planned) -> StartReport:
         dead_hosts=planned.dead_hosts,
         verbose=request.verbose,
         plan_id=planned.layout.plan_id,
-        # Progress goes to stderr; a dry run's listing is the result, in a table stdout.
-        out=sys.stdout if (request.dry_run and table) else sys.stderr,
+        out=out,
+        prompt=prompt,
     )
     # The engine writes to the config's audit_log: the one this environment resolves to.
     cfg = replace(planned.cfg, audit_log=planned.cfg.audit_log_of(planned.env))

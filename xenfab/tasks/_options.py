@@ -27,7 +27,12 @@ class Option:
 
 
 _DECLARED = (
-    Option("env", None, "environment from the config (default: its default_env)"),
+    Option(
+        "env",
+        None,
+        "environment from the config (default: its default_env); several: a comma list or a "
+        "glob ('dc1-*'), each cluster on its own, one combined view and exit code",
+    ),
     Option("config", None, "config file (default: $XENFAB_CONFIG, then fabfile_config.yaml)"),
     Option("loc", None, "only the environment's hosts tagged with this location"),
     Option("format", "table", "table (default) or json"),

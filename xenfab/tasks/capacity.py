@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import task
 
-from ..errors import ExitCode
+from ..errors import ConfigError, ExitCode
 from ..plan.capacity import DEFAULT_TIME_BUDGET_S
 from ._common import check_format, cli, exit_with, load, saved_snapshot, split_list
 from .core import COMMON_HELP, PLAN_HELP, check_dead, run_policy
@@ -40,11 +40,29 @@ def capacity(
     dead=None,
 ):
     """N+k: per host, could its guests restart elsewhere; how many hosts may fail at once."""
+    from .core import _multi, each_environment
+
+    check_format(format)
+    if _multi(env):
+        if from_ or dead:
+            raise ConfigError("--from and --dead name one environment's facts: give one --env")
+        given = (loc, format, max_k, time_budget, running_only, strategy, exclude)
+
+        def one(name: str) -> None:
+            _capacity(c, name, config, None, *given, None)
+
+        each_environment(c, env, config, format, one)
+        return
+    _capacity(c, env, config, from_, loc, format, max_k, time_budget, running_only, strategy,
+              exclude, dead)  # fmt: skip
+
+
+def _capacity(c, env, config, from_, loc, format, max_k, time_budget, running_only, strategy,
+              exclude, dead) -> None:  # fmt: skip
     from .. import show
     from ..plan.capacity import capacity as nk_report
     from ..schema import NonNegFloat, PosInt, option
 
-    check_format(format)
     # Options default to None so Invoke hands us text: its own casts fail with a traceback.
     k_cap = option("--max-k", max_k, PosInt)
     budget = option("--time-budget", time_budget, NonNegFloat)

@@ -86,6 +86,8 @@ def facts(c, env=None, config=None, format="table", loc=None):
     from ..run.facts import gather_facts, refusal_of
 
     check_format(format)
+    if _multi(env):
+        return _facts_multi(c, env, config, format, loc)
     cfg, environment = load(c, config, env, loc)
     snap = gather_facts(c, cfg, environment, None)
     # A held lock is not the cluster's problem: facts says who holds it and keeps its exit code
@@ -112,10 +114,89 @@ def show_layout(c, **options):
     finish(preview(c, request_of(options)))
 
 
+def _multi(env: str | None) -> bool:
+    from ..run.multi import is_multi
+
+    return is_multi(env)
+
+
+def each_environment(c, spec: str, config: str | None, fmt: str, one) -> None:
+    """Run a single-environment task body ``one(env_name)`` for each environment ``spec``
+    picks (check, capacity), one after another; one JSON document or each cluster's lines
+    naming it; one exit code (0 all clean, 3 all refused, 1 a mistake, else 2)."""
+    import io
+    import json
+    import sys
+
+    from invoke.exceptions import Exit
+
+    from ..errors import XenfabError
+    from ..run import multi
+    from ..show import combined
+
+    docs: dict[str, Any] = {}
+    codes: dict[str, int] = {}
+    for name in multi.environments(c, config, spec):
+        buf, said, code = io.StringIO(), None, 0
+        saved, sys.stdout = sys.stdout, buf
+        try:
+            one(name)
+        except Exit as exc:
+            code, said = int(exc.code or 0), exc.message
+        except XenfabError as exc:
+            code, said = int(exc.exit_code), f"xenfab: {printable(exc)}"
+        finally:
+            sys.stdout = saved
+        codes[name] = code
+        out = buf.getvalue()
+        if fmt == "json":
+            try:
+                doc = json.loads(out) if out.strip() else None
+            except ValueError:
+                doc = None
+            docs[name] = {"result": doc, "exit_code": code, "message": said}
+            continue
+        text = out.rstrip("\n") + (f"\n{said}" if said else "")
+        print(combined.prefixed(name, text) + "\n")
+    if fmt == "json":
+        print(json.dumps({"environments": docs}, indent=2))
+    values = set(codes.values())
+    if values <= {0}:
+        return
+    bad = sorted(n for n, v in codes.items() if v)
+    if values == {int(ExitCode.REFUSED)}:
+        exit_with(ExitCode.REFUSED, f"every environment refused: {', '.join(bad)}")
+    worst = ExitCode.USER_ERROR if int(ExitCode.USER_ERROR) in values else ExitCode.INCOMPLETE
+    exit_with(worst, f"{len(bad)} of {len(codes)} environment(s) not clean: {', '.join(bad)}")
+
+
+def _facts_multi(c, env: str, config: str | None, format: str, loc: str | None) -> None:
+    """fab facts over several environments: each cluster's facts, one exit code."""
+    from ..run import multi
+
+    runs = multi.facts(c, config, env, loc)
+    render.facts_multi(runs, format)
+    refused = [r for r in runs if r.error or (r.refusal and r.snap and r.snap.quorate is not None)]
+    problems = sum(len(facts_problems(r.snap)) for r in runs if r.snap is not None)
+    if runs and len(refused) == len(runs):
+        exit_with(ExitCode.REFUSED, f"refused: every cluster ({len(runs)}) would refuse starts")
+    if refused or problems:
+        exit_with(
+            ExitCode.INCOMPLETE,
+            f"facts of {len(runs)} cluster(s): {len(refused)} refused, {problems} problem(s)",
+        )
+
+
 def preview(c, request: RunRequest) -> RunOutcome:
     """show-layout's work: plan, print the plan and the STILL DOWN block; return how it ended."""
     from .. import run
 
+    if _multi(request.env):
+        from ..run import multi
+
+        combined = multi.preview(c, request)
+        render.preview_multi(request, combined)
+        return combined  # type: ignore[return-value] - finish() reads code and message
     outcome = run.preview(c, request)
     render.preview(request, outcome)
     return outcome
@@ -125,6 +206,12 @@ def start(c, request: RunRequest) -> RunOutcome:
     """start-host/start-all's work: plan, print it, confirm, start, print how it ended."""
     from .. import run
 
+    if _multi(request.env):
+        from ..run import multi
+
+        combined = multi.start(c, request, shown=lambda runs: render.plan_multi(request, runs))
+        render.ended_multi(request, combined)
+        return combined  # type: ignore[return-value] - finish() reads code and message
     outcome = run.start(c, request, shown=lambda planned: render.plan(request, planned))
     render.ended(request, outcome)
     return outcome
@@ -134,9 +221,14 @@ def start(c, request: RunRequest) -> RunOutcome:
     START,
     name="start-host",
     positional=(Option("host", None, "the host whose planned guests to start"),),
+    help={"env": "the one environment of HOST (default: the config's default_env)"},
 )
 def start_host(c, host, **options):
     """Start the guests the layout puts on HOST (comma-separated for several)."""
+    if _multi(options.get("env")):
+        raise ConfigError(
+            f"start-host: --env {options['env']}: one environment (start-all takes several)"
+        )
     finish(start(c, request_of(options, hosts=host)))
 
 

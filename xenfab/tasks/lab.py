@@ -14,7 +14,14 @@ def lab_options(**given: object) -> dict:
     """The lab's numeric options given on the command line, checked (the lab has the defaults)."""
     from ..schema import Int, NonNegFloat, option
 
-    kinds = {"hosts": Int, "guests": Int, "seed": Int, "latency_ms": Int, "boot_s": NonNegFloat}
+    kinds = {
+        "hosts": Int,
+        "guests": Int,
+        "seed": Int,
+        "latency_ms": Int,
+        "boot_s": NonNegFloat,
+        "clusters": Int,
+    }
     return {
         k: option("--" + k.replace("_", "-"), v, kinds[k])
         for k, v in given.items()
@@ -31,6 +38,8 @@ BACKEND_HELP = (
 
 
 def _summary(st: dict) -> str:
+    if "clusters" in st:
+        return _clusters_summary(st)
     hosts = st["hosts"]
     svcs = st["services"]
     # The lab's own count, by its backend's tools (rgmanager: service states; xl: domain lists).
@@ -58,8 +67,10 @@ def _summary(st: dict) -> str:
 
 @task(
     help={
-        "hosts": "number of simulated hosts, 1-100 (default 6)",
-        "guests": "number of guests (default 30)",
+        "hosts": "number of simulated hosts, 1-100 (default 6; per cluster with --clusters)",
+        "guests": "number of guests (default 30; per cluster with --clusters)",
+        "clusters": "bring up N clusters (1-32), environments lab-c1 ... lab-cN, hosts "
+        "cN-xen01... on 127.0.N.11 and up, each with its own cluster manager",
         "seed": "scenario seed: the same seed gives the same cluster (default 1)",
         "latency_ms": "delay added to every emulated command, in ms (default 0)",
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
@@ -71,19 +82,40 @@ def _summary(st: dict) -> str:
 )
 @cli
 def up(
-    c, hosts=None, guests=None, seed=None, latency_ms=None, boot_s=None, backend=None, lab_dir=None
+    c,
+    hosts=None,
+    guests=None,
+    seed=None,
+    latency_ms=None,
+    boot_s=None,
+    backend=None,
+    lab_dir=None,
+    clusters=None,
 ):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     from .. import lab as _lab
 
-    st = _lab.up(
-        lab_dir,
-        **lab_options(hosts=hosts, guests=guests, seed=seed, latency_ms=latency_ms, boot_s=boot_s),
-        backend=backend or "rgmanager",
+    given = lab_options(
+        hosts=hosts,
+        guests=guests,
+        seed=seed,
+        latency_ms=latency_ms,
+        boot_s=boot_s,
+        clusters=clusters,
     )
+    if clusters is not None and backend not in (None, "rgmanager"):
+        raise Exit("xenfab: lab.up --clusters: rgmanager clusters only (no --backend)", code=1)
+    st = _lab.up(lab_dir, **given, backend=backend or "rgmanager")
     if st.get("restarted"):
         print("lab was already running: restarted it with a fresh scenario")
     print(_summary(st) + f" (up in {st['up_seconds']:.1f}s)")
+    if "clusters" in st:
+        first = st["clusters"][0]["lab_dir"]
+        last = len(st["clusters"])
+        names = ",".join(f"lab-c{n}" for n in range(1, last + 1))
+        print(f"environments: lab-c1 ... lab-c{last} (try: fab facts --env {names})")
+        print(f"ssh_config of lab-c1: {first}/ssh_config")
+        return
     cfg = f"{st['lab_dir']}/ssh_config"
     print(f"ssh_config: {cfg}  (try: ssh -F {cfg} xen01 xl info)")
 
@@ -144,6 +176,9 @@ def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
         return
     given = {"HOST": host, "GUEST": guest, "MS": ms}
     flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms"}
+    if not spec and host and _lab.has_clusters(lab_dir):
+        # A cluster-wide fault in a lab of clusters: the cluster of --host.
+        spec = ("HOST",)
     missing = [flags[n] for n in spec if given[n] in (None, "")]
     extra = [flags[n] for n, v in given.items() if n not in spec and v not in (None, "")]
     if missing or extra:
@@ -167,11 +202,34 @@ def _status_text(st: dict) -> str:
     return "\n".join(parts)
 
 
+def _clusters_summary(st: dict) -> str:
+    """A lab of clusters in one line per cluster."""
+    lines = [f"lab of {len(st['clusters'])} clusters in {st['lab_dir']}:"]
+    for c in st["clusters"]:
+        state = "running" if c["running"] else "stopped"
+        quorum = "quorate" if c["quorate"] else "INQUORATE"
+        lines.append(
+            f"  {c['cluster']}: {state}, {c['hosts']} hosts, {c['guests']} guests "
+            f"({c['summary']['running']} started), {quorum}, port {c['port']}"
+        )
+    return "\n".join(lines)
+
+
+def _cluster(row: dict) -> tuple:
+    # A lab of clusters names each row's cluster (its environment) first.
+    return (row["cluster"],) if "cluster" in row else ()
+
+
+def _cluster_head(st: dict) -> list[str]:
+    return ["cluster"] if "clusters" in st else []
+
+
 def _hosts_table(st: dict) -> str:
     from tabulate import tabulate
 
     rows = [
         (
+            *_cluster(h),
             h["name"],
             h["address"],
             "up" if h["up"] else "DOWN",
@@ -183,6 +241,7 @@ def _hosts_table(st: dict) -> str:
         for h in st["hosts"]
     ]
     headers = ["host", "address", "state", "tools", "cpus", "total MiB", "free MiB"]
+    headers = _cluster_head(st) + headers
     return tabulate(rows, headers=headers)
 
 
@@ -190,16 +249,24 @@ def _services_table(st: dict) -> str:
     from tabulate import tabulate
 
     rows = [
-        (s["name"], s["state"], s["owner"] or "", s["last_owner"] or "") for s in st["services"]
+        (*_cluster(s), s["name"], s["state"], s["owner"] or "", s["last_owner"] or "")
+        for s in st["services"]
     ]
-    return tabulate(rows, headers=["service", "state", "owner", "last owner"])
+    return tabulate(rows, headers=_cluster_head(st) + ["service", "state", "owner", "last owner"])
 
 
 def _starts_table(st: dict) -> str:
     from tabulate import tabulate
 
     rows = [
-        (s["guest"], s["host"], f"{s['ended'] - s['began']:.1f}s", "ok" if s["ok"] else "FAILED")
+        (
+            *_cluster(s),
+            s["guest"],
+            s["host"],
+            f"{s['ended'] - s['began']:.1f}s",
+            "ok" if s["ok"] else "FAILED",
+        )
         for s in st["starts"]
     ]
-    return tabulate(rows, headers=["started guest", "on", "took", "result"])
+    head = ["started guest", "on", "took", "result"]
+    return tabulate(rows, headers=_cluster_head(st) + head)

@@ -32,10 +32,19 @@ def _key_state(host: Host) -> str:
 @cli
 def check(c, env=None, config=None, loc=None, format="table"):
     """Validate the config and reach every host: host key, toolstack, Xen version, round trip."""
+    from .core import _multi, each_environment
+
+    check_format(format)
+    if _multi(env):
+        each_environment(c, env, config, format, lambda one: _check(c, one, config, loc, format))
+        return
+    _check(c, env, config, loc, format)
+
+
+def _check(c, env: str | None, config: str | None, loc: str | None, format: str) -> None:
     from .. import show
     from ..gather import gather
 
-    check_format(format)
     cfg, environment = load(c, config, env, loc)
     from ..show.progress import gathering
 

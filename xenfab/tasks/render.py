@@ -175,3 +175,66 @@ def _gantt(outcome: RunOutcome) -> str | None:
     if tl is None:
         return None
     return gantt_text(tl, gantt_width(shutil.get_terminal_size((0, 0)).columns or None))
+
+
+# --------------------------------------------------------------------------- several environments
+
+
+def facts_multi(runs: list, fmt: str) -> None:
+    """fab facts --env 'a,b': one JSON document, or each cluster's table naming it."""
+    from .. import show
+    from ..show import combined
+
+    if fmt == "json":
+        print(show.to_json(combined.facts_json(runs)))
+        return
+    print(combined.facts_text(runs))
+
+
+def plan_multi(request: RunRequest, runs: list) -> None:
+    """start-* over several environments: each cluster's plan before the one confirmation."""
+    from ..show import combined
+
+    if request.format != "table":
+        return
+    for run in runs:
+        text = combined.plan_text(
+            run, explain=request.explain, verbose=request.verbose, break_lock=request.break_lock
+        )
+        print(text + "\n")
+    sys.stdout.flush()
+
+
+def preview_multi(request: RunRequest, outcome) -> None:
+    """show-layout over several environments: plans, SUMMARY and STILL DOWN, or one JSON."""
+    from .. import show
+    from ..show import combined
+
+    if request.format == "json":
+        print(show.to_json(combined.run_json(outcome)))
+        return
+    plan_multi(request, outcome.runs)
+    _closing(outcome)
+
+
+def ended_multi(request: RunRequest, outcome) -> None:
+    """start-* over several environments: each cluster's results, SUMMARY, STILL DOWN."""
+    from .. import show
+    from ..show import combined
+
+    if request.format != "table":
+        print(show.to_json(combined.run_json(outcome)))
+        return
+    for run in outcome.runs:
+        text = combined.results_text(run)
+        if text:
+            print("\n" + text)
+    print()
+    _closing(outcome)
+
+
+def _closing(outcome) -> None:
+    from ..show import combined
+
+    print(combined.summary_text(outcome.runs))
+    print("\n" + combined.still_down_text(outcome.still, len(outcome.runs), outcome.preview))

@@ -1,0 +1,115 @@
+"""Several environments in one run: --env selection, the combined exit code, the combined view."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+import pytest
+
+from xenfab.config import config_from_dict
+from xenfab.errors import ConfigError, ExitCode
+from xenfab.run.multi import ClusterRun, Prefixed, combined_code, is_multi
+from xenfab.show import combined
+
+
+def _cfg(envs: dict) -> object:
+    return config_from_dict({"environments": envs}, "t.yaml")
+
+
+def _env(**extra) -> dict:
+    return {"hosts": ["h1"], "backend": "xl", "guest_config_dir": "/xc", **extra}
+
+
+def test_env_picks_one_a_list_or_globs_in_config_order():
+    cfg = _cfg({"dc1-a": _env(), "dc1-b": _env(), "dc2-a": _env()})
+    assert cfg.select(None) == ["dc1-a"]
+    assert cfg.select("dc2-a") == ["dc2-a"]
+    assert cfg.select("dc1-*") == ["dc1-a", "dc1-b"]
+    assert cfg.select("dc2-a, dc1-*,dc2-a") == ["dc2-a", "dc1-a", "dc1-b"]
+    with pytest.raises(ConfigError, match=r"--env 'dc3-\*': no such environment"):
+        cfg.select("dc1-a,dc3-*")
+    assert not is_multi("dc1-a") and is_multi("dc1-*") and is_multi("a,b")
+
+
+def test_a_numbered_entry_is_one_environment_per_number():
+    cfg = _cfg({"c{2..4}": _env(hosts=["n{n}-*"], description="cluster {n}")})
+    assert list(cfg.environments) == ["c2", "c3", "c4"]
+    assert cfg.environment("c3").hosts[0].name == "n3-*"
+    assert cfg.environment("c4").description == "cluster 4"
+    with pytest.raises(ConfigError, match="c3 is also given by name"):
+        _cfg({"c3": _env(), "c{2..4}": _env()})
+    with pytest.raises(ConfigError, match="a range of 1 to"):
+        _cfg({"c{5..4}": _env()})
+
+
+def _run(env: str, *, code=ExitCode.OK, refused=None, still=(), report=None, down=2):
+    outcome = SimpleNamespace(
+        code=code,
+        refusal=SimpleNamespace(text=refused) if refused else None,
+        still=[{"guest": g, "memory_mib": 512, "reason": "why"} for g in still],
+        report=report,
+    )
+    layout = SimpleNamespace(assignments=[1] * down, unplaced=[])
+    return ClusterRun(env, planned=SimpleNamespace(layout=layout), outcome=outcome)
+
+
+def test_the_combined_exit_code():
+    ok, bad = _run("a"), _run("b", code=ExitCode.REFUSED, refused="not quorate", still=("x01",))
+    assert combined_code([ok, _run("c")])[0] is ExitCode.OK
+    assert combined_code([bad, ClusterRun("d", error="no host")])[0] is ExitCode.REFUSED
+    code, message = combined_code([ok, bad])
+    assert code is ExitCode.INCOMPLETE and "1 of 2 cluster(s) refused" in message
+    some = _run("e", code=ExitCode.INCOMPLETE, still=("y01",))
+    assert combined_code([ok, some])[0] is ExitCode.INCOMPLETE
+
+
+def test_still_down_and_summary_name_each_guest_s_environment():
+    runs = [_run("a", still=("web01",)), _run("b", code=ExitCode.REFUSED, refused="lock held",
+                                               still=("web01",))]  # fmt: skip
+    rows = [row for run in runs for row in run.still]
+    text = combined.still_down_text(rows, len(runs))
+    assert "[a] web01 (512 MiB): why" in text and "[b] web01 (512 MiB): why" in text
+    summary = combined.summary_text(runs)
+    assert "lock held" in summary.splitlines()[-1]
+    assert "none" in combined.still_down_text([], 2)
+
+
+def test_prefixed_stream_writes_whole_lines_each_naming_its_cluster():
+    out = io.StringIO()
+    stream = Prefixed(out, "dc1")
+    stream.write("starting web01")
+    assert out.getvalue() == ""
+    stream.write(" on h1\nstarted web01\n")
+    assert out.getvalue() == "[dc1] starting web01 on h1\n[dc1] started web01\n"
+    assert not stream.isatty()
+
+
+def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monkeypatch):
+    """The main thread's KeyboardInterrupt is passed on to each engine, which ends its own way."""
+    import _thread
+    import threading
+    import time
+
+    from xenfab.run import RunRequest, multi
+
+    began = threading.Barrier(3)
+
+    def engine(c, request, planned, *, out, prompt):
+        began.wait(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:
+                time.sleep(0.05)  # the starts in flight are waited for
+                return SimpleNamespace(interrupted=True, env=request.env)
+        return SimpleNamespace(interrupted=False, env=request.env)
+
+    monkeypatch.setattr(multi, "_engine", engine)
+    runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b")]
+    reports: dict = {}
+    threading.Timer(0.1, lambda: (began.wait(5), _thread.interrupt_main())).start()
+    multi._start_all(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set())
+    assert sorted(reports) == ["a", "b"]
+    assert all(r.interrupted for r in reports.values())
