@@ -21,6 +21,7 @@ import secrets
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import ClusterState, UnsafeName, safe_guest, safe_host
@@ -43,6 +44,7 @@ from .outcome import Outcome
 from .progress import Progress, counts_line
 from .prompter import StepPrompter, terminal_prompt
 from .reader import ClusterReader
+from .readiness import ReadinessUnit
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport
 from .schedule import (
@@ -59,11 +61,12 @@ DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
 __all__ = ["DEFAULT_PARALLEL", "Engine", "StartOptions", "terminal_prompt"]
 
 
-class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
+class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, DryRunUnit):
     """One start run; ``run()`` returns the StartReport.
 
     Its units by responsibility: loop (turns, stops), dispatch (what goes now, sending),
-    confirmation (what comes back, phases), lockhold (the run lock), dryrun (the listing).
+    confirmation (what comes back, phases), readiness (probes, dependencies), lockhold (the
+    run lock), dryrun (the listing).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
         self.sched: Scheduler | None = None
         self.jobs: list[Job] = []
         self.extra: list[GuestResult] = []
+        self.probers: ThreadPoolExecutor | None = None
 
     def run(self) -> StartReport:
         """Start the layout's guests; raise StartRefused before the first start when unsafe."""
@@ -282,12 +286,22 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
     def _jobs(self) -> list[Job]:
         jobs: list[Job] = []
         gates = {g.name: g.gate_s for g in self.snapshot.guests}  # the manager's start delays
+        # Every guest the cluster knows may be depended on (one running already counts as ready);
+        # a cycle or a pattern matching none is a ConfigError before anything is sent.
+        known = sorted(
+            {g.name for g in self.snapshot.guests} | {a.guest for a in self.layout.assignments}
+        )
+        deps = self.start_policy.dependencies(known)
         for i, a in enumerate(self.layout.assignments):
             if self.only_hosts is not None and a.host not in self.only_hosts:
                 continue
             job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
             job.gate_s = gates.get(a.guest, 0.0)
             job.gate_in_start = self.backend.start_includes_gate
+            job.probe = self.start_policy.probe(a.guest)
+            job.deps = deps.get(a.guest, [])
+            # The plan's estimate (command to ready), when its planner gives one.
+            job.expected_s = getattr(a, "expected_ready_s", None)
             try:
                 safe_guest(a.guest)
                 safe_host(a.host)
