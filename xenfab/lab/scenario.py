@@ -410,8 +410,9 @@ def write_state(
     boot_s: float,
     latency_ms: int,
     keep_hosts: bool = False,
+    ready_s: float = 0,
 ) -> None:
-    """(Re)build state.db and xenconfig/ for a fresh scenario."""
+    """(Re)build state.db and xenconfig/ for a fresh scenario (``ready_s``: see net_tools)."""
     now = time.time()
     hosts = make_hosts(hosts_count, seed, now)
     guests = make_guests(hosts, guests_count, seed, now)
@@ -435,6 +436,7 @@ def write_state(
         db.execute("BEGIN IMMEDIATE")
         try:
             _fill(db, hosts, guests, by_name, seed, boot_s, latency_ms, now)
+            db.execute("INSERT INTO meta(key, value) VALUES ('ready_s', ?)", (str(ready_s),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

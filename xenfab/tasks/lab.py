@@ -14,7 +14,14 @@ def lab_options(**given: object) -> dict:
     """The lab's numeric options given on the command line, checked (the lab has the defaults)."""
     from ..schema import Int, NonNegFloat, option
 
-    kinds = {"hosts": Int, "guests": Int, "seed": Int, "latency_ms": Int, "boot_s": NonNegFloat}
+    kinds = {
+        "hosts": Int,
+        "guests": Int,
+        "seed": Int,
+        "latency_ms": Int,
+        "boot_s": NonNegFloat,
+        "ready_s": NonNegFloat,
+    }
     return {
         k: option("--" + k.replace("_", "-"), v, kinds[k])
         for k, v in given.items()
@@ -63,6 +70,7 @@ def _summary(st: dict) -> str:
         "seed": "scenario seed: the same seed gives the same cluster (default 1)",
         "latency_ms": "delay added to every emulated command, in ms (default 0)",
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
+        "ready_s": "seconds after its domain booted that a guest answers ping and nc (default 0)",
         "backend": BACKEND_HELP,
         "lab_dir": LAB_DIR_HELP,
     },
@@ -71,14 +79,29 @@ def _summary(st: dict) -> str:
 )
 @cli
 def up(
-    c, hosts=None, guests=None, seed=None, latency_ms=None, boot_s=None, backend=None, lab_dir=None
+    c,
+    hosts=None,
+    guests=None,
+    seed=None,
+    latency_ms=None,
+    boot_s=None,
+    backend=None,
+    lab_dir=None,
+    ready_s=None,
 ):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     from .. import lab as _lab
 
     st = _lab.up(
         lab_dir,
-        **lab_options(hosts=hosts, guests=guests, seed=seed, latency_ms=latency_ms, boot_s=boot_s),
+        **lab_options(
+            hosts=hosts,
+            guests=guests,
+            seed=seed,
+            latency_ms=latency_ms,
+            boot_s=boot_s,
+            ready_s=ready_s,
+        ),
         backend=backend or "rgmanager",
     )
     if st.get("restarted"):
@@ -124,16 +147,18 @@ def status(c, format="table", lab_dir=None):
         "the fence), host-up, slow, command-fails, command-ok, inquorate, quorate, "
         "start-behind, hand-start (an xl create the cluster does not see), hand-start-on-start, "
         "start-behind-on-start (armed: at the next start of another guest), start-fails, "
-        "start-ok; xe labs: sr-unplugged/sr-plugged, host-disable/host-enable (--host), "
-        "ha-enable, ha-disable, xapi-8.0, xapi-8.2",
+        "start-ok; never-ready (--guest: it boots but never answers ping/nc), slow-boot "
+        "(--guest, -s S: it answers S seconds late); xe labs: sr-unplugged/sr-plugged, "
+        "host-disable/host-enable (--host), ha-enable, ha-disable, xapi-8.0, xapi-8.2",
         "host": "the host (host-down/-up, fence, slow, command-fails/-ok, start-behind...)",
         "guest": "the guest, e.g. web01 (start-behind, hand-start..., start-fails/-ok)",
         "ms": "milliseconds of delay for slow (0 removes it)",
+        "s": "seconds for slow-boot",
         "lab_dir": LAB_DIR_HELP,
     },
 )
 @cli
-def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
+def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None, s=None):
     """Inject a fault, e.g. `lab.inject host-down --host xen03` (see --help for the kinds)."""
     from .. import lab as _lab
 
@@ -142,8 +167,8 @@ def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
         # let the lab word the error (it lists the kinds)
         _lab.inject(lab_dir, kind)
         return
-    given = {"HOST": host, "GUEST": guest, "MS": ms}
-    flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms"}
+    given = {"HOST": host, "GUEST": guest, "MS": ms, "S": s}
+    flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms", "S": "-s"}
     missing = [flags[n] for n in spec if given[n] in (None, "")]
     extra = [flags[n] for n, v in given.items() if n not in spec and v not in (None, "")]
     if missing or extra:
