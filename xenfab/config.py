@@ -206,8 +206,9 @@ class StartPolicy:
         "when a guest counts as up, per guest or glob (`db*: tcp:5432`): `started` (the "
         "cluster or the domain list says so), `ping`, `tcp:PORT` or `command:/PATH` (run on a "
         "cluster host with the guest's name as its argument; exit 0 = ready); the first "
-        "matching key wins; probes run on a cluster host over xenfab's SSH connection",
-        shown="`{}` (every guest: `started`)",
+        "matching key wins, a guest none matches: `started`; probes run on a cluster host over "
+        "xenfab's SSH connection",
+        shown="`{}`",
     )
     ready_timeout_s: PosFloat = doc(
         300.0,
