@@ -29,6 +29,7 @@ from ..cluster import backend as get_backend
 from ..config import Environment, StartPolicy, XenfabConfig
 from ..duplicates import Duplicate, find_duplicates
 from ..duplicates import line as duplicate_line
+from ..errors import ConfigError
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from .audit import AuditLog, local_user
@@ -291,7 +292,10 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         known = sorted(
             {g.name for g in self.snapshot.guests} | {a.guest for a in self.layout.assignments}
         )
-        deps = self.start_policy.dependencies(known)
+        try:
+            deps = self.start_policy.dependencies(known)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.cfg.path}: {exc} (environment {self.env.name})") from None
         for i, a in enumerate(self.layout.assignments):
             if self.only_hosts is not None and a.host not in self.only_hosts:
                 continue
@@ -309,6 +313,16 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
                 self.extra.append(GuestResult(a.guest, a.host, Outcome.FAILED, message=str(exc)))
                 continue
             jobs.append(job)
+        tier = {j.guest: j.tier for j in jobs}
+        for j in jobs:
+            later = [d for d in j.deps if tier.get(d, j.tier) > j.tier]
+            if later:
+                # It would hold its own tier open until the timeouts: said before anything runs.
+                raise ConfigError(
+                    f"{self.cfg.path}: start.depends_on: {j.guest} (tier {j.tier}) waits for "
+                    f"{later[0]} (tier {tier[later[0]]}), a later tier (environment "
+                    f"{self.env.name}); give it the same tier or a later one"
+                )
         if self.only_hosts is None:
             for u in getattr(self.layout, "unplaced", []) or []:
                 self.extra.append(
