@@ -118,3 +118,20 @@ def test_a_db_that_never_answers_holds_the_apps_and_the_exit_code_says_so(ready_
     assert not [s for s in st["starts"] if s["guest"] in APP]
     # Never stopped: db01's domain still runs where it was started.
     assert "db01" in {d["name"] for d in st["domains"]}
+
+
+def test_a_cycle_is_one_line_naming_it_and_nothing_starts(ready_lab):
+    path = _config(ready_lab, depends_on={"app*": ["db*"], "db01": ["app02"]})
+    before = len(_status(ready_lab)["starts"])
+    res = fab("start-all", "--yes", "--config", path, env={"XENFAB_LAB_DIR": str(ready_lab)})
+    no_traceback(res)
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"xenfab: {path}: start.depends_on: a cycle: "), res.stderr
+    assert last.endswith(" (environment lab)")
+    # The cycle, closed, from whichever of its guests the search met first.
+    assert last.split(": a cycle: ")[1].split(" (")[0] in (
+        "app02 -> db01 -> app02",
+        "db01 -> app02 -> db01",
+    )
+    assert len(_status(ready_lab)["starts"]) == before
