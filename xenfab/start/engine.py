@@ -46,6 +46,7 @@ from .progress import Progress, counts_line
 from .prompter import StepPrompter, terminal_prompt
 from .reader import ClusterReader
 from .readiness import ReadinessUnit
+from .ready import ProbeDone
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport
 from .schedule import (
@@ -113,7 +114,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         self.lock_host = self.backend.lock_host(self.master, env.master or first)
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=opts.dry_run)
-        self.results: queue.Queue[_StartDone | Replanned] = queue.Queue()
+        self.results: queue.Queue[_StartDone | Replanned | ProbeDone] = queue.Queue()
         self.prompter: StepPrompter | None = None
         self.interrupts = Interrupts(lambda: self.prompter is not None and self.prompter.in_prompt)
         self.reader = ClusterReader(
