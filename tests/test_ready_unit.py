@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from xenfab.cluster import UnsafeName
@@ -148,3 +150,94 @@ def test_the_eta_counts_guests_still_booting_or_probing_and_is_never_zero_for_th
     counts = s.counts()
     assert counts["running"] == 1
     assert "0.0s" not in counts_line(counts, late)
+
+
+class _ProbePool:
+    """Answers probes: exit 0 once ``ready`` holds the guest, else nc's silent exit 1."""
+
+    def __init__(self) -> None:
+        self.ready: set[str] = set()
+        self.calls: list[tuple[str, str]] = []
+
+    def run(self, host: str, command: str, timeout: float | None = None):
+        from xenfab.cluster import Output
+        from xenfab.remote import RunResult
+
+        self.calls.append((host, command))
+        guest = command.split()[4]
+        return RunResult(host, Output("", 0 if guest in self.ready else 1))
+
+
+def _engine(tmp_path, **start):
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+    from pathlib import Path
+
+    from xenfab.config import load_config
+    from xenfab.snapshot import Snapshot
+    from xenfab.start.audit import AuditLog
+    from xenfab.start.engine import Engine
+    from xenfab.start.options import StartOptions
+
+    cfg = load_config(str(Path(__file__).resolve().parent.parent / "fabfile_config.yaml"))
+    env = cfg.environment("lab")
+    policy = replace(env.start, ready={"db*": "tcp:5432"}, **start)
+    engine = Engine(
+        cfg, env, Snapshot("lab", "t", "xen01", True), None, None, StartOptions(start_policy=policy)
+    )
+    engine.pool = _ProbePool()
+    engine.probers = ThreadPoolExecutor(max_workers=2)
+    engine.audit = AuditLog(str(tmp_path / "audit.jsonl"), "lab", "r")
+    engine.audit.open()
+    engine.jobs = _jobs(("db01", "xen02", [], None), ("web01", "xen02", [], None))
+    for job in engine.jobs:
+        job.probe = policy.probe(job.guest)
+        job.command_at = job.sent_at = 0.0
+    engine.sched = Scheduler(engine.jobs, per_host=2, parallel=2, tier_timeout_s=60, now=0)
+
+    def audit() -> list[dict]:
+        return [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+
+    return engine, audit
+
+
+def _settle(engine) -> None:
+    """Send the due probes and take their answers (the loop's part, without its waits)."""
+    engine._probes(engine.sched)
+    engine.probers.shutdown(wait=True)
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine.probers = ThreadPoolExecutor(max_workers=2)
+    while not engine.results.empty():
+        engine._on_probe_done(engine.results.get_nowait())
+
+
+def test_a_probed_guest_is_started_only_once_it_answers_and_its_ready_line_says_when(tmp_path):
+    engine, audit = _engine(tmp_path)
+    db, web = engine.jobs
+    engine._started(engine.sched, web, "xen02", "")
+    assert web.outcome == Outcome.STARTED  # `started`: up when the cluster says so
+    engine._started(engine.sched, db, "xen02", "")
+    assert db.phase == PROBING and db.slot is None  # its start slot is free meanwhile
+    _settle(engine)
+    assert db.phase == PROBING and engine.pool.calls[0][1] == "nc -z -w 2 db01 5432"
+    engine.pool.ready.add("db01")
+    db.next_probe_at = 0
+    _settle(engine)
+    assert db.outcome == Outcome.STARTED and db.ready_at is not None
+    ready = {x["guest"]: x for x in audit() if x["action"] == "ready"}
+    assert ready["db01"]["outcome"] == "ready" and ready["db01"]["ready_s"] > 0
+    assert ready["web01"]["probe"] == "started"
+
+
+def test_a_guest_that_never_answers_is_not_ready_and_left_alone(tmp_path):
+    engine, audit = _engine(tmp_path, ready_timeout_s=0.01)
+    db = engine.jobs[0]
+    engine._started(engine.sched, db, "xen02", "")
+    time.sleep(0.02)
+    _settle(engine)
+    assert db.outcome == Outcome.NOT_READY and "left running" in db.message
+    (line,) = [x for x in audit() if x["action"] == "ready"]
+    assert line["outcome"] == "timeout" and "ready_s" not in line and line["guest"] == "db01"
+    assert engine.pool.calls == []  # timed out before a probe: nothing else was sent

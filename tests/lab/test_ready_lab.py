@@ -103,7 +103,7 @@ def test_a_db_that_never_answers_holds_the_apps_and_the_exit_code_says_so(ready_
     lab.reseed(ready_lab, ready_s=READY_S)
     lab.inject(ready_lab, "never-ready", "db01")
     code, doc, audit, err = _run(
-        ready_lab, ready_timeout_s=4, dependency_failure="hold", dependency_timeout_s=600
+        ready_lab, ready_timeout_s=2, dependency_failure="hold", dependency_timeout_s=600
     )
     by = {r["guest"]: r for r in doc["results"]}
     assert by["db01"]["outcome"] == "not-ready" and "left running" in by["db01"]["message"]
