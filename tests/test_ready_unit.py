@@ -241,3 +241,11 @@ def test_a_guest_that_never_answers_is_not_ready_and_left_alone(tmp_path):
     (line,) = [x for x in audit() if x["action"] == "ready"]
     assert line["outcome"] == "timeout" and "ready_s" not in line and line["guest"] == "db01"
     assert engine.pool.calls == []  # timed out before a probe: nothing else was sent
+
+
+def test_the_progress_line_counts_not_ready_guests_and_says_no_eta_once_all_ended():
+    line = counts_line({"total": 3, "started": 1, "not-ready": 1, "running": 1}, 0.1)
+    assert line == "1/3 started, 1 not-ready, 1 running, ETA overdue, still booting"
+    assert counts_line({"total": 3, "started": 1, "not-ready": 1, "not-started": 1}, 0.0) == (
+        "1/3 started, 1 not-ready, 1 not-started"
+    )

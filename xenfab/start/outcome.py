@@ -63,4 +63,5 @@ class Tally(_Word):
     FAILED = Outcome.FAILED.value
     LEFT_ALONE = "left alone"  # found running or skipped
     NOT_STARTED = Outcome.NOT_STARTED.value
+    NOT_READY = Outcome.NOT_READY.value  # started, but not answering its probe in time
     RUNNING = "running"  # starts under way

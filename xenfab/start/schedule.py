@@ -400,6 +400,7 @@ class Scheduler:
             Tally.FAILED: c[Outcome.FAILED],
             Tally.LEFT_ALONE: c[Outcome.FOUND_RUNNING] + c[Outcome.SKIPPED],
             Tally.NOT_STARTED: c[Outcome.NOT_STARTED],
+            Tally.NOT_READY: c[Outcome.NOT_READY],
             # Starts under way and started guests not answering their probe yet.
             Tally.RUNNING: sum(1 for j in self.jobs if j.booting),
         }
