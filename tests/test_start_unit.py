@@ -647,6 +647,7 @@ def test_outcomes_are_their_words_in_json_tables_and_counts():
         "skipped",
         "not-started",
         "unconfirmed",
+        "not-ready",
     ]
     rep = StartReport(
         results=[GuestResult("a", "h", Outcome.STARTED), GuestResult("b", None, "failed")]

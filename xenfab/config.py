@@ -129,6 +129,37 @@ class SSHSettings:
     parallel: PosInt = doc(64, "most hosts contacted at once while gathering")
 
 
+# A guest name or a glob over guest names (``db*``, ``web0[1-3]``): the characters of a guest
+# name (cluster.base.GUEST_NAME) and the glob's own; checked again per guest when expanded.
+_GUEST_GLOB = re.compile(r"^[A-Za-z0-9*?\[][A-Za-z0-9._+@*?\[\]!-]{0,127}$")
+# ``command:PATH``: an absolute path of plain characters, run with the guest's name as its one
+# (quoted) argument; no words, no shell: nothing from the config is parsed by a remote shell.
+_PROBE_COMMAND = re.compile(r"^/[A-Za-z0-9._/+-]{1,255}$")
+PROBE_KINDS = ("started", "ping", "tcp:PORT", "command:/ABSOLUTE/PATH")
+
+
+def _guest_glob(value: str) -> str:
+    if not _GUEST_GLOB.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a guest name or glob (letters, digits, ._+@-, *?[])")
+    return value
+
+
+def check_probe(value: str) -> str:
+    """A readiness probe: ``started``, ``ping``, ``tcp:PORT`` or ``command:/ABSOLUTE/PATH``."""
+    if value in ("started", "ping"):
+        return value
+    kind, sep, arg = value.partition(":")
+    if sep and kind == "tcp" and arg.isdigit() and arg == str(int(arg)) and 1 <= int(arg) <= 65535:
+        return value
+    if sep and kind == "command" and _PROBE_COMMAND.match(arg) and "/../" not in arg + "/":
+        return value
+    raise ValueError(f"{value!r} is not a probe: one of {', '.join(PROBE_KINDS)}")
+
+
+GuestGlob = Annotated[Str, Check(_guest_glob)]
+Probe = Annotated[Str, Check(check_probe)]
+
+
 @dataclass
 class StartPolicy:
     """The start engine's caps (the ``start`` key): how many starts at once, how long a tier."""
@@ -170,6 +201,64 @@ class StartPolicy:
     stagger_s: NonNegFloat = doc(
         0.03, "seconds at least between two start commands (busiest host first)"
     )
+    ready: dict[GuestGlob, Probe] = doc(
+        {},
+        "when a guest counts as up, per guest or glob (`db*: tcp:5432`): `started` (the "
+        "cluster or the domain list says so), `ping`, `tcp:PORT` or `command:/PATH` (run on a "
+        "cluster host with the guest's name as its argument; exit 0 = ready); the first "
+        "matching key wins, a guest none matches: `started`; probes run on a cluster host over "
+        "xenfab's SSH connection",
+        shown="`{}`",
+    )
+    ready_timeout_s: PosFloat = doc(
+        300.0,
+        "seconds a started guest may take to answer its probe; then it is reported not-ready "
+        "(left running, never retried or stopped) and the run goes on (exit 2)",
+    )
+    depends_on: dict[GuestGlob, list[GuestGlob]] = doc(
+        {},
+        "guests or globs each guest (or glob) waits for: it starts only once they are ready "
+        "(`app*: [db*]`); a cycle or a name matching no guest is a config error",
+        shown="`{}`",
+    )
+    dependency_timeout_s: PosFloat = doc(
+        600.0,
+        "seconds a guest waits (from when its tier opened) for dependencies that are not ready",
+    )
+    dependency_failure: Literal["start", "hold"] = doc(
+        "start",
+        "after `dependency_timeout_s`, or once a dependency failed: `start` the dependents "
+        "with a warning, or `hold` them down (reported, with the reason)",
+    )
+
+    def probe(self, guest: str) -> str:
+        """The readiness probe of ``guest``: the first matching key of ``ready``, else started."""
+        for pattern, probe in self.ready.items():
+            if fnmatch.fnmatchcase(guest, pattern):
+                return probe
+        return "started"
+
+    def dependencies(self, guests: list[str]) -> dict[str, list[str]]:
+        """Each guest's dependencies among ``guests`` (every guest the cluster knows).
+
+        ConfigError (one line) for a key or dependency matching no guest, or a cycle.
+        """
+        deps: dict[str, set[str]] = {}
+        for key, wanted in self.depends_on.items():
+            dependents = [g for g in guests if fnmatch.fnmatchcase(g, key)]
+            if not dependents:
+                raise ConfigError(f"start.depends_on: {key!r} matches no guest")
+            for pattern in wanted:
+                found = [g for g in guests if fnmatch.fnmatchcase(g, pattern)]
+                if not found:
+                    raise ConfigError(f"start.depends_on.{key}: {pattern!r} matches no guest")
+                for d in dependents:
+                    # A glob matching its own dependent (``db*: [db0*]``) does not mean itself.
+                    deps.setdefault(d, set()).update(f for f in found if f != d)
+        cycle = _cycle(deps)
+        if cycle:
+            raise ConfigError(f"start.depends_on: a cycle: {' -> '.join(cycle)}")
+        return {g: sorted(d) for g, d in deps.items() if d}
 
 
 @dataclass
@@ -538,3 +627,30 @@ def ssh_config_hosts(path: str | None) -> list[str]:
 
 # `Host a b`, `host=a`, as ssh_config's keyword/argument syntax allows.
 _HOST_LINE = re.compile(r"^\s*host(?:\s*=\s*|\s+)(.+?)\s*$", re.IGNORECASE)
+
+
+def _cycle(deps: Mapping[str, set[str]]) -> list[str]:
+    """One cycle of ``deps`` (guest -> what it waits for), closed (``a -> b -> a``), or []."""
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    for root in sorted(deps):
+        if state.get(root):
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, list[str]]] = [(root, sorted(deps.get(root, ())))]
+        state[root] = 1
+        path.append(root)
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            nxt = todo.pop(0)
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append((nxt, sorted(deps.get(nxt, ()))))
+    return []

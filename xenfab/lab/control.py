@@ -52,6 +52,8 @@ GROUP_SIZE = 16  # sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS)
 # Found, not listed: each family module names the backend it emulates (``BACKEND``).
 TOOLSTACK = next(f for f in emulator.families() if getattr(f, "TOOLSTACK", False))
 BACKENDS = {f.BACKEND: f for f in emulator.families() if getattr(f, "BACKEND", None)}
+# Families every host has besides its toolstack, whatever the backend (net_tools: ping, nc).
+EVERY_HOST = tuple(f for f in emulator.families() if getattr(f, "EVERY_HOST", False))
 EMULATOR = Path(emulator.__file__).resolve()
 
 
@@ -215,6 +217,7 @@ exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"
         bin_dir.mkdir(parents=True, exist_ok=True)
         stacks = TOOLSTACK.TOOLSTACKS
         tools = stacks.get(h["toolstack"], stacks["xl"]) + BACKENDS[backend].HOST_TOOLS
+        tools += tuple(t for f in EVERY_HOST for t in f.HOST_TOOLS)
         families = (*stacks.values(), *(b.HOST_TOOLS for b in BACKENDS.values()))
         every = {t for family in families for t in family}
         for stale in every - set(tools):
@@ -590,6 +593,7 @@ def up(
     backend: str | None = None,
     clusters: int | None = None,
     cluster: int = 0,
+    ready_s: float = 0,
 ) -> dict:
     """Start a lab (restarting it if it runs) and return its status once every host answers.
 
@@ -598,10 +602,13 @@ def up(
 
     ``backend``: one of ``BACKENDS``, by default ``default_backend()`` (a cluster manager's
     family adds its tools to every host); ``xl`` is no cluster manager: the Xen tools only, and
-    an autostart directory linking every guest's config.
+    an autostart directory linking every guest's config. ``ready_s``: seconds after its domain
+    booted that a guest starts answering ``ping`` and ``nc`` (net_tools).
     """
     if clusters is not None:
-        return up_clusters(lab_dir, clusters, hosts, guests, seed, latency_ms, boot_s, backend)
+        return up_clusters(
+            lab_dir, clusters, hosts, guests, seed, latency_ms, boot_s, backend, ready_s
+        )
     _check_int("hosts", hosts, 1, scenario.MAX_HOSTS)
     _check_int("guests", guests, 0, 5000)
     _check_int("latency_ms", latency_ms, 0, 600_000)
@@ -609,6 +616,7 @@ def up(
         raise LabError(f"seed must be an integer, not {seed!r}")
     if not isinstance(boot_s, (int, float)) or boot_s < 0:
         raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
+    _check_seconds("ready_s", ready_s)
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
@@ -628,7 +636,9 @@ def up(
         for f in ("state.db", "state.db-wal", "state.db-shm"):
             with contextlib.suppress(FileNotFoundError):
                 (lab / f).unlink()
-        scenario.write_state(lab, hosts, guests, seed, boot_s, latency_ms, cluster=cluster)
+        scenario.write_state(
+            lab, hosts, guests, seed, boot_s, latency_ms, cluster=cluster, ready_s=ready_s
+        )
         _write_backend(lab, backend)
         _keygen(lab / "sshd" / "ssh_host_ed25519_key", "xenfab-lab-host")
         _keygen(lab / "id_ed25519", "xenfab-lab-client")
@@ -689,6 +699,12 @@ def _start_sshd(lab: Path, host_rows: list[dict], server: dict) -> tuple[dict, i
             if attempt == 4:
                 raise LabError("could not bind a free port for sshd after 5 tries") from None
     raise AssertionError("unreachable")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0 <= value <= 86_400:  # type: ignore[operator]
+        raise LabError(f"{name} must be a number of seconds from 0 to 86400, not {value!r}")
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
@@ -864,7 +880,9 @@ HOST_FAULTS = {
 }
 GUEST_FAULTS = {"start-fails": ("GUEST",), "start-ok": ("GUEST",)}
 _FAMILY_FAULTS = {
-    k: v for f in (TOOLSTACK, *BACKENDS.values()) for k, v in getattr(f, "FAULTS", {}).items()
+    k: v
+    for f in (TOOLSTACK, *BACKENDS.values(), *EVERY_HOST)
+    for k, v in getattr(f, "FAULTS", {}).items()
 }
 INJECT_KINDS = {
     **HOST_FAULTS,
@@ -919,6 +937,16 @@ def _resolve_args(db, kind: str, spec: tuple[str, ...], args: tuple[str, ...]) -
             if record is None:
                 raise LabError(f"{kind}: no guest {arg!r} in the lab")
             values["guest"] = record["guest"]
+        elif name == "S":
+            try:
+                seconds = float(arg)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 86_400:
+                raise LabError(
+                    f"{kind}: S must be a number of seconds from 0 to 86400, not {arg!r}"
+                )
+            values["s"] = seconds
         elif name == "MS":
             if not arg.isdigit() or int(arg) > 600_000:
                 raise LabError(f"{kind}: MS must be a whole number of milliseconds, not {arg!r}")
@@ -961,10 +989,12 @@ def reseed(
     boot_s: float | None = None,
     latency_ms: int | None = None,
     backend: str | None = None,
+    ready_s: float | None = None,
 ) -> dict:
     """A fresh scenario (state and configs) while sshd keeps running; every host reachable again.
 
-    ``backend`` switches the lab's backend (one of ``BACKENDS``); None keeps the current one.
+    ``backend`` switches the lab's backend (one of ``BACKENDS``); None keeps the current one,
+    as for the other settings (``ready_s``: see ``up``).
     """
     if backend is not None and backend not in BACKENDS:
         raise LabError(f"backend must be one of {', '.join(sorted(BACKENDS))}, not {backend!r}")
@@ -981,6 +1011,8 @@ def reseed(
         seed = int(old.get("seed", 1)) if seed is None else seed
         boot_s = float(old.get("boot_s", 2)) if boot_s is None else boot_s
         latency_ms = int(old.get("latency_ms", 0)) if latency_ms is None else latency_ms
+        ready_s = float(old.get("ready_s", 0)) if ready_s is None else ready_s
+        _check_seconds("ready_s", ready_s)
         _check_int("guests", guests, 0, 5000)
         _check_int("latency_ms", latency_ms, 0, 600_000)
         if not isinstance(seed, int):
@@ -988,7 +1020,14 @@ def reseed(
         if not isinstance(boot_s, (int, float)) or boot_s < 0:
             raise LabError(f"boot_s must be a number >= 0, not {boot_s!r}")
         scenario.write_state(
-            lab, info["hosts"], guests, seed, boot_s, latency_ms, cluster=info.get("cluster", 0)
+            lab,
+            info["hosts"],
+            guests,
+            seed,
+            boot_s,
+            latency_ms,
+            cluster=info.get("cluster", 0),
+            ready_s=ready_s,
         )
         backend = backend or old.get("backend", default_backend())
         _write_backend(lab, backend)
@@ -1051,6 +1090,7 @@ def up_clusters(
     latency_ms: int = 0,
     boot_s: float = 2,
     backend: str | None = None,
+    ready_s: float = 0,
 ) -> dict:
     """Start ``clusters`` clusters of ``hosts`` hosts and ``guests`` guests each (a list: per
     cluster), environments lab-c1 ... lab-cN; their combined status."""
@@ -1074,7 +1114,7 @@ def up_clusters(
         for n in range(1, clusters + 1):
             # Another seed per cluster: other sizes, often the same guest names (web01...).
             up(lab / f"c{n}", counts[n - 1], sizes[n - 1], seed + n - 1, latency_ms, boot_s,
-               default_backend(), cluster=n)  # fmt: skip
+               default_backend(), cluster=n, ready_s=ready_s)  # fmt: skip
     except BaseException:
         _down_clusters(lab)
         raise

@@ -431,8 +431,12 @@ def write_state(
     latency_ms: int,
     keep_hosts: bool = False,
     cluster: int = 0,
+    ready_s: float = 0,
 ) -> None:
-    """(Re)build state.db and xenconfig/ for a fresh scenario (``cluster``: see make_hosts)."""
+    """(Re)build state.db and xenconfig/ for a fresh scenario.
+
+    ``cluster``: see make_hosts; ``ready_s``: see net_tools.
+    """
     now = time.time()
     hosts = make_hosts(hosts_count, seed, now, cluster)
     guests = make_guests(hosts, guests_count, seed, now)
@@ -456,6 +460,7 @@ def write_state(
         db.execute("BEGIN IMMEDIATE")
         try:
             _fill(db, hosts, guests, by_name, seed, boot_s, latency_ms, now)
+            db.execute("INSERT INTO meta(key, value) VALUES ('ready_s', ?)", (str(ready_s),))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -362,7 +362,9 @@ def _or_dash(value: Any) -> Any:
 # Outcomes of a start after which the guest is still down. "skipped" also covers a service that
 # vanished from the cluster (not ours any more): only a skip at the prompt leaves it down.
 # "unconfirmed" (a second Ctrl-C while a start was in flight) is not known to be up either.
-DOWN_OUTCOMES = frozenset({Outcome.FAILED, Outcome.NOT_STARTED, Outcome.UNCONFIRMED})
+DOWN_OUTCOMES = frozenset(
+    {Outcome.FAILED, Outcome.NOT_STARTED, Outcome.UNCONFIRMED, Outcome.NOT_READY}
+)
 
 
 def still_down(

@@ -111,9 +111,7 @@ class ConfirmationUnit:
             if c.status == Verdict.WAIT:
                 continue
             if c.status == Verdict.STARTED:
-                if job.command_at is not None:
-                    self.durations.append(now - job.command_at)
-                self._finish(job, Outcome.STARTED, c.host, c.message)
+                self._started(sched, job, c.host, c.message)
             elif c.status == Verdict.STUCK:
                 self._finish(job, Outcome.FAILED, c.host, c.message)
             else:
@@ -166,6 +164,7 @@ class ConfirmationUnit:
             Outcome.SKIPPED: f"skipped {job.guest}",
             Outcome.NOT_STARTED: f"not started: {job.guest}",
             Outcome.UNCONFIRMED: f"UNCONFIRMED {job.guest}" + (f" on {host}" if host else ""),
+            Outcome.NOT_READY: f"NOT READY {job.guest}" + (f" on {host}" if host else ""),
         }[outcome]
         took = ""
         if outcome == Outcome.STARTED and job.command_at is not None:
@@ -182,7 +181,7 @@ class ConfirmationUnit:
                 outcome=outcome,
                 message=message,
             )
-        elif outcome in (Outcome.STARTED, Outcome.FAILED, Outcome.UNCONFIRMED):
+        elif outcome in (Outcome.STARTED, Outcome.FAILED, Outcome.UNCONFIRMED, Outcome.NOT_READY):
             self._audit(
                 "result",
                 guest=job.guest,

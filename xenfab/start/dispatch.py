@@ -204,6 +204,8 @@ class DispatchUnit:
                 return
         if sent.at is not None:
             self.last_sent_at = max(self.last_sent_at, sent.at)
+            if sent.sent:
+                job.sent_at = sent.at
         if sent.sent:
             self.sent_any = True
             if sent.at is not None and job.cleared_at is not None:

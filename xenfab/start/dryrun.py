@@ -51,6 +51,12 @@ class DryRunUnit:
                 except (UnsafeName, ValueError) as exc:
                     command = f"# not startable: {exc}"
                 line = f"  {self.backend.start_host(self.master, job.host)}$ {command}"
+                # The chain (start.depends_on) and what counts as up (start.ready), when set.
+                notes = [f"after: {', '.join(job.deps)}"] if job.deps else []
+                if job.probe != "started":
+                    notes.append(f"up when it answers {job.probe}")
+                if notes:
+                    line += f"  ({'; '.join(notes)})"
                 if not self.verbose:  # plain words fit 100 columns; a command is never cut
                     line = "\n".join(textwrap.wrap(line, 100, subsequent_indent=" " * 6))
                 lines.append(line)

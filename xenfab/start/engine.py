@@ -21,6 +21,7 @@ import secrets
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import ClusterState, UnsafeName, safe_guest, safe_host
@@ -28,6 +29,7 @@ from ..cluster import backend as get_backend
 from ..config import Environment, StartPolicy, XenfabConfig
 from ..duplicates import Duplicate, find_duplicates
 from ..duplicates import line as duplicate_line
+from ..errors import ConfigError
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from .audit import AuditLog, local_user
@@ -43,6 +45,8 @@ from .outcome import Outcome
 from .progress import Progress, counts_line
 from .prompter import StepPrompter, terminal_prompt
 from .reader import ClusterReader
+from .readiness import ReadinessUnit
+from .ready import ProbeDone
 from .replan import Replanned, Replanner
 from .report import GuestResult, StartReport
 from .schedule import (
@@ -59,11 +63,12 @@ DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
 __all__ = ["DEFAULT_PARALLEL", "Engine", "StartOptions", "terminal_prompt"]
 
 
-class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
+class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, DryRunUnit):
     """One start run; ``run()`` returns the StartReport.
 
     Its units by responsibility: loop (turns, stops), dispatch (what goes now, sending),
-    confirmation (what comes back, phases), lockhold (the run lock), dryrun (the listing).
+    confirmation (what comes back, phases), readiness (probes, dependencies), lockhold (the
+    run lock), dryrun (the listing).
     """
 
     def __init__(
@@ -109,7 +114,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
         self.lock_host = self.backend.lock_host(self.master, env.master or first)
         self.progress = Progress(self.out)
         self.report = StartReport(environment=env.name, dry_run=opts.dry_run)
-        self.results: queue.Queue[_StartDone | Replanned] = queue.Queue()
+        self.results: queue.Queue[_StartDone | Replanned | ProbeDone] = queue.Queue()
         self.prompter: StepPrompter | None = None
         self.interrupts = Interrupts(lambda: self.prompter is not None and self.prompter.in_prompt)
         self.reader = ClusterReader(
@@ -146,6 +151,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
         self.sched: Scheduler | None = None
         self.jobs: list[Job] = []
         self.extra: list[GuestResult] = []
+        self.probers: ThreadPoolExecutor | None = None
 
     def run(self) -> StartReport:
         """Start the layout's guests; raise StartRefused before the first start when unsafe."""
@@ -282,12 +288,25 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
     def _jobs(self) -> list[Job]:
         jobs: list[Job] = []
         gates = {g.name: g.gate_s for g in self.snapshot.guests}  # the manager's start delays
+        # Every guest the cluster knows may be depended on (one running already counts as ready);
+        # a cycle or a pattern matching none is a ConfigError before anything is sent.
+        known = sorted(
+            {g.name for g in self.snapshot.guests} | {a.guest for a in self.layout.assignments}
+        )
+        try:
+            deps = self.start_policy.dependencies(known)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.cfg.path}: {exc} (environment {self.env.name})") from None
         for i, a in enumerate(self.layout.assignments):
             if self.only_hosts is not None and a.host not in self.only_hosts:
                 continue
             job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
             job.gate_s = gates.get(a.guest, 0.0)
             job.gate_in_start = self.backend.start_includes_gate
+            job.probe = self.start_policy.probe(a.guest)
+            job.deps = deps.get(a.guest, [])
+            # The plan's estimate (command to ready), when its planner gives one.
+            job.expected_s = getattr(a, "expected_ready_s", None)
             try:
                 safe_guest(a.guest)
                 safe_host(a.host)
@@ -295,6 +314,16 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, LockUnit, DryRunUnit):
                 self.extra.append(GuestResult(a.guest, a.host, Outcome.FAILED, message=str(exc)))
                 continue
             jobs.append(job)
+        tier = {j.guest: j.tier for j in jobs}
+        for j in jobs:
+            later = [d for d in j.deps if tier.get(d, j.tier) > j.tier]
+            if later:
+                # It would hold its own tier open until the timeouts: said before anything runs.
+                raise ConfigError(
+                    f"{self.cfg.path}: start.depends_on: {j.guest} (tier {j.tier}) waits for "
+                    f"{later[0]} (tier {tier[later[0]]}), a later tier (environment "
+                    f"{self.env.name}); give it the same tier or a later one"
+                )
         if self.only_hosts is None:
             for u in getattr(self.layout, "unplaced", []) or []:
                 self.extra.append(

@@ -15,6 +15,8 @@ from ..textsafe import printable
 from .interrupts import LAST_READ_S, last_look, stopping_note
 from .outcome import Outcome
 from .reader import answered
+from .readiness import PROBERS
+from .ready import STARTED, ProbeDone
 from .schedule import (
     CONFIRMING,
     QUEUED,
@@ -44,6 +46,9 @@ class LoopUnit:
             tries_per_host=self.start_policy.tries_per_host,
             max_hosts=self.start_policy.max_hosts_per_guest,
             retry_delay_s=self.start_policy.retry_delay_s,
+            dependency_timeout_s=self.start_policy.dependency_timeout_s,
+            dependency_failure=self.start_policy.dependency_failure,
+            outside=self._outside_dependencies(),
         )
         self.sched = sched
         tiers = sorted({j.tier for j in self.jobs})
@@ -63,6 +68,8 @@ class LoopUnit:
                     "domains, the cluster shows it fenced, or it is declared dead (--dead)"
                 )
         workers = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="start")
+        if any(j.probe != STARTED for j in self.jobs):
+            self.probers = ThreadPoolExecutor(max_workers=PROBERS, thread_name_prefix="probe")
         self.interrupts.in_loop = True
         try:
             while not sched.done():
@@ -83,6 +90,9 @@ class LoopUnit:
                 workers.shutdown(wait=self.interrupts.count < 2, cancel_futures=True)
             except KeyboardInterrupt:
                 self.interrupts.add()
+            if self.probers is not None:
+                # A probe is a read; nothing waits for one still out.
+                self.probers.shutdown(wait=False, cancel_futures=True)
         self._collect()
 
     def _turn(self, sched: Scheduler, workers: ThreadPoolExecutor) -> None:
@@ -122,6 +132,9 @@ class LoopUnit:
             self._give_up_on_state(sched)
         for note in sched.advance(time.monotonic()):
             self.progress.note(note)
+        self._probes(sched)
+        if not self._stopping():
+            self._dependencies(sched)
         stopping = self._stopping()
         if state is not None and reader.may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
@@ -130,6 +143,9 @@ class LoopUnit:
             return
         # Wait for results until the next read is due, handling each as it comes.
         deadline = reader.read_at + self.start_policy.poll_s
+        if state is None:
+            # Nothing read this turn (only probes or held guests to wait for): wait a poll.
+            deadline = max(deadline, time.monotonic() + self.start_policy.poll_s)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or self.interrupts:
@@ -144,12 +160,23 @@ class LoopUnit:
         while True:
             if isinstance(item, _StartDone):
                 self._on_start_done(sched, item)
+            elif isinstance(item, ProbeDone):
+                self._on_probe_done(item)
             else:
                 self._on_replanned(sched, item)
             try:
                 item = self.results.get_nowait()
             except queue.Empty:
                 return
+
+    def _outside_dependencies(self) -> dict[str, bool]:
+        """Dependencies not started by this run, and whether the snapshot shows each running."""
+        mine = {j.guest for j in self.jobs}
+        out = {}
+        for d in {d for j in self.jobs for d in j.deps} - mine:
+            g = self.snapshot.guest(d)
+            out[d] = g is not None and self.backend.states.kind(g.state) == "running"
+        return out
 
     def _stopping(self) -> bool:
         return self.report.interrupted or self.quit or self.stop_reason is not None
@@ -193,6 +220,7 @@ class LoopUnit:
         flying = [j for j in self.jobs if j.active]
         self.progress.note(stopping_note(len(flying)))
         self._audit("interrupt", outcome="stopping", in_flight=len(flying))
+        self._end_probing("interrupted")
         if self.sched is not None:
             self._drop_queued(self.sched)
 
@@ -209,6 +237,7 @@ class LoopUnit:
                 self.interrupts.add()
         for end in last_look(active, state, self.backend):
             self._finish(end.job, end.outcome, end.host, end.message)
+        self._end_probing("interrupted")
         self._drop_queued(self.sched)
 
     def _drop_queued(self, sched: Scheduler) -> None:

@@ -35,11 +35,16 @@ class Outcome(_Word):
     NOT_STARTED = "not-started"
     # Sent (or accepted) but the run was stopped before the state read confirmed it.
     UNCONFIRMED = "unconfirmed"
+    # Seen started, but it did not answer its readiness probe (start.ready) in time: left
+    # running, never retried or stopped; the run is not complete.
+    NOT_READY = "not-ready"
 
 
-# In report order; "failed", "not-started" and "unconfirmed" make the run not ok.
+# In report order; "failed", "not-started", "unconfirmed" and "not-ready" make the run not ok.
 OUTCOMES = tuple(Outcome)
-BAD_OUTCOMES = frozenset({Outcome.FAILED, Outcome.NOT_STARTED, Outcome.UNCONFIRMED})
+BAD_OUTCOMES = frozenset(
+    {Outcome.FAILED, Outcome.NOT_STARTED, Outcome.UNCONFIRMED, Outcome.NOT_READY}
+)
 
 
 class Action(_Word):
@@ -58,4 +63,5 @@ class Tally(_Word):
     FAILED = Outcome.FAILED.value
     LEFT_ALONE = "left alone"  # found running or skipped
     NOT_STARTED = Outcome.NOT_STARTED.value
+    NOT_READY = Outcome.NOT_READY.value  # started, but not answering its probe in time
     RUNNING = "running"  # starts under way

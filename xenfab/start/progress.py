@@ -21,10 +21,15 @@ def counts_line(counts: dict[str, int], eta: float | None) -> str:
     """``12/48 started, 2 failed, 3 running, ETA 1m20s``; zero counts are left out."""
     started, total = counts[Tally.STARTED], counts[Tally.TOTAL]
     parts = [f"{started}/{total} {Tally.STARTED}"]
-    for key in (Tally.FAILED, Tally.RUNNING, Tally.LEFT_ALONE, Tally.NOT_STARTED):
+    for key in (Tally.FAILED, Tally.NOT_READY, Tally.RUNNING, Tally.LEFT_ALONE, Tally.NOT_STARTED):
         if counts.get(key):
             parts.append(f"{counts[key]} {key}")
-    if counts.get(Tally.RUNNING) or started + counts.get(Tally.FAILED, 0) < total:
+    # Every guest with its outcome: the time left is said while any is still to come.
+    ended = started + sum(
+        counts.get(k, 0)
+        for k in (Tally.FAILED, Tally.NOT_READY, Tally.LEFT_ALONE, Tally.NOT_STARTED)
+    )
+    if counts.get(Tally.RUNNING) or ended < total:
         if eta is None:
             parts.append("ETA ?")
         elif eta < 0.5 and counts.get(Tally.RUNNING):

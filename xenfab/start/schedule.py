@@ -1,4 +1,4 @@
-"""The start schedule, without I/O: tiers, start slots per host and in all, retries, the ETA.
+"""The start schedule, without I/O: tiers, dependencies, start slots, retries, the ETA.
 
 The engine asks ``pick`` which queued starts may go now, and reports back what happened; every
 decision about order and limits lives here so it is tested without SSH.
@@ -6,7 +6,6 @@ decision about order and limits lives here so it is tested without SSH.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,6 +29,8 @@ class Phase(_Word):
     STARTING = "starting"  # the start command sent, not returned yet
     CONFIRMING = "confirming"  # it said Success; waiting for the state read to show it running
     REPLANNING = "replanning"
+    # Seen started; its readiness probe (start.ready) has not answered yet. No start slot held.
+    PROBING = "probing"
     DONE = "done"
 
 
@@ -42,7 +43,16 @@ class Next(_Word):
 
 
 QUEUED, STARTING, CONFIRMING = Phase.QUEUED, Phase.STARTING, Phase.CONFIRMING
-REPLANNING, DONE = Phase.REPLANNING, Phase.DONE
+REPLANNING, DONE, PROBING = Phase.REPLANNING, Phase.DONE, Phase.PROBING
+# Outcomes that make a guest a met dependency: it runs (and answered its probe, if any).
+READY_OUTCOMES = frozenset({Outcome.STARTED, Outcome.ALREADY_RUNNING, Outcome.FOUND_RUNNING})
+
+
+class DepVerdict(_Word):
+    """What becomes of a guest whose dependencies are not all ready (Scheduler.dependencies)."""
+
+    RELEASE = "release"  # start it anyway, with a warning (dependency_failure: start)
+    HOLD = "hold"  # it stays down, with the reason (dependency_failure: hold)
 
 
 @dataclass
@@ -79,6 +89,20 @@ class Job:
     result_host: str | None = None
     message: str = ""
     ended_at: float | None = None
+    # Readiness (start.ready): the probe, when probing began, the next probe's time, whether
+    # one is out, and when the guest answered. ``sent_at``: when the start command left.
+    probe: str = "started"
+    probe_since: float | None = None
+    next_probe_at: float = 0.0
+    probe_out: bool = False
+    probe_said: str = ""
+    ready_at: float | None = None
+    sent_at: float | None = None
+    # What it waits for (start.depends_on), and whether it was let go without them.
+    deps: list[str] = field(default_factory=list)
+    deps_released: bool = False
+    # Seconds from its start command to ready, as the plan expects (None: not known).
+    expected_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.planned_host:
@@ -93,6 +117,11 @@ class Job:
     def active(self) -> bool:
         """True while a start of it is under way on the cluster (it holds a slot)."""
         return self.phase in (STARTING, CONFIRMING)
+
+    @property
+    def booting(self) -> bool:
+        """True while it is starting, or started but not answering its probe yet."""
+        return self.phase in (STARTING, CONFIRMING, PROBING)
 
 
 class Scheduler:
@@ -109,9 +138,24 @@ class Scheduler:
         tries_per_host: int = TRIES_PER_HOST,
         max_hosts: int = MAX_HOSTS,
         retry_delay_s: float = RETRY_DELAY_S,
+        dependency_timeout_s: float = _DEFAULTS.dependency_timeout_s,
+        dependency_failure: str = _DEFAULTS.dependency_failure,
+        outside: dict[str, bool] | None = None,
     ):
-        """Schedule ``jobs`` (in plan order) with the given limits, from time ``now``."""
+        """Schedule ``jobs`` (in plan order) with the given limits, from time ``now``.
+
+        ``outside``: dependencies that are not in this run, and whether each runs already.
+        """
         self.jobs = jobs
+        self.by_guest = {j.guest: j for j in jobs}
+        self.outside = dict(outside or {})
+        self.dependency_timeout_s = dependency_timeout_s
+        self.dependency_failure = dependency_failure
+        # Seconds a job and the longest chain of its dependents take (critical path first).
+        self.chain_s = _chains(jobs)
+        known = [j.expected_s for j in jobs if j.expected_s is not None]
+        # A guest without an expected time weighs the mean of those known, else one unit.
+        self.unit_s = sum(known) / len(known) if known else 1.0
         self.per_host = max(1, per_host)
         self.parallel = max(1, parallel)
         self.tier_timeout_s = tier_timeout_s
@@ -217,30 +261,83 @@ class Scheduler:
             and j.tier in tiers
             and j.not_before <= now
             and self.busy[j.host] < self.per_host
+            and self.deps_met(j)
             for j in self.jobs
         )
 
     def pick(self, now: float, limit: int | None = None) -> list[Job]:
-        """Queued jobs to start now, each given a slot: lowest tier first, busiest host first."""
+        """Queued jobs to start now, each given a slot: lowest tier first, then the host with
+        the most queued work, then the longest chain (its start and its dependents')."""
         tiers = set(self.open_tiers())
         queued = [j for j in self.jobs if j.phase == QUEUED and j.tier in tiers]
-        # Hosts with the longest queue go first: when the global cap binds, this keeps the
-        # host that finishes last busy from the start (longest-processing-time-first).
-        left = Counter(j.host for j in queued)
+        # Hosts with the most work queued go first: when the global cap binds, this keeps the
+        # host that finishes last busy from the start (longest-processing-time-first). A guest
+        # without an expected time counts as one unit (the plain count, as before estimates).
+        left: Counter[str] = Counter()
+        for j in queued:
+            left[j.host] += self._weight(j)
         chosen: list[Job] = []
         while self.in_flight < self.parallel and (limit is None or len(chosen) < limit):
             ready = [
                 j
                 for j in queued
-                if j.slot is None and j.not_before <= now and self.busy[j.host] < self.per_host
+                if j.slot is None
+                and j.not_before <= now
+                and self.busy[j.host] < self.per_host
+                and self.deps_met(j)
             ]
             if not ready:
                 break
-            best = min(ready, key=lambda j: (j.tier, -left[j.host], j.order))
+            best = min(
+                ready, key=lambda j: (j.tier, -left[j.host], -self.chain_s[j.guest], j.order)
+            )
             self.occupy(best, best.host)
-            left[best.host] -= 1
+            left[best.host] -= self._weight(best)
             chosen.append(best)
         return chosen
+
+    def _weight(self, job: Job) -> float:
+        """A queued job's share of its host's work: its expected seconds, else one unit."""
+        return job.expected_s if job.expected_s is not None else self.unit_s
+
+    # -- dependencies --------------------------------------------------------------------------
+
+    def dep_ready(self, guest: str) -> bool | None:
+        """True: ``guest`` is ready; False: it will not be (failed, down); None: not yet."""
+        job = self.by_guest.get(guest)
+        if job is None:
+            return self.outside.get(guest, False)
+        if not job.final:
+            return None
+        return job.outcome in READY_OUTCOMES
+
+    def deps_met(self, job: Job) -> bool:
+        """True when ``job`` may start as far as its dependencies go."""
+        return job.deps_released or all(self.dep_ready(d) for d in job.deps)
+
+    def waiting_for(self, job: Job) -> list[str]:
+        """The dependencies of ``job`` that are not ready."""
+        return [d for d in job.deps if not self.dep_ready(d)]
+
+    def dependencies(self, now: float) -> list[tuple[Job, DepVerdict, list[str]]]:
+        """Queued jobs whose dependencies are overdue (or, to hold, failed): what to do.
+
+        Counted from when the job's tier opened; ``hold`` does not wait for a dependency that
+        has ended without being ready (nothing will change), ``start`` waits the time out.
+        """
+        out = []
+        tiers = set(self.open_tiers())
+        for j in self.jobs:
+            if j.phase != QUEUED or j.tier not in tiers or self.deps_met(j):
+                continue
+            missing = self.waiting_for(j)
+            failed = [d for d in missing if self.dep_ready(d) is False]
+            overdue = now - self.opened_at[j.tier] >= self.dependency_timeout_s
+            if self.dependency_failure == DepVerdict.HOLD and (failed or overdue):
+                out.append((j, DepVerdict.HOLD, missing))
+            elif overdue:
+                out.append((j, DepVerdict.RELEASE, missing))
+        return out
 
     def unpick(self, job: Job) -> None:
         """Give back a slot picked for a job that will not start after all."""
@@ -303,26 +400,60 @@ class Scheduler:
             Tally.FAILED: c[Outcome.FAILED],
             Tally.LEFT_ALONE: c[Outcome.FOUND_RUNNING] + c[Outcome.SKIPPED],
             Tally.NOT_STARTED: c[Outcome.NOT_STARTED],
-            Tally.RUNNING: sum(1 for j in self.jobs if j.active),
+            Tally.NOT_READY: c[Outcome.NOT_READY],
+            # Starts under way and started guests not answering their probe yet.
+            Tally.RUNNING: sum(1 for j in self.jobs if j.booting),
         }
 
     def eta(self, mean_s: float | None, now: float) -> float | None:
-        """Seconds left, from the mean start time and what each tier still has per host."""
-        if mean_s is None:
+        """Seconds left: per tier, the busiest host's queued work (over its slots) plus what
+        its starts under way still need, or the cluster's over the global cap if larger.
+
+        A guest's time is its expected seconds (the plan's), else ``mean_s`` (this run's mean
+        so far); None when neither is known. A start under way is given at least a poll's
+        time: a guest still booting never makes it 0.
+        """
+        known = [j.expected_s for j in self.jobs if j.expected_s is not None]
+        if mean_s is None and not known:
             return None
+        default = mean_s if mean_s is not None else sum(known) / len(known)
         total = 0.0
         for tier in self.tiers:
             left = [j for j in self.jobs if j.tier == tier and not j.final]
             if not left:
                 continue
-            per_host = Counter(j.host for j in left)
-            waves = max(
-                max(math.ceil(n / self.per_host) for n in per_host.values()),
-                math.ceil(len(left) / self.parallel),
-            )
-            total += waves * mean_s
-            active = [now - j.command_at for j in left if j.active and j.command_at is not None]
-            if active:
-                # The wave under way is partly done already.
-                total -= min(mean_s, sum(active) / len(active))
-        return max(0.0, total)
+            queued: Counter[str] = Counter()
+            running: dict[str, float] = {}
+            for j in left:
+                need = j.expected_s if j.expected_s is not None else default
+                if j.booting and j.command_at is not None:
+                    rest = max(need - (now - j.command_at), 0.2)
+                    running[j.host] = max(running.get(j.host, 0.0), rest)
+                else:
+                    queued[j.host] += need
+            hosts = set(queued) | set(running)
+            busiest = max(queued[h] / self.per_host + running.get(h, 0.0) for h in hosts)
+            spread = sum(queued.values()) / self.parallel + max(running.values(), default=0.0)
+            total += max(busiest, spread)
+        return total
+
+
+def _chains(jobs: list[Job]) -> dict[str, float]:
+    """Per guest: its expected seconds plus the longest chain of guests that wait for it."""
+    known = [j.expected_s for j in jobs if j.expected_s is not None]
+    unit = sum(known) / len(known) if known else 1.0
+    own = {j.guest: (j.expected_s if j.expected_s is not None else unit) for j in jobs}
+    dependents: dict[str, list[str]] = {}
+    for j in jobs:
+        for d in j.deps:
+            dependents.setdefault(d, []).append(j.guest)
+    memo: dict[str, float] = {}
+
+    def chain(guest: str, seen: frozenset[str]) -> float:
+        if guest in memo:
+            return memo[guest]
+        after = [chain(g, seen | {guest}) for g in dependents.get(guest, []) if g not in seen]
+        memo[guest] = own.get(guest, 0.0) + max(after, default=0.0)
+        return memo[guest]
+
+    return {j.guest: chain(j.guest, frozenset()) for j in jobs}

@@ -21,6 +21,7 @@ def lab_options(**given: object) -> dict:
         "latency_ms": Int,
         "boot_s": NonNegFloat,
         "clusters": Int,
+        "ready_s": NonNegFloat,
     }
     return {
         k: option("--" + k.replace("_", "-"), v, kinds[k])
@@ -74,6 +75,7 @@ def _summary(st: dict) -> str:
         "seed": "scenario seed: the same seed gives the same cluster (default 1)",
         "latency_ms": "delay added to every emulated command, in ms (default 0)",
         "boot_s": "seconds a started guest stays 'starting' (default 2)",
+        "ready_s": "seconds after its domain booted that a guest answers ping and nc (default 0)",
         "backend": BACKEND_HELP,
         "lab_dir": LAB_DIR_HELP,
     },
@@ -91,6 +93,7 @@ def up(
     backend=None,
     lab_dir=None,
     clusters=None,
+    ready_s=None,
 ):
     """Start the rehearsal lab: real sshd on 127.0.0.11.. with simulated Xen hosts."""
     from .. import lab as _lab
@@ -102,6 +105,7 @@ def up(
         latency_ms=latency_ms,
         boot_s=boot_s,
         clusters=clusters,
+        ready_s=ready_s,
     )
     if clusters is not None and backend not in (None, "rgmanager"):
         raise Exit("xenfab: lab.up --clusters: rgmanager clusters only (no --backend)", code=1)
@@ -156,16 +160,18 @@ def status(c, format="table", lab_dir=None):
         "the fence), host-up, slow, command-fails, command-ok, inquorate, quorate, "
         "start-behind, hand-start (an xl create the cluster does not see), hand-start-on-start, "
         "start-behind-on-start (armed: at the next start of another guest), start-fails, "
-        "start-ok; xe labs: sr-unplugged/sr-plugged, host-disable/host-enable (--host), "
-        "ha-enable, ha-disable, xapi-8.0, xapi-8.2",
+        "start-ok; never-ready (--guest: it boots but never answers ping/nc), slow-boot "
+        "(--guest, -s S: it answers S seconds late); xe labs: sr-unplugged/sr-plugged, "
+        "host-disable/host-enable (--host), ha-enable, ha-disable, xapi-8.0, xapi-8.2",
         "host": "the host (host-down/-up, fence, slow, command-fails/-ok, start-behind...)",
         "guest": "the guest, e.g. web01 (start-behind, hand-start..., start-fails/-ok)",
         "ms": "milliseconds of delay for slow (0 removes it)",
+        "s": "seconds for slow-boot",
         "lab_dir": LAB_DIR_HELP,
     },
 )
 @cli
-def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
+def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None, s=None):
     """Inject a fault, e.g. `lab.inject host-down --host xen03` (see --help for the kinds)."""
     from .. import lab as _lab
 
@@ -174,8 +180,8 @@ def inject(c, kind, host=None, guest=None, ms=None, lab_dir=None):
         # let the lab word the error (it lists the kinds)
         _lab.inject(lab_dir, kind)
         return
-    given = {"HOST": host, "GUEST": guest, "MS": ms}
-    flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms"}
+    given = {"HOST": host, "GUEST": guest, "MS": ms, "S": s}
+    flags = {"HOST": "--host", "GUEST": "--guest", "MS": "--ms", "S": "-s"}
     if not spec and host and _lab.has_clusters(lab_dir):
         # A cluster-wide fault in a lab of clusters: the cluster of --host.
         spec = ("HOST",)
