@@ -6,6 +6,7 @@ inventory (xe) and the snapshot that holds them share one definition.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -128,3 +129,16 @@ class LockSeen:
     age_s: NonNegInt | None = None
     # Why the lock could not be read (its host unreachable, the cluster read elsewhere...).
     error: Str | None = None
+
+
+def spoken(name: str, label: str | None) -> str:
+    """``name`` as people say it: an identifier (xe's uuid) after its label, else the name.
+
+    Labels need not be unique (two VMs may both be "web server"): the uuid's head says which.
+    """
+    return f"{label} ({name[:8]})" if label and label != name else name
+
+
+def labels(*groups: Iterable[Host] | Iterable[Guest]) -> dict[str, str]:
+    """Name -> label of every host or guest in ``groups`` that has a label of its own."""
+    return {k.name: k.label for g in groups for k in g if k.label and k.label != k.name}

@@ -120,6 +120,12 @@ def test_facts_layout_start_all_then_nothing(xe_lab):
     no_traceback(res)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "STILL DOWN: none" in res.stdout
+    # Progress and results name each VM and host by its label, the uuid's head beside it.
+    a = plan["assignments"][0]
+    said = f"{p['vms'][a['guest']]['label']} ({a['guest'][:8]})"
+    host_label = p["by_uuid"][a["host"]]
+    assert f"started {said} on {host_label} ({a['host'][:8]})" in res.stderr
+    assert said in " ".join(res.stdout.split("Started as planned", 1)[1].split())
     now = running(xe_lab)
     for a in plan["assignments"]:
         assert now[a["guest"]] == a["host"]

@@ -16,6 +16,7 @@ from ..duplicates import line as duplicate_line
 from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import printable
+from ..values import labels, spoken
 from .notes import WIDTH, Notes, active, wrap
 
 if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
@@ -438,14 +439,19 @@ def still_down_text(entries: list[dict[str, Any]], preview: bool = False) -> str
     return printable("\n".join(lines), newlines=True)
 
 
-def results_text(report: StartReport) -> str:
+def results_text(report: StartReport, snap: Snapshot | None = None) -> str:
     """The start report: the guests that started as planned in a few lines, a table of the rest.
 
     A run of 200 guests is 200 rows of ``started``: those that started first time on their
     planned host are named (a line per few), every other outcome keeps its row; long messages
-    go to footnotes. The summary line ends it.
+    go to footnotes. The summary line ends it. ``snap``: names its guests and hosts by label.
     """
     notes = active()
+    known = labels(snap.guests, snap.hosts) if snap is not None else {}
+
+    def say(name: str | None) -> str:
+        return spoken(name, known.get(name)) if name else "-"
+
     plain = [
         r
         for r in report.results
@@ -459,12 +465,12 @@ def results_text(report: StartReport) -> str:
     if plain:
         times = [r.seconds for r in plain if r.seconds]
         took = f", {min(times):.1f}-{max(times):.1f}s each" if times else ""
-        names = ", ".join(r.guest for r in plain)  # where: the layout's host (as planned)
+        names = ", ".join(say(r.guest) for r in plain)  # where: the layout's host (as planned)
         lines += wrap(f"Started as planned ({len(plain)}{took}): {names}", "", "  ")
     rows = [
         [
-            r.guest,
-            r.host or "-",
+            say(r.guest),
+            say(r.host),
             str(r.outcome),
             f"{r.seconds:.1f}s" if r.seconds else "-",
             r.attempts or "-",

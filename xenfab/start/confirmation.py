@@ -89,7 +89,10 @@ class ConfirmationUnit:
                 # It boots there, whatever we asked: that host's slot is the one in use.
                 sched.occupy(job, actual)
                 tool = self.backend.start_tool
-                self._event(f"{job.guest}: {tool} started it on {actual}, not {job.host}")
+                self._event(
+                    f"{self._said(job.guest)}: {tool} started it on {self._said(actual)}, "
+                    f"not {self._said(job.host)}"
+                )
             return
         self._failed(sched, job, outcome.message or f"exit {outcome.exit_code}")
 
@@ -126,9 +129,13 @@ class ConfirmationUnit:
             self._finish(job, Outcome.FAILED, host, why)
             return
         if step is Next.RETRY:
-            self._event(f"{job.guest} failed on {host}: {why}; retrying there")
+            self._event(
+                f"{self._said(job.guest)} failed on {self._said(host)}: {why}; retrying there"
+            )
         elif step is Next.RELOCATE:
-            self._event(f"{job.guest} failed twice on {host}: {why}; re-planning")
+            self._event(
+                f"{self._said(job.guest)} failed twice on {self._said(host)}: {why}; re-planning"
+            )
             # Guests still to start keep their planned room: the re-plan places this one only.
             self.replanner.later(job, [j for j in self.jobs if j is not job and not j.final])
         else:
@@ -150,21 +157,25 @@ class ConfirmationUnit:
             return
         old = job.host
         sched.relocate(job, r.host)
-        self._event(f"{job.guest}: moving from {old} to {r.host} ({r.why})")
+        self._event(
+            f"{self._said(job.guest)}: moving from {self._said(old)} "
+            f"to {self._said(r.host)} ({r.why})"
+        )
         self._audit("relocate", guest=job.guest, host=r.host, outcome="queued", previous=old)
 
     def _finish(self, job: Job, outcome: Outcome, host: str | None, message: str) -> None:
         assert self.sched is not None
         self.sched.finish(job, outcome, host, message, time.monotonic())
+        guest, on = self._said(job.guest), f" on {self._said(host)}" if host else ""
         verb = {
-            Outcome.STARTED: f"started {job.guest} on {host}",
-            Outcome.FAILED: f"FAILED {job.guest}" + (f" on {host}" if host else ""),
-            Outcome.ALREADY_RUNNING: f"{job.guest} already running on {host}",
-            Outcome.FOUND_RUNNING: f"{job.guest}",
-            Outcome.SKIPPED: f"skipped {job.guest}",
-            Outcome.NOT_STARTED: f"not started: {job.guest}",
-            Outcome.UNCONFIRMED: f"UNCONFIRMED {job.guest}" + (f" on {host}" if host else ""),
-            Outcome.NOT_READY: f"NOT READY {job.guest}" + (f" on {host}" if host else ""),
+            Outcome.STARTED: f"started {guest}{on}",
+            Outcome.FAILED: f"FAILED {guest}{on}",
+            Outcome.ALREADY_RUNNING: f"{guest} already running{on}",
+            Outcome.FOUND_RUNNING: f"{guest}",
+            Outcome.SKIPPED: f"skipped {guest}",
+            Outcome.NOT_STARTED: f"not started: {guest}",
+            Outcome.UNCONFIRMED: f"UNCONFIRMED {guest}{on}",
+            Outcome.NOT_READY: f"NOT READY {guest}{on}",
         }[outcome]
         took = ""
         if outcome == Outcome.STARTED and job.command_at is not None:

@@ -193,7 +193,7 @@ class DispatchUnit:
                 message=msg,
                 sync=True,
             )
-        self._event(f"starting {job.guest} on {job.host}{tries}")
+        self._event(f"starting {self._said(job.guest)} on {self._said(job.host)}{tries}")
         sent = _Sent()
         send_at = self.last_sent_at + self.start_policy.stagger_s
         workers.submit(self._start_worker, job, job.host, command, send_at, sent)

@@ -32,6 +32,7 @@ from ..duplicates import line as duplicate_line
 from ..errors import ConfigError
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
+from ..values import labels, spoken
 from .audit import AuditLog, local_user
 from .confirmation import ConfirmationUnit
 from .dispatch import DispatchUnit, _StartDone
@@ -86,6 +87,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         self.cfg = cfg
         self.env = env
         self.snapshot = snapshot
+        self._labels: dict[str, str] | None = None  # name -> label, made at the first event
         self.layout = layout
         self.policy = policy
         # The start caps are the environment's start policy (config `start:`), not the planner's.
@@ -234,6 +236,14 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         assert self.sched is not None
         mean = sum(self.durations) / len(self.durations) if self.durations else None
         return counts_line(self.sched.counts(), self.sched.eta(mean, time.monotonic()))
+
+    def _said(self, name: str | None) -> str:
+        """A guest or host as people say it: an identifier (xe's uuid) after its label."""
+        if name is None:
+            return "-"
+        if self._labels is None:
+            self._labels = labels(self.snapshot.guests, self.snapshot.hosts)
+        return spoken(name, self._labels.get(name))
 
     def _event(self, text: str) -> None:
         self.progress.event(text, self._status() if self.sched is not None else None)

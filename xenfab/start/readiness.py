@@ -46,7 +46,10 @@ class ReadinessUnit:
         job.message = message
         job.probe_since = now
         job.next_probe_at = now
-        self._event(f"{job.guest} booted on {host}; waiting for it to answer {job.probe}")
+        self._event(
+            f"{self._said(job.guest)} booted on {self._said(host)}; "
+            f"waiting for it to answer {job.probe}"
+        )
 
     def _ready(self, job: Job, host: str | None, now: float) -> None:
         """Record that ``job`` answered (audit ``ready`` with ``ready_s``)."""

@@ -141,7 +141,7 @@ def ended(request: RunRequest, outcome: RunOutcome) -> None:
         print(show.to_json(doc))
         return
     if report is not None and not report.dry_run:
-        print("\n" + show.results_text(report))
+        print("\n" + show.results_text(report, planned.snap if planned else None))
         gantt = _gantt(outcome)
         if gantt is not None:
             print("\n" + gantt)
