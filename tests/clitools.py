@@ -70,7 +70,12 @@ def live_processes(text: str) -> list[str]:
 
     The lab's hosts are local processes, so /proc shows what a remote command left running.
     """
-    found = []
+    return list(live_pids(text).values())
+
+
+def live_pids(text: str) -> dict[int, str]:
+    """PID -> command line of the live processes ``live_processes`` names."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -82,5 +87,5 @@ def live_processes(text: str) -> list[str]:
         # pytest itself may hold the text among its arguments; its temporary paths may too.
         runner = " -m pytest" in cmd or cmd.split(" ", 1)[0].endswith("pytest")
         if text in cmd and state != "Z" and not runner and int(pid) != os.getpid():
-            found.append(cmd)
+            found[int(pid)] = cmd
     return found

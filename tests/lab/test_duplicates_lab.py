@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from clitools import ROOT, fab, live_processes, no_traceback
+from clitools import ROOT, fab, live_pids, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -91,6 +91,8 @@ def test_a_copy_started_during_the_run_is_found_by_its_last_round(fresh_lab):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_during_a_slow_gather_exits_130_with_the_last_line(fresh_lab, sig):
     fresh_lab.inject("slow", "xen03", "5000")
+    tools = f"{fresh_lab.dir}/hosts/xen03/bin/"
+    earlier = set(live_pids(tools))  # a command an earlier test left is not this gather's
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fabric", "facts"],
@@ -103,11 +105,10 @@ def test_a_stop_signal_during_a_slow_gather_exits_130_with_the_last_line(fresh_l
         try:
             # Inside the gather (not in start-up, however loaded the machine): xen03's slow
             # command is running on the lab host, where it takes 5 s.
-            tools = f"{fresh_lab.dir}/hosts/xen03/bin/"
             deadline = time.monotonic() + 120
-            while not live_processes(tools) and time.monotonic() < deadline:
+            while not set(live_pids(tools)) - earlier and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert live_processes(tools), "the gather never reached xen03"
+            assert set(live_pids(tools)) - earlier, "the gather never reached xen03"
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=120)
         finally:
