@@ -249,3 +249,16 @@ def test_the_progress_line_counts_not_ready_guests_and_says_no_eta_once_all_ende
     assert counts_line({"total": 3, "started": 1, "not-ready": 1, "not-started": 1}, 0.0) == (
         "1/3 started, 1 not-ready, 1 not-started"
     )
+
+
+def test_waits_say_why_each_queued_start_waits():
+    js = _jobs(
+        ("db", "h1", [], 10.0),
+        ("db2", "h1", [], 10.0),  # h1 has one slot: db takes it
+        ("app", "h2", ["db"], 5.0),  # its dependency is not ready
+        ("web", "h3", [], 5.0),
+    )
+    js[3].tier = 2  # tier 2 opens after tier 1
+    s = Scheduler(js, per_host=1, parallel=4, tier_timeout_s=600, now=0)
+    assert [j.guest for j in s.pick(0)] == ["db"]
+    assert s.waits(0) == {"a slot": 1, "dependencies": 1, "tier 2": 1}

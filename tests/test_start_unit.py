@@ -853,3 +853,10 @@ def test_the_report_says_how_old_the_lists_were_at_the_worst_start():
     report.max_liveness_age_s = 0.04321
     assert report.to_dict()["max_liveness_age_s"] == 0.043
     assert report.summary().endswith("; domain lists at most 0.04s old at each start")
+
+
+def test_the_status_says_what_queued_starts_wait_for():
+    status = counts_line(
+        {"total": 20, "started": 4, "running": 4}, 30, {"a slot": 6, "tier 2": 5, "a retry": 1}
+    )
+    assert status == "4/20 started, 4 running, 6 wait for a slot, 5 wait for tier 2, ETA 30.0s"

@@ -232,10 +232,13 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         g = self.snapshot.guest(guest)
         return g.config_file if g is not None else None
 
-    def _status(self) -> str:
+    def _status(self, waits: bool = False) -> str:
+        """The counts and ETA; ``waits``: also what queued starts wait for (the live line)."""
         assert self.sched is not None
         mean = sum(self.durations) / len(self.durations) if self.durations else None
-        return counts_line(self.sched.counts(), self.sched.eta(mean, time.monotonic()))
+        now = time.monotonic()
+        why = self.sched.waits(now) if waits else None
+        return counts_line(self.sched.counts(), self.sched.eta(mean, now), why)
 
     def _said(self, name: str | None) -> str:
         """A guest or host as people say it: an identifier (xe's uuid) after its label."""

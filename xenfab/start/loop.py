@@ -138,7 +138,8 @@ class LoopUnit:
         stopping = self._stopping()
         if state is not None and reader.may_start(state) and not stopping:
             self._dispatch(sched, workers, state)
-        self.progress.tick(self._status())
+        # The live line on a terminal also says what the queue waits for (a slot, a tier...).
+        self.progress.tick(self._status(waits=True))
         if sched.done():
             return
         # Wait for results until the next read is due, handling each as it comes.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from typing import TextIO
 
 from ..textsafe import printable
@@ -17,13 +18,20 @@ from .report import format_duration
 CLEAR = "\r\x1b[K"
 
 
-def counts_line(counts: dict[str, int], eta: float | None) -> str:
-    """``12/48 started, 2 failed, 3 running, ETA 1m20s``; zero counts are left out."""
+def counts_line(
+    counts: dict[str, int], eta: float | None, waits: Mapping[str, int] | None = None
+) -> str:
+    """``12/48 started, 2 failed, 3 running, 6 wait for a slot, ETA 1m20s``; zeros left out.
+
+    ``waits``: what the queued starts wait for (reason -> how many); the two largest are said.
+    """
     started, total = counts[Tally.STARTED], counts[Tally.TOTAL]
     parts = [f"{started}/{total} {Tally.STARTED}"]
     for key in (Tally.FAILED, Tally.NOT_READY, Tally.RUNNING, Tally.LEFT_ALONE, Tally.NOT_STARTED):
         if counts.get(key):
             parts.append(f"{counts[key]} {key}")
+    for why, n in sorted((waits or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:2]:
+        parts.append(f"{n} wait for {why}")
     # Every guest with its outcome: the time left is said while any is still to come.
     ended = started + sum(
         counts.get(k, 0)

@@ -296,6 +296,24 @@ class Scheduler:
             chosen.append(best)
         return chosen
 
+    def waits(self, now: float) -> Counter[str]:
+        """What the queued starts wait for: a tier, their dependencies, a retry delay, a slot."""
+        tiers = set(self.open_tiers())
+        full = self.in_flight >= self.parallel
+        out: Counter[str] = Counter()
+        for j in self.jobs:
+            if j.phase != QUEUED or j.slot is not None:
+                continue
+            if j.tier not in tiers:
+                out[f"tier {j.tier}"] += 1
+            elif not self.deps_met(j):
+                out["dependencies"] += 1
+            elif j.not_before > now:
+                out["a retry"] += 1
+            elif full or self.busy[j.host] >= self.per_host:
+                out["a slot"] += 1
+        return out
+
     def _weight(self, job: Job) -> float:
         """A queued job's share of its host's work: its expected seconds, else one unit."""
         return job.expected_s if job.expected_s is not None else self.unit_s
