@@ -25,3 +25,18 @@ def test_a_long_guest_list_wraps_between_names_and_keeps_every_name() -> None:
     assert len(body) > 5  # xen01's 32 names took several lines
     listed = [n.strip() for c in cells for n in c.split(",") if n.strip() not in ("", "-")]
     assert sorted(listed) == sorted(names)  # each whole, once: no name broken at a hyphen
+
+
+def test_running_guests_are_named_in_a_line_other_skips_keep_their_row() -> None:
+    running = [guest(f"up{i:02d}", 512, "started", owner="xen01") for i in range(12)]
+    odd = guest("half", 512, "migrating", owner="xen01")
+    s = snap([host("xen01", 64_000)], [*running, odd, guest("db01", 1024)])
+    layout = plan(s, policy_from_dict({})).to_dict()
+    text = layout_text(layout, s, backend("rgmanager"))
+    assert "Already running (12): up00, up01," in text
+    assert "already started on" not in text  # no row each
+    rows = text.split("Skipped (not down, or not ours to start):")[1]
+    assert "half" in rows and "migrating on xen01" in rows
+    # --explain keeps every row with its reason.
+    full = layout_text(layout, s, backend("rgmanager"), explain=True)
+    assert "Already running" not in full and full.count("already started on xen01") == 12

@@ -210,6 +210,7 @@ def test_demo_ends_with_the_still_down_block_and_the_code(lab, tmp_path):
     no_traceback(res)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.rstrip().splitlines()
+    assert len(lines) < 100, res.stdout  # readable in one scroll, each part said once
     assert lines[-1].startswith("fab start-all exit code ")
     code = int(lines[-1].split()[4].rstrip(":"))
     head = max(i for i, line in enumerate(lines) if line.startswith("STILL DOWN"))

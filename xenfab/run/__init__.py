@@ -63,7 +63,7 @@ class RunRequest:
     break_lock: bool = False
     # start-host's targets (None: start-all, every host).
     hosts: tuple[str, ...] | None = None
-    # fab demo has just shown this plan: it is said once.
+    # fab demo has just shown this plan, and says STILL DOWN last itself: each is said once.
     plan_shown: bool = False
     # show-layout --save FILE: write the plan with its facts; start-* --plan FILE: run it.
     save: str | None = None

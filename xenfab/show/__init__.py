@@ -269,9 +269,21 @@ def _layout_text(
         for a in assignments:
             parts += wrap(f"{a['guest']} -> {a['host']}: {a.get('why', '')}", "  ", "      ")
     if layout["skipped"]:
-        parts += ["", "Skipped (not down, or not ours to start):"]
-        skipped = [[s["guest"], s["state"], s["reason"]] for s in layout["skipped"]]
-        parts.append(fitted_table(skipped, ["guest", "state", "reason"], 2, notes))
+        # Running guests are most of a cluster: named in a few lines, like "Started as planned";
+        # every other skip keeps its row and reason.
+        up = [
+            s
+            for s in layout["skipped"]
+            if backend.states.kind(s["state"]) == "running" and not explain
+        ]
+        rest = [s for s in layout["skipped"] if s not in up]
+        if up:
+            names = ", ".join(s["guest"] for s in up)
+            parts += [""] + wrap(f"Already running ({len(up)}): {names}", "", "  ")
+        if rest:
+            parts += ["", "Skipped (not down, or not ours to start):"]
+            skipped = [[s["guest"], s["state"], s["reason"]] for s in rest]
+            parts.append(fitted_table(skipped, ["guest", "state", "reason"], 2, notes))
     if layout["unplaced"]:
         parts += ["", "UNPLACED (need SA intervention):"]
         for u in layout["unplaced"]:

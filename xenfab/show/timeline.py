@@ -381,10 +381,10 @@ def gantt_text(tl: Timeline, width: int = WIDTH) -> str | None:
     step = total / n
     plan = tl.has_plan()
     head = (
-        f"Timeline per host{', planned against actual' if plan else ''}: 0 to "
-        f"{total:.1f} s from the first command, one column = {step:.2g} s. Digits: guests "
-        "between command and ready at once; X: a guest ended down"
+        f"Timeline per host{', planned against actual' if plan else ''} ({step:.2g} s a "
+        "column; a digit: guests between command and ready; X: one ended down"
         + ("; plan: as expected" if plan else "")
+        + ")"
     )
     lines = textwrap.wrap(head, width, subsequent_indent="  ")
     lines.append(_axis(label, n, total))

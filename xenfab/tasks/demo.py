@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from ..config import Environment
 
 
-def _banner(text: str) -> None:
-    print(f"\n=== {text} " + "=" * max(3, 72 - len(text)), flush=True)
+def _banner(text: str, first: bool = False) -> None:
+    print(("" if first else "\n") + f"=== {text} " + "=" * max(3, 72 - len(text)), flush=True)
 
 
 @task(
@@ -49,7 +49,7 @@ def demo(c, hosts=None, guests=None, seed=None, boot_s=None, config=None, backen
     # without starting anything.
     lab_dir = str(lab_api.lab_dir())
     environment = _lab_environment(c, config, env, lab_dir)
-    _banner(f"lab up ({backend}): simulated Xen hosts, just after a crash")
+    _banner(f"lab up ({backend}): simulated Xen hosts, just after a crash", first=True)
     info = lab_api.up(lab_dir, backend=backend, **opts)
     # Once it runs: every host the environment names must be one of this lab's addresses.
     _check_reaches_lab(environment, info, lab_dir)

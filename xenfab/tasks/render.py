@@ -105,7 +105,9 @@ def plan(request: RunRequest, planned: Planned) -> None:
         )
         print(text)
     saved = f" (saved: {request.plan})" if request.plan else ""
-    print(f"\nPlan {planned.layout.plan_id}{saved}")
+    if request.plan_shown:
+        saved += " (shown above)"
+    print(("" if request.plan_shown else "\n") + f"Plan {planned.layout.plan_id}{saved}")
     sys.stdout.flush()
 
 
@@ -147,7 +149,8 @@ def ended(request: RunRequest, outcome: RunOutcome) -> None:
             print("\n" + gantt)
     if dups:
         print("\n" + (show.duplicates_text(dups, planned.snap) or ""))
-    print("\n" + show.still_down_text(still, preview=request.dry_run))
+    if not request.plan_shown:  # fab demo says STILL DOWN last, after its next steps
+        print("\n" + show.still_down_text(still, preview=request.dry_run))
 
 
 def _timeline(outcome: RunOutcome):
