@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,16 @@ def fab_helps(names: list[str], cwd: Path = ROOT) -> dict[str, str]:
     )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
+
+
+def default_signals() -> None:
+    """For ``preexec_fn``: the child starts with SIGHUP, SIGTERM and SIGINT at their defaults.
+
+    xenfab keeps a signal its parent ignores ignored (as ``nohup`` asks); a test that sends one
+    must not inherit that from however its own runner was started.
+    """
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def no_traceback(res: subprocess.CompletedProcess) -> None:

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 import yaml
-from clitools import ROOT, fab, no_traceback
+from clitools import ROOT, default_signals, fab, no_traceback
 from planfixtures import guest, host, snap
 
 from xenfab.config import config_from_dict
@@ -147,6 +147,7 @@ def test_a_stop_signal_in_any_task_ends_with_the_last_line_and_130(sig):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=default_signals,
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"

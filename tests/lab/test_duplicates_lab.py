@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from clitools import ROOT, fab, live_pids, no_traceback
+from clitools import ROOT, default_signals, fab, live_pids, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -101,6 +101,7 @@ def test_a_stop_signal_during_a_slow_gather_exits_130_with_the_last_line(fresh_l
             stderr=subprocess.PIPE,
             text=True,
             env=dict(os.environ),
+            preexec_fn=default_signals,
         )
         try:
             # Inside the gather (not in start-up, however loaded the machine): xen03's slow
