@@ -1,0 +1,391 @@
+"""Time to all-up: expected start times, the schedule a layout allows, and the pass that
+places the planned guests for the earliest expected all-up (policy.objective).
+
+Pure: the audit log is read by xenfab.history (``start_samples``); here only numbers.
+
+The model (docs/policy.md, "Time to all-up"): tiers start one after another (the engine opens
+tier 2 when tier 1 is done). Within a tier, host ``h`` runs its queue with at most
+``per_host`` starts at a time, longest expected start first (list scheduling); the tier's
+expected time is the largest of the hosts' makespans, and never less than the tier's total
+work / ``in_flight`` (the global cap). The all-up time is the sum over tiers.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..values import Guest
+    from .model import Model, PGuest, State
+
+OBJECTIVES = ("all-up", "last-owner")
+# Defaults of the start policy (config.StartPolicy): used when a plan is made without the run's
+# caps (tests, what-ifs); the run passes its own (run/facts.py).
+DEFAULT_PER_HOST = 2
+DEFAULT_IN_FLIGHT = 8
+DEFAULT_BOOT_S = 60.0
+# Size classes by maxmem (memory when maxmem is unset): upper bounds in MiB; above the last,
+# one class. A guest with no start of its own in the history gets its class's median.
+SIZE_CLASSES_MIB = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
+# Samples kept per guest (the newest): a guest's boot drifts with its disk and its services.
+KEEP_SAMPLES = 20
+HISTORY, SIZE_CLASS, ESTIMATE = "history", "size class", "estimate"
+
+
+def size_class(maxmem_mib: int) -> str:
+    """The size class of a guest of ``maxmem_mib``: '<=1G', '<=2G', ... '<=64G', '>64G'."""
+    for bound in SIZE_CLASSES_MIB:
+        if maxmem_mib <= bound:
+            return f"<={bound // 1024}G"
+    return f">{SIZE_CLASSES_MIB[-1] // 1024}G"
+
+
+def guest_size(guest: Guest) -> int:
+    """The MiB a guest's size class is read from: maxmem, else memory."""
+    return guest.maxmem_mib if guest.maxmem_mib else guest.memory_mib
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A guest's expected seconds from start command to ready, and where the figure comes from."""
+
+    seconds: float
+    source: str  # HISTORY, SIZE_CLASS or ESTIMATE
+    samples: int = 0
+
+
+def expected_times(
+    guests: Iterable[Guest],
+    samples: Mapping[str, list[float]],
+    boot_estimate_s: float = DEFAULT_BOOT_S,
+) -> dict[str, Estimate]:
+    """Per guest: the median of its own past starts; else the median of its size class's
+    guests (each guest's own median counted once); else ``boot_estimate_s``."""
+    guests = list(guests)
+    own: dict[str, float] = {}
+    for g in guests:
+        mine = [s for s in samples.get(g.name, ()) if s >= 0 and math.isfinite(s)]
+        if mine:
+            own[g.name] = statistics.median(mine[-KEEP_SAMPLES:])
+    by_class: dict[str, list[float]] = {}
+    for g in guests:
+        if g.name in own:
+            by_class.setdefault(size_class(guest_size(g)), []).append(own[g.name])
+    out: dict[str, Estimate] = {}
+    for g in guests:
+        if g.name in own:
+            n = min(len(samples[g.name]), KEEP_SAMPLES)
+            out[g.name] = Estimate(round(own[g.name], 2), HISTORY, n)
+            continue
+        peers = by_class.get(size_class(guest_size(g)))
+        if peers:
+            out[g.name] = Estimate(round(statistics.median(peers), 2), SIZE_CLASS, len(peers))
+        else:
+            out[g.name] = Estimate(float(boot_estimate_s), ESTIMATE)
+    return out
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What the plan knows of starting: the caps and each guest's expected start time."""
+
+    per_host: int = DEFAULT_PER_HOST
+    in_flight: int = DEFAULT_IN_FLIGHT
+    boot_estimate_s: float = DEFAULT_BOOT_S
+    estimates: Mapping[str, Estimate] = field(default_factory=dict)
+
+    def seconds(self, guest: str) -> float:
+        """Expected seconds from ``guest``'s start command to ready."""
+        found = self.estimates.get(guest)
+        return found.seconds if found is not None else self.boot_estimate_s
+
+    def source(self, guest: str) -> str:
+        """Where ``guest``'s figure comes from: history, size class or estimate."""
+        found = self.estimates.get(guest)
+        return found.source if found is not None else ESTIMATE
+
+
+def makespan(durations: list[float], cap: int) -> float:
+    """List scheduling, longest first, on ``cap`` slots: when the last one ends."""
+    if not durations:
+        return 0.0
+    if len(durations) <= cap:
+        return max(durations)
+    slots = [0.0] * cap
+    for d in sorted(durations, reverse=True):
+        heapq.heapreplace(slots, slots[0] + d)
+    return max(slots)
+
+
+def tier_time(per_host: Mapping[int, list[float]], timing: Timing) -> float:
+    """A tier's expected time: the busiest host's makespan, at least total work / global cap."""
+    work = sum(sum(ds) for ds in per_host.values())
+    hosts = max((makespan(ds, timing.per_host) for ds in per_host.values()), default=0.0)
+    return max(hosts, work / max(timing.in_flight, 1))
+
+
+def objective(m: Model, st: State, timing: Timing) -> tuple[float, ...]:
+    """Per tier (most important first), its expected time under the caps."""
+    tiers: dict[int, dict[int, list[float]]] = {}
+    for g in m.guests:
+        h = st.where[g.idx]
+        if h is not None:
+            tiers.setdefault(g.tier, {}).setdefault(h, []).append(timing.seconds(g.name))
+    return tuple(round(tier_time(tiers[t], timing), 6) for t in sorted(tiers))
+
+
+def sticky_count(m: Model, st: State) -> int:
+    """Guests planned on their last owner."""
+    return sum(1 for g in m.guests if g.last_owner is not None and st.where[g.idx] == g.last_owner)
+
+
+@dataclass
+class Schedule:
+    """The expected schedule of a layout: per guest when its start is sent and when it is ready."""
+
+    start_s: dict[str, float] = field(default_factory=dict)
+    ready_s: dict[str, float] = field(default_factory=dict)
+    tiers_s: dict[int, float] = field(default_factory=dict)  # tier -> all up at (from 0)
+    all_up_s: float = 0.0
+
+
+def simulate(jobs: Iterable[tuple[str, str, int, float]], timing: Timing) -> Schedule:
+    """Play the engine's schedule on ``jobs`` (guest, host, tier, seconds): tiers in turn; within
+    a tier every free slot filled at once, the host with the most queued work first, its longest
+    start first; at most ``per_host`` per host and ``in_flight`` in all."""
+    out = Schedule()
+    by_tier: dict[int, list[tuple[str, str, float]]] = {}
+    for guest, host, tier, seconds in jobs:
+        by_tier.setdefault(tier, []).append((guest, host, seconds))
+    now = 0.0
+    for tier in sorted(by_tier):
+        now = _play(by_tier[tier], timing, now, out)
+        out.tiers_s[tier] = round(now, 2)
+    out.all_up_s = round(now, 2)
+    return out
+
+
+def _play(jobs: list[tuple[str, str, float]], timing: Timing, now: float, out: Schedule) -> float:
+    queues: dict[str, list[tuple[float, str]]] = {}
+    for guest, host, seconds in jobs:
+        queues.setdefault(host, []).append((seconds, guest))
+    for q in queues.values():
+        q.sort(key=lambda j: (-j[0], j[1]))
+        q.reverse()  # pop() takes the longest (then the first name)
+    work = {h: sum(s for s, _ in q) for h, q in queues.items()}
+    busy = dict.fromkeys(queues, 0)
+    running: list[tuple[float, str, str]] = []  # (ready at, host, guest)
+    end = now
+    # Hosts that may start now, most queued work first (lazy: stale entries skipped).
+    ready: list[tuple[float, str]] = [(-work[h], h) for h in queues]
+    heapq.heapify(ready)
+    while True:
+        while ready and len(running) < timing.in_flight:
+            neg, host = heapq.heappop(ready)
+            q = queues[host]
+            if not q or busy[host] >= timing.per_host or -neg != work[host]:
+                continue
+            seconds, guest = q.pop()
+            work[host] -= seconds
+            busy[host] += 1
+            out.start_s[guest] = round(now, 2)
+            heapq.heappush(running, (now + seconds, host, guest))
+            if q and busy[host] < timing.per_host:
+                heapq.heappush(ready, (-work[host], host))
+        if not running:
+            return end
+        at, host, guest = heapq.heappop(running)
+        now = end = max(end, at)
+        out.ready_s[guest] = round(at, 2)
+        busy[host] -= 1
+        if queues[host]:
+            heapq.heappush(ready, (-work[host], host))
+        # A free global slot may let any waiting host go (their entries may have been dropped).
+        if len(running) < timing.in_flight:
+            for h, q in queues.items():
+                if q and busy[h] < timing.per_host:
+                    heapq.heappush(ready, (-work[h], h))
+
+
+def lower_bound(durations: list[float], hosts: int, timing: Timing) -> float:
+    """No layout of these starts on ``hosts`` hosts ends a tier sooner than this."""
+    if not durations or hosts <= 0:
+        return 0.0
+    work = sum(durations)
+    slots = min(hosts * timing.per_host, timing.in_flight)
+    return max(max(durations), work / slots)
+
+
+def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[State, list[int]]:
+    """The placed guests laid out for the objective (policy.objective), the same guests placed.
+
+    ``all-up``: the earliest expected all-up, tier by tier, then the most guests on their last
+    owner. ``last-owner``: every guest the layout put on its last owner stays; the others are
+    laid out for time. Guests on a preferred host or placed by relaxing a soft rule stay where
+    they are. Returns the state (``st`` itself when nothing better was found) and the guests
+    moved, whose ``why`` is rewritten.
+    """
+    placed = [g for g in m.guests if st.where[g.idx] is not None]
+    if len(placed) < 2 or len(m.usable) < 2:
+        return st, []
+    last_owner = m.policy.objective == "last-owner"
+
+    def stays(g: PGuest) -> bool:
+        h = st.where[g.idx]
+        return (
+            h in g.prefer
+            or g.idx in st.relaxed
+            or (last_owner and g.last_owner is not None and h == g.last_owner)
+        )
+
+    free = [g for g in placed if not stays(g)]
+    if not free:
+        return st, []
+
+    def score(state: State) -> tuple:
+        time, sticky = objective(m, state, timing), -sticky_count(m, state)
+        return (sticky, time) if last_owner else (time, sticky)
+
+    # `pack` keeps whole hosts free: the starts are spread over the hosts it used, no others.
+    hosts = m.usable
+    if m.policy.strategy == "pack":
+        used = {st.where[g.idx] for g in placed}
+        hosts = [h for h in m.usable if h in used]
+    best, best_score = st, score(st)
+    # Two ways to favour last owners: first (up to the tier's bound), or only among equal ends.
+    for first in (True, False):
+        trial = _rebuild(m, st, free, timing, hosts, sticky_first=first)
+        if trial is not None and score(trial) < best_score:
+            best, best_score = trial, score(trial)
+    if best is st:
+        return st, []
+    trial = best
+    moved = [g.idx for g in placed if trial.where[g.idx] != st.where[g.idx]]
+    for idx in moved:
+        g = m.guests[idx]
+        why[idx] = _moved_text(m, st, trial, g, timing)
+    return trial, moved
+
+
+def _rebuild(
+    m: Model,
+    st: State,
+    free: list[PGuest],
+    timing: Timing,
+    hosts: list[int],
+    *,
+    sticky_first: bool,
+) -> State | None:
+    """``free`` taken off and placed again tier by tier, longest start first, each where its
+    start ends soonest; a guest goes back to its last owner when that ends no later than the
+    tier's bound (``sticky_first``: those guests before the others) or than any other host.
+    None when one of them no longer fits anywhere."""
+    trial = st.copy()
+    for g in free:
+        trial.remove(g)
+    free_ids = {g.idx for g in free}
+    for tier in sorted({g.tier for g in free}):
+        # Each host's start slots, already holding the tier's guests that stay.
+        slots: dict[int, list[float]] = {h: [0.0] * timing.per_host for h in hosts}
+        stay = [
+            g
+            for g in m.guests
+            if g.tier == tier and trial.where[g.idx] is not None and g.idx not in free_ids
+        ]
+        for g in sorted(stay, key=lambda g: (-timing.seconds(g.name), g.name)):
+            h = trial.where[g.idx]
+            if h in slots:
+                heapq.heapreplace(slots[h], slots[h][0] + timing.seconds(g.name))
+        mine = sorted(
+            (g for g in free if g.tier == tier), key=lambda g: (-timing.seconds(g.name), g.name)
+        )
+        durations = [timing.seconds(g.name) for g in (*mine, *stay)]
+        target = lower_bound(durations, len(hosts), timing)
+        target = max(target, max((max(s) for s in slots.values()), default=0.0))
+        later = []
+        for g in mine:
+            lo = g.last_owner
+            d = timing.seconds(g.name)
+            if (
+                lo is not None
+                and lo in slots
+                and slots[lo][0] + d <= target + 1e-9
+                and g.ok(lo)
+                and trial.fits(g, lo)
+                and sticky_first
+            ):
+                trial.place(g, lo)
+                heapq.heapreplace(slots[lo], slots[lo][0] + d)
+            else:
+                later.append(g)
+        # Hosts by when their next slot frees, then rank (name order): a lazy heap.
+        heap = [(slots[h][0], m.rank[h], h) for h in hosts]
+        heapq.heapify(heap)
+        for g in later:
+            d = timing.seconds(g.name)
+            host = _earliest(m, trial, g, heap, slots)
+            if host is None:
+                return None
+            lo = g.last_owner
+            # Its last owner when it ends there no later than on the host found.
+            if (
+                lo is not None
+                and lo != host
+                and lo in slots
+                and slots[lo][0] <= slots[host][0] + 1e-9
+                and g.ok(lo)
+                and trial.fits(g, lo)
+            ):
+                heapq.heappush(heap, (slots[host][0], m.rank[host], host))
+                host = lo
+            trial.place(g, host)
+            heapq.heapreplace(slots[host], slots[host][0] + d)
+            heapq.heappush(heap, (slots[host][0], m.rank[host], host))
+    return trial
+
+
+def _earliest(
+    m: Model, trial: State, g: PGuest, heap: list[tuple[float, int, int]], slots: dict
+) -> int | None:
+    """The host whose next free slot comes first and that takes ``g`` (every rule)."""
+    popped: list[tuple[float, int, int]] = []
+    found = None
+    while heap:
+        item = heapq.heappop(heap)
+        at, _, h = item
+        if at != slots[h][0]:
+            continue  # stale: the host's slots changed since
+        popped.append(item)
+        if g.ok(h) and trial.fits(g, h):
+            found = h
+            break
+    for item in popped:
+        if item[2] != found:
+            heapq.heappush(heap, item)
+    return found
+
+
+def _moved_text(m: Model, st: State, trial: State, g: PGuest, timing: Timing) -> str:
+    """Why the time pass moved ``g``: where it was and what the new host gives."""
+    was = st.where[g.idx]
+    to = trial.where[g.idx]
+    assert was is not None and to is not None
+    # Figures of the new host before g is charged there (as every why says them).
+    trial.remove(g)
+    fit = trial.placed_text(g, to)
+    trial.place(g, to)
+    label = "last owner" if was == g.last_owner else "greedy's host"
+    if to == g.last_owner:
+        return f"last owner (kept after spreading the starts for all-up) ({fit})"
+    objective_word = (
+        "last-owner objective: not its last owner; " if (m.policy.objective == "last-owner") else ""
+    )
+    return (
+        f"{objective_word}spread for time to all-up: {label} {m.host_name(was)} has more "
+        f"starts queued ({fit})"
+    )
