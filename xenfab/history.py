@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import XenfabError
 from .plan.recall import HostMemory, Recall
+from .plan.timing import KEEP_SAMPLES
 from .snapshot import Snapshot, SnapshotError
 
 KEEP = 50
@@ -115,6 +116,64 @@ def recall(
             )
             break
     return Recall(hosts, auto_dir=auto_dir, where=directory)
+
+
+# The audit log's tail read for start times: enough for many runs, bounded for a long history.
+AUDIT_TAIL_BYTES = 32 * 1024 * 1024
+
+
+def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
+    """Per guest, the seconds its past starts took from command sent to ready, oldest first.
+
+    From the audit log's lines of ``environment``: a ``ready`` line's ``ready_s`` when the run
+    wrote one for the guest, else the ``seconds`` of its accepted ``start`` line. Raises
+    nothing: an unreadable log or line gives fewer samples (the plan then estimates).
+    """
+    # (run, guest) -> [start seconds, ready seconds]; the last attempt of a run counts.
+    runs: dict[tuple[str, str], list[float | None]] = {}
+    try:
+        with open(os.path.expanduser(audit_log), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - AUDIT_TAIL_BYTES))
+            raw = fh.read()
+    except OSError:
+        return {}
+    lines = raw.split(b"\n")
+    if size > AUDIT_TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("environment") != environment:
+            continue
+        guest, action = rec.get("guest"), rec.get("action")
+        if not isinstance(guest, str) or action not in ("start", "ready"):
+            continue
+        key = (str(rec.get("run")), guest)
+        if action == "start":
+            value = rec.get("seconds")
+            if rec.get("outcome") == "accepted" and _seconds(value):
+                runs.setdefault(key, [None, None])[0] = float(value)
+        elif _seconds(rec.get("ready_s")):
+            runs.setdefault(key, [None, None])[1] = float(rec["ready_s"])
+    out: dict[str, list[float]] = {}
+    for (_, guest), (started, ready) in runs.items():
+        value = ready if ready is not None else started
+        if value is not None:
+            out.setdefault(guest, []).append(value)
+    return {g: v[-KEEP_SAMPLES:] for g, v in out.items()}
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value >= 0
+        and value < 1e7
+    )
 
 
 def _prune(
