@@ -257,11 +257,19 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
         used = {st.where[g.idx] for g in placed}
         hosts = [h for h in m.usable if h in used]
     best, best_score = st, score(st)
-    # Two ways to favour last owners: first (up to the tier's bound), or only among equal ends.
-    for first in (True, False):
-        trial = _rebuild(m, st, free, timing, hosts, sticky_first=first)
+    # Ways to favour last owners: first (up to the tier's bound), only among equal ends, or
+    # (all-up) keeping every guest already on its last owner, as last-owner does.
+    kept = [g for g in free if g.last_owner is None or st.where[g.idx] != g.last_owner]
+    tries = [(free, True), (free, False)]
+    if not last_owner and len(kept) < len(free):
+        tries.append((kept, True))
+    for moving, first in tries:
+        trial = _rebuild(m, st, moving, timing, hosts, sticky_first=first)
         if trial is not None and score(trial) < best_score:
             best, best_score = trial, score(trial)
+    polished = _polish(m, best, free, timing, hosts, last_owner)
+    if score(polished) < best_score:
+        best = polished
     if best is st:
         return st, []
     trial = best
@@ -347,6 +355,130 @@ def _rebuild(
             heapq.heapreplace(slots[host], slots[host][0] + d)
             heapq.heappush(heap, (slots[host][0], m.rank[host], host))
     return trial
+
+
+# Moves and swaps the polish step may try (deterministic work, not wall time).
+POLISH_TRIES = 4000
+
+
+def _polish(
+    m: Model,
+    start: State,
+    free: list[PGuest],
+    timing: Timing,
+    hosts: list[int],
+    last_owner: bool,
+) -> State:
+    """Local search from ``start``: move a guest off a host that ends its tier last, or swap it
+    with a shorter one, while the objective improves (the tier's time, then how many hosts
+    end it last, then last owners); at most POLISH_TRIES tries."""
+    st = start.copy()
+    free_ids = {g.idx for g in free}
+    allowed = set(hosts)
+    cap, glob = timing.per_host, max(timing.in_flight, 1)
+    sec = {g.idx: timing.seconds(g.name) for g in m.guests}
+    on: dict[int, dict[int, list[int]]] = {}  # tier -> host -> guests
+    for g in m.guests:
+        h = st.where[g.idx]
+        if h is not None:
+            on.setdefault(g.tier, {}).setdefault(h, []).append(g.idx)
+    tiers = sorted(on)
+    span = {t: {h: makespan([sec[i] for i in gs], cap) for h, gs in on[t].items()} for t in tiers}
+    work = {t: sum(sec[i] for gs in on[t].values() for i in gs) / glob for t in tiers}
+    sticky = [sticky_count(m, st)]
+
+    def tier_key(t: int) -> tuple[float, int]:
+        top = max(span[t].values(), default=0.0)
+        if top <= work[t] + 1e-9:
+            return (round(work[t], 6), 0)
+        return (round(top, 6), sum(1 for v in span[t].values() if v >= top - 1e-9))
+
+    def key() -> tuple:
+        times = tuple(tier_key(t) for t in tiers)
+        return (-sticky[0], times) if last_owner else (times, -sticky[0])
+
+    def shift(g: PGuest, frm: int, to: int) -> None:
+        st.remove(g)
+        st.place(g, to)
+        on[g.tier][frm].remove(g.idx)
+        on[g.tier].setdefault(to, []).append(g.idx)
+        for h in (frm, to):
+            span[g.tier][h] = makespan([sec[i] for i in on[g.tier][h]], cap)
+        sticky[0] += (to == g.last_owner) - (frm == g.last_owner)
+
+    def can(g: PGuest, h: int) -> bool:
+        return h in allowed and g.ok(h) and st.fits(g, h)
+
+    tries = 0
+    current = key()
+    improved = True
+    while improved and tries < POLISH_TRIES:
+        improved = False
+        for t in tiers:
+            top = max(span[t].values(), default=0.0)
+            if top <= work[t] + 1e-9:
+                continue  # the global cap, not a host, sets this tier's time
+            crit = sorted(
+                (h for h, v in span[t].items() if v >= top - 1e-9), key=m.rank.__getitem__
+            )
+            others = sorted(allowed, key=lambda h: (span[t].get(h, 0.0), m.rank[h]))
+            for h in crit:
+                mine = sorted(
+                    (i for i in on[t][h] if i in free_ids),
+                    key=lambda i: (-sec[i], m.guests[i].name),
+                )
+                for i in mine:
+                    g = m.guests[i]
+                    for h2 in others:
+                        if h2 == h or tries >= POLISH_TRIES:
+                            continue
+                        tries += 1
+                        st.remove(g)
+                        ok = can(g, h2)
+                        st.place(g, h)
+                        if ok:
+                            shift(g, h, h2)
+                            new = key()
+                            if new < current:
+                                current, improved = new, True
+                                break
+                            shift(g, h2, h)
+                        # A swap with a shorter guest of the tier there.
+                        for j in sorted(
+                            on[t].get(h2, ()), key=lambda j: (sec[j], m.guests[j].name)
+                        ):
+                            if j not in free_ids or sec[j] >= sec[i] or tries >= POLISH_TRIES:
+                                continue
+                            tries += 1
+                            g2 = m.guests[j]
+                            st.remove(g)
+                            st.remove(g2)
+                            ok = can(g, h2)
+                            if ok:
+                                st.place(g, h2)
+                                ok = can(g2, h)
+                                st.remove(g)
+                            st.place(g, h)
+                            st.place(g2, h2)
+                            if not ok:
+                                continue
+                            shift(g, h, h2)
+                            shift(g2, h2, h)
+                            new = key()
+                            if new < current:
+                                current, improved = new, True
+                                break
+                            shift(g2, h, h2)
+                            shift(g, h2, h)
+                        if improved:
+                            break
+                    if improved:
+                        break
+                if improved:
+                    break
+            if improved:
+                break
+    return st
 
 
 def _earliest(
