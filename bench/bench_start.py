@@ -118,8 +118,10 @@ def best_rounds(snap, layout, cap: int, reserve_mib: int, overhead_mib: int) -> 
 
 def trimmed(snap, want: int):
     """``snap`` with only the first ``want`` down guests (name order) of the lab's scenario."""
-    down = sorted(g.name for g in snap.guests if g.state in ("disabled", "failed"))
-    drop = set(down[want:])
+    down = sorted(g.name for g in snap.guests if g.state in ("disabled", "failed") and g.plannable)
+    drop = set(down[want:]) | {
+        g.name for g in snap.guests if g.state in ("disabled", "failed") and not g.plannable
+    }
     return replace(snap, guests=[g for g in snap.guests if g.name not in drop])
 
 
@@ -176,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--objective", choices=("all-up", "last-owner"), default="all-up", help="policy.objective"
     )
+    ap.add_argument(
+        "--plan-only", action="store_true", help="bring the lab up, plan, print the bounds, stop"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the lab directory")
     ap.add_argument("--log", help="write the engine's progress lines to this file")
     ap.add_argument(
@@ -215,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             for a in layout.assignments
             if snap.guest(a.guest) and snap.guest(a.guest).state == "disabled"
         ][:sample]
-        serial_each = seed_way(cfg, picked, boot)
+        serial_each = seed_way(cfg, picked, boot) if not args.plan_only else []
         lab.reseed(lab_dir)
 
         # 2. xenfab: gather, plan, start everything. The global cap never binds (c x hosts);
@@ -234,6 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         per_host = Counter(a.host for a in assignments)
         rounds, low = best_rounds(snap, layout, args.cap, policy.reserve_mib, policy.overhead_mib)
         best = rounds * boot
+        sticky = {
+            name: sum(
+                1 for a in lay.assignments if (snap.guest(a.guest).last_owner or "") == a.host
+            )
+            for name, lay in layouts.items()
+        }
+        summary = [
+            f"best bound: {rounds} rounds x {boot:g} s (pigeonhole: >= {low} rounds; "
+            f"{'the same' if rounds == low else 'more: RAM'}; HiGHS proved every fewer "
+            f"infeasible). Both objectives on these facts ({len(assignments)} guests):"
+        ]
+        for name, lay in layouts.items():
+            used = Counter(a.host for a in lay.assignments)
+            summary.append(
+                f"  objective {name}: busiest host {max(used.values())} guests, layout bound "
+                f"{max(math.ceil(n / args.cap) for n in used.values()) * boot:.1f} s, expected "
+                f"all-up {lay.expected_all_up_s:.1f} s, {sticky[name]} of "
+                f"{len(lay.assignments)} on their last owner"
+            )
+        if args.plan_only:
+            print("\n".join(summary))
+            return 0
         log = io.StringIO()
         load0 = os.getloadavg()[0]
         t1, c1 = time.monotonic(), os.times()
@@ -251,12 +278,6 @@ def main(argv: list[str] | None = None) -> int:
             print(log.getvalue()[-3000:], file=sys.stderr)
             print(report.table(), file=sys.stderr)
         bound = max(math.ceil(n / args.cap) for n in per_host.values()) * boot
-        sticky = {
-            name: sum(
-                1 for a in lay.assignments if (snap.guest(a.guest).last_owner or "") == a.host
-            )
-            for name, lay in layouts.items()
-        }
         starts = [s for s in lab.status(lab_dir)["starts"] if s["ok"]]
         by_host: dict[str, list] = {}
         for s in starts:
@@ -313,19 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             f"one-at-a-time way, measured on {len(serial_each)} guests in this run and scaled "
             f"to {len(assignments)}."
         )
-        print(
-            f"best bound: {rounds} rounds x {boot:g} s (pigeonhole: >= {low} rounds; "
-            f"{'the same' if rounds == low else 'more: RAM'}; HiGHS proved every fewer "
-            f"infeasible). Ran: objective {args.objective}. Both objectives on these facts:"
-        )
-        for name, lay in layouts.items():
-            hosts_used = Counter(a.host for a in lay.assignments)
-            print(
-                f"  objective {name}: busiest host {max(hosts_used.values())} guests, layout "
-                f"bound {max(math.ceil(n / args.cap) for n in hosts_used.values()) * boot:.1f} s, "
-                f"expected all-up {lay.expected_all_up_s:.1f} s, "
-                f"{sticky[name]} of {len(lay.assignments)} on their last owner"
-            )
+        print(f"Ran: objective {args.objective}. " + "\n".join(summary))
         seen = start_samples(cfg.audit_log, env.name)
         if seen:
             flat = [v for vs in seen.values() for v in vs]

@@ -54,7 +54,9 @@ def plan(
         st, method, proven = improve(m, st, why, order, budget, on_search)
     # The same guests placed, laid out for policy.objective (time to all-up, last owner).
     timing = policy.timing if policy.timing is not None else Timing()
-    st, _ = optimise(m, st, why, timing)
+    if not (budget.search and budget.out_of_time()):
+        # Work-bounded too; but once the safety stop has fired, nothing more is tried.
+        st, _ = optimise(m, st, why, timing)
     out = _layout(m, st, why, order, method, proven)
     _expected(out, timing)
     out.search_stopped = budget.stopped

@@ -203,13 +203,10 @@ def _play(jobs: list[tuple[str, str, float]], timing: Timing, now: float, out: S
         now = end = max(end, at)
         out.ready_s[guest] = round(at, 2)
         busy[host] -= 1
-        if queues[host]:
+        if queues[host] and busy[host] == timing.per_host - 1:
             heapq.heappush(ready, (-work[host], host))
-        # A free global slot may let any waiting host go (their entries may have been dropped).
-        if len(running) < timing.in_flight:
-            for h, q in queues.items():
-                if q and busy[h] < timing.per_host:
-                    heapq.heappush(ready, (-work[h], h))
+        # A host is dropped from `ready` only when empty, full (re-pushed above when one of its
+        # starts ends) or stale (a fresher entry exists): a free global slot needs no more.
 
 
 def lower_bound(durations: list[float], hosts: int, timing: Timing) -> float:
@@ -267,6 +264,10 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
         trial = _rebuild(m, st, moving, timing, hosts, sticky_first=first)
         if trial is not None and score(trial) < best_score:
             best, best_score = trial, score(trial)
+        if len(moving) * len(hosts) <= CAPPED_WORK:
+            trial = _capped(m, st, moving, timing, hosts, sticky=first)
+            if trial is not None and score(trial) < best_score:
+                best, best_score = trial, score(trial)
     polished = _polish(m, best, free, timing, hosts, last_owner)
     if score(polished) < best_score:
         best = polished
@@ -310,7 +311,8 @@ def _rebuild(
             if h in slots:
                 heapq.heapreplace(slots[h], slots[h][0] + timing.seconds(g.name))
         mine = sorted(
-            (g for g in free if g.tier == tier), key=lambda g: (-timing.seconds(g.name), g.name)
+            (g for g in free if g.tier == tier),
+            key=lambda g: (-timing.seconds(g.name), -g.mem, -g.vcpus, g.name),
         )
         durations = [timing.seconds(g.name) for g in (*mine, *stay)]
         target = lower_bound(durations, len(hosts), timing)
@@ -331,8 +333,9 @@ def _rebuild(
                 heapq.heapreplace(slots[lo], slots[lo][0] + d)
             else:
                 later.append(g)
-        # Hosts by when their next slot frees, then rank (name order): a lazy heap.
-        heap = [(slots[h][0], m.rank[h], h) for h in hosts]
+        # Hosts by when their next slot frees, then the most room (worst fit: big guests go
+        # first, to the roomy hosts, and leave the small hosts the small guests), then rank.
+        heap = [(slots[h][0], -trial.room_mib[h], m.rank[h], h) for h in hosts]
         heapq.heapify(heap)
         for g in later:
             d = timing.seconds(g.name)
@@ -349,11 +352,81 @@ def _rebuild(
                 and g.ok(lo)
                 and trial.fits(g, lo)
             ):
-                heapq.heappush(heap, (slots[host][0], m.rank[host], host))
+                heapq.heappush(heap, _entry(trial, slots, m, host))
                 host = lo
             trial.place(g, host)
             heapq.heapreplace(slots[host], slots[host][0] + d)
-            heapq.heappush(heap, (slots[host][0], m.rank[host], host))
+            heapq.heappush(heap, _entry(trial, slots, m, host))
+    return trial
+
+
+# The capped packing's size limit (guests x hosts) and its targets: the tier's lower bound, then
+# 2% more at a time.
+CAPPED_WORK = 400_000
+CAPPED_STEPS = 26
+
+
+def _capped(
+    m: Model, st: State, free: list[PGuest], timing: Timing, hosts: list[int], *, sticky: bool
+) -> State | None:
+    """``free`` placed again for a target time per tier, the lowest that works: largest guest
+    first, to its last owner (``sticky``) or the roomiest host whose slots still end by the
+    target. RAM binds where start slots are plenty, so the order is by size here."""
+    trial = st.copy()
+    for g in free:
+        trial.remove(g)
+    free_ids = {g.idx for g in free}
+    for tier in sorted({g.tier for g in free}):
+        mine = sorted((g for g in free if g.tier == tier), key=lambda g: (-g.mem, -g.vcpus, g.name))
+        stay = [
+            g
+            for g in m.guests
+            if g.tier == tier and trial.where[g.idx] is not None and g.idx not in free_ids
+        ]
+        durations = [timing.seconds(g.name) for g in (*mine, *stay)]
+        low = lower_bound(durations, len(hosts), timing)
+        for step in range(CAPPED_STEPS):
+            target = low * (1 + 0.02 * step) + 1e-9
+            attempt = _fill(m, trial, mine, stay, timing, hosts, target, sticky)
+            if attempt is not None:
+                trial = attempt
+                break
+        else:
+            return None
+    return trial
+
+
+def _fill(
+    m: Model,
+    base: State,
+    mine: list[PGuest],
+    stay: list[PGuest],
+    timing: Timing,
+    hosts: list[int],
+    target: float,
+    sticky: bool,
+) -> State | None:
+    trial = base.copy()
+    slots: dict[int, list[float]] = {h: [0.0] * timing.per_host for h in hosts}
+    for g in sorted(stay, key=lambda g: (-timing.seconds(g.name), g.name)):
+        h = trial.where[g.idx]
+        if h in slots:
+            heapq.heapreplace(slots[h], slots[h][0] + timing.seconds(g.name))
+    for g in mine:
+        d = timing.seconds(g.name)
+        lo = g.last_owner
+        if sticky and lo in slots and slots[lo][0] + d <= target and g.ok(lo) and trial.fits(g, lo):
+            host = lo
+        else:
+            host, room = None, -1
+            for h in hosts:
+                fast = slots[h][0] + d <= target and trial.room_mib[h] > room
+                if fast and g.ok(h) and trial.fits(g, h):
+                    host, room = h, trial.room_mib[h]
+            if host is None:
+                return None
+        trial.place(g, host)
+        heapq.heapreplace(slots[host], slots[host][0] + d)
     return trial
 
 
@@ -387,11 +460,15 @@ def _polish(
     work = {t: sum(sec[i] for gs in on[t].values() for i in gs) / glob for t in tiers}
     sticky = [sticky_count(m, st)]
 
-    def tier_key(t: int) -> tuple[float, int]:
+    def tier_key(t: int) -> tuple[float, int, float]:
+        # The tier's time, then how many hosts end it, then their work: moving a start off such
+        # a host is progress even before its makespan drops (k and k - 1 starts may end alike).
         top = max(span[t].values(), default=0.0)
         if top <= work[t] + 1e-9:
-            return (round(work[t], 6), 0)
-        return (round(top, 6), sum(1 for v in span[t].values() if v >= top - 1e-9))
+            return (round(work[t], 6), 0, 0.0)
+        last = [h for h, v in span[t].items() if v >= top - 1e-9]
+        load = sum(sec[i] for h in last for i in on[t][h])
+        return (round(top, 6), len(last), round(load, 6))
 
     def key() -> tuple:
         times = tuple(tier_key(t) for t in tiers)
@@ -481,23 +558,27 @@ def _polish(
     return st
 
 
+def _entry(trial: State, slots: dict, m: Model, h: int) -> tuple[float, int, int, int]:
+    return (slots[h][0], -trial.room_mib[h], m.rank[h], h)
+
+
 def _earliest(
-    m: Model, trial: State, g: PGuest, heap: list[tuple[float, int, int]], slots: dict
+    m: Model, trial: State, g: PGuest, heap: list[tuple[float, int, int, int]], slots: dict
 ) -> int | None:
-    """The host whose next free slot comes first and that takes ``g`` (every rule)."""
-    popped: list[tuple[float, int, int]] = []
+    """The host whose next free slot comes first (then the roomiest) that takes ``g``."""
+    popped: list[tuple[float, int, int, int]] = []
     found = None
     while heap:
         item = heapq.heappop(heap)
-        at, _, h = item
-        if at != slots[h][0]:
-            continue  # stale: the host's slots changed since
+        h = item[3]
+        if item != _entry(trial, slots, m, h) or any(p[3] == h for p in popped):
+            continue  # stale (the host's slots or room changed since), or seen already
         popped.append(item)
         if g.ok(h) and trial.fits(g, h):
             found = h
             break
     for item in popped:
-        if item[2] != found:
+        if item[3] != found:
             heapq.heappush(heap, item)
     return found
 
