@@ -25,6 +25,7 @@ import gzip
 import json
 import os
 import secrets
+import statistics
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -129,8 +130,47 @@ def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
     wrote one for the guest, else the ``seconds`` of its accepted ``start`` line. Raises
     nothing: an unreadable log or line gives fewer samples (the plan then estimates).
     """
+    return start_history(audit_log, environment)[0]
+
+
+def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[float]], float]:
+    """``start_samples``, and the median seconds between two consecutive start commands
+    (intent lines) of one run: how fast the engine sent starts (0.0 when never seen)."""
     # (run, guest) -> [start seconds, ready seconds]; the last attempt of a run counts.
     runs: dict[tuple[str, str], list[float | None]] = {}
+    intents: dict[str, list[float]] = {}
+    for rec in _audit_lines(audit_log, environment):
+        guest, action = rec.get("guest"), rec.get("action")
+        if not isinstance(guest, str):
+            continue
+        key = (str(rec.get("run")), guest)
+        if action == "intent":
+            at = _parse_iso(rec.get("time"))
+            if at is not None:
+                intents.setdefault(key[0], []).append(at)
+        elif action == "start":
+            value = rec.get("seconds")
+            if rec.get("outcome") == "accepted" and _seconds(value):
+                runs.setdefault(key, [None, None])[0] = float(value)
+        elif action == "ready" and _seconds(rec.get("ready_s")):
+            runs.setdefault(key, [None, None])[1] = float(rec["ready_s"])
+    out: dict[str, list[float]] = {}
+    for (_, guest), (started, ready) in runs.items():
+        value = ready if ready is not None else started
+        if value is not None:
+            out.setdefault(guest, []).append(value)
+    gaps = [
+        b - a
+        for times in intents.values()
+        for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
+    ]
+    gap = statistics.median(gaps) if gaps else 0.0
+    return {g: v[-KEEP_SAMPLES:] for g, v in out.items()}, round(gap, 3)
+
+
+def _audit_lines(audit_log: str, environment: str) -> Iterator[dict[str, Any]]:
+    """The audit log's records of ``environment`` (its last AUDIT_TAIL_BYTES), unreadable
+    lines skipped; nothing when the log cannot be read."""
     try:
         with open(os.path.expanduser(audit_log), "rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -138,7 +178,7 @@ def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
             fh.seek(max(0, size - AUDIT_TAIL_BYTES))
             raw = fh.read()
     except OSError:
-        return {}
+        return
     lines = raw.split(b"\n")
     if size > AUDIT_TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
@@ -147,24 +187,15 @@ def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(rec, dict) or rec.get("environment") != environment:
-            continue
-        guest, action = rec.get("guest"), rec.get("action")
-        if not isinstance(guest, str) or action not in ("start", "ready"):
-            continue
-        key = (str(rec.get("run")), guest)
-        if action == "start":
-            value = rec.get("seconds")
-            if rec.get("outcome") == "accepted" and _seconds(value):
-                runs.setdefault(key, [None, None])[0] = float(value)
-        elif _seconds(rec.get("ready_s")):
-            runs.setdefault(key, [None, None])[1] = float(rec["ready_s"])
-    out: dict[str, list[float]] = {}
-    for (_, guest), (started, ready) in runs.items():
-        value = ready if ready is not None else started
-        if value is not None:
-            out.setdefault(guest, []).append(value)
-    return {g: v[-KEEP_SAMPLES:] for g, v in out.items()}
+        if isinstance(rec, dict) and rec.get("environment") == environment:
+            yield rec
+
+
+def _parse_iso(text: Any) -> float | None:
+    try:
+        return _dt.datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        return None
 
 
 def _seconds(value: Any) -> bool:

@@ -92,7 +92,7 @@ class Layout:
     expected_all_up_s: float | None = None
     expected_tiers_s: dict[int, float] = field(default_factory=dict)
     expected_sources: dict[str, int] = field(default_factory=dict)
-    start_caps: dict[str, int] = field(default_factory=dict)
+    start_caps: dict[str, float] = field(default_factory=dict)
     # The plan id (see plan_id), or how to compute it on first use: hashing the facts costs
     # more than a greedy plan, and the N+k analysis plans thousands of layouts nobody shows.
     _plan_id: str | None = field(default=None, repr=False, compare=False)

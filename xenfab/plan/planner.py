@@ -152,6 +152,8 @@ def _expected(out: Layout, timing: Timing) -> None:
         src = timing.source(a.guest)
         out.expected_sources[src] = out.expected_sources.get(src, 0) + 1
     out.start_caps = {"per_host": timing.per_host, "in_flight": timing.in_flight}
+    if timing.dispatch_s:
+        out.start_caps["dispatch_s"] = timing.dispatch_s
 
 
 def _backend_why(m: Model, g: PGuest) -> str:

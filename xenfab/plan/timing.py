@@ -98,6 +98,10 @@ class Timing:
     in_flight: int = DEFAULT_IN_FLIGHT
     boot_estimate_s: float = DEFAULT_BOOT_S
     estimates: Mapping[str, Estimate] = field(default_factory=dict)
+    # Seconds at least between two start commands as past runs sent them (the median gap
+    # between consecutive intents of a run; history.start_gap_s): the engine's dispatch. Used
+    # for the expected schedule only: it is the same for every layout.
+    dispatch_s: float = 0.0
 
     def seconds(self, guest: str) -> float:
         """Expected seconds from ``guest``'s start command to ready."""
@@ -181,22 +185,38 @@ def _play(jobs: list[tuple[str, str, float]], timing: Timing, now: float, out: S
     busy = dict.fromkeys(queues, 0)
     running: list[tuple[float, str, str]] = []  # (ready at, host, guest)
     end = now
-    # Hosts that may start now, most queued work first (lazy: stale entries skipped).
+    gap = max(timing.dispatch_s, 0.0)
+    next_send = now
+    # Hosts that may start now, most queued work first. Lazy: an entry is dropped when its
+    # host is empty, full (pushed again when one of its starts ends) or stale (a fresher exists).
     ready: list[tuple[float, str]] = [(-work[h], h) for h in queues]
     heapq.heapify(ready)
+
+    def top() -> str | None:
+        while ready:
+            neg, host = ready[0]
+            if queues[host] and busy[host] < timing.per_host and -neg == work[host]:
+                return host
+            heapq.heappop(ready)
+        return None
+
     while True:
-        while ready and len(running) < timing.in_flight:
-            neg, host = heapq.heappop(ready)
-            q = queues[host]
-            if not q or busy[host] >= timing.per_host or -neg != work[host]:
-                continue
-            seconds, guest = q.pop()
+        host = top() if len(running) < timing.in_flight else None
+        if host is not None and next_send <= now + 1e-9:
+            heapq.heappop(ready)
+            seconds, guest = queues[host].pop()
             work[host] -= seconds
             busy[host] += 1
             out.start_s[guest] = round(now, 2)
             heapq.heappush(running, (now + seconds, host, guest))
-            if q and busy[host] < timing.per_host:
+            next_send = now + gap
+            if queues[host] and busy[host] < timing.per_host:
                 heapq.heappush(ready, (-work[host], host))
+            continue
+        # The next event: the dispatcher free again (when a start may go), or a start ending.
+        if host is not None and (not running or next_send < running[0][0]):
+            now = next_send
+            continue
         if not running:
             return end
         at, host, guest = heapq.heappop(running)
@@ -205,8 +225,6 @@ def _play(jobs: list[tuple[str, str, float]], timing: Timing, now: float, out: S
         busy[host] -= 1
         if queues[host] and busy[host] == timing.per_host - 1:
             heapq.heappush(ready, (-work[host], host))
-        # A host is dropped from `ready` only when empty, full (re-pushed above when one of its
-        # starts ends) or stale (a fresher entry exists): a free global slot needs no more.
 
 
 def lower_bound(durations: list[float], hosts: int, timing: Timing) -> float:

@@ -162,16 +162,17 @@ def _recall(cfg: XenfabConfig, env: Environment, dead: list[str]):
 
 def _timing(cfg: XenfabConfig, env: Environment, snap: Snapshot, request: Any):
     """The run's start caps and each guest's expected start time (plan.timing.Timing)."""
-    from ..history import start_samples
+    from ..history import start_history
     from ..plan.timing import Timing, expected_times
 
     caps = env.start
-    samples = start_samples(cfg.audit_log_of(env), env.name)
+    samples, gap = start_history(cfg.audit_log_of(env), env.name)
     return Timing(
         per_host=caps.max_starts_per_host,
         in_flight=getattr(request, "parallel", None) or caps.max_starts_in_flight,
         boot_estimate_s=caps.boot_estimate_s,
         estimates=expected_times(snap.guests, samples, caps.boot_estimate_s),
+        dispatch_s=gap,
     )
 
 
