@@ -11,7 +11,7 @@ from planfixtures import guest, host, snap
 
 from xenfab.config import StartPolicy
 from xenfab.errors import ConfigError
-from xenfab.history import start_samples
+from xenfab.history import start_history, start_samples
 from xenfab.plan import plan, policy_from_dict
 from xenfab.plan.timing import (
     ESTIMATE,
@@ -50,6 +50,20 @@ def test_samples_prefer_ready_s_and_keep_only_the_environment(tmp_path):
     log.write_text("\n".join(lines) + "\n")
     assert start_samples(str(log), "lab") == {"a": [7.5, 4.0], "b": [3.0]}
     assert start_samples(str(tmp_path / "missing.jsonl"), "lab") == {}
+
+
+def test_gap_between_start_commands_is_the_median_within_runs(tmp_path):
+    log = tmp_path / "audit.jsonl"
+    at = "2026-12-07T10:00:{:06.3f}+00:00"
+    lines = [
+        audit_line("intent", f"g{i}", time=at.format(t)) for i, t in enumerate((0, 0.2, 0.4, 5))
+    ]
+    # Another run, much later: the gap between runs is not a gap between starts.
+    lines += [audit_line("intent", "h", run="r2", time=at.format(40)), "\x00garbage"]
+    log.write_text("\n".join(lines) + "\n")
+    samples, gap = start_history(str(log), "lab")
+    assert samples == {} and gap == 0.2
+    assert start_history(str(tmp_path / "none"), "lab") == ({}, 0.0)
 
 
 def test_estimates_own_median_then_size_class_then_default():
@@ -95,6 +109,16 @@ def test_simulate_respects_both_caps_and_runs_tiers_in_turn():
     assert sched.tiers_s[1] == 20.0  # 5 starts of 10 s, 3 at a time, h1 2 at a time
     assert sched.start_s["t2"] == sched.tiers_s[1]
     assert sched.all_up_s == sched.ready_s["t2"] == 25.0
+
+
+def test_dispatch_gap_spaces_the_start_commands():
+    jobs = [(f"g{i}", f"h{i % 4}", 1, 5.0) for i in range(8)]
+    free = simulate(jobs, Timing(per_host=2, in_flight=100))
+    paced = simulate(jobs, Timing(per_host=2, in_flight=100, dispatch_s=0.5))
+    assert free.all_up_s == 5.0
+    sent = sorted(paced.start_s.values())
+    assert all(b - a >= 0.5 - 1e-9 for a, b in zip(sent, sent[1:], strict=False))
+    assert paced.all_up_s == 3.5 + 5.0  # the 8th command leaves 7 gaps after the first
 
 
 # --- the objective -------------------------------------------------------------------------------
@@ -179,3 +203,17 @@ def test_table_lines_fit_and_say_each_tier():
     ]
     assert all(len(line) <= 100 for line in lines)
     assert expected_lines({"expected_all_up_s": None}) == []
+
+
+def test_pack_keeps_its_empty_hosts_and_prefer_stays():
+    hosts = [host("xen00", 8000), host("xen01", 64000), host("xen02", 64000)]
+    guests = [guest(f"g{i}", 1000) for i in range(6)]
+    timing = Timing(per_host=2, in_flight=100, boot_estimate_s=5)
+    packed = plan(
+        snap(hosts, guests), replace(policy_from_dict({"strategy": "pack"}), timing=timing)
+    )
+    assert set(where(packed).values()) == {"xen00"}  # pack filled one host; it stays the only one
+    assert packed.expected_all_up_s == 15.0
+    pinned = policy_from_dict({"prefer": {"g*": ["xen00"]}})
+    kept = plan(snap(hosts, guests), replace(pinned, timing=timing))
+    assert set(where(kept).values()) == {"xen00"}  # admin intent is not moved for time
