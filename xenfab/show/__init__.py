@@ -251,6 +251,8 @@ def _layout_text(
     title += f", {method})" if method else ")"
     parts = [
         title,
+        # Above the table: the lines under it are read as the table's rows by some callers.
+        *expected_lines(layout),
         "",
         tabulate(
             rows,
@@ -263,7 +265,6 @@ def _layout_text(
         # The fit texts speak of room; the table of free RAM: name the difference once.
         kept = ", ".join(str(r) for r in sorted(reserves))
         parts.append(f"room = free - reserve_mib ({kept} MiB kept free on every host)")
-    parts += expected_lines(layout)
     if explain and assignments:
         parts += ["", "Why each host:"]
         for a in assignments:
