@@ -227,6 +227,14 @@ def _play(jobs: list[tuple[str, str, float]], timing: Timing, now: float, out: S
             heapq.heappush(ready, (-work[host], host))
 
 
+def _bounds(m: Model, placed: list[PGuest], timing: Timing) -> tuple[float, ...]:
+    """Per tier, the least time any layout of ``placed`` on the usable hosts can take."""
+    tiers: dict[int, list[float]] = {}
+    for g in placed:
+        tiers.setdefault(g.tier, []).append(timing.seconds(g.name))
+    return tuple(round(lower_bound(tiers[t], len(m.usable), timing), 6) for t in sorted(tiers))
+
+
 def lower_bound(durations: list[float], hosts: int, timing: Timing) -> float:
     """No layout of these starts on ``hosts`` hosts ends a tier sooner than this."""
     if not durations or hosts <= 0:
@@ -266,6 +274,11 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
         time, sticky = objective(m, state, timing), -sticky_count(m, state)
         return (sticky, time) if last_owner else (time, sticky)
 
+    # Already as fast as any layout can be (each tier at its lower bound, e.g. the global cap
+    # binds): nothing to gain in time, and greedy already put back every last owner it could.
+    now, best = objective(m, st, timing), _bounds(m, placed, timing)
+    if all(a <= b + 1e-6 for a, b in zip(now, best, strict=True)):
+        return st, []
     # `pack` keeps whole hosts free: the starts are spread over the hosts it used, no others.
     hosts = m.usable
     if m.policy.strategy == "pack":
