@@ -19,16 +19,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..config import StartPolicy
+
 if TYPE_CHECKING:
     from ..values import Guest
     from .model import Model, PGuest, State
 
-OBJECTIVES = ("all-up", "last-owner")
-# Defaults of the start policy (config.StartPolicy): used when a plan is made without the run's
-# caps (tests, what-ifs); the run passes its own (run/facts.py).
-DEFAULT_PER_HOST = 2
-DEFAULT_IN_FLIGHT = 8
-DEFAULT_BOOT_S = 60.0
+# The start policy's defaults: used when a plan is made without the run's caps (tests,
+# what-ifs); the run passes its own (run/facts.py).
+_START = StartPolicy()
+DEFAULT_PER_HOST = _START.max_starts_per_host
+DEFAULT_IN_FLIGHT = _START.max_starts_in_flight
+DEFAULT_BOOT_S = _START.boot_estimate_s
 # Size classes by maxmem (memory when maxmem is unset): upper bounds in MiB; above the last,
 # one class. A guest with no start of its own in the history gets its class's median.
 SIZE_CLASSES_MIB = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -306,9 +308,9 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
         return st, []
     trial = best
     moved = [g.idx for g in placed if trial.where[g.idx] != st.where[g.idx]]
+    times = (objective(m, st, timing), objective(m, trial, timing))
     for idx in moved:
-        g = m.guests[idx]
-        why[idx] = _moved_text(m, st, trial, g, timing)
+        why[idx] = _moved_text(m, st, trial, m.guests[idx], times)
     return trial, moved
 
 
@@ -663,22 +665,26 @@ def _earliest(
     return found
 
 
-def _moved_text(m: Model, st: State, trial: State, g: PGuest, timing: Timing) -> str:
-    """Why the time pass moved ``g``: where it was and what the new host gives."""
-    was = st.where[g.idx]
-    to = trial.where[g.idx]
+def _moved_text(
+    m: Model, st: State, trial: State, g: PGuest, times: tuple[tuple[float, ...], ...]
+) -> str:
+    """Why the time pass moved ``g``: from where, what its tier's expected time became."""
+    was, to = st.where[g.idx], trial.where[g.idx]
     assert was is not None and to is not None
     # Figures of the new host before g is charged there (as every why says them).
     trial.remove(g)
     fit = trial.placed_text(g, to)
     trial.place(g, to)
-    label = "last owner" if was == g.last_owner else "greedy's host"
     if to == g.last_owner:
-        return f"last owner (kept after spreading the starts for all-up) ({fit})"
-    objective_word = (
-        "last-owner objective: not its last owner; " if (m.policy.objective == "last-owner") else ""
+        return f"last owner ({fit})"
+    tiers = sorted({x.tier for x in m.guests if st.where[x.idx] is not None})
+    before, after = (dict(zip(tiers, t, strict=True)) for t in times)
+    whose = "its last owner" if was == g.last_owner else "the first layout's"
+    said = (
+        f"tier {g.tier} all up in {after[g.tier]:g} s, not {before[g.tier]:g} s"
+        if after[g.tier] < before[g.tier]
+        else "an earlier tier ends sooner"
+        if after != before
+        else "more guests on their last owner"
     )
-    return (
-        f"{objective_word}spread for time to all-up: {label} {m.host_name(was)} has more "
-        f"starts queued ({fit})"
-    )
+    return f"time to all-up: moved from {m.host_name(was)} ({whose}): {said} ({fit})"
