@@ -128,6 +128,7 @@ def test_to_dict_is_json_with_documented_keys():
         "state",
         "takeover_from",
         "expected_boot_s",
+        "expected_start_s",
         "expected_ready_s",
     }
     assert {"expected_all_up_s", "expected_tiers_s"} <= set(data)

@@ -24,6 +24,7 @@ class Assignment:
     # Expected seconds (plan.timing): from the start command to ready, and from the run's first
     # start command to this guest ready under the start caps (the schedule the engine follows).
     expected_boot_s: float | None = None
+    expected_start_s: float | None = None  # when its start command is expected to be sent
     expected_ready_s: float | None = None
 
 

@@ -144,6 +144,7 @@ def _expected(out: Layout, timing: Timing) -> None:
     )
     for a in out.assignments:
         a.expected_boot_s = timing.seconds(a.guest)
+        a.expected_start_s = sched.start_s.get(a.guest)
         a.expected_ready_s = sched.ready_s.get(a.guest)
     out.expected_all_up_s = sched.all_up_s if out.assignments else None
     out.expected_tiers_s = dict(sched.tiers_s)
