@@ -126,6 +126,23 @@ def trimmed(snap, want: int):
     return replace(snap, guests=[g for g in snap.guests if g.name not in drop])
 
 
+def run_gaps(audit_path: str) -> list[float]:
+    """Per run of the audit log (in order), the median seconds between consecutive intents."""
+    runs: dict[str, list[float]] = {}
+    with open(audit_path, encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            if rec.get("action") == "intent":
+                at = datetime.datetime.fromisoformat(rec["time"]).timestamp()
+                runs.setdefault(rec["run"], []).append(at)
+    out = []
+    for times in runs.values():
+        times.sort()
+        if len(times) > 1:
+            out.append(statistics.median(b - a for a, b in zip(times, times[1:], strict=False)))
+    return out
+
+
 def has_ready(audit_path: str) -> bool:
     """True when the audit log has a ``ready`` line (the readiness probes write them)."""
     with open(audit_path, encoding="utf-8") as fh:
@@ -353,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             f"to {len(assignments)}."
         )
         print(f"Ran: objective {args.objective}. " + "\n".join(summary))
+        gaps = run_gaps(cfg.audit_log)
+        print(
+            "gap between start commands, median per run (warm-up, measured): "
+            + ", ".join(f"{g:.3f} s" for g in gaps)
+        )
         seen = start_samples(cfg.audit_log, env.name)
         if seen:
             flat = [v for vs in seen.values() for v in vs]
