@@ -14,9 +14,10 @@ It brings up its own lab in a temporary directory (real sshd on loopback), and t
   is feasible: that one is optimal, the smaller ones proven infeasible);
 - layout bound: the same for the chosen layout: its busiest host's ceil(guests / c) x d (the
   global cap is set to c x hosts, so it never binds);
-- expected: the plan's expected_all_up_s (start.boot_estimate_s set to the lab's boot time: a
-  fresh lab has no start history; the engine's gap between two start commands read from the
-  audit log of a warm-up run of one round, cap x hosts starts, before the measured run);
+- expected: the plan's expected_all_up_s, its figures read as a run reads them: the audit log
+  of a warm-up run (one round: cap x hosts starts, then the lab reseeded) gives each started
+  guest its own start time, the others their size class's, and the engine's gap between two
+  start commands; start.boot_estimate_s is the lab's boot time, for a class never started;
 - serial: the seed's one-at-a-time way (a new SSH connection per command, clusvcadm, wait until
   clustat says started, next guest), measured on a few guests in the same run and scaled to all.
 
@@ -52,7 +53,7 @@ from xenfab.config import XenfabConfig, load_config  # noqa: E402
 from xenfab.gather import batch, environment_hosts, gather  # noqa: E402
 from xenfab.history import start_history, start_samples  # noqa: E402
 from xenfab.plan import plan  # noqa: E402
-from xenfab.plan.timing import Timing  # noqa: E402
+from xenfab.plan.timing import Timing, expected_times  # noqa: E402
 from xenfab.start import StartOptions, start_guests, watch  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -124,6 +125,13 @@ def trimmed(snap, want: int):
         g.name for g in snap.guests if g.state in ("disabled", "failed") and not g.plannable
     }
     return replace(snap, guests=[g for g in snap.guests if g.name not in drop])
+
+
+def sources(layout) -> str:
+    """How many guests' expected start times came from where, and their median."""
+    said = ", ".join(f"{n} {src}" for src, n in sorted(layout.expected_sources.items()))
+    boots = [a.expected_boot_s for a in layout.assignments if a.expected_boot_s is not None]
+    return f"{said} (median {statistics.median(boots or [0.0]):.2f} s)"
 
 
 def run_gaps(audit_path: str) -> list[float]:
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         ][:sample]
         serial_each = seed_way(cfg, picked, boot) if not args.plan_only else []
         lab.reseed(lab_dir)
-        gap = 0.0
+        gap, samples = 0.0, {}
         if not args.plan_only:
             # A warm-up run (one round: cap x hosts starts) so that the audit log knows how
             # fast the engine sends starts, as a real site's log would from its last runs.
@@ -254,15 +262,23 @@ def main(argv: list[str] | None = None) -> int:
                 policy,
                 StartOptions(parallel=args.cap * hosts, out=io.StringIO()),
             )
-            gap = start_history(cfg.audit_log, env.name)[1]
+            samples, gap = start_history(cfg.audit_log, env.name)
             lab.reseed(lab_dir)
 
         # 2. xenfab: gather, plan, start everything. The global cap never binds (c x hosts);
         # the plan is told the caps and the lab's boot time (no history in a fresh lab).
         parallel = args.cap * hosts
-        timing = Timing(per_host=args.cap, in_flight=parallel, boot_estimate_s=boot, dispatch_s=gap)
         t0 = time.monotonic()
         snap = gather(env)
+        # As a run plans (run/facts.py): per guest its own starts in the audit log, else its
+        # size class's, else start.boot_estimate_s (the lab's boot time here).
+        timing = Timing(
+            per_host=args.cap,
+            in_flight=parallel,
+            boot_estimate_s=boot,
+            estimates=expected_times(snap.guests, samples, boot),
+            dispatch_s=gap,
+        )
         layouts = {}
         for objective in ("last-owner", "all-up"):
             pol = replace(policy, objective=objective, timing=timing)
@@ -282,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = [
             f"best bound: {rounds} rounds x {boot:g} s (pigeonhole: >= {low} rounds; "
             f"{'the same' if rounds == low else 'more: RAM'}; HiGHS proved every fewer "
-            f"infeasible). Start commands {gap:.3f} s apart (median, warm-up run's audit "
-            f"log). Both objectives on these facts ({len(assignments)} guests):"
+            f"infeasible). From the warm-up run's audit log: start commands {gap:.3f} s "
+            f"apart (median); start times: {sources(layout)}. Both objectives on these facts "
+            f"({len(assignments)} guests):"
         ]
         for name, lay in layouts.items():
             used = Counter(a.host for a in lay.assignments)

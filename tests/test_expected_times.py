@@ -47,8 +47,16 @@ def test_samples_prefer_ready_s_and_keep_only_the_environment(tmp_path):
         "not json",
         audit_line("start", "b", run="r3", outcome="accepted", seconds=True),  # not a number
     ]
+    t = "2026-12-07T10:00:{:02d}.000+00:00"
+    lines += [
+        audit_line("intent", "d", run="r4", time=t.format(1)),
+        audit_line("start", "d", run="r4", outcome="accepted", seconds=0.2),
+        audit_line("intent", "d", run="r4", time=t.format(10)),  # a retry: its last intent
+        audit_line("result", "d", run="r4", outcome="started", time=t.format(16)),
+    ]
     log.write_text("\n".join(lines) + "\n")
-    assert start_samples(str(log), "lab") == {"a": [7.5, 4.0], "b": [3.0]}
+    # ready_s first; else seen started after the last intent; else the command's seconds.
+    assert start_samples(str(log), "lab") == {"a": [7.5, 4.0], "b": [3.0], "d": [6.0]}
     assert start_samples(str(tmp_path / "missing.jsonl"), "lab") == {}
 
 

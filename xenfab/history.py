@@ -126,9 +126,11 @@ AUDIT_TAIL_BYTES = 32 * 1024 * 1024
 def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
     """Per guest, the seconds its past starts took from command sent to ready, oldest first.
 
-    From the audit log's lines of ``environment``: a ``ready`` line's ``ready_s`` when the run
-    wrote one for the guest, else the ``seconds`` of its accepted ``start`` line. Raises
-    nothing: an unreadable log or line gives fewer samples (the plan then estimates).
+    From the audit log's lines of ``environment``, per run and guest: a ``ready`` line's
+    ``ready_s`` when the run wrote one (the readiness probe answered); else, when the run saw it
+    started (a ``result`` line, outcome ``started``: today's meaning of ready), the seconds from
+    its last ``intent`` to that line; else the ``seconds`` of its accepted ``start`` line (the
+    start command's duration). Raises nothing: an unreadable log or line gives fewer samples.
     """
     return start_history(audit_log, environment)[0]
 
@@ -136,9 +138,10 @@ def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
 def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[float]], float]:
     """``start_samples``, and the median seconds between two consecutive start commands
     (intent lines) of one run: how fast the engine sent starts (0.0 when never seen)."""
-    # (run, guest) -> [start seconds, ready seconds]; the last attempt of a run counts.
+    # (run, guest) -> [start seconds, seen started after its intent, ready_s]: a run's last.
     runs: dict[tuple[str, str], list[float | None]] = {}
     intents: dict[str, list[float]] = {}
+    sent: dict[tuple[str, str], float] = {}
     for rec in _audit_lines(audit_log, environment):
         guest, action = rec.get("guest"), rec.get("action")
         if not isinstance(guest, str):
@@ -148,17 +151,22 @@ def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[floa
             at = _parse_iso(rec.get("time"))
             if at is not None:
                 intents.setdefault(key[0], []).append(at)
+                sent[key] = at
         elif action == "start":
             value = rec.get("seconds")
             if rec.get("outcome") == "accepted" and _seconds(value):
-                runs.setdefault(key, [None, None])[0] = float(value)
+                runs.setdefault(key, [None, None, None])[0] = float(value)
+        elif action == "result" and rec.get("outcome") == "started" and key in sent:
+            at = _parse_iso(rec.get("time"))
+            if at is not None and _seconds(at - sent[key]):
+                runs.setdefault(key, [None, None, None])[1] = at - sent[key]
         elif action == "ready" and _seconds(rec.get("ready_s")):
-            runs.setdefault(key, [None, None])[1] = float(rec["ready_s"])
+            runs.setdefault(key, [None, None, None])[2] = float(rec["ready_s"])
     out: dict[str, list[float]] = {}
-    for (_, guest), (started, ready) in runs.items():
-        value = ready if ready is not None else started
+    for (_, guest), (started, seen, ready) in runs.items():
+        value = next((v for v in (ready, seen, started) if v is not None), None)
         if value is not None:
-            out.setdefault(guest, []).append(value)
+            out.setdefault(guest, []).append(round(value, 3))
     gaps = [
         b - a
         for times in intents.values()
