@@ -272,15 +272,19 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
     if not free:
         return st, []
 
-    def score(state: State) -> tuple:
-        time, sticky = objective(m, state, timing), -sticky_count(m, state)
-        return (sticky, time) if last_owner else (time, sticky)
-
     # Already as fast as any layout can be (each tier at its lower bound, e.g. the global cap
     # binds): nothing to gain in time, and greedy already put back every last owner it could.
-    now, best = objective(m, st, timing), _bounds(m, placed, timing)
-    if all(a <= b + 1e-6 for a, b in zip(now, best, strict=True)):
+    now, bounds = objective(m, st, timing), _bounds(m, placed, timing)
+    if all(a <= b + 1e-6 for a, b in zip(now, bounds, strict=True)):
         return st, []
+    # Layouts whose tiers end within a step of each other are equally fast: the estimates are
+    # medians of noisy starts, and a last owner is worth more than a fraction of a second.
+    grid = tuple(max(MIN_STEP_S, STEP * b) for b in bounds)
+
+    def score(state: State) -> tuple:
+        time, sticky = steps(objective(m, state, timing), grid), -sticky_count(m, state)
+        return (sticky, time) if last_owner else (time, sticky)
+
     # `pack` keeps whole hosts free: the starts are spread over the hosts it used, no others.
     hosts = m.usable
     if m.policy.strategy == "pack":
@@ -301,7 +305,7 @@ def optimise(m: Model, st: State, why: dict[int, str], timing: Timing) -> tuple[
             trial = _capped(m, st, moving, timing, hosts, sticky=first)
             if trial is not None and score(trial) < best_score:
                 best, best_score = trial, score(trial)
-    polished = _polish(m, best, free, timing, hosts, last_owner)
+    polished = _polish(m, best, free, timing, hosts, last_owner, grid)
     if score(polished) < best_score:
         best = polished
     if best is st:
@@ -463,10 +467,19 @@ def _fill(
     return trial
 
 
+# Equally fast: tier times within the same step of STEP x the tier's lower bound (at least
+# MIN_STEP_S seconds).
+STEP = 0.02
+MIN_STEP_S = 0.1
 # Moves and swaps the polish step may try (deterministic work, not wall time).
 # Each try rescans the hosts, so the count shrinks with them: 20,000 on 20 hosts, 2,000 on 200.
 POLISH_TRIES = 20_000
 POLISH_WORK = 400_000
+
+
+def steps(times: tuple[float, ...], grid: tuple[float, ...]) -> tuple[int, ...]:
+    """Each tier's time in steps of its grid (equal steps: equally fast)."""
+    return tuple(math.floor(t / q + 1e-9) for t, q in zip(times, grid, strict=True))
 
 
 def _polish(
@@ -476,6 +489,7 @@ def _polish(
     timing: Timing,
     hosts: list[int],
     last_owner: bool,
+    grid: tuple[float, ...],
 ) -> State:
     """Local search from ``start``: move a guest off a host that ends its tier last, or swap it
     with a shorter one, while the objective improves (the tier's time, then how many hosts
@@ -592,8 +606,15 @@ def _polish(
                     break
             if improved:
                 break
+
     # Then last owners: a guest moved to its last owner, or swapped with a guest there that is
     # not on its own, as long as no tier ends later (the key says so).
+    def key2() -> tuple:
+        times = steps(tuple(max(tier_key(t)[0], work[t]) for t in tiers), grid)
+        return (-sticky[0], times) if last_owner else (times, -sticky[0])
+
+    current = key2()
+    tries = 0  # its own budget: the search for time may have spent the first
     for g in sorted((m.guests[i] for i in free_ids), key=lambda g: g.name):
         h, lo = st.where[g.idx], g.last_owner
         if lo is None or h == lo or lo not in allowed or tries >= limit:
@@ -604,7 +625,7 @@ def _polish(
         st.place(g, h)
         if ok:
             shift(g, h, lo)
-            new = key()
+            new = key2()
             if new < current:
                 current = new
                 continue
@@ -631,7 +652,7 @@ def _polish(
                 continue
             shift(g, h, lo)
             shift(g2, lo, h)
-            new = key()
+            new = key2()
             if new < current:
                 current = new
                 break
