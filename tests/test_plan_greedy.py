@@ -127,7 +127,11 @@ def test_to_dict_is_json_with_documented_keys():
         "why",
         "state",
         "takeover_from",
+        "expected_boot_s",
+        "expected_start_s",
+        "expected_ready_s",
     }
+    assert {"expected_all_up_s", "expected_tiers_s"} <= set(data)
     assert {"guest", "state", "reason"} == set(data["skipped"][0])
     assert {"guest", "memory_mib", "reason", "per_host"} <= set(data["unplaced"][0])
     assert {"name", "free_mib_before", "free_mib_after"} <= set(data["hosts"][0])

@@ -4,11 +4,15 @@ where the seed's Perl logic (reproduced here as a reference, not shipped) fails 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from xenfab.plan import plan, policy_from_dict
+from xenfab.plan.timing import Timing
 from xenfab.snapshot import Guest, Host, Snapshot
+
+LOOSE = Timing(per_host=1000, in_flight=100000)
 
 SIZES = [512, 768, 1024, 1536, 2048, 2560, 3072, 4096, 5120, 6144, 8192, 12288, 16384]
 
@@ -86,7 +90,9 @@ def test_round_robin_is_the_seed_rule_when_the_seed_succeeds():
         seed = seed_plan(snap, numeric=True)
         if seed is None:
             continue
-        layout = plan(snap, policy_from_dict({"prefer_last_owner": False}))
+        # Start caps that never bind: every layout is as fast, so the strategy's stands.
+        policy = replace(policy_from_dict({"prefer_last_owner": False}), timing=LOOSE)
+        layout = plan(snap, policy)
         assert {a.guest: a.host for a in layout.assignments} == seed
         agreed += 1
     assert agreed >= 10

@@ -201,6 +201,11 @@ class StartPolicy:
     stagger_s: NonNegFloat = doc(
         0.03, "seconds at least between two start commands (busiest host first)"
     )
+    boot_estimate_s: PosFloat = doc(
+        60.0,
+        "seconds from start command to ready expected of a guest when the audit log has no "
+        "start of it nor of its size class (the plan's time to all-up; docs/policy.md)",
+    )
     ready: dict[GuestGlob, Probe] = doc(
         {},
         "when a guest counts as up, per guest or glob (`db*: tcp:5432`): `started` (the "

@@ -25,11 +25,13 @@ import gzip
 import json
 import os
 import secrets
+import statistics
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import XenfabError
 from .plan.recall import HostMemory, Recall
+from .plan.timing import KEEP_SAMPLES
 from .snapshot import Snapshot, SnapshotError
 
 KEEP = 50
@@ -115,6 +117,102 @@ def recall(
             )
             break
     return Recall(hosts, auto_dir=auto_dir, where=directory)
+
+
+# The audit log's tail read for start times: enough for many runs, bounded for a long history.
+AUDIT_TAIL_BYTES = 32 * 1024 * 1024
+
+
+def start_samples(audit_log: str, environment: str) -> dict[str, list[float]]:
+    """Per guest, the seconds its past starts took from command sent to ready, oldest first.
+
+    From the audit log's lines of ``environment``, per run and guest: a ``ready`` line's
+    ``ready_s`` when the run wrote one (the readiness probe answered); else, when the run saw it
+    started (a ``result`` line, outcome ``started``: today's meaning of ready), the seconds from
+    its last ``intent`` to that line; else the ``seconds`` of its accepted ``start`` line (the
+    start command's duration). Raises nothing: an unreadable log or line gives fewer samples.
+    """
+    return start_history(audit_log, environment)[0]
+
+
+def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[float]], float]:
+    """``start_samples``, and the median seconds between two consecutive start commands
+    (intent lines) of one run: how fast the engine sent starts (0.0 when never seen)."""
+    # (run, guest) -> [start seconds, seen started after its intent, ready_s]: a run's last.
+    runs: dict[tuple[str, str], list[float | None]] = {}
+    intents: dict[str, list[float]] = {}
+    sent: dict[tuple[str, str], float] = {}
+    for rec in _audit_lines(audit_log, environment):
+        guest, action = rec.get("guest"), rec.get("action")
+        if not isinstance(guest, str):
+            continue
+        key = (str(rec.get("run")), guest)
+        if action == "intent":
+            at = _parse_iso(rec.get("time"))
+            if at is not None:
+                intents.setdefault(key[0], []).append(at)
+                sent[key] = at
+        elif action == "start":
+            value = rec.get("seconds")
+            if rec.get("outcome") == "accepted" and _seconds(value):
+                runs.setdefault(key, [None, None, None])[0] = float(value)
+        elif action == "result" and rec.get("outcome") == "started" and key in sent:
+            at = _parse_iso(rec.get("time"))
+            if at is not None and _seconds(at - sent[key]):
+                runs.setdefault(key, [None, None, None])[1] = at - sent[key]
+        elif action == "ready" and _seconds(rec.get("ready_s")):
+            runs.setdefault(key, [None, None, None])[2] = float(rec["ready_s"])
+    out: dict[str, list[float]] = {}
+    for (_, guest), (started, seen, ready) in runs.items():
+        value = next((v for v in (ready, seen, started) if v is not None), None)
+        if value is not None:
+            out.setdefault(guest, []).append(round(value, 3))
+    gaps = [
+        b - a
+        for times in intents.values()
+        for a, b in zip(sorted(times), sorted(times)[1:], strict=False)
+    ]
+    gap = statistics.median(gaps) if gaps else 0.0
+    return {g: v[-KEEP_SAMPLES:] for g, v in out.items()}, round(gap, 3)
+
+
+def _audit_lines(audit_log: str, environment: str) -> Iterator[dict[str, Any]]:
+    """The audit log's records of ``environment`` (its last AUDIT_TAIL_BYTES), unreadable
+    lines skipped; nothing when the log cannot be read."""
+    try:
+        with open(os.path.expanduser(audit_log), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - AUDIT_TAIL_BYTES))
+            raw = fh.read()
+    except OSError:
+        return
+    lines = raw.split(b"\n")
+    if size > AUDIT_TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("environment") == environment:
+            yield rec
+
+
+def _parse_iso(text: Any) -> float | None:
+    try:
+        return _dt.datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        return None
+
+
+def _seconds(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value >= 0
+        and value < 1e7
+    )
 
 
 def _prune(

@@ -38,6 +38,7 @@ from .schema import (
 STRATEGIES = ("round-robin", "most-free", "balanced", "pack")
 AFFINITY_MODES = ("hard", "soft")
 SPREADS = ("host", "domain")
+OBJECTIVES = ("all-up", "last-owner")
 
 Members = Annotated[tuple[Name, ...], Core(min_length=1)]
 NonEmptyHosts = Annotated[list[HostPattern], Core(min_length=1), Check(one_or_many, before=True)]
@@ -89,6 +90,10 @@ def _from_history(value: Any) -> Any:
     raise ValueError("read from the history for one run's --dead hosts, not in the config")
 
 
+def _from_audit(value: Any) -> Any:
+    raise ValueError("read from the audit log and the start policy for one run, not in the config")
+
+
 @dataclass
 class Policy:
     """How to place guests; every field is a documented ``policy`` key."""
@@ -121,6 +126,12 @@ class Policy:
     prefer_last_owner: Bool = doc(
         True, "put a guest back on its last owner when that host passes every rule"
     )
+    objective: Literal[OBJECTIVES] = doc(
+        "all-up",
+        "after the most guests placed (by tier): `all-up` = the earliest expected time every "
+        "placed guest is ready, last owner breaking ties; `last-owner` = most guests on their "
+        "last owner, then time (docs/policy.md, Time to all-up)",
+    )
     priority: dict[Name, PosInt] = doc({}, "guest or pattern -> tier, 1 = most important")
     default_tier: PosInt = doc(3, "tier of guests no `priority` pattern matches")
     exact_search_s: NonNegFloat = doc(
@@ -135,6 +146,12 @@ class Policy:
     )
     # This run's memory of its --dead hosts (plan.recall.Recall, from the history); the same.
     recall: Annotated[Any, Check(_from_history, before=True)] = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    # This run's start caps and expected start times (plan.timing.Timing, from the audit log and
+    # the start policy); None: the start policy's defaults and start.boot_estimate_s's default.
+    timing: Annotated[Any, Check(_from_audit, before=True)] = dataclasses.field(
         default=None, repr=False, compare=False
     )
 
@@ -171,7 +188,7 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         """The policy as the config mapping that ``policy_from_dict`` reads back."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del data["expect"], data["recall"]  # run options, not config keys
+        del data["expect"], data["recall"], data["timing"]  # run options, not config keys
         data["anti_affinity"] = {
             name: (
                 list(c.members)

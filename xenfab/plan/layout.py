@@ -21,6 +21,11 @@ class Assignment:
     # over from a dead owner is still `started` there). ``takeover_from``: that dead owner.
     state: str | None = None
     takeover_from: str | None = None
+    # Expected seconds (plan.timing): from the start command to ready, and from the run's first
+    # start command to this guest ready under the start caps (the schedule the engine follows).
+    expected_boot_s: float | None = None
+    expected_start_s: float | None = None  # when its start command is expected to be sent
+    expected_ready_s: float | None = None
 
 
 @dataclass
@@ -82,6 +87,13 @@ class Layout:
     # "time" when the search's wall-clock safety stop ended it (the layout may then depend on
     # the machine's load), else None.
     search_stopped: str | None = None
+    # Expected seconds from the first start command to the last planned guest ready, and to each
+    # tier's last (plan.timing); where the guests' figures came from (history, size class,
+    # estimate: counts) and the start caps the schedule assumed.
+    expected_all_up_s: float | None = None
+    expected_tiers_s: dict[int, float] = field(default_factory=dict)
+    expected_sources: dict[str, int] = field(default_factory=dict)
+    start_caps: dict[str, float] = field(default_factory=dict)
     # The plan id (see plan_id), or how to compute it on first use: hashing the facts costs
     # more than a greedy plan, and the N+k analysis plans thousands of layouts nobody shows.
     _plan_id: str | None = field(default=None, repr=False, compare=False)
@@ -125,6 +137,10 @@ class Layout:
             "warnings": list(self.warnings),
             "without": list(self.without),
             "search_stopped": self.search_stopped,
+            "expected_all_up_s": self.expected_all_up_s,
+            "expected_tiers_s": {str(t): s for t, s in sorted(self.expected_tiers_s.items())},
+            "expected_sources": dict(sorted(self.expected_sources.items())),
+            "start_caps": dict(self.start_caps),
         }
         if with_id:
             data["plan_id"] = self.plan_id

@@ -13,6 +13,7 @@ from .model import Model, PGuest, State, build_model
 from .policy import Policy
 from .saved import facts_digest, plan_id
 from .search import Budget, SearchHook
+from .timing import Timing, optimise, simulate
 
 
 def plan(
@@ -51,7 +52,13 @@ def plan(
         from .search import improve  # local: the search is only needed when greedy falls short
 
         st, method, proven = improve(m, st, why, order, budget, on_search)
+    # The same guests placed, laid out for policy.objective (time to all-up, last owner).
+    timing = policy.timing if policy.timing is not None else Timing()
+    if not (budget.search and budget.out_of_time()):
+        # Work-bounded too; but once the safety stop has fired, nothing more is tried.
+        st, _ = optimise(m, st, why, timing)
     out = _layout(m, st, why, order, method, proven)
+    _expected(out, timing)
     out.search_stopped = budget.stopped
     # Computed on first use (Layout.plan_id), from the inputs as they are now.
     out._id_of = lambda: plan_id(facts_digest(snapshot), policy, out, dead=dead, avoid=avoid)
@@ -127,6 +134,27 @@ def _layout(
             )
         )
     return out
+
+
+def _expected(out: Layout, timing: Timing) -> None:
+    """The layout's expected schedule under the start caps: each guest's ready time, each
+    tier's and the all-up time (from the first start command)."""
+    sched = simulate(
+        ((a.guest, a.host, a.tier, timing.seconds(a.guest)) for a in out.assignments), timing
+    )
+    for a in out.assignments:
+        a.expected_boot_s = timing.seconds(a.guest)
+        a.expected_start_s = sched.start_s.get(a.guest)
+        a.expected_ready_s = sched.ready_s.get(a.guest)
+    out.expected_all_up_s = sched.all_up_s if out.assignments else None
+    out.expected_tiers_s = dict(sched.tiers_s)
+    out.expected_sources = {}
+    for a in out.assignments:
+        src = timing.source(a.guest)
+        out.expected_sources[src] = out.expected_sources.get(src, 0) + 1
+    out.start_caps = {"per_host": timing.per_host, "in_flight": timing.in_flight}
+    if timing.dispatch_s:
+        out.start_caps["dispatch_s"] = timing.dispatch_s
 
 
 def _backend_why(m: Model, g: PGuest) -> str:

@@ -255,6 +255,10 @@ def layout_of(doc: Mapping[str, Any]) -> Layout:
         warnings=list(data.get("warnings", [])),
         without=list(data.get("without", [])),
         search_stopped=data.get("search_stopped"),
+        expected_all_up_s=data.get("expected_all_up_s"),
+        expected_tiers_s={int(t): s for t, s in data.get("expected_tiers_s", {}).items()},
+        expected_sources=dict(data.get("expected_sources", {})),
+        start_caps=dict(data.get("start_caps", {})),
         _plan_id=doc.get("plan_id"),
     )
 

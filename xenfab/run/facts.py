@@ -160,6 +160,22 @@ def _recall(cfg: XenfabConfig, env: Environment, dead: list[str]):
     return recall(history_of(cfg, env), dead, env.name, auto_dir)
 
 
+def _timing(cfg: XenfabConfig, env: Environment, snap: Snapshot, request: Any):
+    """The run's start caps and each guest's expected start time (plan.timing.Timing)."""
+    from ..history import start_history
+    from ..plan.timing import Timing, expected_times
+
+    caps = env.start
+    samples, gap = start_history(cfg.audit_log_of(env), env.name)
+    return Timing(
+        per_host=caps.max_starts_per_host,
+        in_flight=getattr(request, "parallel", None) or caps.max_starts_in_flight,
+        boot_estimate_s=caps.boot_estimate_s,
+        estimates=expected_times(snap.guests, samples, caps.boot_estimate_s),
+        dispatch_s=gap,
+    )
+
+
 def refusal_of(snap: Snapshot, *, lock: bool = True) -> Refusal | None:
     """Why a start on these facts would be refused before any change, or None.
 
@@ -260,6 +276,7 @@ def plan_run(c: Any, cfg: XenfabConfig, env: Environment, request: Any, *, lock:
         from ..plan.expect import with_expectation
 
         policy = with_expectation(policy, request.expect, snap)
+    policy = replace(policy, timing=_timing(cfg, env, snap, request))
     layout = plan(
         snap, policy, without=list(request.without), dead=dead_hosts, on_search=SearchNotice()
     )

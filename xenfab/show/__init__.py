@@ -15,7 +15,7 @@ from ..duplicates import Duplicate
 from ..duplicates import line as duplicate_line
 from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
-from ..textsafe import printable
+from ..textsafe import format_duration, printable
 from ..values import labels, spoken
 from .notes import WIDTH, Notes, active, wrap
 
@@ -252,6 +252,8 @@ def _layout_text(
     title += f", {method})" if method else ")"
     parts = [
         title,
+        # Above the table: the lines under it are read as the table's rows by some callers.
+        *expected_lines(layout),
         "",
         tabulate(
             rows,
@@ -316,6 +318,27 @@ def _layout_text(
     parts.extend(_problems(snap.errors, snap.warnings, notes))
     parts.extend(notes.lines())
     return "\n".join(parts)
+
+
+def expected_lines(layout: dict[str, Any]) -> list[str]:
+    """The expected time to all-up (from the first start command, under the start caps), then
+    each tier's: one line each, within 100 columns."""
+    total = layout.get("expected_all_up_s")
+    if total is None:
+        return []
+    caps = layout.get("start_caps") or {}
+    sources = layout.get("expected_sources") or {}
+    said = ", ".join(f"{n} {src}" for src, n in sorted(sources.items()))
+    head = f"Expected all-up: {format_duration(total)} after the first start"
+    if caps:
+        capped = f"{head} (caps {caps.get('per_host')}/host, {caps.get('in_flight')} in all"
+        head = f"{capped}; start times: {said})" if said else f"{capped})"
+        if len(head) > WIDTH:
+            head = f"{capped})"
+    lines = [head]
+    for tier, at in sorted((layout.get("expected_tiers_s") or {}).items(), key=lambda t: int(t[0])):
+        lines.append(f"  tier {tier} all up at {format_duration(at)}")
+    return lines
 
 
 def _guest_line(guest: str, mib: int | None, reason: str, notes: Notes) -> str:

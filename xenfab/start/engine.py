@@ -318,8 +318,9 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
             job.gate_in_start = self.backend.start_includes_gate
             job.probe = self.start_policy.probe(a.guest)
             job.deps = deps.get(a.guest, [])
-            # The plan's estimate (command to ready), when its planner gives one.
-            job.expected_s = getattr(a, "expected_ready_s", None)
+            # The plan's estimate of this guest's own start (command to ready); expected_ready_s
+            # is a point on the run's schedule, not a duration.
+            job.expected_s = a.expected_boot_s
             try:
                 safe_guest(a.guest)
                 safe_host(a.host)
