@@ -248,3 +248,10 @@ def test_near_equal_times_count_as_ties_for_the_last_owner():
     assert flat_sticky < len(guests)  # the time pass did move guests off their last owner
     assert noisy_sticky == flat_sticky
     assert noisy_s <= flat_s * 1.2 * 1.02 + 0.1  # boots up to 1.2x longer, within a step
+
+
+def test_an_audit_log_that_is_not_a_file_gives_no_history_and_ends():
+    # /dev/full reads zeros for ever: the planner must not read the log to its "end".
+    samples, _gap = start_history("/dev/full", "lab")
+    assert samples == {}
+    assert start_samples("/dev/null", "lab") == {}

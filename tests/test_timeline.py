@@ -220,3 +220,8 @@ def test_gantt_draws_overlap_failures_and_no_plan_without_one():
 def test_no_gantt_when_nothing_was_sent():
     lines = [rec(0.0, "open"), rec(1.0, "not-started", "a", None, "not-started")]
     assert gantt_text(timeline_of(lines, "r1")) is None
+
+
+def test_a_log_that_is_not_a_regular_file_is_one_line():
+    with pytest.raises(AuditLogError, match="/dev/full: not a regular file"):
+        load_run("/dev/full", "lab")

@@ -25,6 +25,7 @@ import gzip
 import json
 import os
 import secrets
+import stat
 import statistics
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -181,10 +182,13 @@ def _audit_lines(audit_log: str, environment: str) -> Iterator[dict[str, Any]]:
     lines skipped; nothing when the log cannot be read."""
     try:
         with open(os.path.expanduser(audit_log), "rb") as fh:
+            # Only a regular file has a tail: /dev/full or a FIFO would be read for ever.
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - AUDIT_TAIL_BYTES))
-            raw = fh.read()
+            raw = fh.read(AUDIT_TAIL_BYTES)
     except OSError:
         return
     lines = raw.split(b"\n")

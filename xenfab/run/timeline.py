@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ def read_log(path: str) -> list[dict[str, Any]]:
     path = os.path.expanduser(path)
     try:
         with open(path, encoding="utf-8") as fh:
+            # /dev/full or a FIFO has no end to read: only a regular file is a log.
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise AuditLogError(f"cannot read the audit log {path}: not a regular file")
             return parse_lines(fh, path)
     except FileNotFoundError:
         raise AuditLogError(f"no audit log at {path}: no run was recorded there") from None

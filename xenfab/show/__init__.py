@@ -336,7 +336,8 @@ def expected_lines(layout: dict[str, Any]) -> list[str]:
         if len(head) > WIDTH:
             head = f"{capped})"
     lines = [head]
-    for tier, at in sorted((layout.get("expected_tiers_s") or {}).items(), key=lambda t: int(t[0])):
+    tiers = sorted((layout.get("expected_tiers_s") or {}).items(), key=lambda t: int(t[0]))
+    for tier, at in tiers if len(tiers) > 1 else []:  # one tier: the line above says it
         lines.append(f"  tier {tier} all up at {format_duration(at)}")
     return lines
 
