@@ -93,23 +93,29 @@ def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monk
 
     from xenfab.run import RunRequest, multi
 
-    began = threading.Barrier(3)
+    # Each engine says when it is inside its own handling; only then is Ctrl-C pressed.
+    inside = {"a": threading.Event(), "b": threading.Event()}
 
     def engine(c, request, planned, *, out, prompt):
-        began.wait(5)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
+        deadline = time.monotonic() + 30
+        try:
+            inside[request.env].set()
+            while time.monotonic() < deadline:
                 time.sleep(0.01)
-            except KeyboardInterrupt:
-                time.sleep(0.05)  # the starts in flight are waited for
-                return SimpleNamespace(interrupted=True, env=request.env)
+        except KeyboardInterrupt:
+            time.sleep(0.05)  # the starts in flight are waited for
+            return SimpleNamespace(interrupted=True, env=request.env)
         return SimpleNamespace(interrupted=False, env=request.env)
+
+    def press_ctrl_c() -> None:
+        for event in inside.values():
+            event.wait(30)
+        _thread.interrupt_main()
 
     monkeypatch.setattr(multi, "_engine", engine)
     runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b")]
     reports: dict = {}
-    threading.Timer(0.1, lambda: (began.wait(5), _thread.interrupt_main())).start()
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
     multi._start_all(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set())
     assert sorted(reports) == ["a", "b"]
     assert all(r.interrupted for r in reports.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from clitools import fab, no_traceback
@@ -49,6 +50,9 @@ def test_show_layout_plans_every_down_guest_and_changes_nothing(fresh_lab, tmp_p
     # The same plan replays offline from the snapshot, with no lab to reach.
     snap = tmp_path / "snap.json"
     snap.write_text(fab("facts", "--format", "json").stdout)
+    # The plan's other input: past start times, read from the audit log (policy.objective).
+    if (fresh_lab.dir / "audit.jsonl").exists():
+        shutil.copy(fresh_lab.dir / "audit.jsonl", tmp_path / "audit.jsonl")
     offline = fab(
         "show-layout",
         "--format",

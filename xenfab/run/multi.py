@@ -346,12 +346,21 @@ def _start_all(
     threads = [
         threading.Thread(target=start_one, args=(run,), name=f"start-{run.env}") for run in ready
     ]
+    pressed = False  # a Ctrl-C while the threads were still being started
     for thread in threads:
-        thread.start()
+        try:
+            thread.start()
+        except KeyboardInterrupt:
+            pressed = True
     # Waited for on a semaphore, never by Thread.join: a join that a signal interrupts can
     # leave a live thread marked as ended, and the process would exit under a running engine.
-    while any(thread.is_alive() for thread in threads):
+    while True:
         try:
+            if pressed:
+                pressed = False
+                raise KeyboardInterrupt
+            if not any(thread.is_alive() for thread in threads):
+                break
             finished.acquire(timeout=0.2)
         except KeyboardInterrupt:
             for thread in threads:
