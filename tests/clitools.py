@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Seconds a guest of the session lab takes to boot: long enough that a start is seen in
+# transition, short enough that the suite does not spend its time waiting for boots.
+LAB_BOOT_S = 0.4
 
 
 def fab(

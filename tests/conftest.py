@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clitools import LAB_BOOT_S
 
 SSHD = "/usr/sbin/sshd"
 
@@ -49,7 +50,7 @@ class LabHandle:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    """A 6-host, 30-guest lab (seed 1, boot 1 s) for the whole session; stopped at the end."""
+    """A 6-host, 30-guest lab (seed 1, boot LAB_BOOT_S) for the whole session; stopped at the end."""
     if not os.path.exists(SSHD):
         pytest.skip(f"{SSHD} is missing: install openssh-server to run the lab tests")
     from xenfab import lab as lab_mod
@@ -71,19 +72,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
 @pytest.fixture
 def fresh_lab(lab: LabHandle) -> LabHandle:
     """The session lab, reseeded to its default scenario before the test."""
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")
     return lab
 
 
 @pytest.fixture
 def xl_lab(lab: LabHandle) -> LabHandle:
     """The session lab, reseeded to its default scenario with no cluster manager (xl)."""
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="xl")
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="xl")
     return lab
 
 
 @pytest.fixture
 def xe_lab(lab: LabHandle) -> LabHandle:
     """The session lab, reseeded to its default scenario as an XCP-ng pool (xe on the master)."""
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="xe")
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="xe")
     return lab

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from clitools import LAB_BOOT_S
 
 from xenfab.config import load_config
 from xenfab.errors import StartRefused
@@ -327,4 +328,4 @@ def test_a_dead_hosts_guests_come_back_from_its_last_answer_and_its_reboot_is_wa
         assert all(up[g] == 1 for g in on_xen05 - {"legacy-vm"}), up
         assert res.returncode == (2 if "legacy-vm" in on_xen05 else 0), res.stdout[-2000:]
     finally:
-        xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+        xl_lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")

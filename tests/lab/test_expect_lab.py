@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import LAB_BOOT_S, fab, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.lab
 def _rgmanager_after(lab):
     """Leave the session lab in its default (rgmanager) scenario for the tests that follow."""
     yield
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")
 
 
 def _links(lab) -> list:

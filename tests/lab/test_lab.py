@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from clitools import LAB_BOOT_S
 
 from xenfab.errors import LabError
 
@@ -256,7 +257,7 @@ def test_enable_success_then_started_and_ram(fresh_lab) -> None:
     read_at = time.time()
     start = st2["starts"][-1]
     assert start["guest"] == guest[3:] and start["host"] == target and start["ok"]
-    assert start["ended"] == pytest.approx(start["began"] + 1)  # boot_s = 1
+    assert start["ended"] == pytest.approx(start["began"] + LAB_BOOT_S)
     if read_at < start["began"] + 0.9:  # a loaded machine may take longer to get here
         assert service(st2, guest)["state"] == "starting"
     assert service(st2, guest)["owner"] == target
@@ -497,7 +498,7 @@ def test_fabric_and_strict_paramiko(lab) -> None:
 
 def test_status_summary_is_the_backends_own_count(lab) -> None:
     """rgmanager counts its services' states; xl counts domains listed on live hosts."""
-    rg = lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    rg = lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")
     states = [s["state"] for s in rg["services"]]
     assert rg["summary"] == {
         "running": states.count("started") + states.count("starting"),

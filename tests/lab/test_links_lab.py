@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import LAB_BOOT_S, fab, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -30,7 +30,7 @@ def _facts(*args: str) -> tuple[dict, object, float]:
 @pytest.mark.parametrize("env", ["lab", "lab-xl"])
 def test_links_to_what_is_not_a_small_regular_file_are_refused_alone(lab, tmp_path, env):
     backend = "xl" if env == "lab-xl" else "rgmanager"
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend=backend)
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend=backend)
     before, res, _ = _facts("--env", env)
     code = res.returncode
     store = tmp_path / "store"
@@ -70,4 +70,4 @@ def test_links_to_what_is_not_a_small_regular_file_are_refused_alone(lab, tmp_pa
     finally:
         for name in targets:
             (cfgdir / name).unlink(missing_ok=True)
-        lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+        lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")

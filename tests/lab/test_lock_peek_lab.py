@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import LAB_BOOT_S, fab, no_traceback
 
 pytestmark = pytest.mark.lab
 HOLDER = f"alice@{socket.gethostname()}"
@@ -134,7 +134,7 @@ def test_the_lock_is_read_where_the_fallback_reader_would_take_it(fresh_lab, loc
 def xl_then_back(xl_lab) -> Iterator:
     """The xl lab, left as the session's default scenario (tests on `lab` read rgmanager)."""
     yield xl_lab
-    xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+    xl_lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")
 
 
 def test_xl_lab_a_held_lock_refuses_before_any_start(xl_then_back, lock):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import LAB_BOOT_S, fab, no_traceback
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +31,7 @@ def _wide(res) -> list[str]:
 
 @pytest.mark.parametrize("backend", ["rgmanager", "xl"])
 def test_every_task_fits_100_columns(lab, backend):
-    lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend=backend)
+    lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend=backend)
     env = () if backend == "rgmanager" else ("--env", "lab-xl")
     wide = {}
     for args in BEFORE + AFTER:

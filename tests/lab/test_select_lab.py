@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import LAB_BOOT_S, fab, no_traceback
 
 from xenfab.lab import emulator
 
@@ -169,4 +169,4 @@ def test_xl_a_silent_host_may_claim_what_no_host_that_answered_links(xl_lab):
         assert not claimed & {s["guest"] for s in layout["skipped"]}
         assert not claimed & {a["guest"] for a in layout["assignments"]}
     finally:
-        xl_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0, backend="rgmanager")
+        xl_lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0, backend="rgmanager")

@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from clitools import LAB_BOOT_S
 
 from xenfab.config import load_config
 from xenfab.errors import StartRefused
@@ -617,7 +618,7 @@ def test_every_start_is_in_the_audit_log_whenever_the_run_is_killed(fresh_lab, t
     rng = random.Random(14)
     total = 0
     for _ in range(5):
-        fresh_lab.reseed(guests=30, seed=1, boot_s=1, latency_ms=0)
+        fresh_lab.reseed(guests=30, seed=1, boot_s=LAB_BOOT_S, latency_ms=0)
         audit.unlink(missing_ok=True)
         proc = _spawn(fresh_lab, script)
         try:

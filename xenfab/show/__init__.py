@@ -496,7 +496,13 @@ def results_text(report: StartReport, snap: Snapshot | None = None) -> str:
         and (r.attempts or 0) <= 1
         and (r.planned_host is None or r.planned_host == r.host)
     ]
-    rest = [r for r in report.results if r not in plain]
+    # A guest no host was found for was never tried: UNPLACED and STILL DOWN say why.
+    unplaced = [
+        r
+        for r in report.results
+        if r.outcome == Outcome.NOT_STARTED and r.planned_host is None and not r.attempts
+    ]
+    rest = [r for r in report.results if r not in plain and r not in unplaced]
     lines = []
     if plain:
         times = [r.seconds for r in plain if r.seconds]
@@ -517,7 +523,7 @@ def results_text(report: StartReport, snap: Snapshot | None = None) -> str:
     headers = ["guest", "host", "outcome", "time", "tries", "message"]
     if rows:
         lines += ["" if plain else None, fitted_table(rows, headers, 5, notes)]
-    elif not plain:
+    elif not plain and not unplaced:
         lines.append("(no guests)")
     lines += [report.summary(), *notes.lines()]
     return printable("\n".join(x for x in lines if x is not None), newlines=True)
