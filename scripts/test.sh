@@ -10,4 +10,7 @@ bash scripts/setup.sh
 if ! report=$(.venv/bin/lint-imports --no-cache 2>&1); then echo "$report"; exit 1; fi
 echo "$report" | grep -E "KEPT|BROKEN|Contracts:"
 .venv/bin/python scripts/import_cycles.py
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# Two workers, a test file each at a time (--dist loadfile: a file's tests share its lab state):
+# the lab tests spend half their time waiting on boots and remote commands, so two files at once
+# take 4m49s where one took 8m43s (measured on 2 cores). Each worker brings up its own lab.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"

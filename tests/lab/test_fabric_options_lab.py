@@ -22,6 +22,7 @@ def _ssh_config_without_identity(lab, tmp_path):
     return path
 
 
+@pytest.mark.usefixtures("fresh_lab")  # the rgmanager lab, whatever ran before
 def test_dash_S_and_dash_i(lab, tmp_path):
     sshcfg = _ssh_config_without_identity(lab, tmp_path)
     # -S replaces the environment's ssh_config: without an identity, every login is refused.

@@ -38,6 +38,7 @@ def _env(lab, tmp_path, check="strict"):
     return str(path), known
 
 
+@pytest.mark.usefixtures("fresh_lab")  # the rgmanager lab, whatever ran before
 def test_unknown_key_refused_then_trusted(lab, tmp_path):
     cfg, known = _env(lab, tmp_path)
     res = fab("facts", "--config", cfg)
@@ -60,6 +61,7 @@ def test_unknown_key_refused_then_trusted(lab, tmp_path):
     assert "already trusted" in fab("trust-host", "xen01", "--config", cfg, "--yes").stdout
 
 
+@pytest.mark.usefixtures("fresh_lab")  # the rgmanager lab, whatever ran before
 def test_changed_key_refused_until_replaced(lab, tmp_path):
     cfg, known = _env(lab, tmp_path)
     for host in ("xen01", "xen02"):
@@ -99,6 +101,7 @@ def test_changed_key_refused_until_replaced(lab, tmp_path):
     assert fab("check", "--config", cfg).returncode == 0
 
 
+@pytest.mark.usefixtures("fresh_lab")  # the rgmanager lab, whatever ran before
 def test_opt_out_is_explicit(lab, tmp_path):
     cfg, _ = _env(lab, tmp_path, check="off")
     # Every host answers; legacy07's unreadable config is the one problem (issue 19: exit 2).
