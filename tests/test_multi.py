@@ -86,8 +86,8 @@ def test_prefixed_stream_writes_whole_lines_each_naming_its_cluster():
 
 
 def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monkeypatch):
-    """The main thread's KeyboardInterrupt is passed on to each engine, which ends its own way."""
-    import _thread
+    """The waiting thread's KeyboardInterrupt is passed on to each engine, which ends its own way."""
+    import ctypes
     import threading
     import time
 
@@ -107,15 +107,23 @@ def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monk
             return SimpleNamespace(interrupted=True, env=request.env)
         return SimpleNamespace(interrupted=False, env=request.env)
 
-    def press_ctrl_c() -> None:
-        for event in inside.values():
-            event.wait(30)
-        _thread.interrupt_main()
-
     monkeypatch.setattr(multi, "_engine", engine)
     runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b")]
     reports: dict = {}
-    threading.Thread(target=press_ctrl_c, daemon=True).start()
-    multi._start_all(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set())
+    # The run waits in a thread of its own (pytest's workers may not run tests on the main
+    # thread), and Ctrl-C is a KeyboardInterrupt raised there, as in a main thread at a prompt.
+    waiter = threading.Thread(
+        target=multi._start_all,
+        args=(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set()),
+    )
+    waiter.start()
+    for event in inside.values():
+        assert event.wait(30)
+    assert waiter.ident is not None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(waiter.ident), ctypes.py_object(KeyboardInterrupt)
+    )
+    waiter.join(30)
+    assert not waiter.is_alive()
     assert sorted(reports) == ["a", "b"]
     assert all(r.interrupted for r in reports.values())

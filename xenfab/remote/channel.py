@@ -145,6 +145,10 @@ def read_command(
         raise CommandLost(f"connection lost while the command ran ({exc})") from None
     finally:
         chan.close()
+    # The host's own bound (timeout's 124, or 137 after its KILL) fired at about our deadline:
+    # the same time-out, seen from the other end first (its clock started before ours).
+    if code in (124, 137) and time.monotonic() >= deadline - 0.5:
+        raise CommandTimeout(timeout)
     # -1: the server sent no exit status (the process was killed); the shell's 255 says so.
     return Output(b"".join(chunks).decode("utf-8", errors="replace"), code if code >= 0 else 255)
 
