@@ -185,3 +185,19 @@ def test_the_solver_prints_nothing_on_stdout():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout == ""
+
+
+def test_the_solver_banner_is_kept_off_fd_1_when_stdout_is_a_buffer(capfd, monkeypatch):
+    # Several environments' JSON is gathered from a buffer in sys.stdout; HiGHS writes to fd 1.
+    import io
+    import os
+    import sys
+
+    from xenfab.plan import mip
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    with mip._quiet_stdout():
+        os.write(1, b"Running HiGHS\n")
+    os.write(1, b"after\n")
+    out = capfd.readouterr().out
+    assert "Running HiGHS" not in out and "after" in out

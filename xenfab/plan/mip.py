@@ -107,13 +107,17 @@ def build(
 
 @contextlib.contextmanager
 def _quiet_stdout() -> Iterator[None]:
-    """HiGHS prints its banner on fd 1 when a solver object is made; stdout may carry JSON."""
+    """HiGHS prints its banner on fd 1 when a solver object is made; stdout may carry JSON.
+
+    Fd 1 itself, whatever ``sys.stdout`` is now: a caller capturing sys.stdout in a buffer
+    (several environments' JSON) still has the C library writing to the real fd 1.
+    """
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stdout.flush()
+        fd = 1
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stdout.flush()
     saved = os.dup(fd)
     try:
         with open(os.devnull, "w") as null:

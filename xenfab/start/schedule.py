@@ -7,10 +7,38 @@ decision about order and limits lives here so it is tested without SSH.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 from ..config import StartPolicy
-from .outcome import Outcome, Tally, _Word
+from .depends import Dependencies, _chains
+from .job import (
+    CONFIRMING,
+    DONE,
+    PROBING,
+    QUEUED,
+    READY_OUTCOMES,
+    REPLANNING,
+    STARTING,
+    DepVerdict,
+    Job,
+    Next,
+    Phase,
+)
+from .outcome import Outcome, Tally
+
+__all__ = [  # the job's values, re-exported: the engine's units import them from here
+    "CONFIRMING",
+    "DONE",
+    "PROBING",
+    "QUEUED",
+    "READY_OUTCOMES",
+    "REPLANNING",
+    "STARTING",
+    "DepVerdict",
+    "Job",
+    "Next",
+    "Phase",
+    "Scheduler",
+]
 
 # A failed start is retried once on the same host, then moved by the planner, on at most
 # MAX_HOSTS hosts in all: at most MAX_HOSTS * TRIES_PER_HOST starts per guest, never a loop.
@@ -21,110 +49,7 @@ MAX_HOSTS = _DEFAULTS.max_hosts_per_guest
 RETRY_DELAY_S = _DEFAULTS.retry_delay_s
 
 
-class Phase(_Word):
-    """Where a guest's start is: the confirmation's state machine (queued -> starting ->
-    confirming -> done; replanning after repeated failures, then queued again)."""
-
-    QUEUED = "queued"
-    STARTING = "starting"  # the start command sent, not returned yet
-    CONFIRMING = "confirming"  # it said Success; waiting for the state read to show it running
-    REPLANNING = "replanning"
-    # Seen started; its readiness probe (start.ready) has not answered yet. No start slot held.
-    PROBING = "probing"
-    DONE = "done"
-
-
-class Next(_Word):
-    """What follows a failed start (Scheduler.after_failure)."""
-
-    RETRY = "retry"
-    RELOCATE = "relocate"
-    GIVE_UP = "give up"
-
-
-QUEUED, STARTING, CONFIRMING = Phase.QUEUED, Phase.STARTING, Phase.CONFIRMING
-REPLANNING, DONE, PROBING = Phase.REPLANNING, Phase.DONE, Phase.PROBING
-# Outcomes that make a guest a met dependency: it runs (and answered its probe, if any).
-READY_OUTCOMES = frozenset({Outcome.STARTED, Outcome.ALREADY_RUNNING, Outcome.FOUND_RUNNING})
-
-
-class DepVerdict(_Word):
-    """What becomes of a guest whose dependencies are not all ready (Scheduler.dependencies)."""
-
-    RELEASE = "release"  # start it anyway, with a warning (dependency_failure: start)
-    HOLD = "hold"  # it stays down, with the reason (dependency_failure: hold)
-
-
-@dataclass
-class Job:
-    """One guest to start, and what has happened to it so far."""
-
-    guest: str
-    host: str
-    tier: int
-    order: int
-    memory_mib: int = 0
-    vcpus: int = 1
-    planned_host: str = ""
-    phase: Phase = Phase.QUEUED
-    attempts: int = 0
-    tries_on_host: int = 0
-    hosts_tried: list[str] = field(default_factory=list)
-    failed_hosts: set[str] = field(default_factory=set)
-    slot: str | None = None
-    not_before: float = 0.0
-    first_at: float | None = None
-    command_at: float | None = None
-    returned_at: float | None = None
-    start_state: str | None = None
-    dead_owner: str | None = None  # the service runs (in the cluster's word) on this dead host
-    cleared_at: float | None = None  # when the round of domain lists that cleared it began
-    approved: bool = False  # step mode: the operator said yes
-    # Seconds the next tier waits after this guest started (its manager's start delay);
-    # gate_in_start: the manager's start command itself returns only once that delay passed.
-    gate_s: float = 0.0
-    gate_in_start: bool = False
-    declined: bool = False  # step mode: the operator skipped it (it stays down, on purpose)
-    outcome: Outcome | None = None
-    result_host: str | None = None
-    message: str = ""
-    ended_at: float | None = None
-    # Readiness (start.ready): the probe, when probing began, the next probe's time, whether
-    # one is out, and when the guest answered. ``sent_at``: when the start command left.
-    probe: str = "started"
-    probe_since: float | None = None
-    next_probe_at: float = 0.0
-    probe_out: bool = False
-    probe_said: str = ""
-    ready_at: float | None = None
-    sent_at: float | None = None
-    # What it waits for (start.depends_on), and whether it was let go without them.
-    deps: list[str] = field(default_factory=list)
-    deps_released: bool = False
-    # Seconds from its start command to ready, as the plan expects (None: not known).
-    expected_s: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.planned_host:
-            self.planned_host = self.host
-
-    @property
-    def final(self) -> bool:
-        """True once the guest has its outcome."""
-        return self.phase == DONE
-
-    @property
-    def active(self) -> bool:
-        """True while a start of it is under way on the cluster (it holds a slot)."""
-        return self.phase in (STARTING, CONFIRMING)
-
-    @property
-    def booting(self) -> bool:
-        """True while it is starting, or started but not answering its probe yet."""
-        return self.phase in (STARTING, CONFIRMING, PROBING)
-
-
-class Scheduler:
+class Scheduler(Dependencies):
     """Queued starts, tier by tier, within the per-host and global start slots."""
 
     def __init__(
@@ -318,45 +243,6 @@ class Scheduler:
         """A queued job's share of its host's work: its expected seconds, else one unit."""
         return job.expected_s if job.expected_s is not None else self.unit_s
 
-    # -- dependencies --------------------------------------------------------------------------
-
-    def dep_ready(self, guest: str) -> bool | None:
-        """True: ``guest`` is ready; False: it will not be (failed, down); None: not yet."""
-        job = self.by_guest.get(guest)
-        if job is None:
-            return self.outside.get(guest, False)
-        if not job.final:
-            return None
-        return job.outcome in READY_OUTCOMES
-
-    def deps_met(self, job: Job) -> bool:
-        """True when ``job`` may start as far as its dependencies go."""
-        return job.deps_released or all(self.dep_ready(d) for d in job.deps)
-
-    def waiting_for(self, job: Job) -> list[str]:
-        """The dependencies of ``job`` that are not ready."""
-        return [d for d in job.deps if not self.dep_ready(d)]
-
-    def dependencies(self, now: float) -> list[tuple[Job, DepVerdict, list[str]]]:
-        """Queued jobs whose dependencies are overdue (or, to hold, failed): what to do.
-
-        Counted from when the job's tier opened; ``hold`` does not wait for a dependency that
-        has ended without being ready (nothing will change), ``start`` waits the time out.
-        """
-        out = []
-        tiers = set(self.open_tiers())
-        for j in self.jobs:
-            if j.phase != QUEUED or j.tier not in tiers or self.deps_met(j):
-                continue
-            missing = self.waiting_for(j)
-            failed = [d for d in missing if self.dep_ready(d) is False]
-            overdue = now - self.opened_at[j.tier] >= self.dependency_timeout_s
-            if self.dependency_failure == DepVerdict.HOLD and (failed or overdue):
-                out.append((j, DepVerdict.HOLD, missing))
-            elif overdue:
-                out.append((j, DepVerdict.RELEASE, missing))
-        return out
-
     def unpick(self, job: Job) -> None:
         """Give back a slot picked for a job that will not start after all."""
         self.release(job)
@@ -454,24 +340,3 @@ class Scheduler:
             spread = sum(queued.values()) / self.parallel + max(running.values(), default=0.0)
             total += max(busiest, spread)
         return total
-
-
-def _chains(jobs: list[Job]) -> dict[str, float]:
-    """Per guest: its expected seconds plus the longest chain of guests that wait for it."""
-    known = [j.expected_s for j in jobs if j.expected_s is not None]
-    unit = sum(known) / len(known) if known else 1.0
-    own = {j.guest: (j.expected_s if j.expected_s is not None else unit) for j in jobs}
-    dependents: dict[str, list[str]] = {}
-    for j in jobs:
-        for d in j.deps:
-            dependents.setdefault(d, []).append(j.guest)
-    memo: dict[str, float] = {}
-
-    def chain(guest: str, seen: frozenset[str]) -> float:
-        if guest in memo:
-            return memo[guest]
-        after = [chain(g, seen | {guest}) for g in dependents.get(guest, []) if g not in seen]
-        memo[guest] = own.get(guest, 0.0) + max(after, default=0.0)
-        return memo[guest]
-
-    return {j.guest: chain(j.guest, frozenset()) for j in jobs}

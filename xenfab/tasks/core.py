@@ -124,42 +124,53 @@ def each_environment(c, spec: str, config: str | None, fmt: str, one) -> None:
     """Run a single-environment task body ``one(env_name)`` for each environment ``spec``
     picks (check, capacity), one after another; one JSON document or each cluster's lines
     naming it; one exit code (0 all clean, 3 all refused, 1 a mistake, else 2)."""
-    import io
     import json
-    import sys
 
-    from invoke.exceptions import Exit
-
-    from ..errors import XenfabError
     from ..run import multi
     from ..show import combined
 
     docs: dict[str, Any] = {}
     codes: dict[str, int] = {}
     for name in multi.environments(c, config, spec):
-        buf, said, code = io.StringIO(), None, 0
-        saved, sys.stdout = sys.stdout, buf
-        try:
-            one(name)
-        except Exit as exc:
-            code, said = int(exc.code or 0), exc.message
-        except XenfabError as exc:
-            code, said = int(exc.exit_code), f"xenfab: {printable(exc)}"
-        finally:
-            sys.stdout = saved
-        codes[name] = code
-        out = buf.getvalue()
+        out, codes[name], said = _captured(one, name)
         if fmt == "json":
             try:
                 doc = json.loads(out) if out.strip() else None
             except ValueError:
                 doc = None
-            docs[name] = {"result": doc, "exit_code": code, "message": said}
+            docs[name] = {"result": doc, "exit_code": codes[name], "message": said}
             continue
         text = out.rstrip("\n") + (f"\n{said}" if said else "")
         print(combined.prefixed(name, text) + "\n")
     if fmt == "json":
         print(json.dumps({"environments": docs}, indent=2))
+    _combined_exit(codes)
+
+
+def _captured(one, name: str) -> tuple[str, int, str | None]:
+    """What ``one(name)`` printed, its exit code and its last line (a task body's Exit)."""
+    import io
+    import sys
+
+    from invoke.exceptions import Exit
+
+    from ..errors import XenfabError
+
+    buf, said, code = io.StringIO(), None, 0
+    saved, sys.stdout = sys.stdout, buf
+    try:
+        one(name)
+    except Exit as exc:
+        code, said = int(exc.code or 0), exc.message
+    except XenfabError as exc:
+        code, said = int(exc.exit_code), f"xenfab: {printable(exc)}"
+    finally:
+        sys.stdout = saved
+    return buf.getvalue(), code, said
+
+
+def _combined_exit(codes: dict[str, int]) -> None:
+    """Exit with the one code of several environments' codes (returns when all are 0)."""
     values = set(codes.values())
     if values <= {0}:
         return
