@@ -24,12 +24,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ..cluster import ClusterState, UnsafeName, safe_guest, safe_host
+from ..cluster import ClusterState
 from ..cluster import backend as get_backend
 from ..config import Environment, StartPolicy, XenfabConfig
 from ..duplicates import Duplicate, find_duplicates
 from ..duplicates import line as duplicate_line
-from ..errors import ConfigError
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from ..values import labels, spoken
@@ -38,6 +37,7 @@ from .confirmation import ConfirmationUnit
 from .dispatch import DispatchUnit, _StartDone
 from .dryrun import DryRunUnit
 from .interrupts import Interrupts
+from .job import jobs_of
 from .lock import MasterLock
 from .lockhold import LockUnit
 from .loop import LoopUnit
@@ -299,48 +299,14 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         return found
 
     def _jobs(self) -> list[Job]:
-        jobs: list[Job] = []
-        gates = {g.name: g.gate_s for g in self.snapshot.guests}  # the manager's start delays
-        # Every guest the cluster knows may be depended on (one running already counts as ready);
-        # a cycle or a pattern matching none is a ConfigError before anything is sent.
-        known = sorted(
-            {g.name for g in self.snapshot.guests} | {a.guest for a in self.layout.assignments}
+        jobs, extra = jobs_of(
+            self.layout,
+            self.snapshot,
+            self.start_policy,
+            self.backend.start_includes_gate,
+            self.only_hosts,
+            f"{self.cfg.path}",
+            self.env.name,
         )
-        try:
-            deps = self.start_policy.dependencies(known)
-        except ConfigError as exc:
-            raise ConfigError(f"{self.cfg.path}: {exc} (environment {self.env.name})") from None
-        for i, a in enumerate(self.layout.assignments):
-            if self.only_hosts is not None and a.host not in self.only_hosts:
-                continue
-            job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
-            job.gate_s = gates.get(a.guest, 0.0)
-            job.gate_in_start = self.backend.start_includes_gate
-            job.probe = self.start_policy.probe(a.guest)
-            job.deps = deps.get(a.guest, [])
-            # The plan's estimate of this guest's own start (command to ready); expected_ready_s
-            # is a point on the run's schedule, not a duration.
-            job.expected_s = a.expected_boot_s
-            try:
-                safe_guest(a.guest)
-                safe_host(a.host)
-            except UnsafeName as exc:
-                self.extra.append(GuestResult(a.guest, a.host, Outcome.FAILED, message=str(exc)))
-                continue
-            jobs.append(job)
-        tier = {j.guest: j.tier for j in jobs}
-        for j in jobs:
-            later = [d for d in j.deps if tier.get(d, j.tier) > j.tier]
-            if later:
-                # It would hold its own tier open until the timeouts: said before anything runs.
-                raise ConfigError(
-                    f"{self.cfg.path}: start.depends_on: {j.guest} (tier {j.tier}) waits for "
-                    f"{later[0]} (tier {tier[later[0]]}), a later tier (environment "
-                    f"{self.env.name}); give it the same tier or a later one"
-                )
-        if self.only_hosts is None:
-            for u in getattr(self.layout, "unplaced", []) or []:
-                self.extra.append(
-                    GuestResult(u.guest, None, Outcome.NOT_STARTED, message=f"no host: {u.reason}")
-                )
+        self.extra.extend(extra)
         return jobs

@@ -7,8 +7,17 @@ and test can name a job's state without importing the scheduler.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from ..cluster import UnsafeName, safe_guest, safe_host
+from ..errors import ConfigError
 from .outcome import Outcome, _Word
+from .report import GuestResult
+
+if TYPE_CHECKING:
+    from ..config import StartPolicy
+    from ..plan import Layout
+    from ..snapshot import Snapshot
 
 
 class Phase(_Word):
@@ -112,3 +121,63 @@ class Job:
     def booting(self) -> bool:
         """True while it is starting, or started but not answering its probe yet."""
         return self.phase in (STARTING, CONFIRMING, PROBING)
+
+
+def jobs_of(
+    layout: Layout,
+    snapshot: Snapshot,
+    policy: StartPolicy,
+    gate_in_start: bool,
+    only_hosts: set[str] | None,
+    config_path: str,
+    environment: str,
+) -> tuple[list[Job], list[GuestResult]]:
+    """The jobs of a layout's assignments (on ``only_hosts``, when given), and the results of
+    what will not be tried: an unsafe name, a guest no host was found for.
+
+    ConfigError (one line) for a dependency cycle, a pattern matching no guest, or a guest
+    that waits for a later tier, before anything is sent.
+    """
+    jobs: list[Job] = []
+    extra: list[GuestResult] = []
+    gates = {g.name: g.gate_s for g in snapshot.guests}  # the manager's start delays
+    # Every guest the cluster knows may be depended on (one running already counts as ready).
+    known = sorted({g.name for g in snapshot.guests} | {a.guest for a in layout.assignments})
+    try:
+        deps = policy.dependencies(known)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc} (environment {environment})") from None
+    for i, a in enumerate(layout.assignments):
+        if only_hosts is not None and a.host not in only_hosts:
+            continue
+        job = Job(a.guest, a.host, int(a.tier), i, a.memory_mib, a.vcpus)
+        job.gate_s = gates.get(a.guest, 0.0)
+        job.gate_in_start = gate_in_start
+        job.probe = policy.probe(a.guest)
+        job.deps = deps.get(a.guest, [])
+        # The plan's estimate of this guest's own start (command to ready); expected_ready_s
+        # is a point on the run's schedule, not a duration.
+        job.expected_s = a.expected_boot_s
+        try:
+            safe_guest(a.guest)
+            safe_host(a.host)
+        except UnsafeName as exc:
+            extra.append(GuestResult(a.guest, a.host, Outcome.FAILED, message=str(exc)))
+            continue
+        jobs.append(job)
+    tier = {j.guest: j.tier for j in jobs}
+    for j in jobs:
+        later = [d for d in j.deps if tier.get(d, j.tier) > j.tier]
+        if later:
+            # It would hold its own tier open until the timeouts: said before anything runs.
+            raise ConfigError(
+                f"{config_path}: start.depends_on: {j.guest} (tier {j.tier}) waits for "
+                f"{later[0]} (tier {tier[later[0]]}), a later tier (environment "
+                f"{environment}); give it the same tier or a later one"
+            )
+    if only_hosts is None:
+        for u in getattr(layout, "unplaced", []) or []:
+            extra.append(
+                GuestResult(u.guest, None, Outcome.NOT_STARTED, message=f"no host: {u.reason}")
+            )
+    return jobs, extra
