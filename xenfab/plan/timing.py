@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -579,16 +579,7 @@ def _polish(
                                 continue
                             tries += 1
                             g2 = m.guests[j]
-                            st.remove(g)
-                            st.remove(g2)
-                            ok = can(g, h2)
-                            if ok:
-                                st.place(g, h2)
-                                ok = can(g2, h)
-                                st.remove(g)
-                            st.place(g, h)
-                            st.place(g2, h2)
-                            if not ok:
+                            if not _swap_fits(st, can, g, h, g2, h2):
                                 continue
                             shift(g, h, h2)
                             shift(g2, h2, h)
@@ -639,16 +630,7 @@ def _polish(
             if g2.last_owner == lo or tries >= limit:
                 continue
             tries += 1
-            st.remove(g)
-            st.remove(g2)
-            ok = can(g, lo)
-            if ok:
-                st.place(g, lo)
-                ok = can(g2, h)
-                st.remove(g)
-            st.place(g, h)
-            st.place(g2, lo)
-            if not ok:
+            if not _swap_fits(st, can, g, h, g2, lo):
                 continue
             shift(g, h, lo)
             shift(g2, lo, h)
@@ -659,6 +641,22 @@ def _polish(
             shift(g2, h, lo)
             shift(g, lo, h)
     return st
+
+
+def _swap_fits(
+    st: State, can: Callable[[PGuest, int], bool], g: PGuest, h: int, g2: PGuest, h2: int
+) -> bool:
+    """Whether ``g`` (on ``h``) and ``g2`` (on ``h2``) may trade hosts; ``st`` is left as it was."""
+    st.remove(g)
+    st.remove(g2)
+    ok = can(g, h2)
+    if ok:
+        st.place(g, h2)
+        ok = can(g2, h)
+        st.remove(g)
+    st.place(g, h)
+    st.place(g2, h2)
+    return ok
 
 
 def _entry(trial: State, slots: dict, m: Model, h: int) -> tuple[float, int, int, int]:

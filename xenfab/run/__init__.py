@@ -172,10 +172,15 @@ def preview(c: Any, request: RunRequest) -> RunOutcome:
 
 def ask_terminal(count: int) -> Answer:
     """Ask "Start N guest(s)?" on the terminal (stderr): y/yes is the one yes."""
+    return ask_yes(f"Start {count} guest(s)?")
+
+
+def ask_yes(question: str) -> Answer:
+    """Ask ``question`` on the terminal (stderr) with ``[y/N]``: y/yes is the one yes."""
     if not sys.stdin.isatty():
         return Answer.NO_TERMINAL
     # The question goes to stderr: stdout carries only the result (JSON stays one document).
-    sys.stderr.write(f"Start {count} guest(s)? [y/N] ")
+    sys.stderr.write(f"{question} [y/N] ")
     sys.stderr.flush()
     try:
         answer = input()

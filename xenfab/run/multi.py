@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError, ExitCode, StartRefused, XenfabError
-from . import Answer, RunOutcome, RunRequest, _ended, _engine, _plan_for_start
+from . import Answer, RunOutcome, RunRequest, _ended, _engine, _plan_for_start, ask_yes
 from . import preview as preview_one
 from .facts import Planned, Refusal, RefusalKind, check_format, gather_facts, load, refusal_of
 
@@ -205,16 +205,7 @@ def preview(c: Any, request: RunRequest) -> MultiOutcome:
 
 def ask_terminal(guests: int, clusters: int) -> Answer:
     """Ask "Start N guest(s) on M cluster(s)?" on the terminal (stderr): y/yes is the one yes."""
-    if not sys.stdin.isatty():
-        return Answer.NO_TERMINAL
-    sys.stderr.write(f"Start {guests} guest(s) on {clusters} cluster(s)? [y/N] ")
-    sys.stderr.flush()
-    try:
-        answer = input()
-    except EOFError:
-        sys.stderr.write("\n")
-        return Answer.DECLINED
-    return Answer.YES if answer.strip().lower() in ("y", "yes") else Answer.DECLINED
+    return ask_yes(f"Start {guests} guest(s) on {clusters} cluster(s)?")
 
 
 def start(
