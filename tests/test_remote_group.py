@@ -87,6 +87,44 @@ def test_run_all_returns_every_host_typed_and_calls_each(tmp_path):
         assert results[host].error == err.message
 
 
+def test_gathers_in_one_pass_share_one_cap_on_hosts_asked_at_once(monkeypatch):
+    """Two environments gathered together under shared_workers(3): never more than 3 hosts."""
+    import time
+
+    from xenfab.remote import group
+
+    now = {"n": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def fake_run(host, command, env, cfg, timeout=None):
+        with lock:
+            now["n"] += 1
+            now["peak"] = max(now["peak"], now["n"])
+        time.sleep(0.02)
+        with lock:
+            now["n"] -= 1
+        return RunResult(host, Output("", 0), None, 0.02)
+
+    monkeypatch.setattr(group, "run", fake_run)
+
+    def env(name: str) -> Environment:
+        hosts = [HostEntry(f"{name}{i}") for i in range(8)]
+        return Environment(name=name, hosts=hosts, master=None, guest_config_dir="/x")
+
+    def gather(e: Environment) -> None:
+        run_all([h.name for h in e.hosts], lambda h: "true", e, fabric_config(e), workers=8)
+
+    with group.shared_workers(3):
+        threads = [threading.Thread(target=gather, args=(env(n),)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert now["peak"] == 3  # each alone would have asked 8 at once
+    gather(env("c"))  # outside the block: the environment's own cap again
+    assert now["peak"] == 8
+
+
 class _Channel:
     """A paramiko channel's surface as the reader uses it, failing where told."""
 

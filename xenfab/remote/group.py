@@ -6,8 +6,10 @@ that stops the other hosts, and ``.succeeded`` / ``.failed`` split the hosts for
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -85,6 +87,25 @@ def run(
         conn.close()
 
 
+# The hosts this process asks at once, across every gather running now (None: each gather's
+# own ssh.parallel alone). Several clusters gathered in one pass share it (run.multi).
+_shared: threading.BoundedSemaphore | None = None
+_shared_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def shared_workers(cap: int) -> Iterator[None]:
+    """Within the block, every ``run_all`` of this process asks at most ``cap`` hosts at once."""
+    global _shared
+    with _shared_lock:
+        previous, _shared = _shared, threading.BoundedSemaphore(max(1, cap))
+    try:
+        yield
+    finally:
+        with _shared_lock:
+            _shared = previous
+
+
 def run_all(
     hosts: Iterable[str],
     command: Callable[[str], str],
@@ -100,10 +121,12 @@ def run_all(
     """
     order = list(hosts)
     cap = max(1, min(workers or env.ssh.parallel, len(order) or 1))
+    slots = _shared  # the process-wide cap of several gathers at once, when one is set
 
     def ask(host: str) -> RunResult:
         # `run` is looked up per call: the gather benchmark times each host by replacing it.
-        result = run(host, command(host), env, cfg)
+        with slots if slots is not None else contextlib.nullcontext():
+            result = run(host, command(host), env, cfg)
         if each is not None:
             each(result)
         return result

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError, ExitCode, StartRefused, XenfabError
+from ..remote.group import shared_workers
 from . import Answer, RunOutcome, RunRequest, _ended, _engine, _plan_for_start, ask_yes
 from . import preview as preview_one
 from .facts import Planned, Refusal, RefusalKind, check_format, gather_facts, load, refusal_of
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterRun", "MultiOutcome", "environments", "facts", "is_multi", "preview", "start"]
 
-# Clusters gathered and planned at a time: each gather has its own ssh.parallel workers, so
-# this bounds the connections a workstation opens at once (8 x 16 by default).
-CLUSTERS_AT_ONCE = 8
+# Clusters begun at a time (threads). The hosts asked at once are capped for the whole pass,
+# not per cluster: the largest ssh.parallel of the run's environments (remote.shared_workers).
+CLUSTERS_AT_ONCE = 32
 # Options that name one environment's things: with several environments they are refused.
 ONE_ENV_ONLY = {
     "from_": "--from",
@@ -175,6 +176,18 @@ def _each(work: Callable[[ClusterRun], None], runs: Iterable[ClusterRun], cap: i
         list(pool.map(guarded, runs))
 
 
+def _one_pass(
+    c: Any, config: str | None, runs: list[ClusterRun], work: Callable[[ClusterRun], None]
+) -> None:
+    """``work`` (gather, then plan) for every cluster at once: one gather pass, whose hosts
+    asked at once are capped for the whole run, as one cluster's gather caps its own."""
+    cfg, _ = load(c, config, None)
+    known = cfg.environments
+    cap = max((known[r.env].ssh.parallel for r in runs if r.env in known), default=1)
+    with shared_workers(cap):
+        _each(work, runs, CLUSTERS_AT_ONCE)
+
+
 def facts(c: Any, config: str | None, spec: str, loc: str | None) -> list[ClusterRun]:
     """fab facts over several environments: each gathered (side by side), with its refusal."""
     runs = [ClusterRun(name) for name in environments(c, config, spec)]
@@ -184,7 +197,7 @@ def facts(c: Any, config: str | None, spec: str, loc: str | None) -> list[Cluste
         run.snap = gather_facts(c, cfg, env, None)
         run.refusal = refusal_of(run.snap, lock=False)
 
-    _each(gather_one, runs, CLUSTERS_AT_ONCE)
+    _one_pass(c, config, runs, gather_one)
     return runs
 
 
@@ -198,7 +211,7 @@ def preview(c: Any, request: RunRequest) -> MultiOutcome:
         run.outcome = preview_one(c, replace(request, env=run.env))
         run.planned = run.outcome.planned
 
-    _each(plan_one, runs, CLUSTERS_AT_ONCE)
+    _one_pass(c, request.config, runs, plan_one)
     code, message = combined_code(runs, preview=True)
     return MultiOutcome(code, message, runs, preview=True)
 
@@ -225,7 +238,7 @@ def start(
     def plan_one(run: ClusterRun) -> None:
         run.planned = _plan_for_start(c, replace(request, env=run.env))
 
-    _each(plan_one, runs, CLUSTERS_AT_ONCE)
+    _one_pass(c, request.config, runs, plan_one)
     if shown is not None:
         shown(runs)
     ready = [run for run in runs if _ready(run)]
