@@ -4,8 +4,9 @@
 (backend, master, quorum, lock, caps, policy, audit log): it is gathered and planned exactly as
 a run of that one environment, and one cluster refused (inquorate, lock held, master down, a
 config error of its own) does not stop the others. Every cluster is gathered in one pass (the
-hosts asked at once capped for the whole run) and planned on its own, then one confirmation covers the whole run, then every cluster's engine starts in parallel, each
-under its own caps (one after another with ``--step``: one terminal asks one question at a time).
+hosts asked at once capped for the whole run) and planned on its own, then one confirmation
+covers the whole run, then every cluster's engine starts in parallel, each under its own caps
+(one after another with ``--step``: one terminal asks one question at a time).
 """
 
 from __future__ import annotations
