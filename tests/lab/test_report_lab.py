@@ -54,6 +54,8 @@ def test_start_all_then_report(fresh_lab, tmp_path):
         assert e["outcome"] == "started"
         # Order of events, not their speed: command, then accepted, then ready.
         assert 0 <= e["sent_s"] <= e["accepted_s"] <= e["ready_s"]
+        # The plan's figures, read back from the audit log alone: a tier and a planned ready.
+        assert e["tier"] >= 1 and e["planned_ready_s"] is not None and e["planned_ready_s"] > 0
     assert doc["unnamed_down"] == 1 and doc["still_down"] == []
 
     tags = _Tags()

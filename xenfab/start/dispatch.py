@@ -227,6 +227,11 @@ class DispatchUnit:
             outcome="sending",
             attempt=job.attempts,
             sync=True,
+            # What the plan said of it, so that fab report draws tiers, waits and planned bars.
+            tier=job.tier,
+            depends_on=job.deps or None,
+            expected_start_s=job.planned_start_s,
+            expected_ready_s=job.planned_ready_s,
         )
         if why is not None:
             sent.settle(None, False)

@@ -102,6 +102,10 @@ class Job:
     deps_released: bool = False
     # Seconds from its start command to ready, as the plan expects (None: not known).
     expected_s: float | None = None
+    # The plan's schedule for it (seconds from the run's first start), for the audit log's
+    # picture of the run (fab report): when its command and its ready were expected.
+    planned_start_s: float | None = None
+    planned_ready_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.planned_host:
@@ -158,6 +162,7 @@ def jobs_of(
         # The plan's estimate of this guest's own start (command to ready); expected_ready_s
         # is a point on the run's schedule, not a duration.
         job.expected_s = a.expected_boot_s
+        job.planned_start_s, job.planned_ready_s = a.expected_start_s, a.expected_ready_s
         try:
             safe_guest(a.guest)
             safe_host(a.host)
