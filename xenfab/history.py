@@ -143,7 +143,7 @@ def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[floa
     runs: dict[tuple[str, str], list[float | None]] = {}
     intents: dict[str, list[float]] = {}
     sent: dict[tuple[str, str], float] = {}
-    for rec in _audit_lines(audit_log, environment):
+    for rec in audit_records(audit_log, environment):
         guest, action = rec.get("guest"), rec.get("action")
         if not isinstance(guest, str):
             continue
@@ -177,7 +177,7 @@ def start_history(audit_log: str, environment: str) -> tuple[dict[str, list[floa
     return {g: v[-KEEP_SAMPLES:] for g, v in out.items()}, round(gap, 3)
 
 
-def _audit_lines(audit_log: str, environment: str) -> Iterator[dict[str, Any]]:
+def audit_records(audit_log: str, environment: str) -> Iterator[dict[str, Any]]:
     """The audit log's records of ``environment`` (its last AUDIT_TAIL_BYTES), unreadable
     lines skipped; nothing when the log cannot be read."""
     try:

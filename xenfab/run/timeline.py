@@ -87,9 +87,12 @@ def after_run(
 
     None when it cannot be read back: the picture is a bonus, never a reason to fail a run.
     """
+    from ..history import audit_records
+
     try:
-        records = read_log(audit_log)
-        mine = [r for r in records if r.get("environment") == environment]
+        # The log's tail, as the planner reads it: a run just ended is at its end, and a log of
+        # years is not read whole after every run.
+        mine = [r for r in audit_records(audit_log, environment) if isinstance(r.get("run"), str)]
         ours = [r["run"] for r in mine if r.get("plan_id") == layout.plan_id]
         if not ours:
             return None

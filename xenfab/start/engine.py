@@ -87,7 +87,7 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         self.cfg = cfg
         self.env = env
         self.snapshot = snapshot
-        self._labels: dict[str, str] | None = None  # name -> label, made at the first event
+        self._labels = labels(snapshot.guests, snapshot.hosts)  # name -> label (xe)
         self.layout = layout
         self.policy = policy
         # The start caps are the environment's start policy (config `start:`), not the planner's.
@@ -244,8 +244,6 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         """A guest or host as people say it: an identifier (xe's uuid) after its label."""
         if name is None:
             return "-"
-        if self._labels is None:
-            self._labels = labels(self.snapshot.guests, self.snapshot.hosts)
         return spoken(name, self._labels.get(name))
 
     def _event(self, text: str) -> None:
