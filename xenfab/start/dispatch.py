@@ -66,12 +66,24 @@ class DispatchUnit:
 
     def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
         assert self.watch is not None
-        proof = self._proven(sched, state)
-        if proof is None:
-            return
-        domains: dict[str, set[str]] = proof.domains or {}
-        cleared = proof.began
-        dead = self.reader.dead_now(state)
+        if self.reader.round is None:
+            # No slot was free when the turn began, so no round either; this turn's state read
+            # may have freed some. A round begun now fills them, rather than the next turn's
+            # (a poll later, on every slot of every wave).
+            now = time.monotonic()
+            if not sched.ready(now) or now < self.reader.next_round_at:
+                return
+            view = self._fresh_view(sched, state)
+            if view is None:
+                return
+            state, domains, dead, cleared = view
+        else:
+            proof = self._proven(sched, state)
+            if proof is None:
+                return
+            domains = proof.domains or {}
+            cleared = proof.began
+            dead = self.reader.dead_now(state)
         # Set once a start has left: the next one needs a round begun after it.
         used = False
         # One job per pick, picked again after each start: each start waits for a round begun
