@@ -617,8 +617,14 @@ def _no_numbers(result: tuple[str, str, int]) -> tuple[str, str, int]:
 
 def test_server_answers_exactly_like_the_emulator_as_a_command(fresh_lab) -> None:
     # The wrappers' frames carry stdout, stderr and the exit code: byte for byte, both ways.
+    from xenfab.lab import control
+
     st = fresh_lab.status()
     assert st["server_pid"] and not gone(st["server_pid"])
+    if control.labtool() is not None:
+        # Where a C compiler is, the tools are the C client's scripts: it is what is compared.
+        head = (fresh_lab.dir / "hosts" / xl_host(st) / "bin" / "xl").read_text().split("\n")[0]
+        assert head == f"#!{control.labtool()}"
     for host, xen in ((xl_host(st), "xl"), (xm_host(st), "xm")):
         for command in SAME_COMMANDS:
             argv = command.format(xen=xen).split()
@@ -675,6 +681,27 @@ def test_tools_still_work_when_the_server_is_gone(tmp_path, capsys) -> None:
         # the wrapper finds no server and runs the emulator as a command: same answer
         assert _tool(d, host, [xen, "info"], server=True) == before
         assert before[2] == 0 and f"host                   : {host}" in before[0]
+    finally:
+        lab_mod.down(d)
+
+
+def test_without_a_c_compiler_the_tools_are_bash_wrappers_with_the_same_answers(
+    tmp_path, monkeypatch
+) -> None:
+    from xenfab import lab as lab_mod
+    from xenfab.lab import control
+
+    d = tmp_path / "nocc"
+    monkeypatch.setattr(control, "labtool", lambda: None)
+    st = lab_mod.up(d, hosts=2, guests=4, seed=5, boot_s=0)
+    try:
+        host, xen = st["hosts"][0]["name"], st["hosts"][0]["toolstack"]
+        head = (d / "hosts" / host / "bin" / xen).read_text().splitlines()[0]
+        assert head.startswith("#!") and head.endswith("bash")
+        assert not (d / "bin" / "labtool.conf").exists()
+        by_bash = _tool(d, host, [xen, "info"], server=True)
+        assert by_bash[2] == 0 and f"host                   : {host}" in by_bash[0]
+        assert by_bash == _tool(d, host, [xen, "info"], server=False)
     finally:
         lab_mod.down(d)
 

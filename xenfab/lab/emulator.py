@@ -75,9 +75,17 @@ DOWN_CLEAN, DOWN_CRASHED = "clean", "crashed"
 # --------------------------------------------------------------------------- state
 
 
-def connect(lab_dir: str, timeout: float = 60.0) -> sqlite3.Connection:
-    """Open the lab's state database (autocommit; callers use BEGIN IMMEDIATE to write)."""
-    db = sqlite3.connect(os.path.join(lab_dir, "state.db"), timeout=timeout, isolation_level=None)
+def connect(lab_dir: str, timeout: float = 60.0, shared: bool = False) -> sqlite3.Connection:
+    """Open the lab's state database (autocommit; callers use BEGIN IMMEDIATE to write).
+
+    ``shared``: usable from another thread than the one that opened it (the server's pool).
+    """
+    db = sqlite3.connect(
+        os.path.join(lab_dir, "state.db"),
+        timeout=timeout,
+        isolation_level=None,
+        check_same_thread=not shared,
+    )
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA busy_timeout = %d" % int(timeout * 1000))
     return db
@@ -186,15 +194,22 @@ class FrameStream(Stream):
 class Ctx:
     """What a tool invocation knows: the database, the host it runs on, the clock."""
 
-    def __init__(self, lab_dir: str, host: str, stream: Stream | None = None) -> None:
+    def __init__(
+        self,
+        lab_dir: str,
+        host: str,
+        stream: Stream | None = None,
+        db: sqlite3.Connection | None = None,
+    ) -> None:
         self.lab_dir = lab_dir
         self.stream = stream or StdStream()
-        self.db = connect(lab_dir)
+        self.db = db if db is not None else connect(lab_dir)
         self.host = host
         self.now = time.time()
         row = self.db.execute("SELECT * FROM hosts WHERE name = ?", (host,)).fetchone()
         if row is None:
-            self.db.close()
+            if db is None:
+                self.db.close()
             raise UnknownHost(host)
         self.h = row
 
@@ -433,13 +448,30 @@ def fire_armed(ctx: Ctx, acting_on: str) -> None:
         )
 
 
-def run(lab_dir: str, host: str, tool: str, args: list[str], stream: Stream) -> int:
-    """Run one tool as ``host`` of the lab in ``lab_dir``; its output goes to ``stream``."""
+def run(
+    lab_dir: str,
+    host: str,
+    tool: str,
+    args: list[str],
+    stream: Stream,
+    pool: Connections | None = None,
+) -> int:
+    """Run one tool as ``host`` of the lab in ``lab_dir``; its output goes to ``stream``.
+
+    ``pool``: the server's open connections (one is taken for the run and given back).
+    """
+    db = pool.take() if pool is not None else None
     try:
-        ctx = Ctx(lab_dir, host, stream)
+        ctx = Ctx(lab_dir, host, stream, db)
     except UnknownHost:
+        if pool is not None and db is not None:
+            pool.give(db)
         stream.write(2, "lab: unknown host %s\n" % host)
         return 1
+    except BaseException:
+        if db is not None:
+            db.close()
+        raise
     try:
         delay_ms = int(meta(ctx.db, "latency_ms", "0") or 0) + int(ctx.h["slow_ms"] or 0)
         if delay_ms > 0:
@@ -468,6 +500,52 @@ def run(lab_dir: str, host: str, tool: str, args: list[str], stream: Stream) -> 
 MAX_REQUEST = 1 << 20
 
 
+class Connections:
+    """The server's database connections, reused across requests, each by one at a time.
+
+    A new connection costs more than most tools' queries (sqlite reads the schema afresh), and
+    a round of reads asks every host at once. One whose database file was replaced (lab.up) or
+    that is left inside a transaction is closed instead of reused.
+    """
+
+    def __init__(self, lab_dir: str) -> None:
+        self.lab_dir = lab_dir
+        self.path = os.path.join(lab_dir, "state.db")
+        self.free: list[tuple[sqlite3.Connection, int]] = []
+        self.lock = threading.Lock()
+        self.inodes: dict[int, int] = {}
+
+    def _inode(self) -> int:
+        try:
+            return os.stat(self.path).st_ino
+        except OSError:
+            return -1
+
+    def take(self) -> sqlite3.Connection:
+        """An open connection to the current database file."""
+        inode = self._inode()
+        with self.lock:
+            while self.free:
+                db, was = self.free.pop()
+                if was == inode:
+                    return db
+                db.close()
+        db = connect(self.lab_dir, shared=True)
+        with self.lock:
+            self.inodes[id(db)] = inode
+        return db
+
+    def give(self, db: sqlite3.Connection) -> None:
+        """Give ``db`` back after a request."""
+        with self.lock:
+            inode = self.inodes.pop(id(db), -1)
+            if db.in_transaction or inode != self._inode() or len(self.free) >= 64:
+                db.close()
+                return
+            self.inodes[id(db)] = inode
+            self.free.append((db, inode))
+
+
 def _read_request(sock: socket.socket) -> list[str] | None:
     """``TOKEN\\0 ARGC\\0 HOST\\0 TOOL\\0 ARG\\0...`` from a wrapper; None if malformed."""
     data = b""
@@ -486,7 +564,7 @@ def _read_request(sock: socket.socket) -> list[str] | None:
         data += chunk
 
 
-def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
+def _serve_one(sock: socket.socket, lab_dir: str, token: str, pool: Connections) -> None:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request = _read_request(sock)
@@ -497,7 +575,7 @@ def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
         host, tool, args = request[2], request[3], request[4:]
         stream = FrameStream(sock)
         try:
-            rc = run(lab_dir, host, tool, args, stream)
+            rc = run(lab_dir, host, tool, args, stream, pool)
         except Exception as exc:  # noqa: BLE001 - one broken command must not stop the server
             sys.stderr.write("emulator: %s %s %r: %r\n" % (host, tool, args, exc))
             stream.pending = []
@@ -513,6 +591,7 @@ def _serve_one(sock: socket.socket, lab_dir: str, token: str) -> None:
 def serve(lab_dir: str, listener: socket.socket, token: str) -> None:
     """Answer tool requests on ``listener`` until SIGTERM, one thread per request."""
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    pool = Connections(lab_dir)
     while True:
         try:
             sock, _ = listener.accept()
@@ -520,7 +599,7 @@ def serve(lab_dir: str, listener: socket.socket, token: str) -> None:
             # Out of file descriptors under a burst, say: wait for some to close, keep serving.
             time.sleep(0.05)
             continue
-        threading.Thread(target=_serve_one, args=(sock, lab_dir, token), daemon=True).start()
+        threading.Thread(target=_serve_one, args=(sock, lab_dir, token, pool), daemon=True).start()
 
 
 def main(argv: list[str]) -> int:
