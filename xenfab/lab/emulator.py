@@ -489,7 +489,10 @@ def run(
         ctx.err("%s: command not found\n" % tool)
         return 127
     finally:
-        ctx.db.close()
+        if pool is not None:
+            pool.give(ctx.db)
+        else:
+            ctx.db.close()
 
 
 # --------------------------------------------------------------------------- server
