@@ -120,6 +120,33 @@ def test_simulate_respects_both_caps_and_runs_tiers_in_turn():
     assert sched.all_up_s == sched.ready_s["t2"] == 25.0
 
 
+def test_a_start_delay_holds_the_next_tier_as_the_engine_does():
+    jobs = [("db", "h1", 1, 10.0), ("web", "h2", 1, 4.0), ("app", "h1", 2, 5.0)]
+    plain = simulate(jobs, Timing())
+    gated = simulate(jobs, Timing(), gates={"web": 30.0, "db": 2.0})
+    assert plain.start_s["app"] == 10.0 and plain.all_up_s == 15.0
+    # web is up at 4 s and holds tier 2 for 30 s more; db's 2 s end sooner (at 12 s).
+    assert gated.tiers_s[1] == 10.0
+    assert gated.start_s["app"] == 34.0 and gated.all_up_s == 39.0
+    # ... and one in the last tier holds nothing back.
+    assert simulate(jobs, Timing(), gates={"app": 60.0}).all_up_s == 15.0
+
+
+def test_the_plan_carries_the_managers_start_delays_into_its_schedule():
+    hosts = [host("xen01", 64000), host("xen02", 64000)]
+    db, web = guest("db01", 1000), guest("web01", 1000)
+    timing = Timing(boot_estimate_s=5.0)
+    pol = replace(policy_from_dict({"priority": {"db*": 1, "web*": 2}}), timing=timing)
+    plain = plan(snap(hosts, [db, web]), pol)
+    gated = plan(snap(hosts, [replace(db, gate_s=20.0), web]), pol)
+    start = {
+        p: {a.guest: a.expected_start_s for a in lay.assignments}
+        for p, lay in (("plain", plain), ("gated", gated))
+    }
+    assert start["plain"]["web01"] == 5.0 and plain.expected_all_up_s == 10.0
+    assert start["gated"]["web01"] == 25.0 and gated.expected_all_up_s == 30.0
+
+
 def test_dispatch_gap_spaces_the_start_commands():
     jobs = [(f"g{i}", f"h{i % 4}", 1, 5.0) for i in range(8)]
     free = simulate(jobs, Timing(per_host=2, in_flight=100))

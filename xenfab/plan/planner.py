@@ -58,7 +58,7 @@ def plan(
         # Work-bounded too; but once the safety stop has fired, nothing more is tried.
         st, _ = optimise(m, st, why, timing)
     out = _layout(m, st, why, order, method, proven)
-    _expected(out, timing)
+    _expected(out, timing, {g.name: g.gate_s for g in snapshot.guests if g.gate_s})
     out.search_stopped = budget.stopped
     # Computed on first use (Layout.plan_id), from the inputs as they are now.
     out._id_of = lambda: plan_id(facts_digest(snapshot), policy, out, dead=dead, avoid=avoid)
@@ -136,11 +136,14 @@ def _layout(
     return out
 
 
-def _expected(out: Layout, timing: Timing) -> None:
-    """The layout's expected schedule under the start caps: each guest's ready time, each
-    tier's and the all-up time (from the first start command)."""
+def _expected(out: Layout, timing: Timing, gates: dict[str, float]) -> None:
+    """The layout's expected schedule under the start caps and the manager's start delays
+    (``gates``): each guest's ready time, each tier's and the all-up time (from the first start
+    command)."""
     sched = simulate(
-        ((a.guest, a.host, a.tier, timing.seconds(a.guest)) for a in out.assignments), timing
+        ((a.guest, a.host, a.tier, timing.seconds(a.guest)) for a in out.assignments),
+        timing,
+        gates,
     )
     for a in out.assignments:
         a.expected_boot_s = timing.seconds(a.guest)

@@ -160,19 +160,31 @@ class Schedule:
     all_up_s: float = 0.0
 
 
-def simulate(jobs: Iterable[tuple[str, str, int, float]], timing: Timing) -> Schedule:
+def simulate(
+    jobs: Iterable[tuple[str, str, int, float]],
+    timing: Timing,
+    gates: Mapping[str, float] | None = None,
+) -> Schedule:
     """Play the engine's schedule on ``jobs`` (guest, host, tier, seconds): tiers in turn; within
     a tier every free slot filled at once, the host with the most queued work first, its longest
-    start first; at most ``per_host`` per host and ``in_flight`` in all."""
+    start first; at most ``per_host`` per host and ``in_flight`` in all.
+
+    ``gates``: a guest's start delay (the manager's, e.g. XAPI's ``start-delay``): the next tier
+    opens no sooner than that long after the guest is up, as the engine waits it.
+    """
     out = Schedule()
     by_tier: dict[int, list[tuple[str, str, float]]] = {}
     for guest, host, tier, seconds in jobs:
         by_tier.setdefault(tier, []).append((guest, host, seconds))
+    gates = gates or {}
     now = 0.0
     for tier in sorted(by_tier):
         now = _play(by_tier[tier], timing, now, out)
         out.tiers_s[tier] = round(now, 2)
-    out.all_up_s = round(now, 2)
+        waits = [out.ready_s[g] + gates[g] for g, _, _ in by_tier[tier] if gates.get(g)]
+        now = max([now, *waits])
+    # A start delay after the last tier holds nothing back.
+    out.all_up_s = max(out.tiers_s.values(), default=0.0)
     return out
 
 
