@@ -12,11 +12,17 @@ def _db(path) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS t (x)")
 
 
+def _given_back(path) -> tuple[emulator.Connections, sqlite3.Connection]:
+    """A pool over a fresh database, and the connection it has taken and been given back."""
+    _db(path)
+    pool = emulator.Connections(str(path))
+    db = pool.take()
+    pool.give(db)
+    return pool, db
+
+
 def test_a_connection_given_back_is_taken_again(tmp_path):
-    _db(tmp_path)
-    pool = emulator.Connections(str(tmp_path))
-    first = pool.take()
-    pool.give(first)
+    pool, first = _given_back(tmp_path)
     assert pool.take() is first
 
 
@@ -33,10 +39,7 @@ def test_one_left_in_a_transaction_is_closed_not_reused(tmp_path):
 
 
 def test_a_replaced_database_file_gets_new_connections(tmp_path):
-    _db(tmp_path)
-    pool = emulator.Connections(str(tmp_path))
-    old = pool.take()
-    pool.give(old)
+    pool, old = _given_back(tmp_path)
     # Replaced by another file (the old one is still open, so the new one's inode differs).
     other = tmp_path / "other"
     other.mkdir()
