@@ -30,6 +30,10 @@ def test_env_picks_one_a_list_or_globs_in_config_order():
     with pytest.raises(ConfigError, match=r"--env 'dc3-\*': no such environment"):
         cfg.select("dc1-a,dc3-*")
     assert not is_multi("dc1-a") and is_multi("dc1-*") and is_multi("a,b")
+    # A list of nothing is not the default environment: it named none.
+    for nothing in (",", " , ", ",,"):
+        with pytest.raises(ConfigError, match=r"--env '[ ,]+': names no environment"):
+            cfg.select(nothing)
 
 
 def test_a_numbered_entry_is_one_environment_per_number():

@@ -408,6 +408,9 @@ class XenfabConfig:
         that picks nothing is a one-line error naming the known environments.
         """
         words = [w.strip() for w in (spec or "").split(",") if w.strip()]
+        if not words and (spec or "").strip():
+            # `--env ,` names nothing: not the default environment, which it did not name.
+            raise ConfigError(f"{self.path}: --env {spec!r}: names no environment")
         if not words:
             return [self.environment(None).name]
         known = list(self.environments)
