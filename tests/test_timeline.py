@@ -217,6 +217,24 @@ def test_gantt_draws_overlap_failures_and_no_plan_without_one():
     assert cells["xen03"].index("1") > cells["xen01"].index("1")
 
 
+def test_gantt_lanes_say_hosts_by_their_labels_and_tell_equal_labels_apart():
+    uuid = {h: f"{n}c586172-aaaa-bbbb-cccc-{n:012d}" for n, h in enumerate(("x1", "x2", "x3"))}
+    lines = [rec(0.0, "open")]
+    for n, h in enumerate(("x1", "x2", "x3")):
+        lines += started(f"vm{n}", uuid[h], 1.0 + n, 1.2 + n, 4.0 + n)
+    tl = timeline_of(lines, "r1")
+    named = gantt_text(tl, 100, {uuid["x1"]: "xen01", uuid["x2"]: "xen02", uuid["x3"]: "xen03"})
+    assert named is not None
+    rows = [line.split()[0] for line in named.splitlines() if " run  |" in line]
+    assert rows == ["xen01", "xen02", "xen03"]
+    # Two hosts labelled alike: the uuid's head says which (cut to the host column).
+    same = gantt_text(tl, 100, {uuid["x1"]: "xen", uuid["x2"]: "xen", uuid["x3"]: "db"})
+    assert same is not None
+    heads = [line[:14] for line in same.splitlines() if " run  |" in line]
+    # In the order people read them: by the name shown.
+    assert heads == ["db (2c586172) ", "xen (0c586172)", "xen (1c586172)"]
+
+
 def test_no_gantt_when_nothing_was_sent():
     lines = [rec(0.0, "open"), rec(1.0, "not-started", "a", None, "not-started")]
     assert gantt_text(timeline_of(lines, "r1")) is None

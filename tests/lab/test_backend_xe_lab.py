@@ -126,6 +126,9 @@ def test_facts_layout_start_all_then_nothing(xe_lab):
     host_label = p["by_uuid"][a["host"]]
     assert f"started {said} on {host_label} ({a['host'][:8]})" in res.stderr
     assert said in " ".join(res.stdout.split("Started as planned", 1)[1].split())
+    # The timeline's lanes are the hosts' labels, not their uuids.
+    lanes = [line.split()[0] for line in res.stdout.splitlines() if " plan |" in line]
+    assert lanes and lanes == sorted(lanes) and set(lanes) <= set(p["hosts"]), lanes
     now = running(xe_lab)
     for a in plan["assignments"]:
         assert now[a["guest"]] == a["host"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import XenfabError
 from ..textsafe import printable
+from ..values import spoken
 
 # A ``ready`` line with one of these outcomes (or none) says the guest answered.
 READY_WORDS = frozenset({"ready", "answered", "ok", "up"})
@@ -362,19 +363,31 @@ def _fit(name: str, width: int) -> str:
     return name if len(name) <= width else name[: width - 1] + "~"
 
 
-def gantt_text(tl: Timeline, width: int = WIDTH) -> str | None:
+def lane_names(hosts: list[str], labels: Mapping[str, str]) -> dict[str, str]:
+    """Each lane's host as people say it: its label (xe's hosts are uuids) where the labels
+    tell the lanes apart, else the label with the uuid's head (values.spoken)."""
+    said = {h: labels.get(h, h) for h in hosts}
+    if len(set(said.values())) < len(said):
+        said = {h: spoken(h, labels.get(h)) for h in hosts}
+    return said
+
+
+def gantt_text(
+    tl: Timeline, width: int = WIDTH, labels: Mapping[str, str] | None = None
+) -> str | None:
     """Per host, the planned and the actual lane as one line each, within ``width`` columns.
 
     A column's digit counts the guests between command and ready then (``+``: ten or more);
     ``X`` marks where a guest ended down; each lane ends with its last ready time. None when
-    the run sent no command.
+    the run sent no command. ``labels``: host name -> label (values.labels), for the lanes.
     """
     width = max(MIN_WIDTH, min(WIDTH, width))
     sent = [s for s in tl.spans if s.sent_s is not None]
     if not sent:
         return None
-    hosts = tl.hosts()
-    label = min(_HOST_COLUMN, max(len(printable(h)) for h in hosts))
+    names = lane_names(tl.hosts(), labels or {})
+    hosts = sorted(names, key=lambda h: (names[h], h))  # in the order the names are read
+    label = min(_HOST_COLUMN, max(len(printable(names[h])) for h in hosts))
     # "HOST plan |" before the cells, "| 41.2s" after them
     n = width - label - 15
     total = tl.end_s()
@@ -399,7 +412,7 @@ def gantt_text(tl: Timeline, width: int = WIDTH) -> str | None:
             cells = "".join(_digit(c) for c in _cells(planned, step, n))
             last = max((b for _, b in planned), default=None)
             right = f"{last:6.1f}s" if last is not None else "      -"
-            lines.append(f"{_fit(host, label):<{label}} plan |{cells}|{right}")
+            lines.append(f"{_fit(names[host], label):<{label}} plan |{cells}|{right}")
         actual = [
             (s.sent_s, s.last_s) for s in spans if s.sent_s is not None and s.last_s is not None
         ]
@@ -409,7 +422,7 @@ def gantt_text(tl: Timeline, width: int = WIDTH) -> str | None:
                 row[min(n - 1, int(s.last_s / step))] = "X"
         ready = [s.ready_s for s in spans if s.ready_s is not None]
         right = f"{max(ready):6.1f}s" if ready else "      -"
-        tag = f"{_fit(host, label):<{label}}" if not plan else " " * label
+        tag = f"{_fit(names[host], label):<{label}}" if not plan else " " * label
         lines.append(f"{tag} run  |{''.join(row)}|{right}")
     return "\n".join(lines)
 

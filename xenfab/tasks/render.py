@@ -173,11 +173,13 @@ def _gantt(outcome: RunOutcome) -> str | None:
     import shutil
 
     from ..show.timeline import gantt_text, gantt_width
+    from ..values import labels
 
     tl = _timeline(outcome)
-    if tl is None:
+    if tl is None or outcome.planned is None:
         return None
-    return gantt_text(tl, gantt_width(shutil.get_terminal_size((0, 0)).columns or None))
+    said = labels(outcome.planned.snap.hosts)  # xe's hosts are uuids: their labels on the lanes
+    return gantt_text(tl, gantt_width(shutil.get_terminal_size((0, 0)).columns or None), said)
 
 
 # --------------------------------------------------------------------------- several environments
