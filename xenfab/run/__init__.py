@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ExitCode, StartRefused
 from ..textsafe import printable
+from ..values import labels
 from . import plans
 from .facts import Planned, Refusal, RefusalKind, check_format, load, plan_run, saved_run
 
@@ -207,7 +208,8 @@ def start(
     if shown is not None:
         shown(planned)
     if not request.plan:
-        note = plans.preview_note(planned.cfg, planned.env, planned.layout)
+        said = labels(planned.snap.guests, planned.snap.hosts)
+        note = plans.preview_note(planned.cfg, planned.env, planned.layout, said)
         if note:
             sys.stderr.write(note + "\n")
     only = request.only

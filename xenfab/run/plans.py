@@ -12,11 +12,13 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StartRefused
 from ..textsafe import printable
+from ..values import spoken
 
 if TYPE_CHECKING:
     from ..config import Environment, XenfabConfig
@@ -145,8 +147,13 @@ def record_preview(cfg: XenfabConfig, env: Environment, layout: Layout) -> None:
         pass
 
 
-def preview_note(cfg: XenfabConfig, env: Environment, layout: Layout) -> str | None:
-    """A line when this plan differs from the last preview of ``env``, else None."""
+def preview_note(
+    cfg: XenfabConfig, env: Environment, layout: Layout, labels: Mapping[str, str] | None = None
+) -> str | None:
+    """A line when this plan differs from the last preview of ``env``, else None.
+
+    ``labels``: name -> label (values.labels) for the guests and hosts (xe's are uuids).
+    """
     try:
         with open(os.path.join(_previews_dir(cfg, env), f"{env.name}.json"), encoding="utf-8") as f:
             last = json.load(f)
@@ -157,11 +164,16 @@ def preview_note(cfg: XenfabConfig, env: Environment, layout: Layout) -> str | N
     if last_id == layout.plan_id:
         return None
     now = {a.guest: a.host for a in layout.assignments}
+    said = labels or {}
+
+    def host(name: str | None) -> str:
+        return said.get(name, name) if name else "down"
+
     diffs = []
     for guest in sorted(set(then) | set(now)):
         before, after = then.get(guest), now.get(guest)
         if before != after:
-            diffs.append(f"{guest} {before or 'down'} -> {after or 'down'}")
+            diffs.append(f"{spoken(guest, said.get(guest))} {host(before)} -> {host(after)}")
     ago = max(time.time() - at, 0) / 60
     what = "; ".join(diffs[:_SHOWN]) or "same assignments, other facts or policy"
     if len(diffs) > _SHOWN:
