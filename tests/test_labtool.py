@@ -98,3 +98,10 @@ def test_a_tool_outside_a_lab_hosts_bin_is_refused(tmp_path):
     res = subprocess.run([str(stray), "list"], capture_output=True, timeout=30)
     assert res.returncode == 127 and b"not a lab host's tool" in res.stderr
     assert os.access(client, os.X_OK)
+
+
+def test_a_cache_that_cannot_be_written_means_bash_wrappers(tmp_path, monkeypatch):
+    home = tmp_path / "not-a-directory"
+    home.write_text("")
+    monkeypatch.setattr(Path, "home", lambda: home)
+    assert control.labtool() is None

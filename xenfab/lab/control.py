@@ -285,9 +285,9 @@ def labtool() -> Path | None:
     path = Path.home() / ".cache" / "xenfab" / "labtool" / digest / "labtool"
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"labtool.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
             [cc, "-O2", "-o", str(tmp), str(LABTOOL_SOURCE)],
             capture_output=True,
