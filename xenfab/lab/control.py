@@ -300,7 +300,7 @@ def labtool() -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
     return path
 
