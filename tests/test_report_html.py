@@ -83,6 +83,23 @@ def test_lanes_per_host_and_a_bar_per_guest():
     assert "app01" in down and "STILL DOWN: 3 guest(s)" in down
 
 
+def test_xe_uuids_are_said_by_the_labels_their_intents_carried():
+    vm, h = "476595e7-cf32-4e7a-9d6b-000000000001", "6c586172-aaaa-bbbb-cccc-000000000001"
+    lines = [rec(0.0, "open")] + started(vm, h, 1.0, 1.2, 4.0)
+    lines[1].update(guest_label="db<02>", host_label="xen01")
+    lines.append(rec(5.0, "result", "bad", h, "failed", message="no room"))
+    lines.insert(2, rec(1.1, "intent", "bad", h, "sending", attempt=1))
+    text, page = _page(lines)
+    words = " ".join(page.text)
+    assert "xen01 (6c586172)" in words and "db<02> (476595e7)" in words  # escaped, read back
+    assert "<02>" not in text
+    # The data attributes keep the identity; STILL DOWN names the host by its label too.
+    lanes = [a["data-host"] for t, a in page.tags if t == "g" and a.get("class") == "lane"]
+    assert lanes == [h]
+    down = text[text.index('id="still-down"') :]
+    assert "on xen01 (6c586172)" in down
+
+
 def test_text_from_the_log_is_escaped():
     text, page = _page(_lines())
     # The name is data: no script element, its text comes back whole from the parser.

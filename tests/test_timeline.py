@@ -235,6 +235,17 @@ def test_gantt_lanes_say_hosts_by_their_labels_and_tell_equal_labels_apart():
     assert heads == ["db (2c586172) ", "xen (0c586172)", "xen (1c586172)"]
 
 
+def test_labels_come_from_the_intents_when_the_run_gives_none():
+    lines = [rec(0.0, "open")] + started("vm-uuid-1", "host-uuid-1", 1.0, 1.2, 4.0)
+    lines[1].update(guest_label="db02", host_label="xen01")
+    tl = timeline_of(lines, "r1")
+    assert tl.labels == {"vm-uuid-1": "db02", "host-uuid-1": "xen01"}
+    assert tl.spans[0].said == "db02 (vm-uuid-)" and tl.said("host-uuid-1") == "xen01 (host-uui)"
+    text = gantt_text(tl, 100)  # fab report: no snapshot, only the log
+    assert text is not None
+    assert [line.split()[0] for line in text.splitlines() if " run  |" in line] == ["xen01"]
+
+
 def test_no_gantt_when_nothing_was_sent():
     lines = [rec(0.0, "open"), rec(1.0, "not-started", "a", None, "not-started")]
     assert gantt_text(timeline_of(lines, "r1")) is None

@@ -86,7 +86,7 @@ def test_xe_prints_the_real_layouts_and_only_the_master_is_the_master(xe_lab):
     assert xe_lab.ssh("xen03", f"cat {conf}").stdout == "slave:127.0.0.11"
 
 
-def test_facts_layout_start_all_then_nothing(xe_lab):
+def test_facts_layout_start_all_then_nothing(xe_lab, tmp_path):
     p = pool(xe_lab)
     res = fab("facts", *ENV, "--format", "json")
     no_traceback(res)
@@ -129,6 +129,11 @@ def test_facts_layout_start_all_then_nothing(xe_lab):
     # The timeline's lanes are the hosts' labels, not their uuids.
     lanes = [line.split()[0] for line in res.stdout.splitlines() if " plan |" in line]
     assert lanes and lanes == sorted(lanes) and set(lanes) <= set(p["hosts"]), lanes
+    # fab report reads the audit log alone: the intents carry the labels it says them by.
+    report = fab("report", *ENV, "--out", str(tmp_path / "run.html"))
+    assert report.returncode == 0, report.stderr
+    assert [line.split()[0] for line in report.stdout.splitlines() if " plan |" in line] == lanes
+    assert f"{host_label} ({a['host'][:8]})" in (tmp_path / "run.html").read_text()
     now = running(xe_lab)
     for a in plan["assignments"]:
         assert now[a["guest"]] == a["host"]

@@ -82,7 +82,7 @@ def _bar(x: float, y: float, w: float, h: float, outcome: str, cls: str) -> str:
 
 def _tooltip(s: GuestSpan) -> str:
     parts = [
-        f"{s.guest} on {s.host or '-'}: {s.outcome}",
+        f"{s.said} on {s.host or '-'}: {s.outcome}",
         f"command {_s(s.sent_s)}, accepted {_s(s.accepted_s)}, ready {_s(s.ready_s)}",
     ]
     if s.planned_ready_s is not None:
@@ -117,7 +117,8 @@ def timeline_svg(tl: Timeline) -> str:
             f'<rect class="lane-bg" x="0" y="{y - 4}" width="{WIDTH}" height="{lane_h + 18}" '
             'fill="#f4f6f8" stroke="#d0d6dc"/>'
         )
-        body.append(f'<text class="host" x="6" y="{y + 10}" font-weight="bold">{_e(host)}</text>')
+        said = _e(tl.said(host))
+        body.append(f'<text class="host" x="6" y="{y + 10}" font-weight="bold">{said}</text>')
         y += 16
         for s in spans:
             body.append(_row(s, y, x))
@@ -159,7 +160,7 @@ def _row(s: GuestSpan, y: float, x: Any) -> str:
     parts = [f'<g class="guest" data-guest="{_e(s.guest)}" data-outcome="{_e(s.outcome)}">']
     parts.append(f"<title>{_e(_tooltip(s))}</title>")
     tier = f"T{s.tier} " if s.tier is not None else ""
-    name = tier + s.guest
+    name = tier + s.said
     if len(name) > NAME_CHARS:  # the whole name is in the tooltip and the table
         name = name[: NAME_CHARS - 1] + "\u2026"
     parts.append(f'<text class="name" x="18" y="{y + 11}">{_e(name)}</text>')
@@ -224,8 +225,8 @@ def _table(tl: Timeline) -> str:
     for host in tl.hosts():
         for s in tl.on(host):
             cells = (
-                host,
-                s.guest,
+                tl.said(host),
+                s.said,
                 "-" if s.tier is None else s.tier,
                 _s(s.sent_s),
                 _s(s.accepted_s),
@@ -248,8 +249,8 @@ def _still_down(tl: Timeline) -> str:
     if not down and not tl.unnamed_down:
         return '<section id="still-down"><h2>STILL DOWN: none</h2></section>'
     items = [
-        f"<li><b>{_e(s.guest)}</b> ({_e(s.outcome)}"
-        + (f" on {_e(s.host)}" if s.host else "")
+        f"<li><b>{_e(s.said)}</b> ({_e(s.outcome)}"
+        + (f" on {_e(tl.said(s.host))}" if s.host else "")
         + ")"
         + (f": {_e(s.message)}" if s.message else "")
         + "</li>"

@@ -66,6 +66,13 @@ class GuestSpan:
     message: str = ""
     # A ``ready`` line said it did not answer (its outcome), e.g. ``timeout``.
     not_ready: str | None = None
+    # Its label, when its intent carried one (xe: the name is a uuid).
+    label: str | None = None
+
+    @property
+    def said(self) -> str:
+        """The guest as people say it: its label, the uuid's head beside it (values.spoken)."""
+        return spoken(self.guest, self.label)
 
     @property
     def down(self) -> bool:
@@ -114,6 +121,12 @@ class Timeline:
     ended: str | None = None
     # Guests the run-end counts as down that the log does not name (the plan left them unplaced).
     unnamed_down: int = 0
+    # Name -> label of the guests and hosts whose intents carried one (xe's names are uuids).
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def said(self, host: str) -> str:
+        """A host as people say it: its label, the uuid's head beside it (values.spoken)."""
+        return spoken(host, self.labels.get(host))
 
     def hosts(self) -> list[str]:
         """The hosts with a guest, sorted; guests with no host under ``-``."""
@@ -232,6 +245,10 @@ def timeline_of(records: Iterable[Mapping[str, Any]], run: str) -> Timeline:
         _planned_fields(span, rec)
         host = _text(rec.get("host"))
         if action == "intent":
+            for name, key in ((guest, "guest_label"), (host, "host_label")):
+                label = _text(rec.get(key))
+                if name and label:
+                    tl.labels[name] = label
             span.sent_s = t if span.sent_s is None else span.sent_s
             span.host = host or span.host
             span.attempts = max(span.attempts, _int(rec.get("attempt")) or 1)
@@ -256,6 +273,7 @@ def timeline_of(records: Iterable[Mapping[str, Any]], run: str) -> Timeline:
             span.message = str(rec.get("message") or "")
             span.attempts = max(span.attempts, _int(rec.get("attempts")) or 0)
     for span in spans.values():
+        span.label = tl.labels.get(span.guest)
         if span.guest in ready_at:
             span.ready_s = ready_at[span.guest]
         elif span.outcome == "started" and span.not_ready is None:
@@ -379,13 +397,14 @@ def gantt_text(
 
     A column's digit counts the guests between command and ready then (``+``: ten or more);
     ``X`` marks where a guest ended down; each lane ends with its last ready time. None when
-    the run sent no command. ``labels``: host name -> label (values.labels), for the lanes.
+    the run sent no command. ``labels``: host name -> label (values.labels), for the lanes,
+    over those the log's intents carried.
     """
     width = max(MIN_WIDTH, min(WIDTH, width))
     sent = [s for s in tl.spans if s.sent_s is not None]
     if not sent:
         return None
-    names = lane_names(tl.hosts(), labels or {})
+    names = lane_names(tl.hosts(), {**tl.labels, **(labels or {})})
     hosts = sorted(names, key=lambda h: (names[h], h))  # in the order the names are read
     label = min(_HOST_COLUMN, max(len(printable(names[h])) for h in hosts))
     # "HOST plan |" before the cells, "| 41.2s" after them

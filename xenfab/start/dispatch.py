@@ -63,6 +63,7 @@ class DispatchUnit:
 
     # Everything here runs on the Engine; its attributes are set in Engine.__init__.
     start_policy: StartPolicy
+    _labels: dict[str, str]
 
     def _dispatch(self, sched: Scheduler, workers: ThreadPoolExecutor, state: ClusterState) -> None:
         assert self.watch is not None
@@ -244,6 +245,9 @@ class DispatchUnit:
             depends_on=job.deps or None,
             expected_start_s=job.planned_start_s,
             expected_ready_s=job.planned_ready_s,
+            # xe's names are uuids: fab report names them as people do from the log alone.
+            guest_label=self._labels.get(job.guest),
+            host_label=self._labels.get(host),
         )
         if why is not None:
             sent.settle(None, False)
