@@ -89,27 +89,20 @@ def test_prefixed_stream_writes_whole_lines_each_naming_its_cluster():
     assert not stream.isatty()
 
 
-def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monkeypatch):
-    """The waiting thread's KeyboardInterrupt is passed on to each engine, which ends its own way."""
+def _ctrl_c(thread) -> None:
+    """Ctrl-C as the waiting thread would get it: a KeyboardInterrupt raised there."""
     import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
+    )
+
+
+def _wait_run(monkeypatch, engine):
+    """``multi._start_all`` over clusters a and b with ``engine``, in a thread of its own."""
     import threading
-    import time
 
     from xenfab.run import RunRequest, multi
-
-    # Each engine says when it is inside its own handling; only then is Ctrl-C pressed.
-    inside = {"a": threading.Event(), "b": threading.Event()}
-
-    def engine(c, request, planned, *, out, prompt):
-        deadline = time.monotonic() + 30
-        try:
-            inside[request.env].set()
-            while time.monotonic() < deadline:
-                time.sleep(0.01)
-        except KeyboardInterrupt:
-            time.sleep(0.05)  # the starts in flight are waited for
-            return SimpleNamespace(interrupted=True, env=request.env)
-        return SimpleNamespace(interrupted=False, env=request.env)
 
     monkeypatch.setattr(multi, "_engine", engine)
     runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b")]
@@ -121,13 +114,65 @@ def test_a_ctrl_c_reaches_every_cluster_s_engine_and_the_run_waits_for_them(monk
         args=(None, RunRequest(env="a,b", yes=True), runs, reports, {}, set()),
     )
     waiter.start()
+    return waiter, reports
+
+
+def test_a_first_ctrl_c_is_the_flag_every_cluster_s_engine_reads_between_two_steps(monkeypatch):
+    """Each engine sees the shared count raised and ends its own way; none gets an exception."""
+    import threading
+    import time
+
+    inside = {"a": threading.Event(), "b": threading.Event()}
+    raised = []
+
+    def engine(c, request, planned, *, out, prompt, interrupts):
+        deadline = time.monotonic() + 30
+        try:
+            inside[request.env].set()
+            while not interrupts and time.monotonic() < deadline:
+                time.sleep(0.01)  # a turn of the loop: the flag is read between two steps
+            time.sleep(0.05)  # the starts in flight are waited for
+        except KeyboardInterrupt:
+            raised.append(request.env)
+        return SimpleNamespace(interrupted=bool(interrupts), env=request.env)
+
+    waiter, reports = _wait_run(monkeypatch, engine)
     for event in inside.values():
         assert event.wait(30)
-    assert waiter.ident is not None
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(waiter.ident), ctypes.py_object(KeyboardInterrupt)
-    )
+    _ctrl_c(waiter)
     waiter.join(30)
     assert not waiter.is_alive()
-    assert sorted(reports) == ["a", "b"]
-    assert all(r.interrupted for r in reports.values())
+    assert sorted(reports) == ["a", "b"] and all(r.interrupted for r in reports.values())
+    assert raised == []  # a step is never cut in the middle by the first Ctrl-C
+
+
+def test_a_second_ctrl_c_gets_every_engine_out_of_its_wait(monkeypatch):
+    """An engine stuck in a long wait (a remote read) is got out of it by the second Ctrl-C."""
+    import threading
+    import time
+
+    inside = {"a": threading.Event(), "b": threading.Event()}
+    counts = {}
+
+    def engine(c, request, planned, *, out, prompt, interrupts):
+        deadline = time.monotonic() + 30
+        try:
+            inside[request.env].set()
+            while time.monotonic() < deadline:  # never reads the flag: a wait under way
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            counts[request.env] = interrupts.count
+            return SimpleNamespace(interrupted=True, env=request.env)
+        return SimpleNamespace(interrupted=False, env=request.env)
+
+    waiter, reports = _wait_run(monkeypatch, engine)
+    for event in inside.values():
+        assert event.wait(30)
+    _ctrl_c(waiter)
+    time.sleep(0.5)
+    assert waiter.is_alive() and reports == {}  # the first only raised the flag
+    _ctrl_c(waiter)
+    waiter.join(30)
+    assert not waiter.is_alive()
+    assert sorted(reports) == ["a", "b"] and all(r.interrupted for r in reports.values())
+    assert counts == {"a": 2, "b": 2}

@@ -98,3 +98,52 @@ def test_one_inquorate_cluster_is_refused_the_others_recover(clusters):
     for line in res.stderr.splitlines():
         if set(GUEST_WORD.findall(line)) & names:
             assert re.match(r"\[lab-c[13]\]|xenfab: ", line), line
+
+
+def test_one_ctrl_c_stops_every_cluster_s_starts_and_waits_for_those_in_flight(tmp_path):
+    """The first Ctrl-C is the flag each cluster's engine reads between two steps: 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from collections import Counter
+
+    from clitools import ROOT, default_signals
+
+    from xenfab import lab
+
+    path = tmp_path / "two"
+    lab.up(path, clusters=2, hosts=2, guests=8, seed=3, boot_s=1.0)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fabric", "start-all", "--env", "lab-c1,lab-c2", "--yes"]
+            + ["--parallel", "1"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "XENFAB_LAB_DIR": str(path)},
+            preexec_fn=default_signals,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not lab.status(path)["starts"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        no_traceback(subprocess.CompletedProcess([], proc.returncode, out, err))
+        assert proc.returncode == 130, err
+        st = lab.status(path)
+        started = Counter((s["cluster"], s["guest"]) for s in st["starts"] if s["ok"])
+        assert started and all(n == 1 for n in started.values()), started
+        down = sum(1 for s in st["services"] if s["state"] in ("disabled", "failed"))
+        assert down > 0  # one at a time per cluster: the Ctrl-C left some not started
+        # Each cluster said it stopped its own way, and nothing was cut short in a step.
+        assert err.count("interrupted: starting nothing new") == 2, err
+        assert "STILL DOWN" in out
+    finally:
+        lab.down(path)

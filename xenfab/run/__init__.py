@@ -263,9 +263,11 @@ def _engine(
     *,
     out: Any = None,
     prompt: Callable[[str], str] | None = None,
+    interrupts: Any = None,
 ) -> StartReport:
     """Start the plan; ``out`` and ``prompt`` replace the progress stream and the step prompt
-    (run.multi: each cluster's lines name it)."""
+    (run.multi: each cluster's lines name it), ``interrupts`` the engine's signal count (one
+    shared by every cluster's engine)."""
     from ..start import StartOptions, start_guests
 
     table = request.format == "table"
@@ -284,6 +286,7 @@ def _engine(
         plan_id=planned.layout.plan_id,
         out=out,
         prompt=prompt,
+        interrupts=interrupts,
     )
     # The engine writes to the config's audit_log: the one this environment resolves to.
     cfg = replace(planned.cfg, audit_log=planned.cfg.audit_log_of(planned.env))

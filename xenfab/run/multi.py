@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ConfigError, ExitCode, StartRefused, XenfabError
 from ..remote.group import shared_workers
+from ..start.interrupts import Interrupts
 from . import Answer, RunOutcome, RunRequest, _ended, _engine, _plan_for_start, ask_yes
 from . import preview as preview_one
 from .facts import Planned, Refusal, RefusalKind, check_format, gather_facts, load, refusal_of
@@ -292,13 +293,18 @@ def _start_all(
     """Every ready cluster's engine, in parallel (one at a time with --step).
 
     A Ctrl-C (SIGTERM, SIGHUP) reaches the main thread only: it is passed on to every engine
-    still running as the KeyboardInterrupt its loop counts, so each one does what a run of its
-    own does (first: start nothing new, wait for the starts in flight; second: stop waiting).
+    still running, so each one does what a run of its own does. The first raises their shared
+    signal count, which each loop reads between two steps (start nothing new, wait for the
+    starts in flight); the second also raises KeyboardInterrupt in each engine's thread, to get
+    out of whatever wait is under way (as a second signal does in a run of its own).
     """
     table = request.format == "table"
     stream = sys.stdout if (request.dry_run and table) else sys.stderr
 
     finished = threading.Semaphore(0)
+    # Every threaded engine's signal count: a Ctrl-C here raises it, as a signal in a run of
+    # its own would (with --step the engines run here, one at a time, with their own).
+    shared = None if request.step else Interrupts()
 
     def start_one(run: ClusterRun) -> None:
         try:
@@ -330,6 +336,7 @@ def _start_all(
                 run.planned,
                 out=Prefixed(stream, run.env),
                 prompt=prompt,
+                interrupts=shared,
             )
         except StartRefused as exc:
             refusals[run.env] = Refusal(RefusalKind.ENGINE, str(exc))
@@ -368,15 +375,22 @@ def _start_all(
                 break
             finished.acquire(timeout=0.2)
         except KeyboardInterrupt:
-            for thread in threads:
-                _interrupt(thread)
+            assert shared is not None
+            # The first: a flag each loop reads between two steps (nothing new starts, the
+            # starts in flight are waited for). The second: out of whatever wait is under way.
+            shared.add()
+            if shared.count > 1:
+                for thread in threads:
+                    _interrupt(thread)
 
 
 INTERRUPTED_BEFORE = "interrupted before this cluster's starts began"
 
 
 def _interrupt(thread: threading.Thread) -> None:
-    """Raise KeyboardInterrupt in ``thread`` (an engine's), as a Ctrl-C in its own run would."""
+    """Raise KeyboardInterrupt in ``thread`` (an engine's), as a second Ctrl-C in its own run
+    would: only an exception gets a thread out of a wait under way. Python has no other way
+    to raise in another thread than CPython's PyThreadState_SetAsyncExc."""
     import ctypes
 
     if thread.is_alive() and thread.ident is not None:

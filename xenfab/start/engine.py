@@ -118,7 +118,12 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
         self.report = StartReport(environment=env.name, dry_run=opts.dry_run)
         self.results: queue.Queue[_StartDone | Replanned | ProbeDone] = queue.Queue()
         self.prompter: StepPrompter | None = None
-        self.interrupts = Interrupts(lambda: self.prompter is not None and self.prompter.in_prompt)
+        # A shared count is falsy until the first signal: `is None`, not `or`.
+        self.interrupts = (
+            opts.interrupts
+            if opts.interrupts is not None
+            else Interrupts(lambda: self.prompter is not None and self.prompter.in_prompt)
+        )
         self.reader = ClusterReader(
             self.backend,
             env,

@@ -39,13 +39,16 @@ class Interrupts:
         self.in_loop = False
         self.prompting = prompting
         self.old_handlers: dict[int, Any] = {}
+        # Shared by the engines of several clusters (run.multi), each on a thread of its own.
+        self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
         return self.count > 0
 
     def add(self) -> None:
-        """One more interrupt (a KeyboardInterrupt caught by the loop)."""
-        self.count += 1
+        """One more interrupt (a KeyboardInterrupt caught by the loop, or one passed on)."""
+        with self._lock:
+            self.count += 1
 
     def handler(self, signum: int, frame: Any) -> None:
         """What every stop signal does: count, and break out where the loop must not wait."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from ..config import StartPolicy
+    from .interrupts import Interrupts
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class StartOptions:
     defaults to stderr. ``prompt``: how step mode asks (None: the terminal).
     ``liveness_wait_s``: how long a host that does not list its domains is waited for before
     the guests still queued are not started. ``base_config``: the Fabric config to connect with.
+    ``interrupts``: the run's signal count when the caller keeps it (run.multi: one for every
+    cluster's engine, raised by a Ctrl-C its main thread receives); None: the engine's own.
     """
 
     only_hosts: frozenset[str] | None = None
@@ -39,6 +42,7 @@ class StartOptions:
     verbose: bool = False
     # The layout's plan id (plan.saved.plan_id): the audit log records it with every action.
     plan_id: str | None = None
+    interrupts: Interrupts | None = None
 
     def __post_init__(self) -> None:
         # Callers pass any collection of names (a list from the command line, a set).
