@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING, Any
 from ..cluster import ClusterState
 from ..cluster import backend as get_backend
 from ..config import Environment, StartPolicy, XenfabConfig
-from ..duplicates import Duplicate, find_duplicates
-from ..duplicates import line as duplicate_line
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
 from ..values import labels, spoken
@@ -36,13 +34,13 @@ from .audit import AuditLog, local_user
 from .confirmation import ConfirmationUnit
 from .dispatch import DispatchUnit, _StartDone
 from .dryrun import DryRunUnit
+from .ending import EndingUnit
 from .interrupts import Interrupts
 from .job import jobs_of
 from .lock import MasterLock
 from .lockhold import LockUnit
 from .loop import LoopUnit
 from .options import StartOptions
-from .outcome import Outcome
 from .progress import Progress, counts_line
 from .prompter import StepPrompter, terminal_prompt
 from .reader import ClusterReader
@@ -64,12 +62,14 @@ DEFAULT_PARALLEL = StartPolicy().max_starts_in_flight
 __all__ = ["DEFAULT_PARALLEL", "Engine", "StartOptions", "terminal_prompt"]
 
 
-class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, DryRunUnit):
+class Engine(
+    LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, DryRunUnit, EndingUnit
+):
     """One start run; ``run()`` returns the StartReport.
 
     Its units by responsibility: loop (turns, stops), dispatch (what goes now, sending),
     confirmation (what comes back, phases), readiness (probes, dependencies), lockhold (the
-    run lock), dryrun (the listing).
+    run lock), dryrun (the listing), ending (the results, the last round of domain lists).
     """
 
     def __init__(
@@ -257,49 +257,6 @@ class Engine(LoopUnit, DispatchUnit, ConfirmationUnit, ReadinessUnit, LockUnit, 
     def _audit(self, action: str, sync: bool = False, **fields: Any) -> None:
         if self.audit is not None:
             self.audit.write(action, sync=sync, **fields)
-
-    def _collect(self) -> None:
-        results = []
-        for job in self.jobs:
-            seconds = 0.0
-            if job.first_at is not None and job.ended_at is not None:
-                seconds = job.ended_at - job.first_at
-            results.append(
-                GuestResult(
-                    guest=job.guest,
-                    host=job.result_host,
-                    outcome=job.outcome or Outcome.NOT_STARTED,
-                    seconds=seconds,
-                    message=job.message,
-                    attempts=job.attempts,
-                    planned_host=job.planned_host,
-                    tier=job.tier,
-                    hosts_tried=list(job.hosts_tried),
-                    declined=job.declined,
-                )
-            )
-        self.report.results = results + self.extra
-        self.report.duplicates = self._last_round()
-
-    def _last_round(self) -> list[Duplicate] | None:
-        """Every live host's domain list once more after the starts: a guest on two hosts is said.
-
-        A hand start between a start's clearing read and the start itself cannot be prevented;
-        this read is where it shows. None when nothing was sent, or after a second Ctrl-C.
-        """
-        if self.watch is None or not self.sent_any or self.interrupts.count > 1:
-            return None
-        rnd = self.watch.begin(skip=self.reader.dead_now())
-        limit = time.monotonic() + self.env.ssh.connect_timeout + 1
-        while not self.watch.wait(rnd, 0.1):
-            if self.interrupts.count > 1 or time.monotonic() > limit:
-                break
-        found = find_duplicates(rnd.lists())
-        tools = {h.name: h.toolstack for h in self.snapshot.hosts}
-        for dup in found:
-            self.progress.note(duplicate_line(dup, tools))
-            self._audit("duplicate", guest=dup.guest, hosts=dup.hosts, outcome="seen")
-        return found
 
     def _jobs(self) -> list[Job]:
         jobs, extra = jobs_of(

@@ -24,6 +24,7 @@ from .job import (
     Phase,
 )
 from .outcome import Outcome, Tally
+from .tiers import Tiers
 
 __all__ = [  # the job's values, re-exported: the engine's units import them from here
     "CONFIRMING",
@@ -49,7 +50,7 @@ MAX_HOSTS = _DEFAULTS.max_hosts_per_guest
 RETRY_DELAY_S = _DEFAULTS.retry_delay_s
 
 
-class Scheduler(Dependencies):
+class Scheduler(Tiers, Dependencies):
     """Queued starts, tier by tier, within the per-host and global start slots."""
 
     def __init__(
@@ -117,62 +118,6 @@ class Scheduler(Dependencies):
             if self.busy[job.slot] <= 0:
                 del self.busy[job.slot]
             job.slot = None
-
-    # -- tiers ---------------------------------------------------------------------------------
-
-    def open_tiers(self) -> list[int]:
-        """Tiers whose guests may start now."""
-        return self.tiers[: self.released + 1]
-
-    def advance(self, now: float) -> list[str]:
-        """Open the next tier when the current one is done or timed out; say what happened."""
-        notes: list[str] = []
-        while self.released < len(self.tiers) - 1:
-            tier = self.tiers[self.released]
-            pending = [j for j in self.jobs if j.tier == tier and not j.final]
-            nxt = self.tiers[self.released + 1]
-            if not pending:
-                until = self.gate_end(tier)
-                if until > now:
-                    if tier not in self.gated:
-                        self.gated.add(tier)
-                        notes.append(
-                            f"tier {tier} done; tier {nxt} waits {until - now:.1f} s "
-                            "(the start delay of its guests)"
-                        )
-                    break
-                failed = sum(1 for j in self.jobs if j.tier == tier and j.outcome == Outcome.FAILED)
-                tail = f" ({failed} failed)" if failed else ""
-                notes.append(f"tier {tier} done{tail}; starting tier {nxt}")
-            elif now - self.opened_at[tier] >= self.tier_timeout_s:
-                names = ", ".join(j.guest for j in pending[:5]) + (
-                    ", ..." if len(pending) > 5 else ""
-                )
-                notes.append(
-                    f"WARNING: tier {tier} not done after {self.tier_timeout_s:g} s "
-                    f"({len(pending)} left: {names}); starting tier {nxt} anyway"
-                )
-            else:
-                break
-            self.released += 1
-            self.opened_at[nxt] = now
-        return notes
-
-    def gate_end(self, tier: int) -> float:
-        """When the tier after ``tier`` may open: each guest started waits its ``gate_s``.
-
-        Counted from when the guest was seen started; a manager whose start returns only after
-        the delay (``gate_in_start``: XAPI's vm-start) has waited it already by then.
-        """
-        end = 0.0
-        for j in self.jobs:
-            if j.tier != tier or j.gate_s <= 0 or j.ended_at is None:
-                continue
-            if j.outcome == Outcome.STARTED and j.gate_in_start and j.returned_at is not None:
-                end = max(end, j.returned_at)
-            elif j.outcome in (Outcome.STARTED, Outcome.ALREADY_RUNNING):
-                end = max(end, j.ended_at + j.gate_s)
-        return end
 
     # -- picking -------------------------------------------------------------------------------
 
