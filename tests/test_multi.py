@@ -176,3 +176,32 @@ def test_a_second_ctrl_c_gets_every_engine_out_of_its_wait(monkeypatch):
     assert not waiter.is_alive()
     assert sorted(reports) == ["a", "b"] and all(r.interrupted for r in reports.values())
     assert counts == {"a": 2, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("ending", "why"),
+    [({"interrupted": True}, "interrupted before"), ({"quit": True}, "quit at an earlier")],
+)
+def test_with_step_a_cluster_interrupted_or_quit_ends_the_run_for_those_not_begun(
+    monkeypatch, ending, why
+):
+    from xenfab.run import RunRequest, multi
+    from xenfab.start import prompter
+
+    monkeypatch.setattr(prompter, "terminal_prompt", lambda: lambda text: "")
+    began = []
+
+    def engine(c, request, planned, *, out, prompt, interrupts):
+        began.append(request.env)
+        assert interrupts is None  # one at a time, on this thread: each its own signal count
+        return SimpleNamespace(**{"interrupted": False, "quit": False, **ending}, env=request.env)
+
+    monkeypatch.setattr(multi, "_engine", engine)
+    runs = [ClusterRun(name, planned=SimpleNamespace()) for name in ("a", "b", "c")]
+    reports: dict = {}
+    refusals: dict = {}
+    request = RunRequest(env="a,b,c", yes=True, step=True)
+    multi._start_all(None, request, runs, reports, refusals, set())
+    assert began == ["a"] and sorted(reports) == ["a"]
+    assert sorted(refusals) == ["b", "c"]
+    assert all(why in r.text for r in refusals.values()), refusals

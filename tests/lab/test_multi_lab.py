@@ -147,3 +147,58 @@ def test_one_ctrl_c_stops_every_cluster_s_starts_and_waits_for_those_in_flight(t
         assert "STILL DOWN" in out
     finally:
         lab.down(path)
+
+
+def test_step_across_clusters_asks_each_prefixed_and_q_ends_the_whole_run(tmp_path):
+    """--step over two clusters: one terminal, questions named by cluster; q ends both."""
+    import pty
+    import select
+    import sys
+    import time
+
+    from clitools import ROOT
+
+    from xenfab import lab
+
+    path = tmp_path / "two"
+    lab.up(path, clusters=2, hosts=2, guests=6, seed=3, boot_s=0.2)
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: fab on the pty as its terminal
+            os.chdir(ROOT)
+            os.environ["XENFAB_LAB_DIR"] = str(path)
+            args = ["-m", "fabric", "start-all", "--env", "lab-c1,lab-c2", "--step"]
+            os.execv(sys.executable, [sys.executable, *args])
+        answers = ["\n", "q\n"]
+        out = b""
+        asked = 0
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 1)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if out.count(b"[Enter=yes, s=skip, q=quit]") > asked:
+                    asked += 1
+                    os.write(fd, (answers.pop(0) if answers else "q\n").encode())
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        text = out.decode(errors="replace").replace("\r", "")
+        assert asked == 2, text  # one start, then q: lab-c2 is never asked about
+        questions = [ln for ln in text.splitlines() if "[Enter=yes, s=skip, q=quit]" in ln]
+        assert all(ln.lstrip().startswith("[lab-c1]") for ln in questions), questions
+        assert "quit at an earlier cluster's prompt" in text
+        starts = lab.status(path)["starts"]
+        assert [s["cluster"] for s in starts] == ["lab-c1"], starts
+        assert os.waitstatus_to_exitcode(status) == 2, text
+        assert "Traceback" not in text
+    finally:
+        lab.down(path)

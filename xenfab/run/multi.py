@@ -349,11 +349,13 @@ def _start_all(
         # One terminal asks one question at a time: the clusters one after another; after an
         # interrupt, the clusters not begun are not started.
         for run in ready:
-            report = reports.get(run.env)
-            if lost or (report is not None and report.interrupted):
+            ended = list(reports.values())
+            if lost or any(r.interrupted for r in ended):
                 refusals[run.env] = Refusal(RefusalKind.ENGINE, INTERRUPTED_BEFORE)
-                continue
-            _start_one(run)
+            elif any(getattr(r, "quit", False) for r in ended):
+                refusals[run.env] = Refusal(RefusalKind.ENGINE, QUIT_BEFORE)
+            else:
+                _start_one(run)
         return
     threads = [
         threading.Thread(target=start_one, args=(run,), name=f"start-{run.env}") for run in ready
@@ -385,6 +387,7 @@ def _start_all(
 
 
 INTERRUPTED_BEFORE = "interrupted before this cluster's starts began"
+QUIT_BEFORE = "quit at an earlier cluster's prompt: this cluster's starts never began"
 
 
 def _interrupt(thread: threading.Thread) -> None:

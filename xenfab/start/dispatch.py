@@ -108,7 +108,7 @@ class DispatchUnit:
                             job.declined = True
                             self._finish(job, Outcome.SKIPPED, None, "skipped at the prompt")
                         else:
-                            self.quit = True
+                            self.quit = self.report.quit = True
                             self.progress.note("quit at the prompt: starting nothing more")
                             self._drop_queued(sched)
                         return

@@ -47,6 +47,8 @@ class StartReport:
 
     results: list[GuestResult] = field(default_factory=list)
     interrupted: bool = False
+    # The operator quit at a step prompt: nothing more was started.
+    quit: bool = False
     dry_run: bool = False
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
