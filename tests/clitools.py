@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +106,54 @@ def live_pids(text: str) -> dict[int, str]:
         if text in cmd and state != "Z" and not runner and int(pid) != os.getpid():
             found[int(pid)] = cmd
     return found
+
+
+def fab_interrupted(
+    *args: str, when: Callable[[], bool], env: dict | None = None, wait_s: float = 60
+) -> subprocess.CompletedProcess:
+    """Run `fab ARGS` and send it one SIGINT (Ctrl-C) as soon as ``when()`` is true."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fabric", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        preexec_fn=default_signals,
+    )
+    try:
+        deadline = time.monotonic() + wait_s
+        while not when() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def answer_on_pty(
+    fd: int, question: bytes, answers: list[str], wait_s: float = 90
+) -> tuple[str, int]:
+    """Read a child's terminal (``fd`` from pty.fork) to its end, typing the next of ``answers``
+    (then ``q``) at each ``question``; what it printed, and how many questions it asked."""
+    out = b""
+    asked = 0
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if out.count(question) > asked:
+            asked += 1
+            os.write(fd, (answers.pop(0) if answers else "q\n").encode())
+    return out.decode(errors="replace"), asked

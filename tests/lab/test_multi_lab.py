@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from clitools import fab, no_traceback
+from clitools import ROOT, answer_on_pty, fab, fab_interrupted, no_traceback
 
 pytestmark = pytest.mark.lab
 ENVS = "lab-c1,lab-c2,lab-c3"
@@ -102,41 +102,26 @@ def test_one_inquorate_cluster_is_refused_the_others_recover(clusters):
 
 def test_one_ctrl_c_stops_every_cluster_s_starts_and_waits_for_those_in_flight(tmp_path):
     """The first Ctrl-C is the flag each cluster's engine reads between two steps: 130."""
-    import signal
-    import subprocess
-    import sys
-    import time
     from collections import Counter
-
-    from clitools import ROOT, default_signals
 
     from xenfab import lab
 
     path = tmp_path / "two"
     lab.up(path, clusters=2, hosts=2, guests=8, seed=3, boot_s=1.0)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fabric", "start-all", "--env", "lab-c1,lab-c2", "--yes"]
-            + ["--parallel", "1"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "XENFAB_LAB_DIR": str(path)},
-            preexec_fn=default_signals,
+        res = fab_interrupted(
+            "start-all",
+            "--env",
+            "lab-c1,lab-c2",
+            "--yes",
+            "--parallel",
+            "1",
+            when=lambda: bool(lab.status(path)["starts"]),
+            env={"XENFAB_LAB_DIR": str(path)},
         )
-        try:
-            deadline = time.monotonic() + 60
-            while not lab.status(path)["starts"] and time.monotonic() < deadline:
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        no_traceback(subprocess.CompletedProcess([], proc.returncode, out, err))
-        assert proc.returncode == 130, err
+        out, err = res.stdout, res.stderr
+        no_traceback(res)
+        assert res.returncode == 130, err
         st = lab.status(path)
         started = Counter((s["cluster"], s["guest"]) for s in st["starts"] if s["ok"])
         assert started and all(n == 1 for n in started.values()), started
@@ -152,11 +137,7 @@ def test_one_ctrl_c_stops_every_cluster_s_starts_and_waits_for_those_in_flight(t
 def test_step_across_clusters_asks_each_prefixed_and_q_ends_the_whole_run(tmp_path):
     """--step over two clusters: one terminal, questions named by cluster; q ends both."""
     import pty
-    import select
     import sys
-    import time
-
-    from clitools import ROOT
 
     from xenfab import lab
 
@@ -169,29 +150,12 @@ def test_step_across_clusters_asks_each_prefixed_and_q_ends_the_whole_run(tmp_pa
             os.environ["XENFAB_LAB_DIR"] = str(path)
             args = ["-m", "fabric", "start-all", "--env", "lab-c1,lab-c2", "--step"]
             os.execv(sys.executable, [sys.executable, *args])
-        answers = ["\n", "q\n"]
-        out = b""
-        asked = 0
-        deadline = time.monotonic() + 120
         try:
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([fd], [], [], 1)
-                if not ready:
-                    continue
-                try:
-                    chunk = os.read(fd, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-                if out.count(b"[Enter=yes, s=skip, q=quit]") > asked:
-                    asked += 1
-                    os.write(fd, (answers.pop(0) if answers else "q\n").encode())
+            text, asked = answer_on_pty(fd, b"[Enter=yes, s=skip, q=quit]", ["\n", "q\n"], 120)
         finally:
             _, status = os.waitpid(pid, 0)
             os.close(fd)
-        text = out.decode(errors="replace").replace("\r", "")
+        text = text.replace("\r", "")
         assert asked == 2, text  # one start, then q: lab-c2 is never asked about
         questions = [ln for ln in text.splitlines() if "[Enter=yes, s=skip, q=quit]" in ln]
         assert all(ln.lstrip().startswith("[lab-c1]") for ln in questions), questions

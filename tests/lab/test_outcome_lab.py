@@ -7,16 +7,13 @@ the lab's own record of starts) that nothing was started twice.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
-from clitools import ROOT, fab, no_traceback
+from clitools import ROOT, fab, fab_interrupted, no_traceback
 
 pytestmark = pytest.mark.lab
 DOWN = ("disabled", "failed", "stopped")
@@ -138,27 +135,12 @@ def test_failed_start_ends_still_down_with_exit_2(fresh_lab):
 
 
 def test_ctrl_c_during_starts_exits_130_and_lists_what_was_not_started(fresh_lab):
-    env = dict(os.environ)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fabric", "start-all", "--yes", "--parallel", "1"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    res = fab_interrupted(
+        "start-all", "--yes", "--parallel", "1", when=lambda: bool(fresh_lab.status()["starts"])
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not fresh_lab.status()["starts"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    no_traceback(subprocess.CompletedProcess([], 130, out, err))
+    out, err = res.stdout, res.stderr
+    assert res.returncode == 130, err
+    no_traceback(res)
     head, guests = block(out)
     started = {s["guest"] for s in fresh_lab.status()["starts"] if s["ok"]}
     assert guests and started.isdisjoint(guests)

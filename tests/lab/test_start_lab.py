@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from clitools import LAB_BOOT_S
+from clitools import LAB_BOOT_S, answer_on_pty
 
 from xenfab.config import load_config
 from xenfab.errors import StartRefused
@@ -381,29 +381,11 @@ def test_step_mode_asks_on_the_terminal(fresh_lab, tmp_path):
     if pid == 0:  # the child: becomes the script, its terminal is the pty
         os.environ["XENFAB_LAB_DIR"] = str(fresh_lab.dir)
         os.execv(sys.executable, [sys.executable, str(script), "step"])
-    answers = ["\n", "s\n", "q\n"]
-    out = b""
-    prompts = 0
-    deadline = time.monotonic() + 90
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if out.count(b"[Enter=yes, s=skip, q=quit]") > prompts and answers:
-                prompts += 1
-                os.write(fd, answers.pop(0).encode())
+        text, prompts = answer_on_pty(fd, b"[Enter=yes, s=skip, q=quit]", ["\n", "s\n", "q\n"])
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
-    text = out.decode(errors="replace")
     assert prompts == 3, text
     assert "Start " in text and "? [Enter=yes, s=skip, q=quit]" in text
     res = result_of(text.replace("\r", ""))
