@@ -40,3 +40,13 @@ def test_running_guests_are_named_in_a_line_other_skips_keep_their_row() -> None
     # --explain keeps every row with its reason.
     full = layout_text(layout, s, backend("rgmanager"), explain=True)
     assert "Already running" not in full and full.count("already started on xen01") == 12
+
+
+def test_a_command_in_backticks_is_never_split_across_lines():
+    from xenfab.show.notes import wrap
+
+    text = "stop one copy by hand: " + "x" * 60 + " `xl destroy web01` on the host, then check"
+    lines = wrap(text, "  - ", "    ", width=80)
+    assert max(len(line) for line in lines) <= 80
+    assert any("`xl destroy web01`" in line for line in lines), lines
+    assert " ".join(line.strip() for line in lines).replace("- ", "", 1) == text

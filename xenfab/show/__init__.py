@@ -45,7 +45,8 @@ def duplicates_text(dups: list[Duplicate], snap: Snapshot | None = None) -> str 
     if not dups:
         return None
     tools = {h.name: h.toolstack for h in snap.hosts} if snap is not None else {}
-    return printable("\n".join(duplicate_line(d, tools) for d in dups), newlines=True)
+    lines = [ln for d in dups for ln in wrap(printable(duplicate_line(d, tools)), "", "  ")]
+    return "\n".join(lines)
 
 
 def facts_text(snap: Snapshot) -> str:

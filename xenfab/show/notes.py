@@ -10,6 +10,7 @@ render outside it numbers its own. JSON never goes through here: it keeps every 
 from __future__ import annotations
 
 import contextlib
+import re
 import textwrap
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -74,14 +75,25 @@ def gist(text: str, room: int, n: int) -> str:
 
 
 def wrap(text: str, first: str, rest: str, width: int = WIDTH) -> list[str]:
-    """``text`` wrapped to ``width`` with its prefixes; a word longer than a line is cut."""
-    return textwrap.wrap(
-        text,
+    """``text`` wrapped to ``width`` with its prefixes; a word longer than a line is cut.
+
+    A command in backticks stays on one line (it is copied from there), unless it is longer
+    than a line itself.
+    """
+    # Text here went through printable(): it holds no control character of its own.
+    glued = _CODE.sub(lambda m: m.group(0).replace(" ", _GLUE), text)
+    lines = textwrap.wrap(
+        glued,
         width,
         initial_indent=first,
         subsequent_indent=rest,
         break_on_hyphens=False,
-    ) or [first.rstrip()]
+    )
+    return [line.replace(_GLUE, " ") for line in lines] or [first.rstrip()]
+
+
+_CODE = re.compile(r"`[^`]*`")
+_GLUE = "\x1f"  # not whitespace to textwrap: the spaces of a command in backticks
 
 
 _current: ContextVar[Notes | None] = ContextVar("xenfab_notes", default=None)

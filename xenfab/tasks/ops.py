@@ -161,6 +161,7 @@ def _check_text(cfg, environment, snap, rows: list[dict], problems: list[str]) -
     from tabulate import tabulate
 
     from .. import show
+    from ..show.notes import wrap
 
     lines = [
         f"config {cfg.path}: valid; environment {environment.name}",
@@ -183,5 +184,5 @@ def _check_text(cfg, environment, snap, rows: list[dict], problems: list[str]) -
         tablefmt=show.TABLE_FORMAT,
     )
     lines.append(printable(text, newlines=True))
-    lines += [printable(f"  - {p}") for p in problems]
+    lines += [ln for p in problems for ln in wrap(printable(p), "  - ", "    ")]
     return "\n".join(lines)
