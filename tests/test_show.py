@@ -46,7 +46,28 @@ def test_a_command_in_backticks_is_never_split_across_lines():
     from xenfab.show.notes import wrap
 
     text = "stop one copy by hand: " + "x" * 60 + " `xl destroy web01` on the host, then check"
-    lines = wrap(text, "  - ", "    ", width=80)
+    lines = wrap(text, "  - ", "    ", columns=80)
     assert max(len(line) for line in lines) <= 80
     assert any("`xl destroy web01`" in line for line in lines), lines
     assert " ".join(line.strip() for line in lines).replace("- ", "", 1) == text
+
+
+def test_a_prefixed_view_renders_narrower_and_never_cuts_a_guest_name():
+    from xenfab.show import fitted_table
+    from xenfab.show.combined import for_prefix, prefixed, still_down_text
+    from xenfab.show.notes import Notes
+
+    name = "reporting-warehouse-etl-primary01"
+    rows = [[name, "started", "(c1-xen01)", 16384, 2, "c1-xen01", "a long note " * 8]]
+    headers = ["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"]
+    with for_prefix("lab-c1"):
+        text = prefixed("lab-c1", fitted_table(rows, headers, 6, Notes()))
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert name in text and "(last)" in text  # the header took two lines, not the name
+    # Unprefixed, the table has room: one header line, as before.
+    assert "owner (last)" in fitted_table(rows, headers, 6, Notes())
+    rows_down = [{"environment": "lab-c1", "guest": "legacy07", "reason": "word " * 60}]
+    block = still_down_text(rows_down, 2)
+    assert max(len(line) for line in block.splitlines()) <= 100
+    assert block.splitlines()[1].startswith("  [lab-c1] legacy07: word")
+    assert all(line.startswith("  [lab-c1]") for line in block.splitlines()[1:])

@@ -17,7 +17,7 @@ from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import format_duration, printable
 from ..values import labels, spoken
-from .notes import WIDTH, Notes, active, wrap
+from .notes import Notes, active, width, wrap
 
 if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
     from ..plan.capacity import CapacityReport
@@ -173,16 +173,31 @@ def tools_failed(host: Any) -> str | None:
 
 
 def fitted_table(rows: list[list[Any]], headers: list[str], col: int, notes: Notes) -> str:
-    """A table whose column ``col`` (the long texts) is cut to fit ``WIDTH``, with footnotes."""
-    others = [[c for i, c in enumerate(r) if i != col] for r in rows]
-    head = [h for i, h in enumerate(headers) if i != col]
-    rest = tabulate(others, headers=head, tablefmt=TABLE_FORMAT).split("\n")
-    width = max((len(ln) for ln in rest), default=0)
-    room = max(len(headers[col]), WIDTH - width - 2)
+    """A table whose column ``col`` (the long texts) is cut to fit ``width()``, with footnotes.
+
+    When even the other columns leave no room (long guest names in a narrower view), headers
+    of several words take two lines: the names themselves are never cut.
+    """
+
+    def without(cells: list[Any]) -> list[Any]:
+        return [c for i, c in enumerate(cells) if i != col]
+
+    others = [without(r) for r in rows]
+    shape: dict[str, Any] = {"tablefmt": TABLE_FORMAT}
+    for attempt in (1, 2):
+        wrapped = shape.get("maxheadercolwidths")
+        extra = {"maxheadercolwidths": without(wrapped)} if wrapped else {}
+        rest = tabulate(others, headers=without(headers), tablefmt=TABLE_FORMAT, **extra)
+        used = max((len(ln) for ln in rest.split("\n")), default=0)
+        if attempt == 2 or used + 2 + len(headers[col]) <= width():
+            break
+        # The longest word of each header: "owner (last)" over two lines, as narrow as "owner".
+        shape["maxheadercolwidths"] = [max(map(len, h.split())) for h in headers]
+    room = max(len(headers[col]), width() - used - 2)
     fitted = [
         [notes.fit(str(c), room) if i == col and c else c for i, c in enumerate(r)] for r in rows
     ]
-    return tabulate(fitted, headers=headers, tablefmt=TABLE_FORMAT)
+    return tabulate(fitted, headers=headers, **shape)
 
 
 # Wide enough for a few names a line, narrow enough that the table fits WIDTH with the RAM
@@ -334,7 +349,7 @@ def expected_lines(layout: dict[str, Any]) -> list[str]:
     if caps:
         capped = f"{head} (caps {caps.get('per_host')}/host, {caps.get('in_flight')} in all"
         head = f"{capped}; start times: {said})" if said else f"{capped})"
-        if len(head) > WIDTH:
+        if len(head) > width():
             head = f"{capped})"
     lines = [head]
     tiers = sorted((layout.get("expected_tiers_s") or {}).items(), key=lambda t: int(t[0]))
@@ -346,7 +361,7 @@ def expected_lines(layout: dict[str, Any]) -> list[str]:
 def _guest_line(guest: str, mib: int | None, reason: str, notes: Notes) -> str:
     """``  guest (size): reason``, the reason cut to a footnote when the line would not fit."""
     head = f"  {guest} ({_mib(mib)}): "
-    return head + notes.fit(str(reason), WIDTH - len(head))
+    return head + notes.fit(str(reason), width() - len(head))
 
 
 def plain_action(
@@ -694,7 +709,7 @@ def _capacity_text(report: CapacityReport) -> str:
         parts += ["", f"First to stay down ({when}):"]
         for d in report.first_to_stay_down:
             head = f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): "
-            parts.append(head + notes.fit(d.reason, WIDTH - len(head)))
+            parts.append(head + notes.fit(d.reason, width() - len(head)))
         if report.planner_proven is False:
             parts.append("  (the planner's search ran out of time: some of them might fit)")
     parts += [

@@ -7,16 +7,26 @@ each guest's environment, or one JSON document. The runs are xenfab.run.multi.Cl
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..textsafe import printable
+from .notes import narrower, wrap
 
 SUMMARY_HEADERS = ["cluster", "guests down", "started", "still down", "refused why", "all up in"]
 
 
 def prefixed(env: str, text: str) -> str:
-    """``text`` with every line starting with ``[env]``: a guest is always named with it."""
+    """``text`` with every line starting with ``[env]``: a guest is always named with it.
+
+    Render ``text`` inside ``for_prefix(env)`` so that its lines leave room for the prefix.
+    """
     return "\n".join(f"[{env}] {line}" if line else f"[{env}]" for line in text.splitlines())
+
+
+def for_prefix(env: str) -> contextlib.AbstractContextManager[None]:
+    """Rendering narrower by ``[env] ``: the lines ``prefixed`` adds it to still fit."""
+    return narrower(len(env) + 3)
 
 
 def _gist(text: str, width: int = 60) -> str:
@@ -78,8 +88,11 @@ def still_down_text(rows: list[dict[str, Any]], clusters: int, preview: bool = F
     ]
     for r in rows:
         mib = f" ({r['memory_mib']} MiB)" if r.get("memory_mib") else ""
-        lines.append(f"  [{r['environment']}] {r['guest']}{mib}: {r['reason']}")
-    return printable("\n".join(lines), newlines=True)
+        env = r["environment"]
+        # Every line of it names the environment: a wrapped reason can name a guest too.
+        said = printable(f"{r['guest']}{mib}: {r['reason']}")
+        lines += wrap(said, f"  [{env}] ", f"  [{env}]   ")
+    return "\n".join(lines)
 
 
 def refused_text(run: Any) -> str:
@@ -91,11 +104,16 @@ def plan_text(
     run: Any, *, explain: bool = False, verbose: bool = False, break_lock: bool = False
 ) -> str:
     """One cluster's plan, each line naming the cluster (or why there is none)."""
-    from . import duplicates_text, layout_text, lock_text
-
     planned = run.planned
     if planned is None:
         return refused_text(run)
+    with for_prefix(run.env):
+        return prefixed(run.env, _plan_body(planned, explain, verbose, break_lock))
+
+
+def _plan_body(planned: Any, explain: bool, verbose: bool, break_lock: bool) -> str:
+    from . import duplicates_text, layout_text, lock_text
+
     lines = []
     refusal = planned.refusal
     if refusal is not None:
@@ -112,7 +130,7 @@ def plan_text(
         planned.layout.to_dict(), planned.snap, planned.backend, explain=explain, verbose=verbose
     )
     lines += [table, f"Plan {planned.layout.plan_id}"]
-    return prefixed(run.env, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def results_text(run: Any) -> str | None:
@@ -122,9 +140,10 @@ def results_text(run: Any) -> str | None:
 
     outcome = run.outcome
     report = outcome.report if outcome is not None else None
-    parts = [one(report)] if report is not None and not report.dry_run else []
-    if outcome is not None and outcome.duplicates and run.planned is not None:
-        parts.append(duplicates_text(outcome.duplicates, run.planned.snap) or "")
+    with for_prefix(run.env):
+        parts = [one(report)] if report is not None and not report.dry_run else []
+        if outcome is not None and outcome.duplicates and run.planned is not None:
+            parts.append(duplicates_text(outcome.duplicates, run.planned.snap) or "")
     return prefixed(run.env, "\n\n".join(parts)) if parts else None
 
 
@@ -185,7 +204,8 @@ def facts_text(runs: list[Any]) -> str:
         if run.snap is None:
             parts.append(printable(f"[{run.env}] ERROR: {run.error}"))
             continue
-        text = one(run.snap)
+        with for_prefix(run.env):
+            text = one(run.snap)
         if run.refusal is not None:
             text = f"REFUSED: starts would be refused: {run.refusal.text}\n\n{text}"
         parts.append(prefixed(run.env, printable(text, newlines=True)))

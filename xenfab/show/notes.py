@@ -19,6 +19,24 @@ from contextvars import ContextVar
 WIDTH = 100
 # A cell narrower than this shows only the mark: a few words would read as the whole text.
 MIN_GIST = 16
+# The columns this output's lines may take: WIDTH, less a prefix every line gets (several
+# clusters' views each start their lines with ``[env] ``, see ``narrower``).
+_width: ContextVar[int] = ContextVar("xenfab_width", default=WIDTH)
+
+
+def width() -> int:
+    """The columns a line of the output being rendered may take."""
+    return _width.get()
+
+
+@contextlib.contextmanager
+def narrower(by: int) -> Iterator[None]:
+    """Render ``by`` columns narrower inside: for a view whose every line gets a prefix."""
+    token = _width.set(max(60, _width.get() - by))
+    try:
+        yield
+    finally:
+        _width.reset(token)
 
 
 class Notes:
@@ -53,7 +71,7 @@ class Notes:
         return next((i + 1 for i, t in enumerate(self._texts) if probe in t), None)
 
     def lines(self) -> list[str]:
-        """The footnotes added since the last call, each wrapped to ``WIDTH`` (a blank first)."""
+        """The footnotes added since the last call, each wrapped to ``width()`` (a blank first)."""
         if not self._pending:
             return []
         out = [""]
@@ -74,8 +92,9 @@ def gist(text: str, room: int, n: int) -> str:
     return f"{head.rstrip(' ,;:')} ... {mark}"
 
 
-def wrap(text: str, first: str, rest: str, width: int = WIDTH) -> list[str]:
-    """``text`` wrapped to ``width`` with its prefixes; a word longer than a line is cut.
+def wrap(text: str, first: str, rest: str, columns: int | None = None) -> list[str]:
+    """``text`` wrapped to ``columns`` (the output's ``width()``) with its prefixes; a word
+    longer than a line is cut.
 
     A command in backticks stays on one line (it is copied from there), unless it is longer
     than a line itself.
@@ -84,7 +103,7 @@ def wrap(text: str, first: str, rest: str, width: int = WIDTH) -> list[str]:
     glued = _CODE.sub(lambda m: m.group(0).replace(" ", _GLUE), text)
     lines = textwrap.wrap(
         glued,
-        width,
+        columns or width(),
         initial_indent=first,
         subsequent_indent=rest,
         break_on_hyphens=False,
