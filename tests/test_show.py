@@ -71,3 +71,18 @@ def test_a_prefixed_view_renders_narrower_and_never_cuts_a_guest_name():
     assert max(len(line) for line in block.splitlines()) <= 100
     assert block.splitlines()[1].startswith("  [lab-c1] legacy07: word")
     assert all(line.startswith("  [lab-c1]") for line in block.splitlines()[1:])
+
+
+def test_labels_of_several_words_take_two_lines_when_a_table_must_narrow():
+    from xenfab.show import fitted_table
+    from xenfab.show.notes import Notes, narrower
+
+    label = "reporting warehouse etl primary01 (79bb7e16)"
+    rows = [[label, "running", "xen01 (6c586172)", 1024, 2, "xen01 (6c586172)", "note " * 20]]
+    rows.append(["a-name-without-spaces-is-never-cut-at-all-01", "halted", "-", 1, 1, "-", ""])
+    headers = ["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"]
+    with narrower(0):
+        text = fitted_table(rows, headers, 6, Notes())
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "reporting warehouse etl" in text and "primary01 (79bb7e16)" in text
+    assert "a-name-without-spaces-is-never-cut-at-all-01" in text

@@ -109,12 +109,13 @@ def test_facts_layout_start_all_then_nothing(xe_lab, tmp_path):
     table = fab("show-layout", *ENV, "--explain")
     assert table.returncode == 0 and "Why each host" in table.stdout
     assert "Commands (run on xen01)" in table.stdout
-    # Identity is the uuid; the name-labels stand beside it for people.
-    assert f"{p['hosts']['xen01']} (xen01)" in table.stdout
+    # People read the name-labels; the uuid's head says which (the JSON keeps the uuids).
+    assert f"xen01 ({p['hosts']['xen01'][:8]})" in table.stdout
     assert any(
-        f"{a['guest']} ({p['vms'][a['guest']]['label']})" in table.stdout
+        f"{p['vms'][a['guest']]['label']} ({a['guest'][:8]})" in " ".join(table.stdout.split())
         for a in plan["assignments"]
     )
+    assert all(len(line) <= 100 for line in table.stdout.splitlines())
 
     res = fab("start-all", *ENV, "--yes")
     no_traceback(res)

@@ -56,9 +56,14 @@ def facts_text(snap: Snapshot) -> str:
 
 def _facts_text(snap: Snapshot) -> str:
     notes = active()
+    said = labels(snap.guests, snap.hosts)  # xe's uuids, said by label (their heads beside)
+
+    def say(name: str) -> str:
+        return spoken(name, said.get(name))
+
     hosts = [
         [
-            h.name,
+            say(h.name),
             _up(h),
             h.toolstack or "-",
             h.xen_version or "-",
@@ -93,12 +98,12 @@ def _facts_text(snap: Snapshot) -> str:
     twice = {d.guest for d in snap.duplicates}
     guests = [
         [
-            g.name,
+            say(g.name),
             g.state,
-            g.owner or (f"({g.last_owner})" if g.last_owner else "-"),
+            say(g.owner) if g.owner else (f"({say(g.last_owner)})" if g.last_owner else "-"),
             g.memory_mib or "-",
             g.vcpus,
-            ",".join(g.running_on) or "-",
+            ",".join(map(say, g.running_on)) or "-",
             guest_note(g, g.name in twice),
         ]
         for g in snap.guests
@@ -172,27 +177,41 @@ def tools_failed(host: Any) -> str | None:
     return f"answers, `{m.group(1)}` failed" if m else "answers, its tools failed"
 
 
+# A cell of several words longer than this takes two lines or more in a table that must narrow.
+CELL_WRAP = 24
+
+
+def _two_lines(cell: Any) -> Any:
+    """A text of several words over lines of CELL_WRAP; any other cell as it is."""
+    if not isinstance(cell, str) or " " not in cell or len(cell) <= CELL_WRAP:
+        return cell
+    return "\n".join(textwrap.wrap(cell, CELL_WRAP, break_long_words=False, break_on_hyphens=False))
+
+
 def fitted_table(rows: list[list[Any]], headers: list[str], col: int, notes: Notes) -> str:
     """A table whose column ``col`` (the long texts) is cut to fit ``width()``, with footnotes.
 
     When even the other columns leave no room (long guest names in a narrower view), headers
-    of several words take two lines: the names themselves are never cut.
+    of several words take two lines, and so do long texts of several words (xe's name-labels):
+    a name without spaces is never cut.
     """
 
     def without(cells: list[Any]) -> list[Any]:
         return [c for i, c in enumerate(cells) if i != col]
 
-    others = [without(r) for r in rows]
     shape: dict[str, Any] = {"tablefmt": TABLE_FORMAT}
     for attempt in (1, 2):
         wrapped = shape.get("maxheadercolwidths")
         extra = {"maxheadercolwidths": without(wrapped)} if wrapped else {}
-        rest = tabulate(others, headers=without(headers), tablefmt=TABLE_FORMAT, **extra)
+        rest = tabulate(
+            [without(r) for r in rows], headers=without(headers), tablefmt=TABLE_FORMAT, **extra
+        )
         used = max((len(ln) for ln in rest.split("\n")), default=0)
         if attempt == 2 or used + 2 + len(headers[col]) <= width():
             break
         # The longest word of each header: "owner (last)" over two lines, as narrow as "owner".
         shape["maxheadercolwidths"] = [max(map(len, h.split())) for h in headers]
+        rows = [[c if i == col else _two_lines(c) for i, c in enumerate(r)] for r in rows]
     room = max(len(headers[col]), width() - used - 2)
     fitted = [
         [notes.fit(str(c), room) if i == col and c else c for i, c in enumerate(r)] for r in rows
@@ -200,7 +219,7 @@ def fitted_table(rows: list[list[Any]], headers: list[str], col: int, notes: Not
     return tabulate(fitted, headers=headers, **shape)
 
 
-# Wide enough for a few names a line, narrow enough that the table fits WIDTH with the RAM
+# Wide enough for a few names a line, narrow enough that the table fits width() with the RAM
 # column; a host given 50 guests would otherwise be one line of 600 characters.
 GUEST_COLUMN = 48
 
@@ -213,9 +232,9 @@ def _wrap(text: str) -> str:
 
 
 def _named(name: str, known: Any) -> str:
-    """``name`` with its label for people (an xe uuid's name-label), when it has one."""
-    label = getattr(known, "label", None)
-    return f"{name} ({label})" if label and label != name else name
+    """``name`` as people say it (values.spoken): an xe uuid's name-label, the uuid's head
+    beside it; the whole uuid is in the JSON and in the commands (--verbose)."""
+    return spoken(name, getattr(known, "label", None))
 
 
 def layout_text(
