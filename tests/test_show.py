@@ -79,10 +79,10 @@ def test_labels_of_several_words_take_two_lines_when_a_table_must_narrow():
 
     label = "reporting warehouse etl primary01 (79bb7e16)"
     rows = [[label, "running", "xen01 (6c586172)", 1024, 2, "xen01 (6c586172)", "note " * 20]]
-    rows.append(["reporting-warehouse-etl-replica01", "halted", "-", 1, 1, "-", ""])
+    rows.append(["web-frontend-primary01", "halted", "-", 1, 1, "-", ""])
     headers = ["guest", "state", "owner (last)", "MiB", "vcpus", "running on", "note"]
     with narrower(0):
         text = fitted_table(rows, headers, 6, Notes())
     assert max(len(line) for line in text.splitlines()) <= 100, text
     assert "reporting warehouse etl" in text and "primary01 (79bb7e16)" in text
-    assert "reporting-warehouse-etl-replica01" in text
+    assert "web-frontend-primary01" in text

@@ -207,7 +207,8 @@ def fitted_table(rows: list[list[Any]], headers: list[str], col: int, notes: Not
             [without(r) for r in rows], headers=without(headers), tablefmt=TABLE_FORMAT, **extra
         )
         used = max((len(ln) for ln in rest.split("\n")), default=0)
-        if attempt == 2 or used + 2 + len(headers[col]) <= width():
+        # The fitted column takes at least its header and tabulate's 2 columns of padding.
+        if attempt == 2 or used + 2 + len(headers[col]) + 2 <= width():
             break
         # The longest word of each header: "owner (last)" over two lines, as narrow as "owner".
         shape["maxheadercolwidths"] = [max(map(len, h.split())) for h in headers]
