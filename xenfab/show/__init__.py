@@ -701,7 +701,12 @@ def _capacity_text(report: CapacityReport) -> str:
         down = ", ".join(f"{d.guest} (tier {d.tier})" for d in h.stay_down) or "-"
         rows.append([h.host, h.status, h.guests, h.ram_mib, h.planned, survives, down])
     parts = [
-        f"N+k for {report.environment}: {report.mode} cluster, {counted}; policy {report.strategy}",
+        *wrap(
+            f"N+k for {report.environment}: {report.mode} cluster, {counted}; "
+            f"policy {report.strategy}",
+            "",
+            "  ",
+        ),
         report.statement,
         "",
         fitted_table(
@@ -726,7 +731,7 @@ def _capacity_text(report: CapacityReport) -> str:
             if failed
             else "now, with no host failing"
         )
-        parts += ["", f"First to stay down ({when}):"]
+        parts += ["", *wrap(f"First to stay down ({when}):", "", "  ")]
         for d in report.first_to_stay_down:
             head = f"  {d.guest} (tier {d.tier}, {d.memory_mib} MiB): "
             parts.append(head + notes.fit(d.reason, width() - len(head)))

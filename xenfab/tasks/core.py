@@ -132,7 +132,8 @@ def each_environment(c, spec: str, config: str | None, fmt: str, one) -> None:
     docs: dict[str, Any] = {}
     codes: dict[str, int] = {}
     for name in multi.environments(c, config, spec):
-        out, codes[name], said = _captured(one, name)
+        with combined.for_prefix(name):  # its lines leave room for the [env] prefix
+            out, codes[name], said = _captured(one, name)
         if fmt == "json":
             try:
                 doc = json.loads(out) if out.strip() else None
