@@ -549,6 +549,18 @@ def _polish(
     def can(g: PGuest, h: int) -> bool:
         return h in allowed and g.ok(h) and st.fits(g, h)
 
+    def better(moves: list[tuple[PGuest, int, int]], score: Callable[[], tuple], now: tuple):
+        """Make ``moves`` (guest, from, to); kept and the new score when it beats ``now``, else
+        undone (in reverse) and None."""
+        for g, frm, to in moves:
+            shift(g, frm, to)
+        new = score()
+        if new < now:
+            return new
+        for g, frm, to in reversed(moves):
+            shift(g, to, frm)
+        return None
+
     tries = 0
     current = key()
     improved = True
@@ -573,16 +585,11 @@ def _polish(
                         if h2 == h or tries >= limit:
                             continue
                         tries += 1
-                        st.remove(g)
-                        ok = can(g, h2)
-                        st.place(g, h)
-                        if ok:
-                            shift(g, h, h2)
-                            new = key()
-                            if new < current:
+                        if _move_fits(st, can, g, h, h2):
+                            new = better([(g, h, h2)], key, current)
+                            if new is not None:
                                 current, improved = new, True
                                 break
-                            shift(g, h2, h)
                         # A swap with a shorter guest of the tier there.
                         for j in sorted(
                             on[t].get(h2, ()), key=lambda j: (sec[j], m.guests[j].name)
@@ -593,14 +600,10 @@ def _polish(
                             g2 = m.guests[j]
                             if not _swap_fits(st, can, g, h, g2, h2):
                                 continue
-                            shift(g, h, h2)
-                            shift(g2, h2, h)
-                            new = key()
-                            if new < current:
+                            new = better([(g, h, h2), (g2, h2, h)], key, current)
+                            if new is not None:
                                 current, improved = new, True
                                 break
-                            shift(g2, h, h2)
-                            shift(g, h2, h)
                         if improved:
                             break
                     if improved:
@@ -623,16 +626,11 @@ def _polish(
         if lo is None or h == lo or lo not in allowed or tries >= limit:
             continue
         tries += 1
-        st.remove(g)
-        ok = can(g, lo)
-        st.place(g, h)
-        if ok:
-            shift(g, h, lo)
-            new = key2()
-            if new < current:
+        if _move_fits(st, can, g, h, lo):
+            new = better([(g, h, lo)], key2, current)
+            if new is not None:
                 current = new
                 continue
-            shift(g, lo, h)
         mates = sorted(
             (j for j in on[g.tier].get(lo, ()) if j in free_ids),
             key=lambda j: (abs(sec[j] - sec[g.idx]), m.guests[j].name),
@@ -644,15 +642,19 @@ def _polish(
             tries += 1
             if not _swap_fits(st, can, g, h, g2, lo):
                 continue
-            shift(g, h, lo)
-            shift(g2, lo, h)
-            new = key2()
-            if new < current:
+            new = better([(g, h, lo), (g2, lo, h)], key2, current)
+            if new is not None:
                 current = new
                 break
-            shift(g2, h, lo)
-            shift(g, lo, h)
     return st
+
+
+def _move_fits(st: State, can: Callable[[PGuest, int], bool], g: PGuest, h: int, h2: int) -> bool:
+    """Whether ``g`` (on ``h``) may move to ``h2``; ``st`` is left as it was."""
+    st.remove(g)
+    ok = can(g, h2)
+    st.place(g, h)
+    return ok
 
 
 def _swap_fits(
