@@ -125,25 +125,27 @@ def _gather_only(root: str, args: argparse.Namespace, up_s: float, load0: float)
         with Phase("gather", root, args.clusters) as p:
             runs = multi.facts(c, config, spec, None)
         errors = [r.env for r in runs if r.error]
-        rows.append(
-            [
-                str(i + 1),
-                fmt_s(p.wall),
-                fmt_s(p.ours),
-                f"{1000 * p.ours / args.hosts:.1f}",
-                fmt_s(p.lab),
-                fmt_s(p.others),
-                fmt_s(p.floor),
-                fmt_ratio(p.wall / p.floor if p.floor else None),
-                ", ".join(errors) or "-",
-            ]
-        )
+        rows.append([str(i + 1), *_cells(p, args.hosts), ", ".join(errors) or "-"])
     print(f"lab: {args.clusters} cluster(s), {args.hosts} hosts, up in {up_s:.1f}s; "
           f"{os.cpu_count()} cores; load average before: {load0:.2f}")  # fmt: skip
     heads = ["run", "wall s", "xenfab CPU s", "ms/host", "lab CPU s", "others CPU s", "floor s"]
     print(table(rows, [*heads, "wall/floor", "errors"]))
     print(f"load average after: {load_average():.2f}")
     return 0
+
+
+def _cells(p: Phase, hosts: int) -> list[str]:
+    """A phase's figures as a table row: wall, CPU (xenfab's, per host, the lab's, others'),
+    the floor and wall / floor."""
+    return [
+        fmt_s(p.wall),
+        fmt_s(p.ours),
+        f"{1000 * p.ours / hosts:.1f}",
+        fmt_s(p.lab),
+        fmt_s(p.others),
+        fmt_s(p.floor),
+        fmt_ratio(p.wall / p.floor if p.floor else None),
+    ]
 
 
 def _measure(root: str, args: argparse.Namespace, up_s: float, load0: float) -> int:
@@ -180,18 +182,7 @@ def _measure(root: str, args: argparse.Namespace, up_s: float, load0: float) -> 
     planned = sum(len(lay.assignments) for lay in layouts)
     rows = []
     for p in phases:
-        rows.append(
-            [
-                p.name,
-                fmt_s(p.wall),
-                fmt_s(p.ours),
-                f"{1000 * p.ours / args.hosts:.1f}",
-                fmt_s(p.lab),
-                fmt_s(p.others),
-                fmt_s(p.floor),
-                fmt_ratio(p.wall / p.floor if p.floor else None),
-            ]
-        )
+        rows.append([p.name, *_cells(p, args.hosts)])
     headers = [
         "phase",
         "wall s",
