@@ -6,7 +6,7 @@ inventory (xe) and the snapshot that holds them share one definition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -137,6 +137,15 @@ def spoken(name: str, label: str | None) -> str:
     Labels need not be unique (two VMs may both be "web server"): the uuid's head says which.
     """
     return f"{label} ({name[:8]})" if label and label != name else name
+
+
+def speaker(known: Mapping[str, str]) -> Callable[[str | None], str]:
+    """``spoken`` over one map of labels (``labels``): a name as people say it, ``-`` for none."""
+
+    def say(name: str | None) -> str:
+        return spoken(name, known.get(name)) if name else "-"
+
+    return say
 
 
 def labels(*groups: Iterable[Host] | Iterable[Guest]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from ..duplicates import line as duplicate_line
 from ..snapshot import LockSeen, Snapshot
 from ..start.outcome import Outcome
 from ..textsafe import format_duration, printable
-from ..values import labels, spoken
+from ..values import labels, speaker, spoken
 from .notes import Notes, active, width, wrap
 
 if TYPE_CHECKING:  # only type hints: `fab facts` need not load the planner or the engine
@@ -56,11 +56,7 @@ def facts_text(snap: Snapshot) -> str:
 
 def _facts_text(snap: Snapshot) -> str:
     notes = active()
-    said = labels(snap.guests, snap.hosts)  # xe's uuids, said by label (their heads beside)
-
-    def say(name: str) -> str:
-        return spoken(name, said.get(name))
-
+    say = speaker(labels(snap.guests, snap.hosts))  # xe's uuids by label, their heads beside
     hosts = [
         [
             say(h.name),
@@ -519,11 +515,7 @@ def results_text(report: StartReport, snap: Snapshot | None = None) -> str:
     go to footnotes. The summary line ends it. ``snap``: names its guests and hosts by label.
     """
     notes = active()
-    known = labels(snap.guests, snap.hosts) if snap is not None else {}
-
-    def say(name: str | None) -> str:
-        return spoken(name, known.get(name)) if name else "-"
-
+    say = speaker(labels(snap.guests, snap.hosts) if snap is not None else {})
     plain = [
         r
         for r in report.results

@@ -29,7 +29,7 @@ from ..cluster import backend as get_backend
 from ..config import Environment, StartPolicy, XenfabConfig
 from ..remote import CHANNELS_PER_TRANSPORT, SessionPool, fabric_config
 from ..snapshot import Snapshot
-from ..values import labels, spoken
+from ..values import labels, speaker
 from .audit import AuditLog, local_user
 from .confirmation import ConfirmationUnit
 from .dispatch import DispatchUnit, _StartDone
@@ -88,6 +88,7 @@ class Engine(
         self.env = env
         self.snapshot = snapshot
         self._labels = labels(snapshot.guests, snapshot.hosts)  # name -> label (xe)
+        self._speaker = speaker(self._labels)
         self.layout = layout
         self.policy = policy
         # The start caps are the environment's start policy (config `start:`), not the planner's.
@@ -247,9 +248,7 @@ class Engine(
 
     def _said(self, name: str | None) -> str:
         """A guest or host as people say it: an identifier (xe's uuid) after its label."""
-        if name is None:
-            return "-"
-        return spoken(name, self._labels.get(name))
+        return self._speaker(name)
 
     def _event(self, text: str) -> None:
         self.progress.event(text, self._status() if self.sched is not None else None)
